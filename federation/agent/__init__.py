@@ -1,0 +1,1 @@
+"""Node agent and task drivers."""

@@ -1,0 +1,1 @@
+"""HTTP API: FastAPI app, auth, validation, tracing and metrics."""

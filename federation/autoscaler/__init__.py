@@ -1,0 +1,1 @@
+"""Autoscaling: capacity planning (pure) and its executor."""

@@ -1,0 +1,1 @@
+"""Provider plugins: where nodes come from (local, on-prem, AWS, GCP)."""

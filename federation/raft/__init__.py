@@ -1,0 +1,1 @@
+"""Raft wiring on pysyncobj: journal, snapshots, group commit, leadership."""

@@ -1,0 +1,1 @@
+"""Scheduling: feasibility, ranking and placement plans (pure decision code)."""

@@ -1,0 +1,1 @@
+"""Pure replicated state machine: commands in, deterministic results out."""
