@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
+from federation.cli import allocs as alloc_cmds
+from federation.cli import jobs as job_cmds
+from federation.cli import nodes as node_cmds
 from federation.cli import server as server_cmds
+from federation.cli import status as status_cmds
+from federation.cli.common import Output, Settings
+from federation.client import DEFAULT_ADDRESS
 
 app = typer.Typer(
     name="federation",
@@ -14,7 +22,50 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
+@app.callback()
+def global_options(
+    ctx: typer.Context,
+    address: Annotated[
+        str,
+        typer.Option(
+            "--address",
+            envvar="FEDERATION_ADDR",
+            help="Server URL(s), comma-separated; any server of the cluster will do.",
+        ),
+    ] = DEFAULT_ADDRESS,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="FEDERATION_TOKEN",
+            help="API token (sent as a Bearer token).",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        Output,
+        typer.Option("--output", "-o", case_sensitive=False, help="Output format."),
+    ] = Output.table,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            envvar="FEDERATION_TIMEOUT",
+            min=0.1,
+            help="Give up on a request after this many seconds, retries included.",
+        ),
+    ] = 30.0,
+) -> None:
+    """One control plane for on-prem racks and cloud instances."""
+    ctx.obj = Settings(address=address, token=token, output=output, timeout=timeout)
+
+
 server_cmds.register(app)
+status_cmds.register(app)
+job_cmds.register(app)
+node_cmds.register(app)
+alloc_cmds.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,205 @@
+"""`federation job ...`: run, inspect, list and stop workloads."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from federation.cli.allocs import ALLOC_COLUMNS, alloc_rows
+from federation.cli.common import (
+    ConsistentOption,
+    Output,
+    OutputOption,
+    counts,
+    fail,
+    output_format,
+    print_fields,
+    print_json,
+    print_line,
+    print_table,
+    session,
+    timestamp,
+)
+
+job_app = typer.Typer(help="Jobs: run, inspect and stop workloads.", no_args_is_help=True)
+
+
+def load_spec(path: str) -> dict[str, Any]:
+    """The job spec in a YAML or JSON file (``-`` reads stdin); exits with one line if bad."""
+    name = "<stdin>" if path == "-" else path
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot read {name}: {exc.strerror or exc}")
+    except UnicodeDecodeError:
+        fail(f"cannot read {name}: not a UTF-8 text file")
+    if path.endswith(".json"):
+        try:
+            documents = [json.loads(text)]
+        except json.JSONDecodeError as exc:
+            fail(f"{name}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}")
+    else:
+        try:
+            documents = [d for d in yaml.safe_load_all(text) if d is not None]
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc)
+            fail(f"{name}: not valid YAML: {problem}{where}")
+    if not documents:
+        fail(f"{name}: empty file, expected a job spec")
+    if len(documents) > 1:
+        fail(f"{name}: holds {len(documents)} documents; give one job spec per file")
+    spec = documents[0]
+    if not isinstance(spec, dict):
+        fail(f"{name}: a job spec is a mapping (id, type, groups, ...), not a {_kind(spec)}")
+    if "apiVersion" in spec or "kind" in spec:
+        kind = spec.get("kind", "unknown kind")
+        fail(
+            f"{name} is a Kubernetes manifest ({kind}); `job run` does not run Kubernetes "
+            "workloads yet: give a federation job spec (id, type, groups)"
+        )
+    # YAML may produce dates and other non-JSON values; send them as the text they were.
+    return json.loads(json.dumps(spec, default=str))
+
+
+def _kind(value: Any) -> str:
+    return {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}.get(
+        type(value), type(value).__name__
+    )
+
+
+@job_app.command("run")
+def run(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Argument(help="Job spec, YAML or JSON (- for stdin).")],
+    output: OutputOption = None,
+) -> None:
+    """Submit a job (create it, or update it to a new version)."""
+    spec = load_spec(file)
+    with session(ctx) as client:
+        result = client.submit_job(spec)
+    if output_format(ctx, output) is Output.json:
+        print_json(result)
+        return
+    job_id = result.get("id", spec.get("id"))
+    print_line(
+        f'Job "{job_id}" submitted: version {result.get("version", "-")}, '
+        f"index {result.get('index', '-')}. See it with: federation job status {job_id}"
+    )
+
+
+@job_app.command("status")
+def status(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(metavar="ID", help="Job id.")],
+    output: OutputOption = None,
+    consistent: ConsistentOption = False,
+) -> None:
+    """Show a job: its status, task groups and allocations."""
+    fmt = output_format(ctx, output)
+    with session(ctx) as client:
+        job = client.get_job(job_id, consistent=consistent)
+        allocations = (
+            client.list_allocations(job=job_id, consistent=consistent)
+            if fmt is Output.table
+            else []
+        )
+    if fmt is Output.json:
+        print_json(job)
+        return
+    print_fields(
+        [
+            ("ID", job.get("id")),
+            ("Type", job.get("type")),
+            ("Priority", job.get("priority")),
+            ("Queue", job.get("queue")),
+            ("Status", job.get("status")),
+            ("Stopped", job.get("stopped")),
+            ("Version", job.get("version")),
+            ("Submitted", timestamp(job.get("submit_time"))),
+            ("Allocations", counts(job.get("allocations"))),
+        ]
+        + ([("Schedule", job["schedule"])] if job.get("schedule") else [])
+        + ([("Depends on", job["depends_on"])] if job.get("depends_on") else [])
+    )
+    groups = job.get("groups") or []
+    if groups:
+        print_table(
+            "Task groups",
+            ("NAME", "COUNT", "CPU", "MEMORY", "GPU", "DRIVER"),
+            [
+                (
+                    g.get("name"),
+                    g.get("count"),
+                    _res(g, "cpu", "m"),
+                    _res(g, "memory", " MiB"),
+                    _res(g, "gpu", ""),
+                    (g.get("task") or {}).get("driver"),
+                )
+                for g in groups
+            ],
+        )
+    if allocations:
+        print_table("Allocations", ALLOC_COLUMNS, alloc_rows(allocations))
+
+
+def _res(group: dict[str, Any], key: str, unit: str) -> str:
+    value = (group.get("resources") or {}).get(key)
+    return "-" if value is None else f"{value}{unit}"
+
+
+@job_app.command("stop")
+def stop(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(metavar="ID", help="Job id.")],
+    output: OutputOption = None,
+) -> None:
+    """Stop a job: its allocations are stopped and nothing new is placed."""
+    with session(ctx) as client:
+        result = client.stop_job(job_id)
+    if output_format(ctx, output) is Output.json:
+        print_json(result)
+        return
+    print_line(
+        f'Job "{result.get("id", job_id)}" stopped: version {result.get("version", "-")}, '
+        f"index {result.get('index', '-')}."
+    )
+
+
+@job_app.command("list")
+def list_jobs(
+    ctx: typer.Context, output: OutputOption = None, consistent: ConsistentOption = False
+) -> None:
+    """List jobs with their status and allocation counts."""
+    with session(ctx) as client:
+        jobs = client.list_jobs(consistent=consistent)
+    if output_format(ctx, output) is Output.json:
+        print_json(jobs)
+        return
+    if not jobs:
+        print_line("No jobs.")
+        return
+    rows = [
+        (
+            j.get("id"),
+            j.get("type"),
+            j.get("priority"),
+            j.get("queue"),
+            j.get("status"),
+            j.get("version"),
+            counts(j.get("allocations")),
+        )
+        for j in jobs
+    ]
+    print_table(None, ("ID", "TYPE", "PRIORITY", "QUEUE", "STATUS", "VERSION", "ALLOCATIONS"), rows)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `job` group to the top-level app."""
+    app.add_typer(job_app, name="job")
