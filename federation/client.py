@@ -422,6 +422,9 @@ class Client:
         except ValueError:
             body = response.text
         error = error_from_body(response.status_code, body)
+        if type(error) is FederationError:
+            # An unstructured answer (a proxy's page, a crash): keep the status it came with.
+            error.http_status = response.status_code
         if response.status_code != 503:
             raise error
         hint = error.details.get("leader")
