@@ -2,9 +2,116 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import secrets
+import signal
+import sys
+from pathlib import Path
+
 import typer
+
+from federation.errors import FederationError, ValidationError
+from federation.server import Master, ServerConfig
+from federation.server.config import read_secret_file
+from federation.tracing import configure_tracing
+
+DEV_ADDRESS = "127.0.0.1:4780"
+DEV_RAFT = "127.0.0.1:4790"
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"Error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _run(config: ServerConfig) -> None:
+    try:
+        configure_tracing(f"federation-server-{config.id}")
+        master = Master(config)
+        master.start()
+    except (FederationError, ValueError) as exc:
+        field = getattr(exc, "field", None)
+        _fail(f"{field}: {exc}" if field and not str(exc).startswith(field) else str(exc))
+        return
+    signal.signal(signal.SIGTERM, lambda *_: master.stop())
+    try:
+        master.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        master.stop()
 
 
 def register(app: typer.Typer) -> None:
     """Add the server commands to the top-level app."""
-    return None
+
+    @app.command()
+    def server(
+        id: str = typer.Option(..., "--id", help="this server's unique id"),
+        data_dir: Path = typer.Option(..., "--data-dir", help="Raft journal and snapshots"),
+        http: str = typer.Option("127.0.0.1:4780", "--http", help="API address HOST:PORT"),
+        raft: str = typer.Option("127.0.0.1:4790", "--raft", help="Raft address HOST:PORT"),
+        peers: str = typer.Option("", "--peers", help="other servers' Raft addresses, comma-separated"),
+        secret_file: Path | None = typer.Option(
+            None, "--secret-file", help="file holding the Raft secret (or FEDERATION_RAFT_SECRET)"),
+        token_file: Path | None = typer.Option(
+            None, "--token-file", help="file holding the API token; then every call needs it"),
+        insecure: bool = typer.Option(
+            False, "--insecure", help="allow a non-loopback API without a token"),
+        heartbeat_ttl: float = typer.Option(
+            10.0, "--heartbeat-ttl", help="seconds of silence before a node is down"),
+        log_level: str = typer.Option("info", "--log-level"),
+    ) -> None:
+        """Run one master of a cluster (3 or 5 of them, one --peers list each)."""
+        _setup_logging(log_level)
+        try:
+            if secret_file is not None:
+                secret = read_secret_file(str(secret_file), "Raft secret")
+            elif os.environ.get("FEDERATION_RAFT_SECRET"):
+                secret = os.environ["FEDERATION_RAFT_SECRET"].strip()
+            else:
+                raise ValidationError(
+                    "a Raft secret is required: pass --secret-file FILE or set "
+                    "FEDERATION_RAFT_SECRET (Raft traffic is unpickled: an open Raft port "
+                    "would let anyone run code on this server)")
+            token = read_secret_file(str(token_file), "API token") if token_file else None
+        except FederationError as exc:
+            _fail(str(exc))
+            return
+        config = ServerConfig(
+            id=id, data_dir=str(data_dir), http=http, raft=raft, secret=secret,
+            peers=[p.strip() for p in peers.split(",") if p.strip()], token=token,
+            insecure=insecure, heartbeat_ttl=heartbeat_ttl,
+        )
+        _run(config)
+
+    @app.command()
+    def dev(
+        data_dir: Path = typer.Option(
+            Path(".dev-data"), "--data-dir", help="where the dev cluster keeps its state"),
+        http: str = typer.Option(DEV_ADDRESS, "--http"),
+        raft: str = typer.Option(DEV_RAFT, "--raft"),
+        log_level: str = typer.Option("info", "--log-level"),
+    ) -> None:
+        """A one-server dev cluster on this machine (state kept in --data-dir)."""
+        _setup_logging(log_level)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        secret_path = data_dir / "raft.secret"
+        if not secret_path.exists():
+            secret_path.write_text(secrets.token_urlsafe(32))
+            secret_path.chmod(0o600)
+        config = ServerConfig(
+            id="dev", data_dir=str(data_dir / "server"), http=http, raft=raft,
+            secret=secret_path.read_text().strip(),
+        )
+        typer.echo(f"federation dev cluster: API http://{http}  (Ctrl-C to stop)", err=True)
+        _run(config)

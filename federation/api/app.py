@@ -1,0 +1,32 @@
+"""Builds the FastAPI application of one master."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+import federation
+from federation.api import routes_cluster, routes_jobs, routes_nodes
+from federation.api.errors import install_error_handlers
+from federation.api.metrics import RequestTimer
+
+
+def create_app(master: Any) -> FastAPI:
+    app = FastAPI(
+        title="federation",
+        version=federation.__version__,
+        description="One control plane for on-prem racks and cloud instances.",
+    )
+    app.state.master = master
+    install_error_handlers(app)
+    app.include_router(routes_cluster.public)
+    app.include_router(routes_cluster.router)
+    app.include_router(routes_nodes.router)
+    app.include_router(routes_jobs.router)
+    FastAPIInstrumentor.instrument_app(
+        app, tracer_provider=master.tracer_provider, excluded_urls="v1/health,metrics"
+    )
+    app.add_middleware(RequestTimer, metrics=master.metrics)
+    return app

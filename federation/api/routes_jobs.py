@@ -1,0 +1,78 @@
+"""Jobs and their allocations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from federation.api.auth import require_token
+from federation.api.deps import before_read, command_id, document, master
+from federation.api.views import job_view
+from federation.errors import NotFound
+from federation.specs.job import JobSpec, validate_job
+
+router = APIRouter(dependencies=[Depends(require_token)])
+
+
+@router.post("/v1/jobs", status_code=201, tags=["jobs"],
+             openapi_extra={"requestBody": {"content": {
+                 "application/json": {"schema": JobSpec.model_json_schema()},
+                 "application/yaml": {"schema": JobSpec.model_json_schema()}},
+                 "required": True}})
+async def submit(request: Request) -> dict[str, Any]:
+    """Create or update a job. A spec identical to the current one creates no new version."""
+    spec = validate_job(await document(request))
+    value = await master(request).commit(
+        {"type": "job.register", "id": command_id(request, "job"), "spec": spec})
+    return {"id": value["id"], "version": value["version"],
+            "index": master(request).machine.index}
+
+
+@router.get("/v1/jobs", tags=["jobs"])
+async def list_jobs(request: Request, response: Response,
+                    consistent: bool = False) -> list[dict[str, Any]]:
+    await before_read(request, consistent)
+    machine = master(request).machine
+    response.headers["X-Federation-Index"] = str(machine.index)
+    jobs = sorted(list(machine.jobs.values()), key=lambda j: j["id"])
+    return [job_view(machine, job) for job in jobs]
+
+
+@router.get("/v1/jobs/{job_id}", tags=["jobs"])
+async def get_job(request: Request, job_id: str, consistent: bool = False) -> dict[str, Any]:
+    await before_read(request, consistent)
+    machine = master(request).machine
+    job = machine.jobs.get(job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id!r}", field="id")
+    return job_view(machine, job)
+
+
+@router.delete("/v1/jobs/{job_id}", tags=["jobs"])
+async def stop_job(request: Request, job_id: str) -> dict[str, Any]:
+    """Stop a job: it is kept (status dead) and its allocations are told to stop."""
+    value = await master(request).commit(
+        {"type": "job.deregister", "id": command_id(request, "stop"), "job_id": job_id})
+    return {"id": value["id"], "version": value["version"],
+            "index": master(request).machine.index}
+
+
+@router.get("/v1/allocations", tags=["allocations"])
+async def list_allocations(
+    request: Request, response: Response,
+    job: str | None = Query(default=None, description="only this job's allocations"),
+    node: str | None = Query(default=None, description="only allocations on this node"),
+    consistent: bool = False,
+) -> list[dict[str, Any]]:
+    await before_read(request, consistent)
+    machine = master(request).machine
+    response.headers["X-Federation-Index"] = str(machine.index)
+    if job is not None:
+        ids = list(machine.alloc_ids_by_job.get(job, ()))
+        allocs = [machine.allocations[i] for i in ids if i in machine.allocations]
+    else:
+        allocs = list(machine.allocations.values())
+    if node is not None:
+        allocs = [a for a in allocs if a["node_id"] == node]
+    return sorted(allocs, key=lambda a: (a["job_id"], a["group"], a.get("index", 0), a["id"]))

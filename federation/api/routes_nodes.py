@@ -1,0 +1,75 @@
+"""The agent protocol and the pool of nodes."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from federation.api.auth import check_node_token, require_token, token_hash
+from federation.api.deps import before_read, command_id, document, master
+from federation.api.schemas import NodeRegistration, validate_model
+from federation.api.views import allocated_by_node, node_view
+from federation.errors import NotFound
+
+router = APIRouter(dependencies=[Depends(require_token)], tags=["nodes"])
+
+
+def _node_or_404(request: Request, node_id: str) -> dict[str, Any]:
+    node = master(request).machine.nodes.get(node_id)
+    if node is None:
+        raise NotFound(f"no node {node_id!r}", field="id")
+    return node
+
+
+@router.post("/v1/nodes", status_code=201,
+             openapi_extra={"requestBody": {"content": {"application/json": {
+                 "schema": NodeRegistration.model_json_schema()}}, "required": True}})
+async def register(request: Request) -> dict[str, Any]:
+    """Register a node (an agent re-registering under the same name keeps its id)."""
+    body = validate_model(NodeRegistration, await document(request))
+    m = master(request)
+    cid = command_id(request, "node-register")
+    token = m.node_token(cid)
+    proposed_id = hashlib.sha256(cid.encode()).hexdigest()[:32]
+    node = {**body, "id": proposed_id, "token_hash": token_hash(token)}
+    value = await m.commit({"type": "node.register", "id": cid, "node": node})
+    return {"id": value["id"], "token": token}
+
+
+@router.post("/v1/nodes/{node_id}/heartbeat")
+async def heartbeat(request: Request, node_id: str) -> dict[str, Any]:
+    node = _node_or_404(request, node_id)
+    check_node_token(request, node["token_hash"])
+    m = master(request)
+    await m.commit({"type": "node.heartbeat", "id": command_id(request, "heartbeat"),
+                    "node_id": node_id})
+    return node_view(m.machine.nodes[node_id], allocated_by_node(m.machine).get(node_id))
+
+
+@router.get("/v1/nodes")
+async def list_nodes(request: Request, response: Response,
+                     consistent: bool = False) -> list[dict[str, Any]]:
+    await before_read(request, consistent)
+    machine = master(request).machine
+    response.headers["X-Federation-Index"] = str(machine.index)
+    usage = allocated_by_node(machine)
+    nodes = sorted(list(machine.nodes.values()), key=lambda n: n["name"])
+    return [node_view(n, usage.get(n["id"])) for n in nodes]
+
+
+@router.get("/v1/nodes/{node_id}")
+async def get_node(request: Request, node_id: str, consistent: bool = False) -> dict[str, Any]:
+    await before_read(request, consistent)
+    node = _node_or_404(request, node_id)
+    return node_view(node, allocated_by_node(master(request).machine).get(node_id))
+
+
+@router.post("/v1/nodes/{node_id}/drain")
+async def drain(request: Request, node_id: str) -> dict[str, Any]:
+    _node_or_404(request, node_id)
+    m = master(request)
+    await m.commit({"type": "node.drain", "id": command_id(request, "drain"),
+                    "node_id": node_id, "draining": True})
+    return node_view(m.machine.nodes[node_id], allocated_by_node(m.machine).get(node_id))

@@ -1,0 +1,41 @@
+"""How records of the state machine are shown to API users."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from federation.state.machine import StateMachine
+
+ACTIVE_CLIENT_STATUSES = ("pending", "running")
+_HIDDEN_NODE_FIELDS = ("token_hash",)
+
+
+def allocated_by_node(machine: StateMachine) -> dict[str, dict[str, float]]:
+    usage: dict[str, dict[str, float]] = {}
+    for alloc in list(machine.allocations.values()):
+        if alloc["desired_status"] != "run" or alloc["client_status"] not in ACTIVE_CLIENT_STATUSES:
+            continue
+        used = usage.setdefault(alloc["node_id"], {"cpu_milli": 0, "memory_mib": 0, "gpu": 0})
+        resources = alloc.get("resources") or {}
+        for key in used:
+            used[key] += resources.get(key, 0)
+    return usage
+
+
+def node_view(node: dict[str, Any], allocated: dict[str, float] | None) -> dict[str, Any]:
+    view = {k: v for k, v in node.items() if k not in _HIDDEN_NODE_FIELDS}
+    view["allocated"] = allocated or {"cpu_milli": 0, "memory_mib": 0, "gpu": 0}
+    return view
+
+
+def job_view(machine: StateMachine, job: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **job["spec"],
+        "version": job["version"],
+        "status": machine.job_status(job),
+        "stopped": job["stopped"],
+        "allocations": machine.allocation_counts(job["id"]),
+        "submit_time": job["submit_time"],
+        "create_index": job["create_index"],
+        "modify_index": job["modify_index"],
+    }

@@ -1,0 +1,288 @@
+"""The Raft node: pysyncobj wiring, group commit, read barrier and leadership events.
+
+Commands submitted from any thread are queued; one committer thread coalesces whatever is
+waiting into a single replicated entry (``apply_batch``), so many concurrent writers share one
+round of replication, and each caller gets its own result. Every wait is bounded. Failures
+around leader changes become ``CommitTimeout`` (outcome unknown: retrying with the same command
+id is safe, the state machine applies an id once) or ``NoLeader``.
+
+The replicated object holds only the state machine: pysyncobj pickles it for snapshots (in a
+forked child), so sockets, locks and threads live on ``RaftNode``, never on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
+from pysyncobj.config import FAIL_REASON
+
+from federation.errors import CommitTimeout, FederationError, NoLeader, ValidationError
+from federation.raft.transport import AuditedTransport
+from federation.state.machine import StateMachine
+
+log = logging.getLogger("federation.raft")
+
+MIN_SECRET_LENGTH = 16
+
+
+@dataclass(frozen=True)
+class RaftSettings:
+    """Timings tuned for failover in about a second (see docs/architecture.md)."""
+
+    election_timeout_min: float = 0.4
+    election_timeout_max: float = 0.8
+    heartbeat_period: float = 0.05
+    connection_retry: float = 0.2
+    connection_timeout: float = 1.5
+    leader_fallback: float = 3.0
+    commit_timeout: float = 5.0
+    max_batch: int = 1024
+    max_inflight_batches: int = 4
+    compaction_min_entries: int = 20_000
+    compaction_min_seconds: float = 120.0
+
+
+@dataclass
+class RaftConfig:
+    self_addr: str
+    peers: list[str]
+    data_dir: str
+    secret: str
+    settings: RaftSettings = field(default_factory=RaftSettings)
+
+
+class ReplicatedState(SyncObjConsumer):
+    """The part pysyncobj replicates and snapshots: the state machine and nothing else."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.machine = StateMachine()
+
+    @replicated
+    def apply_batch(self, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        machine = self.machine
+        return [machine.apply(command) for command in commands]
+
+
+@dataclass
+class _Pending:
+    command: dict[str, Any]
+    future: Future[dict[str, Any]]
+
+
+_LEADER_CHANGE = (FAIL_REASON.DISCARDED, FAIL_REASON.NOT_LEADER, FAIL_REASON.LEADER_CHANGED,
+                  getattr(FAIL_REASON, "UNKNOWN_OUTCOME", 7))
+
+
+class RaftNode:
+    """One master's Raft participant."""
+
+    def __init__(self, config: RaftConfig) -> None:
+        if len(config.secret) < MIN_SECRET_LENGTH:
+            raise ValidationError(
+                f"the Raft secret must be at least {MIN_SECRET_LENGTH} characters: without it "
+                "anyone who reaches the Raft port can run code on this server",
+                field="secret",
+            )
+        os.makedirs(config.data_dir, exist_ok=True)
+        self.config = config
+        self.state = ReplicatedState()
+        self.rejected_connections = 0
+        self._listeners: list[Callable[[bool], None]] = []
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._inflight = threading.BoundedSemaphore(config.settings.max_inflight_batches)
+        self._stopping = threading.Event()
+        self._leadership_events: queue.SimpleQueue[bool | None] = queue.SimpleQueue()
+        self.batches_committed = 0
+        self.commands_committed = 0
+        s = config.settings
+        conf = SyncObjConf(
+            password=config.secret,
+            journalFile=os.path.join(config.data_dir, "raft.journal"),
+            fullDumpFile=os.path.join(config.data_dir, "raft.snapshot"),
+            appendEntriesUseBatch=False,
+            raftMinTimeout=s.election_timeout_min,
+            raftMaxTimeout=s.election_timeout_max,
+            appendEntriesPeriod=s.heartbeat_period,
+            connectionRetryTime=s.connection_retry,
+            connectionTimeout=s.connection_timeout,
+            leaderFallbackTimeout=s.leader_fallback,
+            commandsWaitLeader=False,
+            logCompactionMinEntries=s.compaction_min_entries,
+            logCompactionMinTime=s.compaction_min_seconds,
+            dynamicMembershipChange=False,
+            onStateChanged=self._on_state_changed,
+        )
+        transport = type(
+            "FederationTransport", (AuditedTransport,), {"on_rejected": self._on_rejected}
+        )
+        self._sync = SyncObj(
+            config.self_addr, list(config.peers), conf=conf, consumers=[self.state],
+            transportClass=transport,
+        )
+        self._committer = threading.Thread(
+            target=self._commit_loop, name="raft-committer", daemon=True
+        )
+        self._committer.start()
+        self._notifier = threading.Thread(
+            target=self._leadership_loop, name="raft-leadership", daemon=True
+        )
+        self._notifier.start()
+
+    # -- information ---------------------------------------------------------------------
+    @property
+    def machine(self) -> StateMachine:
+        return self.state.machine
+
+    def is_leader(self) -> bool:
+        return bool(self._sync._isLeader())
+
+    def leader_addr(self) -> str | None:
+        leader = self._sync._getLeader()
+        return getattr(leader, "address", None) if leader is not None else None
+
+    def term(self) -> int:
+        return int(self._sync.raftCurrentTerm)
+
+    def commit_index(self) -> int:
+        return int(self._sync.raftCommitIndex)
+
+    def status(self) -> dict[str, Any]:
+        return dict(self._sync.getStatus())
+
+    def on_leadership(self, listener: Callable[[bool], None]) -> None:
+        """Call ``listener(is_leader)`` (on a background thread) whenever this node gains
+        or loses leadership."""
+        self._listeners.append(listener)
+        if self.is_leader():
+            self._leadership_events.put(True)
+
+    # -- submitting ----------------------------------------------------------------------
+    def submit(self, command: dict[str, Any]) -> Future[dict[str, Any]]:
+        """Queue one command for the next replicated batch; the future holds its result."""
+        command.setdefault("id", uuid.uuid4().hex)
+        command.setdefault("time", time.time())
+        future: Future[dict[str, Any]] = Future()
+        if self._stopping.is_set():
+            future.set_exception(NoLeader("this server is shutting down"))
+        else:
+            self._queue.put(_Pending(command, future))
+        return future
+
+    def commit(self, command: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        """Submit and wait: the state machine's result, or a FederationError."""
+        future = self.submit(command)
+        return wait_result(future, timeout or self.config.settings.commit_timeout)
+
+    def barrier(self, timeout: float | None = None) -> int:
+        """Replicate a no-op: once it returns, this node has applied everything committed
+        before the call, so local reads are linearizable."""
+        result = self.commit({"type": "noop"}, timeout)
+        return int(result["index"])
+
+    def _commit_loop(self) -> None:
+        max_batch = self.config.settings.max_batch
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            self._inflight.acquire()
+            while len(batch) < max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)
+                    break
+                batch.append(item)
+            self._send(batch)
+
+    def _send(self, batch: list[_Pending]) -> None:
+        def done(results: Any, error: int) -> None:
+            self._inflight.release()
+            if error == FAIL_REASON.SUCCESS:
+                self.batches_committed += 1
+                self.commands_committed += len(batch)
+                for pending, result in zip(batch, results, strict=True):
+                    pending.future.set_result(result)
+                return
+            exc = _failure(error, self.leader_addr())
+            for pending in batch:
+                pending.future.set_exception(exc)
+
+        try:
+            self.state.apply_batch([p.command for p in batch], callback=done)
+        except Exception as exc:  # pysyncobj refuses before queuing (e.g. not ready)
+            self._inflight.release()
+            failure = NoLeader(f"the Raft node refused the command: {exc}")
+            for pending in batch:
+                pending.future.set_exception(failure)
+
+    # -- leadership ----------------------------------------------------------------------
+    def _on_state_changed(self, old: int, new: int) -> None:
+        self._leadership_events.put(new == 2)  # pysyncobj: 0 follower, 1 candidate, 2 leader
+
+    def _leadership_loop(self) -> None:
+        was_leader = False
+        while True:
+            event = self._leadership_events.get()
+            if event is None:
+                return
+            if event == was_leader:
+                continue
+            was_leader = event
+            log.info("%s leadership of the cluster", "gained" if event else "lost")
+            for listener in list(self._listeners):
+                try:
+                    listener(event)
+                except Exception:
+                    log.exception("leadership listener failed")
+
+    def _on_rejected(self, peer: str) -> None:
+        self.rejected_connections += 1
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def stop(self) -> None:
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        self._queue.put(None)
+        self._leadership_events.put(False)
+        self._leadership_events.put(None)
+        self._sync.destroy()
+        self._committer.join(timeout=2)
+        self._notifier.join(timeout=2)
+
+
+def _failure(error: int, leader: str | None) -> FederationError:
+    if error in _LEADER_CHANGE:
+        return CommitTimeout(
+            "leadership changed while the command was in flight: its outcome is unknown; "
+            "retrying with the same command id is safe",
+            leader_raft=leader,
+        )
+    if error == FAIL_REASON.QUEUE_FULL:
+        return CommitTimeout("the Raft queue is full: retry shortly", leader_raft=leader)
+    return NoLeader("no Raft leader is known right now", leader_raft=leader)
+
+
+def wait_result(future: Future[dict[str, Any]], timeout: float) -> dict[str, Any]:
+    try:
+        return future.result(timeout=timeout)
+    except TimeoutError:
+        raise CommitTimeout(
+            f"the command was not committed within {timeout:g}s: its outcome is unknown; "
+            "retrying with the same command id is safe"
+        ) from None

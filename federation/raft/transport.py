@@ -1,0 +1,67 @@
+"""A pysyncobj TCP transport that reports connections which never authenticate.
+
+pysyncobj silently drops a connection whose first frame fails to decrypt. With an
+authenticated cluster that is exactly what a peer with the wrong secret, or anyone probing the
+Raft port, looks like, and operators need to see it: this transport logs and counts them.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from pysyncobj.transport import TCPTransport
+
+log = logging.getLogger("federation.raft")
+
+
+def _peer_of(conn: Any) -> str:
+    try:
+        dup = socket.fromfd(conn.fileno(), socket.AF_INET, socket.SOCK_STREAM)
+    except OSError:
+        return "unknown peer"
+    try:
+        host, port = dup.getpeername()[:2]
+        return f"{host}:{port}"
+    except OSError:
+        return "unknown peer"
+    finally:
+        dup.close()
+
+
+class AuditedTransport(TCPTransport):
+    """TCPTransport that logs incoming connections closed before they authenticated."""
+
+    on_rejected: Callable[[str], None] | None = None
+
+    def __init__(self, syncObj: Any, selfNode: Any, otherNodes: Any) -> None:  # noqa: N803
+        self._pending_peers: dict[int, str] = {}
+        self._pending_lock = threading.Lock()
+        super().__init__(syncObj, selfNode, otherNodes)
+
+    def _onNewIncomingConnection(self, conn: Any) -> None:  # noqa: N802
+        with self._pending_lock:
+            self._pending_peers[id(conn)] = _peer_of(conn)
+        super()._onNewIncomingConnection(conn)
+
+    def _onIncomingMessageReceived(self, conn: Any, message: Any) -> None:  # noqa: N802
+        super()._onIncomingMessageReceived(conn, message)
+        if conn not in self._unknownConnections:
+            with self._pending_lock:
+                self._pending_peers.pop(id(conn), None)
+
+    def _onDisconnected(self, conn: Any) -> None:  # noqa: N802
+        never_authenticated = conn in self._unknownConnections
+        with self._pending_lock:
+            peer = self._pending_peers.pop(id(conn), "unknown peer")
+        if never_authenticated:
+            log.warning(
+                "rejected a Raft connection from %s: it did not authenticate "
+                "(wrong or missing cluster secret?)", peer,
+            )
+            if self.on_rejected is not None:
+                self.on_rejected(peer)
+        super()._onDisconnected(conn)

@@ -1,0 +1,82 @@
+"""Configuration of one master, as given on the `federation server` command line."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+
+from federation.errors import ValidationError
+from federation.raft.node import MIN_SECRET_LENGTH, RaftSettings
+
+
+def split_host_port(value: str, flag: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValidationError(f"{flag} must be HOST:PORT, got {value!r}", field=flag)
+    return host.strip("[]"), int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def read_secret_file(path: str, what: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = handle.read().strip()
+    except OSError as exc:
+        raise ValidationError(f"cannot read the {what} file {path!r}: {exc.strerror}") from None
+    if not value:
+        raise ValidationError(f"the {what} file {path!r} is empty")
+    return value
+
+
+@dataclass
+class ServerConfig:
+    id: str
+    data_dir: str
+    http: str
+    raft: str
+    secret: str
+    peers: list[str] = field(default_factory=list)
+    token: str | None = None
+    insecure: bool = False
+    heartbeat_ttl: float = 10.0
+    raft_settings: RaftSettings = field(default_factory=RaftSettings)
+
+    def validate(self) -> None:
+        """Refuse unsafe or inconsistent settings with a message that says what to do."""
+        if not self.id or len(self.id) > 63:
+            raise ValidationError("--id must be 1 to 63 characters", field="--id")
+        http_host, _ = split_host_port(self.http, "--http")
+        split_host_port(self.raft, "--raft")
+        for peer in self.peers:
+            split_host_port(peer, "--peers")
+        if self.raft in self.peers:
+            raise ValidationError("--peers must not include this server's own --raft address")
+        if len(self.secret) < MIN_SECRET_LENGTH:
+            raise ValidationError(
+                f"the Raft secret must be at least {MIN_SECRET_LENGTH} characters "
+                "(pysyncobj unpickles what it receives: an unauthenticated Raft port is remote "
+                "code execution)", field="--secret-file",
+            )
+        if self.token is None and not is_loopback(http_host) and not self.insecure:
+            raise ValidationError(
+                f"refusing to serve the API on non-loopback address {self.http} without "
+                "--token-file; pass --insecure to do it anyway", field="--token-file",
+            )
+        if self.heartbeat_ttl <= 0:
+            raise ValidationError("--heartbeat-ttl must be positive", field="--heartbeat-ttl")
+
+    @property
+    def http_url(self) -> str:
+        host, port = split_host_port(self.http, "--http")
+        if host in ("0.0.0.0", "::"):
+            host = os.environ.get("FEDERATION_ADVERTISE_HOST", "127.0.0.1")
+        return f"http://{host}:{port}"

@@ -1,0 +1,203 @@
+"""One master process: the Raft node, the HTTP API served by uvicorn, and leader loops."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import threading
+import time
+from typing import Any
+
+import uvicorn
+from opentelemetry import trace
+from opentelemetry.trace import TracerProvider
+
+from federation.errors import CommitTimeout, FederationError, NoLeader, error_from_body
+from federation.raft.node import RaftConfig, RaftNode, wait_result
+from federation.server.config import ServerConfig, split_host_port
+from federation.server.leader import LeaderLoops
+from federation.server.node_health import node_health_loop
+from federation.state.machine import StateMachine
+
+log = logging.getLogger("federation.server")
+
+
+class Master:
+    """Everything one `federation server` runs. ``start()`` returns once the API listens."""
+
+    def __init__(self, config: ServerConfig, tracer_provider: TracerProvider | None = None):
+        config.validate()
+        from federation.api.metrics import ServerMetrics
+
+        self.config = config
+        self.metrics = ServerMetrics()
+        self.tracer_provider = tracer_provider
+        self.tracer = trace.get_tracer("federation.raft", tracer_provider=tracer_provider)
+        self._token_key = hashlib.sha256(b"federation-node-token:" + config.secret.encode()).digest()
+        self.raft: RaftNode | None = None
+        self.loops = LeaderLoops()
+        self._http: uvicorn.Server | None = None
+        self._http_thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self, timeout: float = 15.0) -> None:
+        from federation.api.app import create_app
+
+        self.raft = RaftNode(RaftConfig(
+            self_addr=self.config.raft, peers=list(self.config.peers),
+            data_dir=self.config.data_dir, secret=self.config.secret,
+            settings=self.config.raft_settings,
+        ))
+        self.loops.add("node-health", node_health_loop(
+            lambda: self.machine, self.commit_sync, self.config.heartbeat_ttl))
+        self.raft.on_leadership(self.loops.on_leadership)
+        threading.Thread(target=self._announce, name="announce", daemon=True).start()
+        host, port = split_host_port(self.config.http, "--http")
+        app = create_app(self)
+        self._http = uvicorn.Server(uvicorn.Config(
+            app, host=host, port=port, log_level="warning", access_log=False,
+            lifespan="off", timeout_graceful_shutdown=2,
+        ))
+        self._http_thread = threading.Thread(target=self._http.run, name="http", daemon=True)
+        self._http_thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._http.started:
+            if not self._http_thread.is_alive():
+                raise FederationError(f"the HTTP API could not listen on {self.config.http}")
+            if time.monotonic() > deadline:
+                raise FederationError(f"the HTTP API did not start within {timeout:g}s")
+            time.sleep(0.01)
+        log.info("server %s: API on %s, Raft on %s", self.config.id, self.config.http_url,
+                 self.config.raft)
+
+    def wait(self) -> None:
+        """Block until stop() is called or the HTTP server exits."""
+        while not self._stop.is_set():
+            if self._http_thread is not None and not self._http_thread.is_alive():
+                break
+            self._stop.wait(0.5)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.loops.stop()
+        if self._http is not None:
+            self._http.should_exit = True
+        if self._http_thread is not None:
+            self._http_thread.join(timeout=5)
+        if self.raft is not None:
+            self.raft.stop()
+
+    def _announce(self) -> None:
+        """Record this server's addresses in the replicated state (for leader hints)."""
+        command = {"type": "server.upsert", "id": f"server-{self.config.id}-{time.time_ns()}",
+                   "server": {"id": self.config.id, "raft": self.config.raft,
+                              "http": self.config.http_url}}
+        while not self._stop.is_set():
+            try:
+                self.commit_sync(dict(command))
+                return
+            except FederationError:
+                self._stop.wait(0.5)
+
+    # -- state access --------------------------------------------------------------------
+    @property
+    def machine(self) -> StateMachine:
+        if self.raft is None:
+            raise NoLeader("the server is starting")
+        return self.raft.machine
+
+    def node_token(self, registration_id: str) -> str:
+        """The token a node gets at registration: the same on every master and every retry
+        of one registration, unguessable without the cluster secret."""
+        return hmac.new(self._token_key, registration_id.encode(), hashlib.sha256).hexdigest()
+
+    def leader_hint(self) -> dict[str, Any] | None:
+        if self.raft is None:
+            return None
+        leader = self.raft.leader_addr()
+        if leader is None:
+            return None
+        for server in list(self.machine.servers.values()):
+            if server["raft"] == leader:
+                return {"id": server["id"], "http": server["http"], "raft": leader}
+        return {"id": None, "http": None, "raft": leader}
+
+    def status(self) -> dict[str, Any]:
+        raft = self.raft
+        if raft is None:
+            raise NoLeader("the server is starting")
+        leader = raft.leader_addr()
+        known = {s["raft"]: s for s in list(self.machine.servers.values())}
+        servers = []
+        for addr in [self.config.raft, *self.config.peers]:
+            info = known.get(addr, {})
+            role = "leader" if addr == leader else "follower"
+            if addr == self.config.raft and addr != leader and leader is None:
+                role = "candidate"
+            servers.append({"id": info.get("id"), "raft": addr, "http": info.get("http"),
+                            "role": role})
+        leader_id = next((s["id"] for s in servers if s["raft"] == leader), None)
+        return {"self": self.config.id, "leader": leader_id, "leader_raft": leader,
+                "term": raft.term(), "commit_index": raft.commit_index(),
+                "index": self.machine.index, "servers": servers}
+
+    # -- committing ----------------------------------------------------------------------
+    def _unwrap(self, command: dict[str, Any], result: dict[str, Any], started: float) -> Any:
+        self.metrics.commit_latency.observe(time.perf_counter() - started)
+        self.metrics.commands.labels(command["type"], "ok" if result["ok"] else "rejected").inc()
+        if not result["ok"]:
+            raise error_from_body(result["status"], {"error": result["error"]})
+        return result["value"]
+
+    def _with_hint(self, exc: FederationError) -> FederationError:
+        if isinstance(exc, NoLeader | CommitTimeout):
+            exc.details["leader"] = self.leader_hint()
+        return exc
+
+    def commit_sync(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Commit from a plain thread (leader loops); returns the raw result."""
+        if self.raft is None:
+            raise NoLeader("the server is starting")
+        return self.raft.commit(command)
+
+    async def commit(self, command: dict[str, Any]) -> Any:
+        """Commit one command through Raft and return its value; raise its error."""
+        raft = self.raft
+        if raft is None:
+            raise NoLeader("the server is starting")
+        started = time.perf_counter()
+        with self.tracer.start_as_current_span("raft.commit") as span:
+            span.set_attribute("federation.command.type", command["type"])
+            future = raft.submit(command)
+            try:
+                result = await asyncio.wait_for(
+                    asyncio.wrap_future(future), raft.config.settings.commit_timeout)
+            except TimeoutError:
+                exc = CommitTimeout(
+                    "the command was not committed in time: its outcome is unknown; retrying "
+                    "with the same Idempotency-Key is safe")
+                span.set_attribute("federation.outcome", "timeout")
+                raise self._with_hint(exc) from None
+            except FederationError as exc:
+                span.set_attribute("federation.outcome", exc.code)
+                raise self._with_hint(exc) from None
+            span.set_attribute("federation.raft.index", int(result["index"]))
+            span.set_attribute("federation.raft.term", raft.term())
+            span.set_attribute("federation.commit.latency_ms",
+                               round((time.perf_counter() - started) * 1000, 3))
+            span.set_attribute("federation.outcome", "ok" if result["ok"] else "rejected")
+            return self._unwrap(command, result, started)
+
+    async def barrier(self) -> None:
+        try:
+            await self.commit({"type": "noop"})
+        except FederationError as exc:
+            raise self._with_hint(exc) from None
+
+    def barrier_sync(self) -> None:
+        if self.raft is None:
+            raise NoLeader("the server is starting")
+        wait_result(self.raft.submit({"type": "noop"}), self.raft.config.settings.commit_timeout)

@@ -1,0 +1,270 @@
+"""The job spec: what a user submits, validated field by field before anything is written.
+
+A spec is parsed from YAML or JSON into pydantic models and stored as the plain dict that
+``JobSpec.model_dump(mode="json")`` gives, so the replicated state never holds model objects.
+Every rejection names the offending field in the path form users see in their file
+(``groups[0].count``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any, Literal
+
+import yaml
+from croniter import croniter
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from federation.errors import ValidationError
+
+ID_PATTERN = r"^[a-z0-9-]{1,63}$"
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+ENV_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+NODE_ATTRIBUTES = ("provider", "pool", "region", "zone", "rack", "instance_type", "node.id")
+OPERATORS = ("=", "!=", "in", "not_in", "regex", "exists")
+MAX_COUNT = 10_000
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: str | int | float) -> float:
+    """Seconds from ``"2s"``, ``"500ms"``, ``"5m"``, ``"1h"`` or a plain number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as '2s', '5m' or a number of seconds")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(value)
+        if not match:
+            raise ValueError(f"invalid duration {value!r}: use a number with ms, s, m or h")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+def is_known_attribute(attribute: str) -> bool:
+    return attribute in NODE_ATTRIBUTES or (
+        attribute.startswith("labels.") and len(attribute) > len("labels.")
+    )
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Resources(_Strict):
+    cpu: int = Field(gt=0, le=1_000_000, description="millicores")
+    memory: int = Field(gt=0, le=16_777_216, description="MiB")
+    gpu: float = Field(default=0, ge=0, le=64, description="devices; a fraction asks for a share of one GPU")
+
+    @field_validator("gpu")
+    @classmethod
+    def _whole_or_share(cls, gpu: float) -> float:
+        if gpu > 1 and gpu != int(gpu):
+            raise ValueError("more than one GPU must be a whole number of devices")
+        return gpu
+
+
+class Constraint(_Strict):
+    attribute: str
+    operator: Literal["=", "!=", "in", "not_in", "regex", "exists"]
+    value: str | list[str] | None = None
+
+    @field_validator("attribute")
+    @classmethod
+    def _known_attribute(cls, attribute: str) -> str:
+        if not is_known_attribute(attribute):
+            known = ", ".join(NODE_ATTRIBUTES)
+            raise ValueError(f"unknown attribute {attribute!r}: use one of {known} or labels.<key>")
+        return attribute
+
+    @model_validator(mode="after")
+    def _value_fits_operator(self) -> Constraint:
+        op, value = self.operator, self.value
+        if op in ("in", "not_in"):
+            if not isinstance(value, list) or not value:
+                raise _FieldError("value", f"operator {op!r} needs a non-empty list as value")
+        elif op == "exists":
+            if value is not None:
+                raise _FieldError("value", "operator 'exists' takes no value")
+        else:
+            if not isinstance(value, str):
+                raise _FieldError("value", f"operator {op!r} needs a single string as value")
+            if op == "regex":
+                try:
+                    re.compile(value)
+                except re.error as exc:
+                    raise _FieldError("value", f"invalid regular expression: {exc}") from exc
+        return self
+
+
+class RestartPolicy(_Strict):
+    attempts: int = Field(default=2, ge=0, le=100)
+    delay: str = "2s"
+
+    @field_validator("delay", mode="before")
+    @classmethod
+    def _valid_delay(cls, delay: Any) -> str:
+        parse_duration(delay)
+        return str(delay)
+
+
+class Task(_Strict):
+    driver: Literal["exec", "docker"] = "exec"
+    command: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    env: dict[Annotated[str, Field(pattern=ENV_KEY_PATTERN)], str] = Field(default_factory=dict)
+    image: str | None = None
+    kill_timeout: str = "5s"
+
+    @field_validator("kill_timeout", mode="before")
+    @classmethod
+    def _valid_kill_timeout(cls, kill_timeout: Any) -> str:
+        parse_duration(kill_timeout)
+        return str(kill_timeout)
+
+    @model_validator(mode="after")
+    def _image_for_docker(self) -> Task:
+        if self.driver == "docker" and not self.image:
+            raise ValueError("the docker driver needs an image")
+        return self
+
+
+class Group(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    count: int = Field(default=1, ge=1, le=MAX_COUNT)
+    gang: bool = False
+    resources: Resources
+    constraints: list[Constraint] = Field(default_factory=list)
+    spread: str | None = None
+    distinct_hosts: bool = False
+    max_per_node: int | None = Field(default=None, ge=1)
+    ports: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]] = Field(
+        default_factory=list
+    )
+    restart: RestartPolicy = Field(default_factory=RestartPolicy)
+    task: Task
+
+    @field_validator("spread")
+    @classmethod
+    def _spread_attribute(cls, spread: str | None) -> str | None:
+        if spread is not None and not is_known_attribute(spread):
+            raise ValueError(f"cannot spread over unknown attribute {spread!r}")
+        return spread
+
+    @field_validator("ports")
+    @classmethod
+    def _unique_ports(cls, ports: list[str]) -> list[str]:
+        if len(set(ports)) != len(ports):
+            raise ValueError("port names must be unique")
+        return ports
+
+
+class JobSpec(_Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    type: Literal["service", "batch"]
+    priority: int = Field(default=50, ge=0, le=100)
+    queue: str = Field(default="default", pattern=NAME_PATTERN)
+    schedule: str | None = None
+    depends_on: list[Annotated[str, Field(pattern=ID_PATTERN)]] = Field(default_factory=list)
+    groups: list[Group] = Field(min_length=1, max_length=100)
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_cron(cls, schedule: str | None) -> str | None:
+        if schedule is not None and not croniter.is_valid(schedule):
+            raise ValueError(f"invalid cron expression {schedule!r}")
+        return schedule
+
+    @model_validator(mode="after")
+    def _batch_only_fields(self) -> JobSpec:
+        if self.type != "batch":
+            if self.schedule is not None:
+                raise _FieldError("schedule", "only batch jobs can have a schedule")
+            if self.depends_on:
+                raise _FieldError("depends_on", "only batch jobs can depend on other jobs")
+            for i, group in enumerate(self.groups):
+                if group.gang:
+                    raise _FieldError(f"groups[{i}].gang", "only batch groups can be gangs")
+        if self.id in self.depends_on:
+            raise _FieldError("depends_on", "a job cannot depend on itself")
+        if len(set(self.depends_on)) != len(self.depends_on):
+            raise _FieldError("depends_on", "dependencies must be unique")
+        seen: set[str] = set()
+        for i, group in enumerate(self.groups):
+            if group.name in seen:
+                raise _FieldError(f"groups[{i}].name", f"duplicate group name {group.name!r}")
+            seen.add(group.name)
+        return self
+
+
+class _FieldError(ValueError):
+    """A cross-field rule broken at a known field (pydantic would blame the whole model)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """``('groups', 0, 'count')`` → ``groups[0].count``."""
+    path = ""
+    for part in loc:
+        if part == "[key]":
+            continue
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def _translate(exc: PydanticValidationError) -> ValidationError:
+    first = exc.errors(include_url=False)[0]
+    loc = tuple(part for part in first["loc"] if part not in ("function-after", "function-before"))
+    ctx_error = (first.get("ctx") or {}).get("error")
+    if isinstance(ctx_error, _FieldError):
+        # The rule was checked on an enclosing model: its field is relative to that model.
+        return ValidationError(ctx_error.message, field=field_path((*loc, ctx_error.field)))
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown field"
+    return ValidationError(message, field=field_path(loc) or None)
+
+
+def validate_job(data: Any) -> dict[str, Any]:
+    """Validate a decoded spec; return its normalised plain-dict form or raise ValidationError."""
+    if not isinstance(data, dict):
+        raise ValidationError("a job spec must be a mapping")
+    if "apiVersion" in data and "kind" in data:
+        raise ValidationError(
+            "Kubernetes manifests are not accepted as jobs yet", field="apiVersion"
+        )
+    try:
+        spec = JobSpec.model_validate(data)
+    except PydanticValidationError as exc:
+        raise _translate(exc) from None
+    return spec.model_dump(mode="json")
+
+
+def parse_document(text: str | bytes, *, content_type: str = "") -> Any:
+    """Decode a YAML or JSON document; YAML is a superset, JSON is tried first for speed."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValidationError("the document is not valid UTF-8") from exc
+    if "yaml" not in content_type:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            if "json" in content_type:
+                raise ValidationError(f"invalid JSON: {exc}") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValidationError(f"invalid YAML: {exc}") from exc

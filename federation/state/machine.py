@@ -1,0 +1,356 @@
+"""The replicated state machine: every change to cluster state is a command applied here.
+
+``StateMachine.apply(command)`` is deterministic: no I/O, no clock reads (time travels in the
+command as ``time``), no randomness, so every master that applies the same log holds the same
+state. A command is a plain, JSON-serialisable dict with an ``id`` and a ``type``; a command
+whose id was already applied returns the recorded result again, so clients may retry safely.
+
+Records in the tables are never modified in place: a change replaces the record with a new
+dict. Readers on other threads may therefore hold and return a record without locking.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from federation.errors import Conflict, FederationError, NotFound, ValidationError
+
+Command = dict[str, Any]
+Result = dict[str, Any]
+
+DEDUPE_WINDOW_SECONDS = 600.0
+DEDUPE_MAX_ENTRIES = 200_000
+ALLOC_CLIENT_STATUSES = ("pending", "running", "complete", "failed", "lost")
+ALLOC_DESIRED_STATUSES = ("run", "stop", "evict")
+SNAPSHOT_VERSION = 1
+
+
+class StateMachine:
+    """Cluster state: servers, nodes, jobs, allocations and a monotonic index."""
+
+    def __init__(self) -> None:
+        self.index = 0
+        self.servers: dict[str, dict[str, Any]] = {}
+        self.nodes: dict[str, dict[str, Any]] = {}
+        self.node_ids_by_name: dict[str, str] = {}
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.allocations: dict[str, dict[str, Any]] = {}
+        self.alloc_ids_by_job: dict[str, set[str]] = {}
+        self.applied: OrderedDict[str, tuple[float, Result]] = OrderedDict()
+
+    # -- applying commands ---------------------------------------------------------------
+    def apply(self, command: Command) -> Result:
+        command_id = command.get("id")
+        if isinstance(command_id, str) and command_id in self.applied:
+            return self.applied[command_id][1]
+        handler = _HANDLERS.get(command.get("type", ""))
+        try:
+            if not isinstance(command_id, str) or not command_id:
+                raise ValidationError("a command needs a string id", field="id")
+            if handler is None:
+                raise ValidationError(f"unknown command type {command.get('type')!r}", field="type")
+            value = handler(self, command)
+            result: Result = {"ok": True, "index": self.index, "value": value}
+        except FederationError as exc:
+            result = {"ok": False, "index": self.index, "status": exc.http_status,
+                      "error": {**exc.to_dict()}}
+        if isinstance(command_id, str) and command_id:
+            self._remember(command_id, _time(command), result)
+        return result
+
+    def _remember(self, command_id: str, now: float, result: Result) -> None:
+        self.applied[command_id] = (now, result)
+        horizon = now - DEDUPE_WINDOW_SECONDS
+        while self.applied:
+            _, (oldest, _) = next(iter(self.applied.items()))
+            if oldest >= horizon and len(self.applied) <= DEDUPE_MAX_ENTRIES:
+                break
+            self.applied.popitem(last=False)
+
+    def _bump(self) -> int:
+        self.index += 1
+        return self.index
+
+    # -- snapshot ------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state as plain JSON-serialisable data (for backups)."""
+        return {
+            "version": SNAPSHOT_VERSION,
+            "index": self.index,
+            "servers": list(self.servers.values()),
+            "nodes": list(self.nodes.values()),
+            "jobs": list(self.jobs.values()),
+            "allocations": list(self.allocations.values()),
+        }
+
+    @classmethod
+    def from_snapshot(cls, data: dict[str, Any]) -> StateMachine:
+        if not isinstance(data, dict) or data.get("version") != SNAPSHOT_VERSION:
+            raise ValidationError(
+                f"unsupported snapshot (expected version {SNAPSHOT_VERSION})", field="version"
+            )
+        machine = cls()
+        try:
+            machine.index = int(data["index"])
+            machine.servers = {s["id"]: dict(s) for s in data["servers"]}
+            machine.nodes = {n["id"]: dict(n) for n in data["nodes"]}
+            machine.jobs = {j["id"]: dict(j) for j in data["jobs"]}
+            machine.allocations = {a["id"]: dict(a) for a in data["allocations"]}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValidationError(f"malformed snapshot: {exc!r}") from None
+        machine.node_ids_by_name = {n["name"]: n["id"] for n in machine.nodes.values()}
+        for alloc in machine.allocations.values():
+            machine.alloc_ids_by_job.setdefault(alloc["job_id"], set()).add(alloc["id"])
+        return machine
+
+    # -- derived views -------------------------------------------------------------------
+    def allocation_counts(self, job_id: str) -> dict[str, int]:
+        counts = dict.fromkeys(ALLOC_CLIENT_STATUSES, 0)
+        for alloc_id in list(self.alloc_ids_by_job.get(job_id, ())):
+            alloc = self.allocations.get(alloc_id)
+            if alloc is not None:
+                counts[alloc["client_status"]] += 1
+        return counts
+
+    def job_status(self, job: dict[str, Any]) -> str:
+        """pending | running | complete | failed | dead, derived from the allocations."""
+        if job["stopped"]:
+            return "dead"
+        counts = self.allocation_counts(job["id"])
+        wanted = sum(g["count"] for g in job["spec"]["groups"])
+        if job["spec"]["type"] == "batch" and wanted and counts["complete"] >= wanted:
+            return "complete"
+        if job["spec"]["type"] == "batch" and counts["failed"] and not counts["running"]:
+            return "failed"
+        if counts["running"]:
+            return "running"
+        return "pending"
+
+
+def _time(command: Command) -> float:
+    value = command.get("time", 0.0)
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _require(command: Command, key: str, kind: type | tuple[type, ...]) -> Any:
+    value = command.get(key)
+    if not isinstance(value, kind):
+        raise ValidationError(f"command field {key!r} is missing or malformed", field=key)
+    return value
+
+
+# -- handlers: validate first, then change state (a failed command changes nothing) -------
+def _noop(sm: StateMachine, command: Command) -> dict[str, Any]:
+    return {"index": sm.index}
+
+
+def _server_upsert(sm: StateMachine, command: Command) -> dict[str, Any]:
+    server = _require(command, "server", dict)
+    for key in ("id", "raft", "http"):
+        if not isinstance(server.get(key), str) or not server[key]:
+            raise ValidationError(f"server.{key} is required", field=f"server.{key}")
+    record = {"id": server["id"], "raft": server["raft"], "http": server["http"]}
+    if sm.servers.get(record["id"]) != record:
+        record["modify_index"] = sm._bump()
+        sm.servers[record["id"]] = record
+    return {"id": record["id"]}
+
+
+def _node_register(sm: StateMachine, command: Command) -> dict[str, Any]:
+    node = _require(command, "node", dict)
+    for key in ("id", "name", "token_hash"):
+        if not isinstance(node.get(key), str) or not node[key]:
+            raise ValidationError(f"node.{key} is required", field=key)
+    now = _time(command)
+    existing_id = sm.node_ids_by_name.get(node["name"])
+    existing = sm.nodes.get(existing_id) if existing_id else None
+    index = sm._bump()
+    record = {
+        **node,
+        "id": existing["id"] if existing else node["id"],
+        "status": "ready",
+        "draining": existing["draining"] if existing else False,
+        "last_heartbeat": now,
+        "registered_at": existing["registered_at"] if existing else now,
+        "create_index": existing["create_index"] if existing else index,
+        "modify_index": index,
+    }
+    sm.nodes[record["id"]] = record
+    sm.node_ids_by_name[record["name"]] = record["id"]
+    return {"id": record["id"], "reregistered": existing is not None}
+
+
+def _node(sm: StateMachine, command: Command) -> dict[str, Any]:
+    node_id = _require(command, "node_id", str)
+    node = sm.nodes.get(node_id)
+    if node is None:
+        raise NotFound(f"no node {node_id!r}", field="node_id")
+    return node
+
+
+def _node_heartbeat(sm: StateMachine, command: Command) -> dict[str, Any]:
+    node = _node(sm, command)
+    updated = {**node, "status": "ready", "last_heartbeat": _time(command)}
+    updated["modify_index"] = sm._bump()
+    sm.nodes[node["id"]] = updated
+    return {"id": node["id"], "status": "ready"}
+
+
+def _node_drain(sm: StateMachine, command: Command) -> dict[str, Any]:
+    node = _node(sm, command)
+    draining = command.get("draining", True)
+    if not isinstance(draining, bool):
+        raise ValidationError("draining must be true or false", field="draining")
+    if node["draining"] != draining:
+        sm.nodes[node["id"]] = {**node, "draining": draining, "modify_index": sm._bump()}
+    return {"id": node["id"], "draining": draining}
+
+
+def _node_mark_down(sm: StateMachine, command: Command) -> dict[str, Any]:
+    """Mark a node down, unless a heartbeat landed after the leader decided it was silent."""
+    node = _node(sm, command)
+    seen = command.get("last_heartbeat_seen")
+    if not isinstance(seen, int | float):
+        raise ValidationError("last_heartbeat_seen is required", field="last_heartbeat_seen")
+    if node["status"] == "down" or node["last_heartbeat"] > seen:
+        return {"id": node["id"], "status": node["status"], "changed": False}
+    sm.nodes[node["id"]] = {**node, "status": "down", "modify_index": sm._bump()}
+    return {"id": node["id"], "status": "down", "changed": True}
+
+
+def _depends_on_cycle(sm: StateMachine, job_id: str, depends_on: list[str]) -> bool:
+    stack, seen = list(depends_on), set()
+    while stack:
+        current = stack.pop()
+        if current == job_id:
+            return True
+        if current in seen:
+            continue
+        seen.add(current)
+        parent = sm.jobs.get(current)
+        if parent is not None:
+            stack.extend(parent["spec"]["depends_on"])
+    return False
+
+
+def _job_register(sm: StateMachine, command: Command) -> dict[str, Any]:
+    spec = _require(command, "spec", dict)
+    job_id = spec.get("id")
+    if not isinstance(job_id, str) or not isinstance(spec.get("groups"), list):
+        raise ValidationError("a validated job spec is required", field="spec")
+    for i, parent in enumerate(spec.get("depends_on") or []):
+        if parent not in sm.jobs:
+            raise ValidationError(f"no job {parent!r} to depend on", field=f"depends_on[{i}]")
+    if _depends_on_cycle(sm, job_id, spec.get("depends_on") or []):
+        raise ValidationError("dependencies would form a cycle", field="depends_on")
+    existing = sm.jobs.get(job_id)
+    if existing is not None and existing["spec"] == spec and not existing["stopped"]:
+        return {"id": job_id, "version": existing["version"], "changed": False}
+    index = sm._bump()
+    record = {
+        "id": job_id,
+        "spec": spec,
+        "version": existing["version"] + 1 if existing else 1,
+        "stopped": False,
+        "submit_time": _time(command),
+        "create_index": existing["create_index"] if existing else index,
+        "modify_index": index,
+    }
+    sm.jobs[job_id] = record
+    return {"id": job_id, "version": record["version"], "changed": True}
+
+
+def _job_deregister(sm: StateMachine, command: Command) -> dict[str, Any]:
+    job_id = _require(command, "job_id", str)
+    job = sm.jobs.get(job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id!r}", field="job_id")
+    if job["stopped"]:
+        return {"id": job_id, "version": job["version"], "changed": False}
+    index = sm._bump()
+    sm.jobs[job_id] = {**job, "stopped": True, "version": job["version"] + 1, "modify_index": index}
+    for alloc_id in list(sm.alloc_ids_by_job.get(job_id, ())):
+        alloc = sm.allocations[alloc_id]
+        if alloc["desired_status"] == "run":
+            sm.allocations[alloc_id] = {**alloc, "desired_status": "stop", "modify_index": index}
+    return {"id": job_id, "version": job["version"] + 1, "changed": True}
+
+
+def _alloc_upsert(sm: StateMachine, command: Command) -> dict[str, Any]:
+    """Place allocations (a scheduler plan). All or nothing: one bad entry rejects the lot."""
+    allocations = _require(command, "allocations", list)
+    for i, alloc in enumerate(allocations):
+        where = f"allocations[{i}]"
+        if not isinstance(alloc, dict):
+            raise ValidationError("an allocation must be a mapping", field=where)
+        for key in ("id", "job_id", "group", "node_id"):
+            if not isinstance(alloc.get(key), str):
+                raise ValidationError(f"{key} is required", field=f"{where}.{key}")
+        if alloc["job_id"] not in sm.jobs:
+            raise NotFound(f"no job {alloc['job_id']!r}", field=f"{where}.job_id")
+        if alloc["node_id"] not in sm.nodes:
+            raise NotFound(f"no node {alloc['node_id']!r}", field=f"{where}.node_id")
+        if alloc.get("desired_status", "run") not in ALLOC_DESIRED_STATUSES:
+            raise ValidationError("unknown desired_status", field=f"{where}.desired_status")
+        if alloc.get("client_status", "pending") not in ALLOC_CLIENT_STATUSES:
+            raise ValidationError("unknown client_status", field=f"{where}.client_status")
+    index = sm._bump()
+    for alloc in allocations:
+        existing = sm.allocations.get(alloc["id"])
+        record = {
+            "desired_status": "run",
+            "client_status": "pending",
+            "resources": {},
+            **(existing or {}),
+            **alloc,
+            "create_index": existing["create_index"] if existing else index,
+            "modify_index": index,
+        }
+        sm.allocations[alloc["id"]] = record
+        sm.alloc_ids_by_job.setdefault(record["job_id"], set()).add(record["id"])
+    return {"count": len(allocations)}
+
+
+def _alloc_update_status(sm: StateMachine, command: Command) -> dict[str, Any]:
+    updates = _require(command, "updates", list)
+    for i, update in enumerate(updates):
+        if not isinstance(update, dict) or update.get("id") not in sm.allocations:
+            raise NotFound("no such allocation", field=f"updates[{i}].id")
+        if update.get("client_status") not in ALLOC_CLIENT_STATUSES:
+            raise ValidationError("unknown client_status", field=f"updates[{i}].client_status")
+        node_id = command.get("node_id")
+        if node_id is not None and sm.allocations[update["id"]]["node_id"] != node_id:
+            raise Conflict("allocation belongs to another node", field=f"updates[{i}].id")
+    index = sm._bump()
+    for update in updates:
+        alloc = sm.allocations[update["id"]]
+        sm.allocations[update["id"]] = {**alloc, **update, "modify_index": index}
+    return {"count": len(updates)}
+
+
+def _state_restore(sm: StateMachine, command: Command) -> dict[str, Any]:
+    restored = StateMachine.from_snapshot(_require(command, "snapshot", dict))
+    index = max(sm.index, restored.index) + 1
+    applied = sm.applied
+    sm.__dict__.update(restored.__dict__)
+    sm.applied = applied
+    sm.index = index
+    return {"nodes": len(sm.nodes), "jobs": len(sm.jobs), "allocations": len(sm.allocations)}
+
+
+_HANDLERS: dict[str, Callable[[StateMachine, Command], dict[str, Any]]] = {
+    "noop": _noop,
+    "server.upsert": _server_upsert,
+    "node.register": _node_register,
+    "node.heartbeat": _node_heartbeat,
+    "node.drain": _node_drain,
+    "node.mark_down": _node_mark_down,
+    "job.register": _job_register,
+    "job.deregister": _job_deregister,
+    "alloc.upsert": _alloc_upsert,
+    "alloc.update_status": _alloc_update_status,
+    "state.restore": _state_restore,
+}
+COMMAND_TYPES = tuple(_HANDLERS)
