@@ -107,9 +107,18 @@ def session(ctx: typer.Context) -> Iterator[Client]:
 # -- output --
 
 
-def console() -> Console:
+def console(width: int | None = None) -> Console:
     # Built per use so it writes to whatever stdout is now (tests swap it).
-    return Console(highlight=False, soft_wrap=False)
+    return Console(highlight=False, soft_wrap=False, width=width)
+
+
+def print_renderable(renderable: Any) -> None:
+    """Print without ever wrapping a cell: ids stay whole, piped output stays one row a line."""
+    out = console()
+    needed = out.measure(renderable, options=out.options.update_width(10_000)).maximum
+    if needed > out.width:
+        out = console(width=needed)
+    out.print(renderable)
 
 
 def print_json(data: Any) -> None:
@@ -121,27 +130,29 @@ def print_line(text: str) -> None:
 
 
 def table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> Table:
-    """A plain table; id-like first column never wraps, so it can be copied."""
-    out = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
-    for i, name in enumerate(columns):
-        out.add_column(name, no_wrap=(i == 0), overflow="fold")
+    """A plain table, one row a line."""
+    out = Table(
+        title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False, show_edge=False
+    )
+    for name in columns:
+        out.add_column(name, no_wrap=True)
     for row in rows:
         out.add_row(*(cell(value) for value in row))
     return out
 
 
 def print_table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> None:
-    console().print(table(title, columns, rows))
+    print_renderable(table(title, columns, rows))
 
 
 def print_fields(pairs: Iterable[tuple[str, Any]]) -> None:
     """Aligned ``Name  value`` lines for one object."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
-    grid.add_column(overflow="fold")
+    grid.add_column(no_wrap=True)
     for name, value in pairs:
         grid.add_row(name, cell(value))
-    console().print(grid)
+    print_renderable(grid)
 
 
 def cell(value: Any) -> str:
