@@ -1,0 +1,951 @@
+"""Capacity planning as pure functions: pending demand and pools in, decisions with reasons out.
+
+Nothing here does I/O, reads the clock or imports a cloud SDK; the leader's executor feeds it
+a snapshot (demand from the scheduler, pools with their catalogs, nodes and open launches)
+and commits what it returns before acting.
+
+Scale-up works tier by tier in pool preference order (lower first, so on-prem at 0 is used
+before any cloud). Demand first fills free room on existing nodes and on instances already
+launching, so the same demand is never bought twice. What is left is bin-packed onto new
+instances with a greedy that, at each step, buys the instance whose first-fit-decreasing
+packing gives the most demand per dollar (demand valued at its fractional lower-bound cost),
+repeating the same packing while the demand allows; a local search then downsizes instances
+to the cheapest type that still holds their contents and merges pairs of instances into one
+cheaper instance. Pool ``max_nodes``, budgets (``max_price_per_hour``), spot policy, type
+availability and every task constraint are honoured throughout.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from federation.providers.base import InstanceType, select_types
+from federation.specs.pool import PoolSpec
+
+_EPS = 1e-9
+_MERGE_GROUPS = 48  # distinct bins considered by the merge search
+_MERGE_ROUNDS = 400
+_TOP_OFFERS = 8  # offers fully evaluated per greedy step, after a cheap fluid ranking
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu_milli: int = 0
+    memory_mib: int = 0
+    gpu: int = 0
+
+    def __add__(self, other: Resources) -> Resources:
+        return Resources(
+            self.cpu_milli + other.cpu_milli,
+            self.memory_mib + other.memory_mib,
+            self.gpu + other.gpu,
+        )
+
+    def __sub__(self, other: Resources) -> Resources:
+        return Resources(
+            self.cpu_milli - other.cpu_milli,
+            self.memory_mib - other.memory_mib,
+            self.gpu - other.gpu,
+        )
+
+    def times(self, n: int) -> Resources:
+        return Resources(self.cpu_milli * n, self.memory_mib * n, self.gpu * n)
+
+    def fits_in(self, room: Resources) -> bool:
+        return (
+            self.cpu_milli <= room.cpu_milli
+            and self.memory_mib <= room.memory_mib
+            and self.gpu <= room.gpu
+        )
+
+    def describe(self) -> str:
+        text = f"{self.cpu_milli}m CPU, {self.memory_mib} MiB"
+        return text + (f", {self.gpu} GPU" if self.gpu else "")
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A placement constraint as in the job spec: ``attribute operator value``.
+
+    Operators: ``=``/``==``, ``!=``, ``in``, ``not_in``, ``is_set``, ``is_not_set``. A missing
+    attribute fails every operator except ``!=``, ``not_in`` and ``is_not_set``.
+    """
+
+    attribute: str
+    operator: str = "="
+    value: Any = None
+
+    def __post_init__(self) -> None:
+        # lists from YAML/JSON become tuples so constraints can key the demand grouping
+        if isinstance(self.value, list | set | frozenset):
+            object.__setattr__(self, "value", tuple(self.value))
+
+    def holds(self, attrs: Mapping[str, str | None]) -> bool:
+        actual = attrs.get(self.attribute)
+        op = self.operator
+        if op in ("=", "=="):
+            return actual is not None and actual == str(self.value)
+        if op == "!=":
+            return actual is None or actual != str(self.value)
+        values = {str(v) for v in _as_list(self.value)}
+        if op == "in":
+            return actual is not None and actual in values
+        if op in ("not_in", "not in"):
+            return actual is None or actual not in values
+        if op == "is_set":
+            return actual is not None
+        if op == "is_not_set":
+            return actual is None
+        return False  # an unknown operator admits nothing rather than everything
+
+
+def _as_list(value: Any) -> list[Any]:
+    if isinstance(value, list | tuple | set | frozenset):
+        return list(value)
+    return [value]
+
+
+@dataclass(frozen=True)
+class Task:
+    """Pending demand: ``count`` identical tasks (a task group's unplaced part) or one task."""
+
+    id: str
+    resources: Resources
+    constraints: tuple[Constraint, ...] = ()
+    count: int = 1
+
+
+@dataclass(frozen=True)
+class Node:
+    """A node of a pool as the state knows it. ``idle_since`` is set while it runs nothing."""
+
+    id: str
+    instance_type: str
+    capacity: Resources
+    allocated: Resources = Resources()
+    zone: str | None = None
+    rack: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    spot: bool = False
+    price_per_hour: float | None = None
+    idle_since: float | None = None
+    draining: bool = False
+
+
+@dataclass(frozen=True)
+class Launching:
+    """Instances launched (committed) that have not joined as nodes yet."""
+
+    instance_type: str
+    count: int
+    zone: str | None = None
+    spot: bool = False
+    token: str = ""
+
+
+@dataclass(frozen=True)
+class PoolState:
+    """A pool with what its provider sells and what it already has."""
+
+    spec: PoolSpec
+    catalog: tuple[InstanceType, ...]
+    nodes: tuple[Node, ...] = ()
+    launching: tuple[Launching, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScaleUp:
+    pool: str
+    provider: str
+    instance_type: str
+    count: int
+    spot: bool
+    zones: tuple[str, ...]
+    price_per_hour: float
+    hourly_cost: float
+    reason: str
+    task_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScaleDown:
+    pool: str
+    node_id: str
+    instance_type: str
+    hourly_cost: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class Unplaceable:
+    task_id: str
+    count: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    scale_up: tuple[ScaleUp, ...] = ()
+    scale_down: tuple[ScaleDown, ...] = ()
+    unplaceable: tuple[Unplaceable, ...] = ()
+    covered: tuple[str, ...] = ()  # task ids that fit on existing or launching capacity
+
+    @property
+    def hourly_cost(self) -> float:
+        """What the scale-ups add per hour."""
+        return sum(d.hourly_cost for d in self.scale_up)
+
+    @property
+    def hourly_savings(self) -> float:
+        return sum(d.hourly_cost for d in self.scale_down)
+
+
+# --------------------------------------------------------------------------------------
+# internal model
+
+
+@dataclass
+class _Group:
+    """Identical tasks, possibly from several demand entries."""
+
+    resources: Resources
+    constraints: tuple[Constraint, ...]
+    ids: list[tuple[str, int]]  # (task id, how many of it)
+    count: int
+    size: float = 0.0  # normalised, for first-fit-decreasing ordering
+
+    def take(self, n: int) -> list[str]:
+        """Consume ``n`` tasks, returning their ids (repeated ids for counted tasks)."""
+        out: list[str] = []
+        while n > 0 and self.ids:
+            task_id, have = self.ids[0]
+            used = min(have, n)
+            out.append(task_id)
+            n -= used
+            if used == have:
+                self.ids.pop(0)
+            else:
+                self.ids[0] = (task_id, have - used)
+        return out
+
+
+@dataclass
+class _Offer:
+    pool: int
+    itype: InstanceType
+    spot: bool
+    price: float
+    zones: tuple[str, ...]
+    capacity: Resources
+    attrs: dict[str, str | None]
+
+
+@dataclass
+class _PoolBudget:
+    nodes_left: int
+    money_left: float
+    avail: dict[str, int]  # instance type -> how many can still be had (absent: unlimited)
+
+    def can_add(self, offer: _Offer, n: int = 1) -> bool:
+        if n > self.nodes_left or offer.price * n > self.money_left + _EPS:
+            return False
+        left = self.avail.get(offer.itype.name)
+        return left is None or n <= left
+
+    def most(self, offer: _Offer) -> int:
+        n = self.nodes_left
+        if offer.price > 0 and math.isfinite(self.money_left):
+            n = min(n, int((self.money_left + _EPS) // offer.price))
+        left = self.avail.get(offer.itype.name)
+        return min(n, left) if left is not None else n
+
+    def add(self, offer: _Offer, n: int) -> None:
+        self.nodes_left -= n
+        self.money_left -= offer.price * n
+        if offer.itype.name in self.avail:
+            self.avail[offer.itype.name] -= n
+
+
+@dataclass
+class _Bin:
+    offer: int
+    zone: str | None
+    contents: dict[int, int]  # group index -> tasks
+    mult: int = 1
+
+    def used(self, groups: Sequence[_Group]) -> Resources:
+        total = Resources()
+        for g, n in self.contents.items():
+            total = total + groups[g].resources.times(n)
+        return total
+
+
+_ANY = None  # "every zone of the offer" in an allowed-zone answer
+
+
+def _pool_attrs(spec: PoolSpec) -> dict[str, str | None]:
+    attrs: dict[str, str | None] = {
+        "provider": spec.provider,
+        "pool": spec.name,
+        "region": spec.region,
+    }
+    for key, value in spec.labels.items():
+        attrs[f"labels.{key}"] = value
+    return attrs
+
+
+def _market(spec: PoolSpec, itype: InstanceType) -> tuple[bool, float] | None:
+    if spec.spot == "never":
+        return False, itype.price_per_hour
+    if itype.spot_price_per_hour is not None:
+        return True, itype.spot_price_per_hour
+    if spec.spot == "only":
+        return None
+    return False, itype.price_per_hour
+
+
+def _build_offers(pools: Sequence[PoolState]) -> list[_Offer]:
+    offers: list[_Offer] = []
+    for p, pool in enumerate(pools):
+        base = _pool_attrs(pool.spec)
+        for itype in select_types(pool.spec, pool.catalog):
+            market = _market(pool.spec, itype)
+            if market is None:
+                continue
+            if pool.spec.zones and itype.zones:
+                zones = tuple(z for z in pool.spec.zones if z in itype.zones)
+                if not zones:
+                    continue
+            else:
+                zones = tuple(pool.spec.zones or itype.zones)
+            attrs = dict(base)
+            attrs["instance_type"] = itype.name
+            offers.append(
+                _Offer(
+                    pool=p,
+                    itype=itype,
+                    spot=market[0],
+                    price=market[1],
+                    zones=zones,
+                    capacity=Resources(itype.cpu_milli, itype.memory_mib, itype.gpu),
+                    attrs=attrs,
+                )
+            )
+    return offers
+
+
+def _allowed_zones(
+    constraints: tuple[Constraint, ...], offer: _Offer
+) -> frozenset[str] | None | bool:
+    """False: never on this offer; None: any of its zones; a set: only those zones."""
+    others = [c for c in constraints if c.attribute != "zone"]
+    if not all(c.holds(offer.attrs) for c in others):
+        return False
+    on_zone = [c for c in constraints if c.attribute == "zone"]
+    if not on_zone:
+        return _ANY
+    if not offer.zones:
+        attrs = dict(offer.attrs, zone=None)
+        return _ANY if all(c.holds(attrs) for c in on_zone) else False
+    ok = frozenset(
+        z for z in offer.zones if all(c.holds(dict(offer.attrs, zone=z)) for c in on_zone)
+    )
+    if not ok:
+        return False
+    return _ANY if len(ok) == len(offer.zones) else ok
+
+
+def _group_demand(demand: Iterable[Task]) -> list[_Group]:
+    by_key: dict[tuple[Resources, tuple[Constraint, ...]], _Group] = {}
+    for task in demand:
+        if task.count <= 0:
+            continue
+        key = (task.resources, task.constraints)
+        group = by_key.get(key)
+        if group is None:
+            group = _Group(task.resources, task.constraints, [], 0)
+            by_key[key] = group
+        group.ids.append((task.id, task.count))
+        group.count += task.count
+    return list(by_key.values())
+
+
+def _merge(a: Mapping[int, int], b: Mapping[int, int]) -> dict[int, int]:
+    out = dict(a)
+    for g, n in b.items():
+        out[g] = out.get(g, 0) + n
+    return out
+
+
+def _share(res: Resources, cap: Resources) -> float:
+    """The fraction of an instance a demand takes on its most used dimension."""
+    share = 0.0
+    for need, have in (
+        (res.cpu_milli, cap.cpu_milli),
+        (res.memory_mib, cap.memory_mib),
+        (res.gpu, cap.gpu),
+    ):
+        if need > 0:
+            share = max(share, need / have) if have > 0 else math.inf
+    return share
+
+
+def _node_cost(pool: PoolState, node: Node) -> float:
+    if node.price_per_hour is not None:
+        return node.price_per_hour
+    for itype in pool.catalog:
+        if itype.name == node.instance_type:
+            price = itype.price(node.spot)
+            return price if price is not None else itype.price_per_hour
+    return 0.0
+
+
+def _launch_cost(pool: PoolState, launch: Launching) -> float:
+    for itype in pool.catalog:
+        if itype.name == launch.instance_type:
+            price = itype.price(launch.spot)
+            return (price if price is not None else itype.price_per_hour) * launch.count
+    return 0.0
+
+
+# --------------------------------------------------------------------------------------
+# scale-up
+
+
+class _ScaleUpPlanner:
+    def __init__(self, demand: Sequence[Task], pools: Sequence[PoolState]) -> None:
+        self.pools = pools
+        self.groups = _group_demand(demand)
+        self.offers = _build_offers(pools)
+        self.covered: list[str] = []
+        self.busy_nodes: set[str] = set()
+        cpu_ref = max([o.capacity.cpu_milli for o in self.offers] + [1])
+        mem_ref = max([o.capacity.memory_mib for o in self.offers] + [1])
+        gpu_ref = max([o.capacity.gpu for o in self.offers] + [1])
+        for g in self.groups:
+            r = g.resources
+            g.size = r.cpu_milli / cpu_ref + r.memory_mib / mem_ref + r.gpu / gpu_ref
+        # feasibility: group -> offer -> allowed zones (None: any)
+        cache: dict[tuple[tuple[Constraint, ...], int], frozenset[str] | None | bool] = {}
+        self.feasible: list[dict[int, frozenset[str] | None]] = []
+        for g in self.groups:
+            row: dict[int, frozenset[str] | None] = {}
+            for o, offer in enumerate(self.offers):
+                if not g.resources.fits_in(offer.capacity):
+                    continue
+                key = (g.constraints, o)
+                if key not in cache:
+                    cache[key] = _allowed_zones(g.constraints, offer)
+                allowed = cache[key]
+                if allowed is not False:
+                    row[o] = allowed  # type: ignore[assignment]
+            self.feasible.append(row)
+        self.budgets = [self._budget(pool) for pool in pools]
+        self._value: dict[int, float] = {}
+
+    def _budget(self, pool: PoolState) -> _PoolBudget:
+        spec = pool.spec
+        have = sum(1 for n in pool.nodes) + sum(lc.count for lc in pool.launching)
+        spent = sum(_node_cost(pool, n) for n in pool.nodes)
+        spent += sum(_launch_cost(pool, lc) for lc in pool.launching)
+        money = math.inf if spec.max_price_per_hour is None else spec.max_price_per_hour - spent
+        avail = {t.name: t.available for t in pool.catalog if t.available is not None}
+        return _PoolBudget(max(0, spec.max_nodes - have), money, avail)
+
+    # -- existing capacity -------------------------------------------------------------
+
+    def absorb_existing(self) -> None:
+        """Fit demand onto free room of existing nodes and launching instances first."""
+        order = sorted(range(len(self.groups)), key=lambda i: -self.groups[i].size)
+        for pool in sorted(self.pools, key=lambda p: (p.spec.preference, p.spec.name)):
+            base = _pool_attrs(pool.spec)
+            bins: list[tuple[str | None, dict[str, str | None], Resources]] = []
+            for node in pool.nodes:
+                if node.draining:
+                    continue
+                attrs = dict(base, instance_type=node.instance_type, zone=node.zone, rack=node.rack)
+                attrs["node.id"] = node.id
+                for key, value in node.labels.items():
+                    attrs[f"labels.{key}"] = value
+                bins.append((node.id, attrs, node.capacity - node.allocated))
+            shapes = {t.name: t for t in pool.catalog}
+            for launch in pool.launching:
+                itype = shapes.get(launch.instance_type)
+                if itype is None:
+                    continue
+                attrs = dict(base, instance_type=itype.name, zone=launch.zone)
+                room = Resources(itype.cpu_milli, itype.memory_mib, itype.gpu)
+                bins.extend((None, attrs, room) for _ in range(launch.count))
+            for node_id, attrs, room in bins:
+                free = room
+                for gi in order:
+                    group = self.groups[gi]
+                    if group.count == 0 or not group.resources.fits_in(free):
+                        continue
+                    if not all(c.holds(attrs) for c in group.constraints):
+                        continue
+                    n = group.count
+                    r = group.resources
+                    for need, have in (
+                        (r.cpu_milli, free.cpu_milli),
+                        (r.memory_mib, free.memory_mib),
+                        (r.gpu, free.gpu),
+                    ):
+                        if need > 0:
+                            n = min(n, have // need)
+                    if n <= 0:
+                        continue
+                    free = free - r.times(n)
+                    group.count -= n
+                    self.covered.extend(group.take(n))
+                    if node_id is not None:
+                        self.busy_nodes.add(node_id)
+
+    # -- new capacity --------------------------------------------------------------------
+
+    def _pack_one(
+        self, offer_i: int, zone: str | None, active: list[int], counts: Mapping[int, int]
+    ) -> dict[int, int]:
+        """First-fit-decreasing of the remaining demand into one fresh instance.
+
+        Tried in three orders (overall size, CPU first, memory first), keeping the packing
+        worth most: one order alone strands room on the other dimension too often.
+        """
+        best: dict[int, int] = {}
+        best_key = (-1.0, -1.0)
+        for order in self._orders(active):
+            contents = self._pack_order(offer_i, zone, order, counts)
+            key = (
+                sum(self._value[g] * n for g, n in contents.items()),
+                sum(self.groups[g].size * n for g, n in contents.items()),
+            )
+            if key > best_key:
+                best, best_key = contents, key
+        return best
+
+    def _orders(self, active: list[int]) -> list[list[int]]:
+        by_cpu = sorted(
+            active, key=lambda i: (-self.groups[i].resources.cpu_milli, -self.groups[i].size)
+        )
+        by_mem = sorted(
+            active, key=lambda i: (-self.groups[i].resources.memory_mib, -self.groups[i].size)
+        )
+        return [active, by_cpu, by_mem]
+
+    def _pack_order(
+        self, offer_i: int, zone: str | None, order: list[int], counts: Mapping[int, int]
+    ) -> dict[int, int]:
+        free = self.offers[offer_i].capacity
+        contents: dict[int, int] = {}
+        for gi in order:
+            n = counts.get(gi, 0)
+            if n <= 0:
+                continue
+            allowed = self.feasible[gi].get(offer_i, False)
+            if allowed is False:
+                continue
+            if allowed is not _ANY and (zone is None or zone not in allowed):  # type: ignore[operator]
+                continue
+            r = self.groups[gi].resources
+            for need, have in (
+                (r.cpu_milli, free.cpu_milli),
+                (r.memory_mib, free.memory_mib),
+                (r.gpu, free.gpu),
+            ):
+                if need > 0:
+                    n = min(n, have // need)
+            if n <= 0:
+                continue
+            contents[gi] = n
+            free = free - r.times(n)
+        return contents
+
+    def _simulate(
+        self, offer_i: int, zone: str | None, live: list[int]
+    ) -> tuple[list[tuple[dict[int, int], int]], float, float]:
+        """Serve all the demand this offer can take with instances of it alone.
+
+        Returns the instances as (contents, repetitions), the demand's value and its size.
+        """
+        offer = self.offers[offer_i]
+        left = self.budgets[offer.pool].most(offer)
+        counts = {gi: self.groups[gi].count for gi in live}
+        out: list[tuple[dict[int, int], int]] = []
+        value = size = 0.0
+        for _ in range(len(live) * 4 + 8):  # each round exhausts a group or the budget
+            if left <= 0:
+                break
+            contents = self._pack_one(offer_i, zone, live, counts)
+            if not contents:
+                break
+            reps = min(left, min(counts[g] // n for g, n in contents.items()))
+            reps = max(1, reps)
+            for g, n in contents.items():
+                counts[g] -= n * reps
+                value += self._value[g] * n * reps
+                size += self.groups[g].size * n * reps
+            left -= reps
+            out.append((contents, reps))
+        return out, value, size
+
+    def _zone_options(self, offer_i: int, active: list[int]) -> list[str | None]:
+        options: list[str | None] = [None]
+        seen: set[str] = set()
+        for gi in active:
+            allowed = self.feasible[gi].get(offer_i, False)
+            if allowed is False or allowed is _ANY or self.groups[gi].count == 0:
+                continue
+            for z in sorted(allowed):  # type: ignore[arg-type]
+                if z not in seen:
+                    seen.add(z)
+                    options.append(z)
+        return options
+
+    def plan_tier(self, tier: list[int]) -> list[_Bin]:
+        tier_offers = [o for o, off in enumerate(self.offers) if off.pool in tier]
+        if not tier_offers:
+            return []
+        tier_set = set(tier_offers)
+        active = [
+            gi
+            for gi in range(len(self.groups))
+            if self.groups[gi].count > 0 and tier_set & self.feasible[gi].keys()
+        ]
+        active.sort(key=lambda i: -self.groups[i].size)
+        lower = {
+            gi: min(
+                self.offers[o].price * _share(self.groups[gi].resources, self.offers[o].capacity)
+                for o in tier_offers
+                if o in self.feasible[gi]
+            )
+            for gi in active
+        }
+        self._value = lower
+        bins: list[_Bin] = []
+        for _ in range(len(tier_offers) * (len(active) + 1) + 1):  # each round buys something
+            live = [gi for gi in active if self.groups[gi].count > 0]
+            if not live:
+                break
+            best = self._best_candidate(tier_offers, live, lower)
+            if best is None:
+                break
+            offer_i, zone, chosen = best
+            offer = self.offers[offer_i]
+            for contents, reps in chosen:
+                self.budgets[offer.pool].add(offer, reps)
+                for g, n in contents.items():
+                    self.groups[g].count -= n * reps
+                bins.append(_Bin(offer_i, zone, contents, reps))
+        return self._improve(bins, tier_offers)
+
+    def _best_candidate(
+        self, tier_offers: list[int], live: list[int], lower: dict[int, float]
+    ) -> tuple[int, str | None, list[tuple[dict[int, int], int]]] | None:
+        """The offer that serves the demand it can take at the lowest cost per value.
+
+        A cheap fluid estimate ranks the offers first, so only a few are simulated in full.
+        """
+        ranked: list[tuple[float, int]] = []
+        for o in tier_offers:
+            offer = self.offers[o]
+            if not self.budgets[offer.pool].can_add(offer):
+                continue
+            value = 0.0
+            need = Resources()
+            for gi in live:
+                if o in self.feasible[gi]:
+                    group = self.groups[gi]
+                    value += lower[gi] * group.count
+                    need = need + group.resources.times(group.count)
+            if need == Resources():
+                continue
+            if offer.price <= 0:
+                ranked.append((-math.inf, o))
+                continue
+            cost = offer.price * max(_share(need, offer.capacity), 1.0)
+            ranked.append((-value / cost, o))
+        ranked.sort()
+        best: tuple[tuple[float, float, float, str], int, str | None, list[Any]] | None = None
+        for _, o in ranked[:_TOP_OFFERS]:
+            offer = self.offers[o]
+            for zone in self._zone_options(o, live):
+                chosen, value, size = self._simulate(o, zone, live)
+                if not chosen:
+                    continue
+                cost = offer.price * sum(reps for _, reps in chosen)
+                score = value / cost if cost > 0 else math.inf
+                key = (-score, -size, offer.price, offer.itype.name)
+                if best is None or key < best[0]:
+                    best = (key, o, zone, chosen)
+        if best is None:
+            return None
+        return best[1], best[2], best[3]
+
+    def _admits(self, offer_i: int, zone: str | None, contents: Mapping[int, int]) -> bool:
+        for g in contents:
+            allowed = self.feasible[g].get(offer_i, False)
+            if allowed is False:
+                return False
+            if allowed is not _ANY and (zone is None or zone not in allowed):  # type: ignore[operator]
+                return False
+        return True
+
+    def _cheapest_holder(
+        self, tier_offers: list[int], contents: Mapping[int, int], zone: str | None
+    ) -> tuple[int, str | None] | None:
+        """The cheapest offer (and zone) with budget left that holds ``contents`` at once."""
+        used = Resources()
+        for g, n in contents.items():
+            used = used + self.groups[g].resources.times(n)
+        best: tuple[float, int, str | None] | None = None
+        for o in tier_offers:
+            offer = self.offers[o]
+            if best is not None and offer.price >= best[0] - _EPS:
+                continue
+            if not used.fits_in(offer.capacity):
+                continue
+            if not self.budgets[offer.pool].can_add(offer):
+                continue
+            zones: list[str | None] = [zone] if zone is not None else [None, *offer.zones]
+            for z in zones:
+                if self._admits(o, z, contents):
+                    best = (offer.price, o, z)
+                    break
+        return None if best is None else (best[1], best[2])
+
+    def _improve(self, bins: list[_Bin], tier_offers: list[int]) -> list[_Bin]:
+        # downsize: each distinct bin to the cheapest type that still holds its contents
+        for b in bins:
+            old = self.offers[b.offer]
+            self.budgets[old.pool].add(old, -b.mult)
+            found = self._cheapest_holder(tier_offers, b.contents, b.zone)
+            if found is not None:
+                new = self.offers[found[0]]
+                if new.price < old.price - _EPS and self.budgets[new.pool].can_add(new, b.mult):
+                    b.offer, b.zone = found
+            self.budgets[self.offers[b.offer].pool].add(self.offers[b.offer], b.mult)
+        # merge: two instances into one cheaper instance, best improvement first
+        for _ in range(_MERGE_ROUNDS):
+            live = [b for b in bins if b.mult > 0]
+            live.sort(key=self._fill)
+            live = live[:_MERGE_GROUPS]
+            best: tuple[float, _Bin, _Bin, int, str | None] | None = None
+            for i, a in enumerate(live):
+                for b in live[i:]:
+                    if a is b and a.mult < 2:
+                        continue
+                    if a.zone is not None and b.zone is not None and a.zone != b.zone:
+                        continue
+                    pa, pb = self.offers[a.offer], self.offers[b.offer]
+                    merged = _merge(a.contents, b.contents)
+                    zone = a.zone if a.zone is not None else b.zone
+                    self.budgets[pa.pool].add(pa, -1)
+                    self.budgets[pb.pool].add(pb, -1)
+                    found = self._cheapest_holder(tier_offers, merged, zone)
+                    self.budgets[pa.pool].add(pa, 1)
+                    self.budgets[pb.pool].add(pb, 1)
+                    if found is None:
+                        continue
+                    gain = pa.price + pb.price - self.offers[found[0]].price
+                    if gain > _EPS and (best is None or gain > best[0] + _EPS):
+                        best = (gain, a, b, found[0], found[1])
+            if best is None:
+                break
+            _, a, b, o, zone = best
+            pa, pb, new = self.offers[a.offer], self.offers[b.offer], self.offers[o]
+            self.budgets[pa.pool].add(pa, -1)
+            self.budgets[pb.pool].add(pb, -1)
+            self.budgets[new.pool].add(new, 1)
+            a.mult -= 1
+            b.mult -= 1
+            bins.append(_Bin(o, zone, _merge(a.contents, b.contents), 1))
+        return [b for b in bins if b.mult > 0]
+
+    def _fill(self, b: _Bin) -> float:
+        return _share(b.used(self.groups), self.offers[b.offer].capacity)
+
+    def min_nodes(self) -> list[_Bin]:
+        """Instances bought only to bring pools up to ``min_nodes``."""
+        out: list[_Bin] = []
+        for p, pool in enumerate(self.pools):
+            have = len(pool.nodes) + sum(lc.count for lc in pool.launching)
+            missing = pool.spec.min_nodes - have
+            if missing <= 0:
+                continue
+            candidates = [o for o, off in enumerate(self.offers) if off.pool == p]
+            candidates.sort(
+                key=lambda o: (
+                    self.offers[o].price,
+                    self.offers[o].capacity.cpu_milli,
+                    self.offers[o].itype.name,
+                )
+            )
+            for o in candidates:
+                if missing <= 0:
+                    break
+                n = min(missing, self.budgets[p].most(self.offers[o]))
+                if n <= 0:
+                    continue
+                self.budgets[p].add(self.offers[o], n)
+                out.append(_Bin(o, None, {}, n))
+                missing -= n
+        return out
+
+
+def _decisions(planner: _ScaleUpPlanner, bins: list[_Bin], min_bins: list[_Bin]) -> list[ScaleUp]:
+    merged: dict[tuple[int, str | None, bool], list[_Bin]] = {}
+    for b in bins:
+        merged.setdefault((b.offer, b.zone, bool(b.contents)), []).append(b)
+    for b in min_bins:
+        merged.setdefault((b.offer, b.zone, False), []).append(b)
+    out: list[ScaleUp] = []
+    for (o, zone, for_demand), group_bins in merged.items():
+        offer = planner.offers[o]
+        spec = planner.pools[offer.pool].spec
+        count = sum(b.mult for b in group_bins)
+        market = "spot" if offer.spot else "on-demand"
+        each = f"${offer.price:.4f}/h each" if offer.price else "no marginal cost"
+        zones = (zone,) if zone is not None else offer.zones
+        where = f" in {zone}" if zone is not None else ""
+        if for_demand:
+            tasks = 0
+            used = Resources()
+            ids: list[str] = []
+            for b in group_bins:
+                for g, n in b.contents.items():
+                    tasks += n * b.mult
+                    used = used + planner.groups[g].resources.times(n * b.mult)
+                    ids.extend(planner.groups[g].take(n * b.mult))
+            reason = (
+                f"{tasks} pending task(s) needing {used.describe()} fit on {count} x "
+                f"{offer.itype.name} ({market}, {each}){where}: the cheapest packing found in "
+                f"pool {spec.name} (preference {spec.preference})"
+            )
+        else:
+            ids = []
+            have = len(planner.pools[offer.pool].nodes)
+            have += sum(lc.count for lc in planner.pools[offer.pool].launching)
+            reason = (
+                f"pool {spec.name} has {have} node(s), below min_nodes {spec.min_nodes}: "
+                f"{count} x {offer.itype.name} ({market}, {each}), its cheapest type"
+            )
+        out.append(
+            ScaleUp(
+                pool=spec.name,
+                provider=spec.provider,
+                instance_type=offer.itype.name,
+                count=count,
+                spot=offer.spot,
+                zones=tuple(zones),
+                price_per_hour=offer.price,
+                hourly_cost=round(offer.price * count, 6),
+                reason=reason,
+                task_ids=tuple(ids),
+            )
+        )
+    out.sort(key=lambda d: (d.pool, d.instance_type, d.zones))
+    return out
+
+
+def _unplaceable(planner: _ScaleUpPlanner) -> list[Unplaceable]:
+    out: list[Unplaceable] = []
+    for gi, group in enumerate(planner.groups):
+        if group.count <= 0:
+            continue
+        if not any(group.resources.fits_in(o.capacity) for o in planner.offers):
+            why = f"needs {group.resources.describe()}, more than any instance type offers"
+        elif not planner.feasible[gi]:
+            why = "no pool and instance type satisfies its constraints"
+        else:
+            pools = sorted(
+                {planner.pools[planner.offers[o].pool].spec.name for o in planner.feasible[gi]}
+            )
+            why = f"pools {', '.join(pools)} are at max_nodes, budget or availability"
+        for task_id, n in list(group.ids):
+            out.append(Unplaceable(task_id, n, why))
+        group.ids.clear()
+    return out
+
+
+def _scale_up(demand: Sequence[Task], pools: Sequence[PoolState]) -> tuple[Plan, set[str]]:
+    planner = _ScaleUpPlanner(demand, pools)
+    planner.absorb_existing()
+    tiers: dict[int, list[int]] = {}
+    for p, pool in enumerate(pools):
+        tiers.setdefault(pool.spec.preference, []).append(p)
+    bins: list[_Bin] = []
+    for pref in sorted(tiers):
+        bins.extend(planner.plan_tier(tiers[pref]))
+    min_bins = planner.min_nodes()
+    result = Plan(
+        scale_up=tuple(_decisions(planner, bins, min_bins)),
+        unplaceable=tuple(_unplaceable(planner)),
+        covered=tuple(planner.covered),
+    )
+    return result, planner.busy_nodes
+
+
+def plan_scale_up(demand: Sequence[Task], pools: Sequence[PoolState]) -> Plan:
+    """Instances to buy so the pending ``demand`` fits, cheapest first within preference."""
+    return _scale_up(demand, pools)[0]
+
+
+# --------------------------------------------------------------------------------------
+# scale-down
+
+
+def plan_scale_down(
+    pools: Sequence[PoolState], *, now: float, keep: Iterable[str] = ()
+) -> list[ScaleDown]:
+    """Idle nodes to release: idle for at least the pool's ``scale_down_idle``, never below
+    ``min_nodes``, most expensive first. Nodes in ``keep`` (just given demand) stay."""
+    kept = set(keep)
+    out: list[ScaleDown] = []
+    for pool in pools:
+        spec = pool.spec
+        standing = [n for n in pool.nodes if not n.draining]
+        removable = len(standing) - spec.min_nodes
+        if removable <= 0:
+            continue
+        idle = [
+            n
+            for n in standing
+            if n.id not in kept
+            and n.idle_since is not None
+            and n.allocated == Resources()
+            and now - n.idle_since >= spec.scale_down_idle
+        ]
+        idle.sort(key=lambda n: (-_node_cost(pool, n), n.idle_since, n.id))
+        for node in idle[:removable]:
+            cost = _node_cost(pool, node)
+            idle_for = now - (node.idle_since or now)
+            out.append(
+                ScaleDown(
+                    pool=spec.name,
+                    node_id=node.id,
+                    instance_type=node.instance_type,
+                    hourly_cost=cost,
+                    reason=(
+                        f"idle for {idle_for:.0f}s (pool {spec.name} releases after "
+                        f"{spec.scale_down_idle:.0f}s); saves ${cost:.4f}/h; "
+                        f"{len(standing) - 1} node(s) remain, min_nodes {spec.min_nodes}"
+                    ),
+                )
+            )
+            standing = [n for n in standing if n.id != node.id]
+    return out
+
+
+def plan(demand: Sequence[Task], pools: Sequence[PoolState], *, now: float) -> Plan:
+    """Scale-up for ``demand`` and scale-down of idle nodes, from one snapshot."""
+    up, busy = _scale_up(demand, pools)
+    down = plan_scale_down(pools, now=now, keep=busy)
+    return Plan(
+        scale_up=up.scale_up,
+        scale_down=tuple(down),
+        unplaceable=up.unplaceable,
+        covered=up.covered,
+    )
