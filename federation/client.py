@@ -107,6 +107,8 @@ class Job(TypedDict, total=False):
     type: str
     priority: int
     queue: str
+    schedule: str | None
+    depends_on: list[str]
     groups: list[dict[str, Any]]
     version: int
     status: str

@@ -130,6 +130,7 @@ def status(
     )
     groups = job.get("groups") or []
     if groups:
+        print_line("")
         print_table(
             "Task groups",
             ("NAME", "COUNT", "CPU", "MEMORY", "GPU", "DRIVER"),
@@ -146,6 +147,7 @@ def status(
             ],
         )
     if allocations:
+        print_line("")
         print_table("Allocations", ALLOC_COLUMNS, alloc_rows(allocations))
 
 
