@@ -1,0 +1,4 @@
+terraform {
+  # No provider: everything is rendered with built-in functions.
+  required_version = ">= 1.9.0, < 2.0.0"
+}
