@@ -60,7 +60,8 @@ def register(app: typer.Typer) -> None:
         data_dir: Path = typer.Option(..., "--data-dir", help="Raft journal and snapshots"),
         http: str = typer.Option("127.0.0.1:4780", "--http", help="API address HOST:PORT"),
         raft: str = typer.Option("127.0.0.1:4790", "--raft", help="Raft address HOST:PORT"),
-        peers: str = typer.Option("", "--peers", help="other servers' Raft addresses, comma-separated"),
+        peers: str = typer.Option(
+            "", "--peers", help="other servers' Raft addresses, comma-separated"),
         secret_file: Path | None = typer.Option(
             None, "--secret-file", help="file holding the Raft secret (or FEDERATION_RAFT_SECRET)"),
         token_file: Path | None = typer.Option(

@@ -102,7 +102,10 @@ class RaftNode:
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._inflight = threading.BoundedSemaphore(config.settings.max_inflight_batches)
         self._stopping = threading.Event()
-        self._leadership_events: queue.SimpleQueue[bool | None] = queue.SimpleQueue()
+        # Leadership changes and new listeners go through one queue, handled by one thread,
+        # so every listener sees the transitions in order.
+        self._leadership_events: queue.SimpleQueue[
+            bool | Callable[[bool], None] | None] = queue.SimpleQueue()
         self.batches_committed = 0
         self.commands_committed = 0
         s = config.settings
@@ -163,9 +166,7 @@ class RaftNode:
     def on_leadership(self, listener: Callable[[bool], None]) -> None:
         """Call ``listener(is_leader)`` (on a background thread) whenever this node gains
         or loses leadership."""
-        self._listeners.append(listener)
-        if self.is_leader():
-            self._leadership_events.put(True)
+        self._leadership_events.put(listener)
 
     # -- submitting ----------------------------------------------------------------------
     def submit(self, command: dict[str, Any]) -> Future[dict[str, Any]]:
@@ -240,15 +241,24 @@ class RaftNode:
             event = self._leadership_events.get()
             if event is None:
                 return
+            if callable(event):
+                self._listeners.append(event)
+                if was_leader:
+                    self._notify([event], True)
+                continue
             if event == was_leader:
                 continue
             was_leader = event
             log.info("%s leadership of the cluster", "gained" if event else "lost")
-            for listener in list(self._listeners):
-                try:
-                    listener(event)
-                except Exception:
-                    log.exception("leadership listener failed")
+            self._notify(self._listeners, event)
+
+    @staticmethod
+    def _notify(listeners: list[Callable[[bool], None]], is_leader: bool) -> None:
+        for listener in list(listeners):
+            try:
+                listener(is_leader)
+            except Exception:
+                log.exception("leadership listener failed")
 
     def _on_rejected(self, peer: str) -> None:
         self.rejected_connections += 1

@@ -35,7 +35,8 @@ class Master:
         self.metrics = ServerMetrics()
         self.tracer_provider = tracer_provider
         self.tracer = trace.get_tracer("federation.raft", tracer_provider=tracer_provider)
-        self._token_key = hashlib.sha256(b"federation-node-token:" + config.secret.encode()).digest()
+        self._token_key = hashlib.sha256(
+            b"federation-node-token:" + config.secret.encode()).digest()
         self.raft: RaftNode | None = None
         self.loops = LeaderLoops()
         self._http: uvicorn.Server | None = None

@@ -59,7 +59,8 @@ class _Strict(BaseModel):
 class Resources(_Strict):
     cpu: int = Field(gt=0, le=1_000_000, description="millicores")
     memory: int = Field(gt=0, le=16_777_216, description="MiB")
-    gpu: float = Field(default=0, ge=0, le=64, description="devices; a fraction asks for a share of one GPU")
+    gpu: float = Field(
+        default=0, ge=0, le=64, description="devices; a fraction asks for a share of one GPU")
 
     @field_validator("gpu")
     @classmethod

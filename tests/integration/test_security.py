@@ -1,0 +1,156 @@
+"""Raft traffic is authenticated, the API takes tokens, and unsafe settings are refused."""
+
+from __future__ import annotations
+
+import pickle
+import socket
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import httpx
+
+from tests.harness import Cluster, ServerProcess, free_ports, wait_for
+
+
+class _Payload:
+    """Unpickling this creates a file: proof of code execution if a server ever does it."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def _frame(obj: object) -> bytes:
+    data = zlib.compress(pickle.dumps(obj))
+    return struct.pack("i", len(data)) + data
+
+
+def test_a_server_with_the_wrong_secret_cannot_join_and_is_logged(cluster: Cluster,
+                                                                  tmp_path: Path) -> None:
+    leader = cluster.wait_leader()
+    term_before = leader.status()["term"]
+    wrong = tmp_path / "wrong.secret"
+    wrong.write_text("not-the-cluster-secret-at-all")
+    http_port, raft_port = free_ports(2)
+    intruder = ServerProcess(
+        id="intruder", http_port=http_port, raft_port=raft_port,
+        peers=[s.raft for s in cluster.servers], data_dir=tmp_path / "intruder",
+        secret_file=wrong,
+    ).start()
+    try:
+        wait_for(lambda: any("did not authenticate" in s.log() for s in cluster.servers), 10,
+                 "the cluster to log the rejected connection")
+        assert intruder.status()["leader"] is None
+        assert leader.status()["term"] == term_before
+        assert cluster.wait_leader().id == leader.id
+    finally:
+        intruder.kill()
+
+
+def test_an_unauthenticated_pickle_sent_to_the_raft_port_is_never_unpickled(
+        cluster: Cluster, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    target = cluster.servers[0]
+    for message in (_Payload(marker), ["status"], target.raft):
+        with socket.create_connection(("127.0.0.1", target.raft_port), timeout=2) as sock:
+            sock.sendall(_frame(message))
+            sock.settimeout(2)
+            try:
+                assert sock.recv(1024) == b""  # the server hangs up
+            except (ConnectionResetError, TimeoutError):
+                pass
+    wait_for(lambda: "did not authenticate" in target.log(), 5, "the rejection to be logged")
+    assert not marker.exists()
+    metrics = target.get("/metrics").text
+    assert "federation_raft_rejected_connections" in metrics
+    assert cluster.wait_leader() is not None
+
+
+def test_a_server_without_a_secret_refuses_to_start(tmp_path: Path) -> None:
+    http_port, raft_port = free_ports(2)
+    result = subprocess.run(
+        [sys.executable, "-m", "federation.cli.main", "server", "--id", "a", "--data-dir",
+         str(tmp_path), "--http", f"127.0.0.1:{http_port}", "--raft", f"127.0.0.1:{raft_port}"],
+        capture_output=True, text=True, timeout=30,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path.cwd())},
+    )
+    assert result.returncode != 0
+    assert "Raft secret is required" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_short_secret_is_refused(tmp_path: Path) -> None:
+    short = tmp_path / "short"
+    short.write_text("tooshort")
+    http_port, raft_port = free_ports(2)
+    result = subprocess.run(
+        [sys.executable, "-m", "federation.cli.main", "server", "--id", "a", "--data-dir",
+         str(tmp_path / "d"), "--http", f"127.0.0.1:{http_port}", "--raft",
+         f"127.0.0.1:{raft_port}", "--secret-file", str(short)],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode != 0
+    assert "at least 16 characters" in result.stderr
+
+
+def test_a_public_api_without_a_token_needs_insecure(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("a-long-enough-cluster-secret")
+    http_port, raft_port = free_ports(2)
+    result = subprocess.run(
+        [sys.executable, "-m", "federation.cli.main", "server", "--id", "a", "--data-dir",
+         str(tmp_path / "d"), "--http", f"0.0.0.0:{http_port}", "--raft",
+         f"127.0.0.1:{raft_port}", "--secret-file", str(secret)],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode != 0
+    assert "--insecure" in result.stderr
+
+
+def test_with_a_token_file_every_endpoint_but_health_needs_the_token(tmp_path: Path) -> None:
+    c = Cluster(tmp_path / "c", size=1, token="s3cret-api-token").start()
+    try:
+        server = c.servers[0]
+        wait_for(lambda: httpx.get(server.url + "/v1/health").status_code == 200, 15, "health")
+        assert httpx.get(server.url + "/v1/status").status_code == 401
+        assert httpx.get(server.url + "/v1/jobs").json()["error"]["code"] == "unauthorized"
+        wrong = {"Authorization": "Bearer nope"}
+        assert httpx.get(server.url + "/v1/jobs", headers=wrong).status_code == 403
+        assert httpx.get(server.url + "/metrics", headers=wrong).status_code == 403
+        good = {"Authorization": "Bearer s3cret-api-token"}
+        assert httpx.get(server.url + "/v1/jobs", headers=good).status_code == 200
+        assert httpx.get(server.url + "/metrics", headers=good).status_code == 200
+    finally:
+        c.kill_all()
+
+
+def test_the_token_never_appears_in_the_server_log(tmp_path: Path) -> None:
+    c = Cluster(tmp_path / "c", size=1, token="very-private-token-value").start()
+    try:
+        server = c.servers[0]
+        wait_for(lambda: httpx.get(server.url + "/v1/health").status_code == 200, 15, "health")
+        httpx.get(server.url + "/v1/jobs", headers={"Authorization": "Bearer wrong-one"})
+    finally:
+        c.stop()
+    log = c.servers[0].log()
+    assert "very-private-token-value" not in log
+    assert "test-cluster-secret" not in log
+
+
+def test_node_heartbeats_need_the_node_token(cluster: Cluster) -> None:
+    leader = cluster.wait_leader()
+    reg = leader.post("/v1/nodes", json={"name": "n1",
+                                         "capacity": {"cpu_milli": 1000, "memory_mib": 512}})
+    node = reg.json()
+    url = f"/v1/nodes/{node['id']}/heartbeat"
+    assert leader.post(url, json={}).status_code == 401
+    assert leader.post(url, json={}, headers={"X-Node-Token": "forged"}).status_code == 403
+    ok = leader.post(url, json={}, headers={"X-Node-Token": node["token"]})
+    assert ok.status_code == 200
+    assert ok.json()["status"] == "ready"
+    assert "token_hash" not in ok.json()

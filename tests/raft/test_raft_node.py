@@ -1,0 +1,96 @@
+"""The Raft layer on its own: group commit, per-caller results, ids applied once, barriers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from federation.errors import ValidationError
+from federation.raft.node import RaftConfig, RaftNode
+from tests.harness import SECRET, free_ports, wait_for
+
+
+@pytest.fixture
+def nodes(tmp_path: Path) -> Iterator[list[RaftNode]]:
+    addrs = [f"127.0.0.1:{p}" for p in free_ports(3)]
+    started = [
+        RaftNode(RaftConfig(addr, [a for a in addrs if a != addr], str(tmp_path / f"n{i}"),
+                            SECRET))
+        for i, addr in enumerate(addrs)
+    ]
+    try:
+        wait_for(lambda: any(n.is_leader() for n in started), 10, "a leader")
+        yield started
+    finally:
+        for node in started:
+            node.stop()
+
+
+def leader_of(nodes: list[RaftNode]) -> RaftNode:
+    return next(n for n in nodes if n.is_leader())
+
+
+def test_concurrent_commands_are_coalesced_and_each_caller_gets_its_own_result(nodes) -> None:
+    leader = leader_of(nodes)
+    batches_before = leader.batches_committed
+    futures = [leader.submit({"type": "job.register", "spec": {
+        "id": f"j{i}", "groups": [], "depends_on": []}}) for i in range(2000)]
+    results = [f.result(timeout=20) for f in futures]
+    assert [r["value"]["id"] for r in results] == [f"j{i}" for i in range(2000)]
+    batches = leader.batches_committed - batches_before
+    assert batches < 2000 / 4, f"{batches} batches for 2000 commands: nothing was coalesced"
+    for node in nodes:
+        wait_for(lambda n=node: len(n.machine.jobs) == 2000, 10, "replication")
+
+
+def test_a_command_submitted_to_a_follower_is_committed(nodes) -> None:
+    follower = next(n for n in nodes if not n.is_leader())
+    result = follower.commit({"type": "node.register",
+                              "node": {"id": "x", "name": "x", "token_hash": "h"}})
+    assert result["ok"] is True
+    assert "x" in leader_of(nodes).machine.nodes
+
+
+def test_a_retried_command_id_is_applied_once_across_servers(nodes) -> None:
+    leader = leader_of(nodes)
+    follower = next(n for n in nodes if n is not leader)
+    command = {"id": "same-id", "type": "job.register",
+               "spec": {"id": "once", "groups": [], "depends_on": []}}
+    first = leader.commit(dict(command))
+    again = follower.commit(dict(command) | {"spec": {"id": "other", "groups": [],
+                                                      "depends_on": []}})
+    assert again == first
+    assert "other" not in leader.machine.jobs
+
+
+def test_after_a_barrier_a_follower_has_applied_every_earlier_write(nodes) -> None:
+    leader = leader_of(nodes)
+    follower = next(n for n in nodes if n is not leader)
+    for i in range(200):
+        leader.submit({"type": "job.register",
+                       "spec": {"id": f"b{i}", "groups": [], "depends_on": []}})
+    leader.barrier()
+    follower.barrier()
+    assert len(follower.machine.jobs) == 200
+
+
+def test_leadership_changes_are_published(nodes) -> None:
+    events: list[bool] = []
+    got = threading.Event()
+    leader = leader_of(nodes)
+
+    def listener(is_leader: bool) -> None:
+        events.append(is_leader)
+        got.set()
+
+    leader.on_leadership(listener)
+    assert got.wait(5)
+    assert events[0] is True
+
+
+def test_a_short_secret_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="at least 16"):
+        RaftNode(RaftConfig("127.0.0.1:1", [], str(tmp_path), "short"))

@@ -1,0 +1,212 @@
+"""The state machine, specified command by command, without Raft."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import pytest
+
+from federation.state.machine import DEDUPE_WINDOW_SECONDS, StateMachine
+
+
+def spec(job_id: str = "etl", **extra) -> dict:
+    return {"id": job_id, "type": "batch", "depends_on": [],
+            "groups": [{"name": "w", "count": 2}], **extra}
+
+
+def node(name: str = "n1", node_id: str = "id-n1") -> dict:
+    return {"id": node_id, "name": name, "token_hash": "h",
+            "capacity": {"cpu_milli": 1000, "memory_mib": 512, "gpu": 0}}
+
+
+class Log:
+    """Applies numbered commands to a fresh machine."""
+
+    def __init__(self) -> None:
+        self.sm = StateMachine()
+        self.n = 0
+
+    def __call__(self, type_: str, time: float = 100.0, **fields) -> dict:
+        self.n += 1
+        return self.sm.apply({"id": f"c{self.n}", "type": type_, "time": time, **fields})
+
+
+@pytest.fixture
+def log() -> Log:
+    return Log()
+
+
+def test_a_new_job_gets_version_1_and_the_index_moves(log: Log) -> None:
+    result = log("job.register", spec=spec())
+    assert result == {"ok": True, "index": 1, "value": {"id": "etl", "version": 1, "changed": True}}
+    assert log.sm.jobs["etl"]["create_index"] == 1
+
+
+def test_resubmitting_the_same_spec_creates_no_version(log: Log) -> None:
+    log("job.register", spec=spec())
+    again = log("job.register", spec=spec())
+    assert again["value"] == {"id": "etl", "version": 1, "changed": False}
+    assert log.sm.index == 1
+
+
+def test_a_changed_spec_creates_the_next_version(log: Log) -> None:
+    log("job.register", spec=spec())
+    changed = log("job.register", spec=spec(priority=90))
+    assert changed["value"]["version"] == 2
+    assert log.sm.jobs["etl"]["create_index"] == 1
+    assert log.sm.jobs["etl"]["modify_index"] == 2
+
+
+def test_a_command_id_is_applied_once(log: Log) -> None:
+    command = {"id": "same", "type": "job.register", "time": 1.0, "spec": spec()}
+    first = log.sm.apply(command)
+    log("job.deregister", job_id="etl")
+    replay = log.sm.apply(command)
+    assert replay == first
+    assert log.sm.jobs["etl"]["stopped"] is True
+
+
+def test_remembered_command_ids_expire_after_the_window(log: Log) -> None:
+    log.sm.apply({"id": "old", "type": "noop", "time": 0.0})
+    log("noop", time=DEDUPE_WINDOW_SECONDS + 10)
+    assert "old" not in log.sm.applied
+
+
+@pytest.mark.parametrize(
+    ("command", "status", "field"),
+    [
+        ({"type": "job.register", "spec": "nope"}, 400, "spec"),
+        ({"type": "job.register", "spec": spec(depends_on=["missing"])}, 400, "depends_on[0]"),
+        ({"type": "job.deregister", "job_id": "missing"}, 404, "job_id"),
+        ({"type": "node.heartbeat", "node_id": "missing"}, 404, "node_id"),
+        ({"type": "node.drain", "node_id": "id-n1", "draining": "yes"}, 400, "draining"),
+        ({"type": "alloc.upsert", "allocations": [{"id": "a", "job_id": "etl", "group": "w",
+                                                   "node_id": "missing"}]}, 404,
+         "allocations[0].node_id"),
+        ({"type": "alloc.update_status", "updates": [{"id": "missing"}]}, 404, "updates[0].id"),
+        ({"type": "teleport"}, 400, "type"),
+    ],
+)
+def test_a_rejected_command_names_the_field_and_changes_nothing(log: Log, command, status,
+                                                                  field) -> None:
+    log("job.register", spec=spec())
+    log("node.register", node=node())
+    before = copy.deepcopy(log.sm.snapshot())
+    result = log(command.pop("type"), **command)
+    assert result["ok"] is False
+    assert result["status"] == status
+    assert result["error"]["field"] == field
+    assert log.sm.snapshot() == before
+
+
+def test_a_node_re_registering_by_name_keeps_its_id(log: Log) -> None:
+    log("node.register", node=node("host-a", "first-id"))
+    again = log("node.register", node=node("host-a", "second-id"))
+    assert again["value"] == {"id": "first-id", "reregistered": True}
+    assert list(log.sm.nodes) == ["first-id"]
+
+
+def test_a_node_is_marked_down_only_if_no_heartbeat_came_since(log: Log) -> None:
+    log("node.register", time=10.0, node=node())
+    log("node.heartbeat", time=20.0, node_id="id-n1")
+    stale = log("node.mark_down", node_id="id-n1", last_heartbeat_seen=10.0)
+    assert stale["value"]["changed"] is False
+    assert log.sm.nodes["id-n1"]["status"] == "ready"
+    current = log("node.mark_down", node_id="id-n1", last_heartbeat_seen=20.0)
+    assert current["value"]["changed"] is True
+    assert log.sm.nodes["id-n1"]["status"] == "down"
+    log("node.heartbeat", time=30.0, node_id="id-n1")
+    assert log.sm.nodes["id-n1"]["status"] == "ready"
+
+
+def test_dependency_cycles_are_refused(log: Log) -> None:
+    log("job.register", spec=spec("a"))
+    log("job.register", spec=spec("b", depends_on=["a"]))
+    cycle = log("job.register", spec=spec("a", depends_on=["b"]))
+    assert cycle["error"]["field"] == "depends_on"
+
+
+def test_stopping_a_job_asks_its_allocations_to_stop(log: Log) -> None:
+    log("job.register", spec=spec())
+    log("node.register", node=node())
+    log("alloc.upsert", allocations=[
+        {"id": f"a{i}", "job_id": "etl", "group": "w", "index": i, "node_id": "id-n1"}
+        for i in range(2)])
+    log("alloc.update_status", updates=[{"id": "a0", "client_status": "running"}])
+    assert log.sm.job_status(log.sm.jobs["etl"]) == "running"
+    log("job.deregister", job_id="etl")
+    assert {a["desired_status"] for a in log.sm.allocations.values()} == {"stop"}
+    assert log.sm.job_status(log.sm.jobs["etl"]) == "dead"
+
+
+@pytest.mark.parametrize(
+    ("statuses", "expected"),
+    [
+        ((), "pending"),
+        (("running", "pending"), "running"),
+        (("complete", "complete"), "complete"),
+        (("complete", "failed"), "failed"),
+        (("running", "failed"), "running"),
+    ],
+)
+def test_a_batch_job_status_follows_its_allocations(log: Log, statuses, expected) -> None:
+    log("job.register", spec=spec())
+    log("node.register", node=node())
+    log("alloc.upsert", allocations=[
+        {"id": f"a{i}", "job_id": "etl", "group": "w", "node_id": "id-n1",
+         "client_status": status} for i, status in enumerate(statuses)])
+    assert log.sm.job_status(log.sm.jobs["etl"]) == expected
+
+
+def test_an_agent_may_only_update_its_own_allocations(log: Log) -> None:
+    log("job.register", spec=spec())
+    log("node.register", node=node())
+    log("alloc.upsert", allocations=[{"id": "a0", "job_id": "etl", "group": "w",
+                                      "node_id": "id-n1"}])
+    other = log("alloc.update_status", node_id="someone-else",
+                updates=[{"id": "a0", "client_status": "running"}])
+    assert other["status"] == 409
+
+
+def test_records_are_replaced_never_modified_in_place(log: Log) -> None:
+    log("node.register", node=node())
+    held = log.sm.nodes["id-n1"]
+    log("node.heartbeat", time=500.0, node_id="id-n1")
+    assert held["last_heartbeat"] == 100.0
+    assert log.sm.nodes["id-n1"]["last_heartbeat"] == 500.0
+
+
+def test_snapshot_round_trips_and_restore_is_a_command(log: Log) -> None:
+    log("job.register", spec=spec())
+    log("node.register", node=node())
+    snap = log.sm.snapshot()
+    restored = StateMachine.from_snapshot(snap)
+    assert restored.snapshot() == snap
+    other = Log()
+    result = other("state.restore", snapshot=snap)
+    assert result["value"] == {"nodes": 1, "jobs": 1, "allocations": 0}
+    assert other.sm.jobs == log.sm.jobs
+    assert other.sm.index > snap["index"]
+
+
+def test_a_malformed_snapshot_is_refused_without_damage(log: Log) -> None:
+    log("job.register", spec=spec())
+    result = log("state.restore", snapshot={"version": 1, "jobs": "garbage"})
+    assert result["ok"] is False
+    assert "etl" in log.sm.jobs
+
+
+def test_the_same_log_gives_the_same_state_on_every_replica() -> None:
+    commands = [
+        {"id": "1", "type": "node.register", "time": 1.0, "node": node()},
+        {"id": "2", "type": "job.register", "time": 2.0, "spec": spec()},
+        {"id": "3", "type": "node.heartbeat", "time": 3.0, "node_id": "id-n1"},
+        {"id": "4", "type": "job.deregister", "time": 4.0, "job_id": "etl"},
+    ]
+    replicas = [StateMachine() for _ in range(3)]
+    for replica in replicas:
+        for command in commands:
+            replica.apply(pickle.loads(pickle.dumps(command)))
+    assert replicas[0].snapshot() == replicas[1].snapshot() == replicas[2].snapshot()
+    assert pickle.loads(pickle.dumps(replicas[0])).snapshot() == replicas[0].snapshot()
