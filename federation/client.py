@@ -320,6 +320,19 @@ class Client:
         allocs = self._get("/v1/allocations", params=params, consistent=consistent)
         return cast(list[Allocation], allocs)
 
+    # -- backup --
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole cluster state as JSON (read after a barrier, so it is current)."""
+        return cast(dict[str, Any], self._get("/v1/snapshot"))
+
+    def restore(
+        self, snapshot: Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """Replace the whole cluster state with ``snapshot``, through Raft."""
+        return cast(dict[str, Any], self._write("POST", "/v1/snapshot", dict(snapshot),
+                                                idempotency_key))
+
     # -- plumbing --
 
     def _get(

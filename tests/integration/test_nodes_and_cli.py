@@ -80,3 +80,22 @@ def test_the_cli_keeps_working_when_the_first_address_is_dead(cluster: Cluster) 
     assert result.returncode == 0, result.stderr
     assert time.monotonic() - started < 30
     assert leader is not None
+
+
+def test_a_saved_snapshot_restores_the_state_on_a_new_cluster(cluster: Cluster,
+                                                               tmp_path: Path) -> None:
+    leader = cluster.wait_leader()
+    for i in range(5):
+        leader.post("/v1/jobs", json={"id": f"keep-{i}", "type": "service", "groups": [{
+            "name": "g", "resources": {"cpu": 1, "memory": 1}, "task": {"command": ["true"]}}]})
+    backup = tmp_path / "backup.json"
+    assert _cli(cluster, "snapshot", "save", str(backup)).returncode == 0
+    fresh = Cluster(tmp_path / "fresh").start()
+    try:
+        fresh.wait_leader()
+        restored = _cli(fresh, "snapshot", "restore", str(backup))
+        assert restored.returncode == 0, restored.stderr
+        for server in fresh.servers:
+            wait_for(lambda s=server: len(s.get("/v1/jobs").json()) == 5, 10, "restored jobs")
+    finally:
+        fresh.kill_all()
