@@ -21,7 +21,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from federation.scheduler import simulate as sim  # noqa: E402
 
 PAPER = {"random": 13.75, "dotprod": 9.45, "bestfit": 7.09, "fgd (paper)": 4.77}
-DEFAULT_TRACE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "traces", "alibaba-openb")
+DEFAULT_TRACE = os.path.join(
+    os.path.dirname(__file__), "..", "..", "shared", "traces", "alibaba-openb"
+)
 
 
 def _load(trace: str) -> tuple[list[sim.Machine], list[sim.SimTask]]:
@@ -36,7 +38,13 @@ def _one(args: tuple[str, str, int, float]) -> tuple[str, int, float, float, int
     trace, policy, seed, inflation = args
     machines, tasks = _load(trace)
     result = sim.run(machines, tasks, policy=policy, seed=seed, inflation=inflation, shuffle=True)
-    return policy, seed, float(result.unallocated_gpu_pct_at_100 or 0.0), result.elapsed_s, result.offered
+    return (
+        policy,
+        seed,
+        float(result.unallocated_gpu_pct_at_100 or 0.0),
+        result.elapsed_s,
+        result.offered,
+    )
 
 
 def _seeds(text: str) -> list[int]:
@@ -72,17 +80,22 @@ def main() -> None:
     medians = {p: statistics.median(r[1] for r in rows) for p, rows in by_policy.items()}
     base = medians.get("bestfit")
     print(f"openb GPU nodes, inflation {opts.inflation}, shuffled, seeds {seeds[0]}..{seeds[-1]}")
-    print(f"{'policy':<10} {'median %':>9} {'min':>6} {'max':>6} {'GPUs':>6} {'vs bestfit':>10} "
-          f"{'paper %':>8} {'run s (median)':>15} {'pods':>6}")
+    print(
+        f"{'policy':<10} {'median %':>9} {'min':>6} {'max':>6} {'GPUs':>6} {'vs bestfit':>10} "
+        f"{'paper %':>8} {'run s (median)':>15} {'pods':>6}"
+    )
     for p in policies:
         rows = by_policy[p]
         vals = [r[1] for r in rows]
         ratio = f"{medians[p] / base:.3f}" if base else "-"
         paper = PAPER.get(p, PAPER["fgd (paper)"] if p == "default" else None)
         paper_s = f"{paper:.2f}" if paper is not None else "-"
-        print(f"{p:<10} {medians[p]:>9.3f} {min(vals):>6.2f} {max(vals):>6.2f} "
-              f"{medians[p] * 62.12:>6.0f} {ratio:>10} {paper_s:>8} "
-              f"{statistics.median(r[2] for r in rows):>15.3f} {statistics.median(r[3] for r in rows):>6.0f}")
+        print(
+            f"{p:<10} {medians[p]:>9.3f} {min(vals):>6.2f} {max(vals):>6.2f} "
+            f"{medians[p] * 62.12:>6.0f} {ratio:>10} {paper_s:>8} "
+            f"{statistics.median(r[2] for r in rows):>15.3f} "
+            f"{statistics.median(r[3] for r in rows):>6.0f}"
+        )
     print("(paper column for 'default' is the paper's FGD)")
     print(f"sweep wall time: {wall:.2f} s with {opts.workers} worker(s), {len(jobs)} runs")
     for p in policies:

@@ -83,10 +83,10 @@ def build_profile(
     gpu_weight_exponent`` (``gpus`` in whole devices, shares as fractions), so a positive
     exponent makes the usable mass favour the shapes that ask for more GPU. The defaults (0.5
     and 1.0: a CPU-only shape counts like one GPU) measured best on the openb trace (see
-    ``docs/benchmarks-scheduler.md``); exponent 0 gives the paper's plain frequencies. Shapes rarer than
-    ``min_share`` of all tasks are left out; weights are normalised to sum to 1. Memory is
-    part of the shapes only ``with_memory`` (it seldom binds before CPU or GPU and it
-    multiplies the distinct node states to score).
+    ``docs/benchmarks-scheduler.md``); exponent 0 gives the paper's plain frequencies.
+    Shapes rarer than ``min_share`` of all tasks are left out; weights are normalised to sum
+    to 1. Memory is part of the shapes only ``with_memory`` (it seldom binds before CPU or
+    GPU and it multiplies the distinct node states to score).
     """
     counts = Counter(s if with_memory else replace(s, memory_mib=0) for s in shapes)
     total = sum(counts.values())
@@ -107,7 +107,10 @@ def build_profile(
         [0 if (s.num_gpu <= 0 or s.is_sharing) else s.num_gpu for s, _ in kept], np.int64
     )
     per_device = np.array(
-        [0 if s.num_gpu <= 0 else (s.gpu_milli_per_gpu if s.is_sharing else MILLI) for s, _ in kept],
+        [
+            0 if s.num_gpu <= 0 else (s.gpu_milli_per_gpu if s.is_sharing else MILLI)
+            for s, _ in kept
+        ],
         np.int64,
     )
     thresholds, index = np.unique(per_device, return_inverse=True)
@@ -167,33 +170,45 @@ def placement_loss(
     otherwise. Whole-GPU shapes take fully free devices, which are interchangeable.
     """
     batch, devices = gpu_free.shape
-    before = usable_mass(profile, cpu_free, mem_free, gpu_free)
     cpu_after = cpu_free - shape.cpu_milli
     mem_after = mem_free - shape.memory_mib
     room = (cpu_after >= 0) & (mem_after >= 0)
     no_device = np.full(batch, -1, dtype=np.int64)
+    # Before and after states go through one vectorised call.
     if shape.num_gpu <= 0:
-        loss = before - usable_mass(profile, cpu_after, mem_after, gpu_free)
-        return np.where(room, loss, np.inf), no_device
+        both = usable_mass(
+            profile,
+            np.concatenate([cpu_free, cpu_after]),
+            np.concatenate([mem_free, mem_after]),
+            np.concatenate([gpu_free, gpu_free]),
+        )
+        return np.where(room, both[:batch] - both[batch:], np.inf), no_device
     if not shape.is_sharing:
         k = shape.num_gpu
         after = gpu_free.copy()
         after[:, :k] = 0
         ok = room & ((gpu_free >= MILLI).sum(axis=1) >= k)
-        loss = before - usable_mass(profile, cpu_after, mem_after, after)
-        return np.where(ok, loss, np.inf), no_device
+        both = usable_mass(
+            profile,
+            np.concatenate([cpu_free, cpu_after]),
+            np.concatenate([mem_free, mem_after]),
+            np.concatenate([gpu_free, after]),
+        )
+        return np.where(ok, both[:batch] - both[batch:], np.inf), no_device
     d = shape.gpu_milli_per_gpu
     # One hypothetical state per (node, device): the share taken from that device.
     hyp = np.repeat(gpu_free[:, None, :], devices, axis=1)  # (B, G, G)
     idx = np.arange(devices)
     hyp[:, idx, idx] -= d
     valid = (gpu_free >= d) & room[:, None]
-    after = usable_mass(
+    both = usable_mass(
         profile,
-        np.repeat(cpu_after, devices),
-        np.repeat(mem_after, devices),
-        np.clip(hyp, 0, None).reshape(batch * devices, devices),
-    ).reshape(batch, devices)
+        np.concatenate([cpu_free, np.repeat(cpu_after, devices)]),
+        np.concatenate([mem_free, np.repeat(mem_after, devices)]),
+        np.concatenate([gpu_free, np.clip(hyp, 0, None).reshape(batch * devices, devices)]),
+    )
+    before = both[:batch]
+    after = both[batch:].reshape(batch, devices)
     loss = np.where(valid, before[:, None] - after, np.inf)
     best = loss.min(axis=1)
     # Among equally good devices prefer the one with least room (rows sorted descending).

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import random
 import time
@@ -30,12 +31,17 @@ from federation.scheduler.fragmentation import (
     build_profile,
     placement_loss,
 )
+from federation.scheduler.ranking import (
+    LEFTOVER_CPU_MILLI,
+    LEFTOVER_GPU_MILLI,
+    fragmentation_cost,
+    leftover_score,
+)
 
 POLICIES = ("default", "bestfit", "dotprod", "random")
 
-# Normalisers used by the baselines, as the FGD paper's simulator uses them.
-_BESTFIT_CPU = 128_000.0
-_BESTFIT_GPU = 8_000.0
+_NORM_CPU = LEFTOVER_CPU_MILLI
+_NORM_GPU = LEFTOVER_GPU_MILLI
 
 
 @dataclass(frozen=True)
@@ -58,14 +64,16 @@ class SimTask:
     app: str = ""
     max_per_node: int = -1
 
-    @property
+    @functools.cached_property
     def shape(self) -> TaskShape:
         return TaskShape(
-            self.cpu_milli, self.num_gpu, self.gpu_milli_per_gpu if self.num_gpu else 0,
+            self.cpu_milli,
+            self.num_gpu,
+            self.gpu_milli_per_gpu if self.num_gpu else 0,
             self.memory_mib,
         )
 
-    @property
+    @functools.cached_property
     def gpu_milli(self) -> int:
         return self.shape.gpu_milli_total
 
@@ -117,7 +125,8 @@ class SimResult:
             if self.unallocated_gpus_at_100 is None
             else round(self.unallocated_gpus_at_100, 1),
             "curve": [
-                {"arrived_pct": round(a, 1), "gpu_allocated_pct": round(b, 3)} for a, b in self.curve
+                {"arrived_pct": round(a, 1), "gpu_allocated_pct": round(b, 3)}
+                for a, b in self.curve
             ],
             "elapsed_s": round(self.elapsed_s, 4),
             "placements_per_s": round(self.placements_per_s, 1),
@@ -134,7 +143,8 @@ def _int(row: dict[str, str], *names: str, default: int | None = None) -> int:
             try:
                 return int(float(raw))
             except ValueError as exc:
-                raise ValidationError(f"column {name!r}: not a number: {raw!r}", field=name) from exc
+                msg = f"column {name!r}: not a number: {raw!r}"
+                raise ValidationError(msg, field=name) from exc
     if default is None:
         raise ValidationError(f"missing column, one of: {', '.join(names)}", field=names[0])
     return default
@@ -196,8 +206,14 @@ def parse_tasks(text: str) -> list[SimTask]:
     return tasks
 
 
-def inflate(tasks: Sequence[SimTask], capacity_gpu_milli: int, factor: float, seed: int,
-            *, shuffle: bool = True) -> list[SimTask]:
+def inflate(
+    tasks: Sequence[SimTask],
+    capacity_gpu_milli: int,
+    factor: float,
+    seed: int,
+    *,
+    shuffle: bool = True,
+) -> list[SimTask]:
     """The FGD paper's workload: the tasks (shuffled with ``seed`` when asked), then tasks drawn
     uniformly with replacement and appended while the total GPU request stays within
     ``factor`` times the cluster's GPU capacity."""
@@ -312,7 +328,9 @@ def _devices_for(cluster: Cluster, node: int, task: SimTask) -> tuple[int, ...]:
 class _Policy:
     name = ""
 
-    def choose(self, cluster: Cluster, task: SimTask, nodes: np.ndarray) -> tuple[int, tuple[int, ...]]:
+    def choose(
+        self, cluster: Cluster, task: SimTask, nodes: np.ndarray
+    ) -> tuple[int, tuple[int, ...]]:
         raise NotImplementedError
 
     def placed(self, cluster: Cluster, node: int) -> None:
@@ -322,7 +340,7 @@ class _Policy:
 def _bestfit_score(cluster: Cluster, task: SimTask, nodes: np.ndarray) -> np.ndarray:
     cpu_left = cluster.cpu_free[nodes] - task.cpu_milli
     gpu_left = cluster.gpu_total_free[nodes] - task.gpu_milli
-    return 0.5 * cpu_left / _BESTFIT_CPU + 0.5 * gpu_left / _BESTFIT_GPU
+    return leftover_score(cpu_left, gpu_left)
 
 
 class BestFit(_Policy):
@@ -342,10 +360,10 @@ class DotProd(_Policy):
     name = "dotprod"
 
     def choose(self, cluster, task, nodes):
-        req_cpu = task.cpu_milli / _BESTFIT_CPU
-        req_gpu = task.gpu_milli / _BESTFIT_GPU
-        dot = (cluster.cpu_free[nodes] / _BESTFIT_CPU) * req_cpu + (
-            cluster.gpu_total_free[nodes] / _BESTFIT_GPU
+        req_cpu = task.cpu_milli / _NORM_CPU
+        req_gpu = task.gpu_milli / _NORM_GPU
+        dot = (cluster.cpu_free[nodes] / _NORM_CPU) * req_cpu + (
+            cluster.gpu_total_free[nodes] / _NORM_GPU
         ) * req_gpu
         node = int(nodes[np.argmin(dot)])
         return node, _devices_for(cluster, node, task)
@@ -373,21 +391,19 @@ class RandomFit(_Policy):
 
 
 class LeastFragmentation(_Policy):
-    """The scheduler's default ranking for GPU work: least loss of usable GPU mass under the
-    workload profile, then tightest fit, then node order.
+    """The scheduler's default ranking for GPU work (:func:`ranking.fragmentation_cost`): least
+    loss of usable GPU under the workload profile plus a small pull to the tightest fit.
 
     Losses are memoised per (node state, task shape): nodes in identical states (all empty
     nodes of one type, for instance) are scored once.
     """
 
     name = "default"
-    tie_tolerance = 1e-6
-    # A small pull towards the tightest fit settles near-ties in loss (measured on openb).
-    bestfit_weight = 0.005
 
     def __init__(self, cluster: Cluster, profile: WorkloadProfile) -> None:
         self.profile = profile
         self.memory_aware = bool(profile.memory_mib.any())
+        self._stripped: dict[TaskShape, TaskShape] = {}
         self._state_ids: dict[tuple[int, ...], int] = {}
         self._state_cpu: list[int] = []
         self._state_mem: list[int] = []
@@ -433,7 +449,10 @@ class LeastFragmentation(_Policy):
     def choose(self, cluster, task, nodes):
         shape = task.shape
         if not self.memory_aware:
-            shape = dataclasses.replace(shape, memory_mib=0)
+            stripped = self._stripped.get(shape)
+            if stripped is None:
+                stripped = self._stripped[shape] = dataclasses.replace(shape, memory_mib=0)
+            shape = stripped
         col = self._shape_id(shape)
         states = self.node_state[nodes]
         loss = self._loss[states, col]
@@ -447,13 +466,9 @@ class LeastFragmentation(_Policy):
             self._loss[todo, col] = todo_loss
             self._device_free[todo, col] = todo_dev
             loss = self._loss[states, col]
-        if self.bestfit_weight:
-            loss = loss / MILLI + self.bestfit_weight * _bestfit_score(cluster, task, nodes)
-        best = loss.min()
-        tied = nodes[loss <= best + self.tie_tolerance]
-        node = int(tied[np.argmin(_bestfit_score(cluster, task, tied))]) if len(tied) > 1 else int(
-            tied[0]
-        )
+        # The planner's GPU ranking: usable GPU lost, plus a little leftover.
+        cost = fragmentation_cost(loss, _bestfit_score(cluster, task, nodes))
+        node = int(nodes[np.argmin(cost)])
         if shape.is_sharing:
             want = self._device_free[self.node_state[node], col]
             row = cluster.gpu_free[node]
@@ -512,7 +527,8 @@ def run(
         random.Random(rng_seed).shuffle(workload)
     else:
         workload = list(tasks)
-    profile = build_profile(t.shape for t in (profile_tasks if profile_tasks is not None else tasks))
+    source = profile_tasks if profile_tasks is not None else tasks
+    profile = build_profile(t.shape for t in source)
     chooser = make_policy(policy, cluster, profile, seed)
 
     capacity = max(cluster.gpu_capacity_milli, 1)
@@ -541,10 +557,13 @@ def run(
 
     at_100 = _interpolate_at(arrived, allocated, 1.0)
     curve = []
-    for pct in range(10, 10 * int(max(arrived[-1] if len(arrived) else 0, 0) * 10 + 1), 10):
+    final = float(arrived[-1]) if len(arrived) else 0.0
+    for pct in range(10, int(final * 100) + 1, 10):
         value = _interpolate_at(arrived, allocated, pct / 100)
         if value is not None:
             curve.append((float(pct), 100 * value))
+    if len(arrived) and (not curve or curve[-1][0] < 100 * final - 1e-9):
+        curve.append((100 * final, 100 * float(allocated[-1])))
     cpu_cap = max(int(cluster.cpu_cap.sum()), 1)
     mem_cap = max(int(cluster.mem_cap.sum()), 1)
     return SimResult(

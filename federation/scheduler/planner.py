@@ -1,0 +1,221 @@
+"""Planning: turn task-group demands and a snapshot into one :class:`Plan`.
+
+This is the function the leader's scheduler workers call, Nomad-style: pure, over immutable
+node and allocation views, with randomness (candidate sampling order) from a seed carried in
+the evaluation. For each instance: feasible nodes, then (sampled) candidates, then ranking;
+a ``gang`` group is placed all or nothing; when ``preempt`` is on and nothing fits, the
+fewest lower-priority allocations are planned for eviction. Unplaced work is explained in a
+:class:`FilterReport`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from federation.scheduler.feasibility import (
+    ConstraintCache,
+    Usage,
+    count_existing,
+    feasible_nodes,
+)
+from federation.scheduler.fragmentation import WorkloadProfile
+from federation.scheduler.preemption import plan_preemption, release
+from federation.scheduler.ranking import Affinity, candidate_limit, rank
+from federation.scheduler.types import (
+    AllocationView,
+    Eviction,
+    FilterReport,
+    NodeView,
+    PlacementDecision,
+    Plan,
+    TaskGroupDemand,
+)
+
+
+def _sample(
+    nodes: Sequence[NodeView],
+    group: TaskGroupDemand,
+    usage: Usage,
+    existing: dict[str, int],
+    cache: ConstraintCache,
+    rng: random.Random,
+    sampling: bool,
+) -> list[NodeView]:
+    """Feasible candidates: all of them, or the first ``limit`` in a random order."""
+    if not sampling:
+        return feasible_nodes(nodes, group, usage=usage, existing_per_node=existing, cache=cache)
+    limit = candidate_limit(group, len(nodes))
+    if limit is None:
+        return feasible_nodes(nodes, group, usage=usage, existing_per_node=existing, cache=cache)
+    order = list(range(len(nodes)))
+    rng.shuffle(order)
+    found: list[NodeView] = []
+    # Walk a random permutation in chunks so most evaluations stop early.
+    step = max(limit * 4, 16)
+    for start in range(0, len(order), step):
+        chunk = [nodes[i] for i in order[start : start + step]]
+        found += feasible_nodes(chunk, group, usage=usage, existing_per_node=existing, cache=cache)
+        if len(found) >= limit:
+            return found[:limit]
+    return found
+
+
+def plan_group(
+    nodes: Sequence[NodeView],
+    group: TaskGroupDemand,
+    allocations: Sequence[AllocationView] = (),
+    *,
+    usage: Usage | None = None,
+    profile: WorkloadProfile | None = None,
+    seed: int = 0,
+    sampling: bool = True,
+    preempt: bool = False,
+    affinities: Sequence[Affinity] = (),
+    first_index: int = 0,
+) -> tuple[list[PlacementDecision], list[Eviction], FilterReport | None, Usage]:
+    """Place ``group.count`` instances (numbered from ``first_index``) on ``nodes``.
+
+    Returns the placements, the evictions they need, a report when some instances stay
+    unplaced (``None`` when all placed) and the usage overlay after this group. The input
+    ``usage`` is not modified.
+    """
+    rng = random.Random(seed)
+    work = usage.copy() if usage is not None else Usage()
+    cache = ConstraintCache(group.constraints)
+    existing = count_existing(allocations, group)
+    job_on_node: dict[str, int] = {}
+    for alloc in allocations:
+        if alloc.job_id == group.job_id:
+            job_on_node[alloc.node_id] = job_on_node.get(alloc.node_id, 0) + 1
+    value_counts: dict[str, int] = {}
+    known_values: list[str] = []
+    if group.spread is not None:
+        attr = group.spread.attribute
+        known_values = sorted(
+            {v for n in nodes if (v := n.attribute(attr)) is not None and n.status == "ready"}
+        )
+        by_id = {n.id: n for n in nodes}
+        for alloc in allocations:
+            node = by_id.get(alloc.node_id)
+            if alloc.job_id == group.job_id and alloc.group == group.name and node is not None:
+                value = node.attribute(attr)
+                if value is not None:
+                    value_counts[value] = value_counts.get(value, 0) + 1
+    victims_taken: set[str] = set()
+    placements: list[PlacementDecision] = []
+    evictions: list[Eviction] = []
+    report: FilterReport | None = None
+    for index in range(first_index, first_index + group.count):
+        candidates = _sample(nodes, group, work, existing, cache, rng, sampling)
+        chosen_node: NodeView | None = None
+        devices: tuple[int, ...] = ()
+        score = 0.0
+        if candidates:
+            best = rank(
+                candidates,
+                group,
+                work,
+                profile=profile,
+                value_counts=value_counts,
+                known_values=known_values,
+                job_on_node=job_on_node,
+                affinities=affinities,
+            )[0]
+            chosen_node, devices, score = best.node, best.devices, best.score
+        elif preempt:
+            option = _preemption_option(
+                nodes, group, allocations, work, existing, cache, victims_taken
+            )
+            if option is not None:
+                for victim in option.victims:
+                    release(work, option.node, victim)
+                    victims_taken.add(victim.id)
+                    evictions.append(
+                        Eviction(victim.id, option.node.id, victim.priority, group.job_id)
+                    )
+                again = rank([option.node], group, work, profile=profile)
+                chosen_node, devices, score = option.node, again[0].devices, again[0].score
+        if chosen_node is None:
+            report = FilterReport()
+            feasible_nodes(
+                nodes,
+                group,
+                usage=work,
+                existing_per_node=existing,
+                cache=ConstraintCache(group.constraints),
+                report=report,
+            )
+            report.unplaced = first_index + group.count - index
+            break
+        work.add(chosen_node, group, devices)
+        job_on_node[chosen_node.id] = job_on_node.get(chosen_node.id, 0) + 1
+        if group.spread is not None:
+            value = chosen_node.attribute(group.spread.attribute)
+            if value is not None:
+                value_counts[value] = value_counts.get(value, 0) + 1
+        placements.append(
+            PlacementDecision(
+                group.job_id, group.name, index, chosen_node.id, group.resources, devices, score
+            )
+        )
+    if report is not None and group.gang:
+        report.gang_incomplete = True
+        report.unplaced = group.count
+        return [], [], report, usage.copy() if usage is not None else Usage()
+    return placements, evictions, report, work
+
+
+def _preemption_option(nodes, group, allocations, work, existing, cache, victims_taken):
+    eligible = [
+        n
+        for n in nodes
+        if n.status == "ready"
+        and not n.draining
+        and cache.first_failing(n) is None
+        and not _at_limit(n, group, work, existing)
+    ]
+    remaining = [a for a in allocations if a.id not in victims_taken]
+    return plan_preemption(eligible, group.resources, group.priority, remaining, work)
+
+
+def _at_limit(
+    node: NodeView, group: TaskGroupDemand, work: Usage, existing: dict[str, int]
+) -> bool:
+    limit = 1 if group.distinct_hosts else group.max_per_node
+    if limit is None:
+        return False
+    here = existing.get(node.id, 0) + work.group_count.get((group.job_id, group.name, node.id), 0)
+    return here >= limit
+
+
+def plan_job(
+    nodes: Sequence[NodeView],
+    groups: Sequence[TaskGroupDemand],
+    allocations: Sequence[AllocationView] = (),
+    *,
+    profile: WorkloadProfile | None = None,
+    seed: int = 0,
+    sampling: bool = True,
+    preempt: bool = False,
+) -> Plan:
+    """Plan every group of one job against the same snapshot; groups see each other's
+    placements. A gang group that cannot be completed contributes nothing."""
+    plan = Plan()
+    usage = Usage()
+    for i, group in enumerate(groups):
+        placed, evicted, report, usage = plan_group(
+            nodes,
+            group,
+            allocations,
+            usage=usage,
+            profile=profile,
+            seed=seed + i,
+            sampling=sampling,
+            preempt=preempt,
+        )
+        plan.placements.extend(placed)
+        plan.evictions.extend(evicted)
+        if report is not None:
+            plan.unplaced[group.name] = report
+    return plan

@@ -1,0 +1,210 @@
+"""Ranking: score feasible nodes for one more instance of a group; higher is better.
+
+Small scorers summed into one number, then price breaks ties (cheaper first, so on-prem nodes
+at price 0 come before cloud ones), then the node id:
+
+- fit: bin-packing (fuller node after placement scores higher) or its opposite for the
+  ``spread`` algorithm; for groups that ask for GPUs, the fragmentation loss of
+  :mod:`federation.scheduler.fragmentation` with a small pull towards the tightest fit,
+  the same score the ``simulate`` tool's default policy uses;
+- spread across an attribute's values, towards target percentages when given;
+- anti-affinity among the job's own instances on one node;
+- soft affinities with weights.
+
+Candidate sampling (Nomad's limit iterator): services look at about log2(n) feasible nodes,
+batch work at two, GPU work at all of them since fragmentation is where quality is won.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from federation.scheduler.feasibility import Usage, free_cpu, free_gpu_devices, free_memory
+from federation.scheduler.fragmentation import TaskShape, WorkloadProfile, placement_loss
+from federation.scheduler.types import (
+    MILLI_PER_GPU,
+    Constraint,
+    NodeView,
+    Resources,
+    TaskGroupDemand,
+)
+
+# The FGD paper's normalisers for leftover CPU and GPU (the largest node in its trace).
+LEFTOVER_CPU_MILLI = 128_000.0
+LEFTOVER_GPU_MILLI = 8_000.0
+# Weight of the tightest-fit pull next to the fragmentation loss (in whole GPUs).
+FRAGMENTATION_BESTFIT_WEIGHT = 0.005
+
+
+def leftover_score(cpu_left_milli: np.ndarray | float, gpu_left_milli: np.ndarray | float):
+    """Normalised leftover CPU and GPU after a placement (lower is a tighter fit)."""
+    return (
+        0.5 * np.asarray(cpu_left_milli) / LEFTOVER_CPU_MILLI
+        + 0.5 * np.asarray(gpu_left_milli) / LEFTOVER_GPU_MILLI
+    )
+
+
+def fragmentation_cost(loss_milli: np.ndarray, leftover: np.ndarray) -> np.ndarray:
+    """Cost of a GPU placement: usable GPU lost (in GPUs) plus a little leftover (lower wins)."""
+    return loss_milli / MILLI_PER_GPU + FRAGMENTATION_BESTFIT_WEIGHT * leftover
+
+
+@dataclass(frozen=True)
+class Affinity:
+    """A soft preference: nodes where ``constraint`` holds gain ``weight`` / 100 (-100..100)."""
+
+    constraint: Constraint
+    weight: int = 50
+
+
+def candidate_limit(group: TaskGroupDemand, feasible_count: int) -> int | None:
+    """How many feasible nodes to score; ``None`` scores them all."""
+    if group.resources.gpu_milli or group.gang or feasible_count <= 8:
+        return None
+    if group.job_type == "batch":
+        return 2
+    return max(2, math.ceil(math.log2(feasible_count)))
+
+
+def binpack_score(node: NodeView, resources: Resources, usage: Usage) -> float:
+    """Mean CPU and memory utilisation of the node after placing ``resources`` (0..1)."""
+    cpu_cap = max(node.capacity.cpu_milli, 1)
+    mem_cap = max(node.capacity.memory_mib, 1)
+    cpu_used = cpu_cap - free_cpu(node, usage) + resources.cpu_milli
+    mem_used = mem_cap - free_memory(node, usage) + resources.memory_mib
+    return 0.5 * (cpu_used / cpu_cap + mem_used / mem_cap)
+
+
+def choose_devices(
+    node: NodeView, resources: Resources, usage: Usage, profile: WorkloadProfile | None
+) -> tuple[tuple[int, ...], float]:
+    """GPU devices for one instance on ``node`` and the fragmentation cost of that choice.
+
+    Whole GPUs take the lowest-numbered fully free devices; a share takes the device whose
+    use loses the least usable GPU under ``profile`` (the tightest one when tied, or when no
+    profile is given).
+    """
+    free = free_gpu_devices(node, usage)
+    cpu_left = free_cpu(node, usage) - resources.cpu_milli
+    gpu_left = sum(free) - resources.gpu_milli
+    leftover = float(leftover_score(cpu_left, gpu_left))
+    if resources.gpu:
+        devices = tuple(i for i, f in enumerate(free) if f >= MILLI_PER_GPU)[: resources.gpu]
+    else:
+        fitting = [i for i, f in enumerate(free) if f >= resources.gpu_share_milli]
+        devices = (min(fitting, key=lambda i: (free[i], i)),)
+    if profile is None:
+        return devices, float(fragmentation_cost(np.float64(0.0), np.float64(leftover)))
+    order = sorted(range(len(free)), key=lambda i: -free[i])
+    shape = TaskShape(resources.cpu_milli, resources.gpu or 1, resources.gpu_share_milli or 1000)
+    loss, device_free = placement_loss(
+        profile,
+        shape,
+        np.array([free_cpu(node, usage)], dtype=np.int64),
+        np.array([free_memory(node, usage)], dtype=np.int64),
+        np.array([[free[i] for i in order]], dtype=np.int64),
+    )
+    if resources.gpu_share_milli:
+        wanted = int(device_free[0])
+        devices = (min((i for i, f in enumerate(free) if f == wanted), default=devices[0]),)
+    return devices, float(fragmentation_cost(loss, np.float64(leftover))[0])
+
+
+def spread_score(
+    node: NodeView,
+    group: TaskGroupDemand,
+    value_counts: Mapping[str, int],
+    known_values: Sequence[str],
+) -> float:
+    """Boost for nodes whose attribute value is below its share of the group (-1..1).
+
+    With targets, a value's desired count is its percentage of ``count``; values without a
+    target share what the targets leave. Without targets every known value is desired equally.
+    """
+    spread = group.spread
+    if spread is None:
+        return 0.0
+    value = node.attribute(spread.attribute)
+    if value is None:
+        return -1.0
+    total = max(group.count, 1)
+    if spread.targets:
+        named = sum(spread.targets.values())
+        others = [v for v in known_values if v not in spread.targets]
+        if value in spread.targets:
+            pct = spread.targets[value]
+        else:
+            pct = max(0.0, 100.0 - named) / max(len(others), 1)
+        desired = total * pct / 100.0
+    else:
+        desired = total / max(len(known_values), 1)
+    current = value_counts.get(value, 0)
+    if desired <= 0:
+        return -1.0
+    return max(-1.0, min(1.0, (desired - current) / desired)) * spread.weight
+
+
+def anti_affinity_score(on_node: int, group: TaskGroupDemand) -> float:
+    """Penalty for stacking the job's own instances on one node (0 when none there)."""
+    if on_node <= 0:
+        return 0.0
+    return -min(1.0, (on_node + 1) / max(group.count, 1))
+
+
+def affinity_score(node: NodeView, affinities: Sequence[Affinity]) -> float:
+    from federation.scheduler.feasibility import constraint_holds
+
+    total = 0.0
+    for aff in affinities:
+        if constraint_holds(aff.constraint, node):
+            total += aff.weight / 100.0
+    return total
+
+
+@dataclass(frozen=True)
+class RankedNode:
+    node: NodeView
+    score: float
+    devices: tuple[int, ...]
+
+    def sort_key(self) -> tuple[float, float, str]:
+        return (-round(self.score, 9), self.node.price_per_hour, self.node.id)
+
+
+def rank(
+    candidates: Sequence[NodeView],
+    group: TaskGroupDemand,
+    usage: Usage,
+    *,
+    profile: WorkloadProfile | None = None,
+    value_counts: Mapping[str, int] | None = None,
+    known_values: Sequence[str] = (),
+    job_on_node: Mapping[str, int] | None = None,
+    affinities: Sequence[Affinity] = (),
+) -> list[RankedNode]:
+    """Score every candidate; best first (ties: cheaper, then node id)."""
+    res = group.resources
+    counts = value_counts or {}
+    mine = job_on_node or {}
+    ranked = []
+    for node in candidates:
+        devices: tuple[int, ...] = ()
+        if res.gpu_milli:
+            devices, cost = choose_devices(node, res, usage, profile)
+            fit = -cost
+        else:
+            fit = binpack_score(node, res, usage)
+            if group.algorithm == "spread":
+                fit = 1.0 - fit
+        score = fit
+        score += spread_score(node, group, counts, known_values)
+        score += anti_affinity_score(mine.get(node.id, 0), group)
+        if affinities:
+            score += affinity_score(node, affinities)
+        ranked.append(RankedNode(node, score, devices))
+    ranked.sort(key=RankedNode.sort_key)
+    return ranked
