@@ -10,6 +10,7 @@ from federation.cli import allocs as alloc_cmds
 from federation.cli import jobs as job_cmds
 from federation.cli import nodes as node_cmds
 from federation.cli import server as server_cmds
+from federation.cli import simulate as simulate_cmds
 from federation.cli import snapshot as snapshot_cmds
 from federation.cli import status as status_cmds
 from federation.cli.common import Output, Settings
@@ -68,6 +69,7 @@ job_cmds.register(app)
 node_cmds.register(app)
 alloc_cmds.register(app)
 snapshot_cmds.register(app)
+simulate_cmds.register(app)
 
 
 def main() -> None:
