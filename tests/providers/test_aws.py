@@ -79,9 +79,7 @@ def test_launch_creates_exactly_the_instances_with_type_and_tags(ec2, moto_url, 
 
 def test_user_data_starts_the_agent_with_servers_and_token(ec2, moto_url, ami):
     result = AWSProvider().launch(make_pool(moto_url, ami), "m5.large", 1, "tok-ud", BOOT)
-    attr = ec2.describe_instance_attribute(
-        InstanceId=result.instances[0].id, Attribute="userData"
-    )
+    attr = ec2.describe_instance_attribute(InstanceId=result.instances[0].id, Attribute="userData")
     import base64
 
     script = base64.b64decode(attr["UserData"]["Value"]).decode()

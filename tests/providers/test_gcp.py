@@ -48,13 +48,15 @@ def test_launch_inserts_labelled_instances_with_startup_script(gce):
     for (project, zone, _), raw in gce.instances.items():
         assert (project, zone) == ("proj", "us-central1-a")
         assert raw["machineType"].endswith("machineTypes/e2-standard-2")
-        assert raw["labels"] == {"federation-cluster": "prod", "federation-pool": "gcp-burst",
-                                 "federation-request": "tok-1"}
+        assert raw["labels"] == {
+            "federation-cluster": "prod",
+            "federation-pool": "gcp-burst",
+            "federation-request": "tok-1",
+        }
         (item,) = raw["metadata"]["items"]
         assert item["key"] == "startup-script" and "FEDERATION_TOKEN=join-secret" in item["value"]
         assert "scheduling" not in raw or raw["scheduling"].get("provisioningModel") != "SPOT"
-    assert all(i.id.startswith("us-central1-a/") and i.state == "running"
-               for i in result.instances)
+    assert all(i.id.startswith("us-central1-a/") and i.state == "running" for i in result.instances)
 
 
 def test_same_token_twice_does_not_launch_twice(gce):
