@@ -105,7 +105,7 @@ class Clients:
             from google.auth.credentials import AnonymousCredentials
 
             credentials = AnonymousCredentials()
-        kwargs = {
+        kwargs: dict[str, Any] = {
             "credentials": credentials,
             "client_options": options or None,
             "transport": "rest",
