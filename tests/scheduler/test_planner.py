@@ -1,0 +1,84 @@
+"""Planning a group or a job: counts, gang, explanations, preemption."""
+
+from __future__ import annotations
+
+from federation.scheduler.planner import plan_group, plan_job
+from federation.scheduler.types import AllocationView, Constraint, Resources, Spread
+from tests.scheduler.helpers import group, node
+
+
+def test_all_instances_are_placed_when_they_fit():
+    nodes = [node("a"), node("b")]
+    placements, evictions, report, _ = plan_group(nodes, group(count=6))
+    assert len(placements) == 6 and report is None and evictions == []
+    assert [p.index for p in placements] == list(range(6))
+
+
+def test_unplaced_instances_are_explained():
+    nodes = [node("a", cpu=1000), node("gcp", provider="gcp")]
+    g = group(count=3, cpu=500, constraints=(Constraint("provider", "!=", "gcp"),))
+    placements, _, report, _ = plan_group(nodes, g)
+    assert len(placements) == 2
+    assert report is not None and report.unplaced == 1
+    assert report.filtered == {"constraint provider != gcp": 1}
+    assert report.exhausted == {"cpu": 1}
+    assert "1 unplaced" in report.explain()
+
+
+def test_an_impossible_gang_places_nothing_and_says_why():
+    g = group(count=3, cpu=3000, gang=True)
+    placements, _, report, usage = plan_group([node("a"), node("b")], g)
+    assert placements == []
+    assert report is not None and report.gang_incomplete and report.unplaced == 3
+    assert usage.cpu_milli == {}
+
+
+def test_a_possible_gang_places_every_instance():
+    placements, _, report, _ = plan_group(
+        [node("a"), node("b")], group(count=2, cpu=3000, gang=True)
+    )
+    assert len(placements) == 2 and report is None
+
+
+def test_groups_of_one_job_see_each_others_placements():
+    plan = plan_job([node("a", cpu=2000)], [group(name="x", cpu=1500), group(name="y", cpu=1000)])
+    assert [p.group for p in plan.placements] == ["x"]
+    assert plan.unplaced["y"].exhausted == {"cpu": 1}
+
+
+def test_spread_balances_instances_across_racks():
+    nodes = [node(f"{r}{i}", cpu=64000, mem=65536, rack=r) for r in "abc" for i in range(2)]
+    placements, _, _, _ = plan_group(nodes, group(count=6, spread=Spread("rack")), sampling=False)
+    racks = sorted(p.node_id[0] for p in placements)
+    assert racks == ["a", "a", "b", "b", "c", "c"]
+
+
+def test_preemption_evicts_the_fewest_lowest_priority_allocations():
+    n = node("a", cpu=4000, allocated=Resources(4000, 0))
+    allocs = [
+        AllocationView("low-small", "j1", "g", "a", Resources(1000, 0), priority=10),
+        AllocationView("low-big", "j2", "g", "a", Resources(2000, 0), priority=10),
+        AllocationView("mid", "j3", "g", "a", Resources(1000, 0), priority=40),
+    ]
+    placements, evictions, report, _ = plan_group(
+        [n], group(cpu=2000, mem=0, priority=80, job_id="urgent"), allocs, preempt=True
+    )
+    assert report is None and len(placements) == 1
+    assert [e.allocation_id for e in evictions] == ["low-big"]
+
+
+def test_preemption_never_evicts_equal_or_higher_priority():
+    n = node("a", cpu=2000, allocated=Resources(2000, 0))
+    allocs = [AllocationView("same", "j1", "g", "a", Resources(2000, 0), priority=50)]
+    placements, evictions, report, _ = plan_group(
+        [n], group(cpu=1000, mem=0, priority=50, job_id="other"), allocs, preempt=True
+    )
+    assert placements == [] and evictions == [] and report is not None
+
+
+def test_planning_does_not_mutate_its_inputs():
+    nodes = [node("a")]
+    allocs = [AllocationView("x", "j", "g", "a", Resources(100, 0))]
+    before = (list(nodes), list(allocs))
+    plan_group(nodes, group(count=2), allocs)
+    assert (nodes, allocs) == before
