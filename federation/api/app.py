@@ -5,12 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from opentelemetry import trace
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
 
 import federation
 from federation.api import routes_cluster, routes_jobs, routes_nodes
 from federation.api.errors import install_error_handlers
 from federation.api.metrics import RequestTimer
+
+
+def tracing_enabled(provider: Any) -> bool:
+    """Server spans cost time on every request: make them only when someone records them."""
+    return isinstance(provider or trace.get_tracer_provider(), TracerProvider)
 
 
 def create_app(master: Any) -> FastAPI:
@@ -25,8 +32,9 @@ def create_app(master: Any) -> FastAPI:
     app.include_router(routes_cluster.router)
     app.include_router(routes_nodes.router)
     app.include_router(routes_jobs.router)
-    FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=master.tracer_provider, excluded_urls="v1/health,metrics"
-    )
+    if tracing_enabled(master.tracer_provider):
+        FastAPIInstrumentor.instrument_app(
+            app, tracer_provider=master.tracer_provider, excluded_urls="v1/health,metrics"
+        )
     app.add_middleware(RequestTimer, metrics=master.metrics)
     return app

@@ -45,7 +45,7 @@ async def get_job(request: Request, job_id: str, consistent: bool = False) -> di
     machine = master(request).machine
     job = machine.jobs.get(job_id)
     if job is None:
-        raise NotFound(f"no job {job_id!r}", field="id")
+        raise NotFound(f"no job {job_id!r}")
     return job_view(machine, job)
 
 

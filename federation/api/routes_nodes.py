@@ -19,7 +19,7 @@ router = APIRouter(dependencies=[Depends(require_token)], tags=["nodes"])
 def _node_or_404(request: Request, node_id: str) -> dict[str, Any]:
     node = master(request).machine.nodes.get(node_id)
     if node is None:
-        raise NotFound(f"no node {node_id!r}", field="id")
+        raise NotFound(f"no node {node_id!r}")
     return node
 
 

@@ -7,11 +7,13 @@ import os
 import secrets
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 
 from federation.errors import FederationError, ValidationError
+from federation.raft.node import RaftSettings
 from federation.server import Master, ServerConfig
 from federation.server.config import read_secret_file
 from federation.tracing import configure_tracing
@@ -71,6 +73,12 @@ def register(app: typer.Typer) -> None:
         heartbeat_ttl: float = typer.Option(
             10.0, "--heartbeat-ttl", help="seconds of silence before a node is down"),
         log_level: str = typer.Option("info", "--log-level"),
+        raft_max_batch: int = typer.Option(
+            RaftSettings.max_batch, "--raft-max-batch", hidden=True,
+            help="commands coalesced per Raft entry (1 disables group commit; benchmarks)"),
+        raft_max_inflight: int = typer.Option(
+            RaftSettings.max_inflight_batches, "--raft-max-inflight", hidden=True,
+            help="Raft entries in flight at once (benchmarks)"),
     ) -> None:
         """Run one master of a cluster (3 or 5 of them, one --peers list each)."""
         _setup_logging(log_level)
@@ -92,6 +100,8 @@ def register(app: typer.Typer) -> None:
             id=id, data_dir=str(data_dir), http=http, raft=raft, secret=secret,
             peers=[p.strip() for p in peers.split(",") if p.strip()], token=token,
             insecure=insecure, heartbeat_ttl=heartbeat_ttl,
+            raft_settings=replace(RaftSettings(), max_batch=max(1, raft_max_batch),
+                                  max_inflight_batches=max(1, raft_max_inflight)),
         )
         _run(config)
 
