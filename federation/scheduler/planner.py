@@ -18,11 +18,14 @@ from federation.scheduler.feasibility import (
     Usage,
     count_existing,
     feasible_nodes,
+    free_gpu_devices,
+    resource_shortfall,
 )
 from federation.scheduler.fragmentation import WorkloadProfile
 from federation.scheduler.preemption import plan_preemption, release
 from federation.scheduler.ranking import Affinity, candidate_limit, rank
 from federation.scheduler.types import (
+    MILLI_PER_GPU,
     AllocationView,
     Eviction,
     FilterReport,
@@ -48,17 +51,23 @@ def _sample(
     limit = candidate_limit(group, len(nodes))
     if limit is None:
         return feasible_nodes(nodes, group, usage=usage, existing_per_node=existing, cache=cache)
-    order = list(range(len(nodes)))
-    rng.shuffle(order)
+    # Draw random nodes until enough are feasible; when feasible nodes are scarce, scan all.
     found: list[NodeView] = []
-    # Walk a random permutation in chunks so most evaluations stop early.
-    step = max(limit * 4, 16)
-    for start in range(0, len(order), step):
-        chunk = [nodes[i] for i in order[start : start + step]]
-        found += feasible_nodes(chunk, group, usage=usage, existing_per_node=existing, cache=cache)
+    seen: set[int] = set()
+    for _ in range(max(limit * 8, 32)):
+        i = rng.randrange(len(nodes))
+        if i in seen:
+            continue
+        seen.add(i)
+        found += feasible_nodes(
+            [nodes[i]], group, usage=usage, existing_per_node=existing, cache=cache
+        )
         if len(found) >= limit:
-            return found[:limit]
-    return found
+            return found
+    everything = feasible_nodes(nodes, group, usage=usage, existing_per_node=existing, cache=cache)
+    if len(everything) <= limit:
+        return everything
+    return rng.sample(everything, limit)
 
 
 def plan_group(
@@ -219,3 +228,60 @@ def plan_job(
         if report is not None:
             plan.unplaced[group.name] = report
     return plan
+
+
+def verify_plan(
+    plan: Plan,
+    nodes: Sequence[NodeView],
+    allocations: Sequence[AllocationView] = (),
+) -> tuple[Plan, list[str]]:
+    """Re-check a plan against newer state, node by node, as the one plan applier does.
+
+    ``nodes`` and ``allocations`` are the latest snapshot. A node's placements are accepted
+    together if the node is still ready, not draining, and everything planned there (after
+    the plan's evictions on it) still fits; otherwise all of them are rejected and the node
+    id returned, so the evaluation can be re-planned. Evictions of allocations that no longer
+    exist are dropped. Returns ``(accepted plan, rejected node ids)``.
+    """
+    by_id = {n.id: n for n in nodes}
+    alive = {a.id: a for a in allocations}
+    accepted = Plan(unplaced=dict(plan.unplaced))
+    rejected: list[str] = []
+    touched = sorted({p.node_id for p in plan.placements} | {e.node_id for e in plan.evictions})
+    for node_id in touched:
+        node = by_id.get(node_id)
+        here = [p for p in plan.placements if p.node_id == node_id]
+        evictions = [e for e in plan.evictions if e.node_id == node_id and e.allocation_id in alive]
+        if node is None or node.status != "ready" or node.draining:
+            if here:
+                rejected.append(node_id)
+            continue
+        usage = Usage()
+        for e in evictions:
+            release(usage, node, alive[e.allocation_id])
+        ok = True
+        for p in here:
+            demand = TaskGroupDemand(p.job_id, p.group, 1, p.resources)
+            if resource_shortfall(node, p.resources, usage) is not None or not _devices_free(
+                node, p, usage
+            ):
+                ok = False
+                break
+            usage.add(node, demand, p.gpu_devices)
+        if ok:
+            accepted.placements.extend(here)
+            accepted.evictions.extend(evictions)
+        else:
+            rejected.append(node_id)
+    return accepted, rejected
+
+
+def _devices_free(node: NodeView, placement: PlacementDecision, usage: Usage) -> bool:
+    free = free_gpu_devices(node, usage)
+    need = placement.resources.gpu_share_milli or MILLI_PER_GPU
+    if placement.resources.gpu_milli == 0:
+        return True
+    expected = placement.resources.gpu or 1
+    if len(set(placement.gpu_devices)) != expected:
+        return False
+    return all(0 <= d < len(free) and free[d] >= need for d in placement.gpu_devices)

@@ -79,39 +79,55 @@ def binpack_score(node: NodeView, resources: Resources, usage: Usage) -> float:
     return 0.5 * (cpu_used / cpu_cap + mem_used / mem_cap)
 
 
+def gpu_choices(
+    nodes: Sequence[NodeView],
+    resources: Resources,
+    usage: Usage,
+    profile: WorkloadProfile | None,
+) -> list[tuple[tuple[int, ...], float]]:
+    """GPU devices for one instance on each node and the fragmentation cost of that choice.
+
+    Whole GPUs take the lowest-numbered fully free devices; a share takes the device whose use
+    loses the least usable GPU under ``profile`` (the tightest one when tied, or when no
+    profile is given). One vectorised call scores all nodes. Every node must fit.
+    """
+    frees = [free_gpu_devices(n, usage) for n in nodes]
+    cpu = np.array([free_cpu(n, usage) for n in nodes], dtype=np.int64)
+    mem = np.array([free_memory(n, usage) for n in nodes], dtype=np.int64)
+    gpu_left = np.array([sum(f) for f in frees], dtype=np.int64) - resources.gpu_milli
+    leftover = leftover_score(cpu - resources.cpu_milli, gpu_left)
+    loss = np.zeros(len(nodes))
+    wanted: list[int] = [-1] * len(nodes)
+    if profile is not None and nodes:
+        width = max(len(f) for f in frees)
+        table = np.zeros((len(nodes), width), dtype=np.int64)
+        for i, f in enumerate(frees):
+            table[i, : len(f)] = sorted(f, reverse=True)
+        shape = TaskShape(
+            resources.cpu_milli,
+            resources.gpu or 1,
+            resources.gpu_share_milli or MILLI_PER_GPU,
+        )
+        loss, device_free = placement_loss(profile, shape, cpu, mem, table)
+        wanted = [int(x) for x in device_free]
+    costs = fragmentation_cost(np.asarray(loss, dtype=np.float64), leftover)
+    out = []
+    for i, free in enumerate(frees):
+        if resources.gpu:
+            devices = tuple(d for d, f in enumerate(free) if f >= MILLI_PER_GPU)[: resources.gpu]
+        else:
+            fitting = [d for d, f in enumerate(free) if f >= resources.gpu_share_milli]
+            same = [d for d in fitting if free[d] == wanted[i]]
+            devices = (min(same or fitting, key=lambda d: (free[d], d)),)
+        out.append((devices, float(costs[i])))
+    return out
+
+
 def choose_devices(
     node: NodeView, resources: Resources, usage: Usage, profile: WorkloadProfile | None
 ) -> tuple[tuple[int, ...], float]:
-    """GPU devices for one instance on ``node`` and the fragmentation cost of that choice.
-
-    Whole GPUs take the lowest-numbered fully free devices; a share takes the device whose
-    use loses the least usable GPU under ``profile`` (the tightest one when tied, or when no
-    profile is given).
-    """
-    free = free_gpu_devices(node, usage)
-    cpu_left = free_cpu(node, usage) - resources.cpu_milli
-    gpu_left = sum(free) - resources.gpu_milli
-    leftover = float(leftover_score(cpu_left, gpu_left))
-    if resources.gpu:
-        devices = tuple(i for i, f in enumerate(free) if f >= MILLI_PER_GPU)[: resources.gpu]
-    else:
-        fitting = [i for i, f in enumerate(free) if f >= resources.gpu_share_milli]
-        devices = (min(fitting, key=lambda i: (free[i], i)),)
-    if profile is None:
-        return devices, float(fragmentation_cost(np.float64(0.0), np.float64(leftover)))
-    order = sorted(range(len(free)), key=lambda i: -free[i])
-    shape = TaskShape(resources.cpu_milli, resources.gpu or 1, resources.gpu_share_milli or 1000)
-    loss, device_free = placement_loss(
-        profile,
-        shape,
-        np.array([free_cpu(node, usage)], dtype=np.int64),
-        np.array([free_memory(node, usage)], dtype=np.int64),
-        np.array([[free[i] for i in order]], dtype=np.int64),
-    )
-    if resources.gpu_share_milli:
-        wanted = int(device_free[0])
-        devices = (min((i for i, f in enumerate(free) if f == wanted), default=devices[0]),)
-    return devices, float(fragmentation_cost(loss, np.float64(leftover))[0])
+    """:func:`gpu_choices` for one node."""
+    return gpu_choices([node], resources, usage, profile)[0]
 
 
 def spread_score(
@@ -191,10 +207,11 @@ def rank(
     counts = value_counts or {}
     mine = job_on_node or {}
     ranked = []
-    for node in candidates:
+    gpu = gpu_choices(candidates, res, usage, profile) if res.gpu_milli else []
+    for i, node in enumerate(candidates):
         devices: tuple[int, ...] = ()
         if res.gpu_milli:
-            devices, cost = choose_devices(node, res, usage, profile)
+            devices, cost = gpu[i]
             fit = -cost
         else:
             fit = binpack_score(node, res, usage)

@@ -82,3 +82,33 @@ def test_planning_does_not_mutate_its_inputs():
     before = (list(nodes), list(allocs))
     plan_group(nodes, group(count=2), allocs)
     assert (nodes, allocs) == before
+
+
+def test_verify_plan_accepts_nodes_that_still_fit():
+    from federation.scheduler.planner import verify_plan
+
+    nodes = [node("a", cpu=2000), node("b", cpu=2000)]
+    plan = plan_job(nodes, [group(count=2, cpu=1000, distinct_hosts=True)])
+    accepted, rejected = verify_plan(plan, nodes)
+    assert rejected == [] and len(accepted.placements) == 2
+
+
+def test_verify_plan_rejects_a_node_that_filled_up_or_went_away_meanwhile():
+    from federation.scheduler.planner import verify_plan
+
+    nodes = [node("a", cpu=2000), node("b", cpu=2000)]
+    plan = plan_job(nodes, [group(count=2, cpu=1000, distinct_hosts=True)])
+    newer = [node("a", cpu=2000, allocated=Resources(1500, 0)), node("b", cpu=2000, status="down")]
+    accepted, rejected = verify_plan(plan, newer)
+    assert accepted.placements == [] and rejected == ["a", "b"]
+
+
+def test_verify_plan_rejects_a_gpu_device_taken_meanwhile():
+    from federation.scheduler.planner import verify_plan
+
+    nodes = [node("g", gpu=2)]
+    plan = plan_job(nodes, [group(cpu=100, share=600)])
+    device = plan.placements[0].gpu_devices[0]
+    used = tuple(700 if d == device else 0 for d in range(2))
+    accepted, rejected = verify_plan(plan, [node("g", gpu=2, gpu_used_milli=used)])
+    assert rejected == ["g"]
