@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -131,26 +132,66 @@ def hcl(value: object) -> str:
     return json.dumps(value)
 
 
+@dataclass(frozen=True)
+class Rendered:
+    """A root module applied with no resource: its outputs and what Terraform printed."""
+
+    outputs: dict[str, Any]  # name -> {"value", "sensitive", "type"}, as `output -json` gives
+    printed: str  # plan, apply and `terraform output` text
+
+    def value(self, name: str) -> Any:
+        return self.outputs[name]["value"]
+
+
 @pytest.fixture
-def render_bootstrap(terraform: Terraform, terraform_copy: Path):
-    """Renders the shared bootstrap module with the given inputs; returns its outputs."""
+def render_module(terraform: Terraform, terraform_copy: Path):
+    """Applies a root module calling terraform/modules/<module> with the given inputs and
+    forwarding the given outputs; `secrets` are passed as sensitive root variables."""
     counter = iter(range(1000))
 
-    def render(**inputs: object) -> dict[str, object]:
+    def render(
+        module: str,
+        inputs: dict[str, object],
+        outputs: list[str],
+        secrets: dict[str, str] | None = None,
+    ) -> Rendered:
+        secrets = secrets or {}
         root = terraform_copy / "render" / str(next(counter))
         root.mkdir(parents=True)
-        arguments = "\n".join(f"  {name} = {hcl(value)}" for name, value in inputs.items())
-        (root / "main.tf").write_text(
-            'module "bootstrap" {\n'
-            '  source = "../../modules/server-bootstrap"\n'
-            f"{arguments}\n"
-            "}\n\n"
-            'output "servers" {\n  value = module.bootstrap.servers\n}\n\n'
-            'output "api_endpoints" {\n  value = module.bootstrap.api_endpoints\n}\n'
-        )
-        terraform.run(root, "init", "-backend=false")
-        terraform.run(root, "apply", "-auto-approve")
-        return terraform.outputs(root)
+        lines = [f'module "under_test" {{\n  source = "../../modules/{module}"']
+        lines += [f"  {name} = {hcl(value)}" for name, value in inputs.items()]
+        lines += [f"  {name} = var.{name}" for name in secrets]
+        lines.append("}")
+        for name in secrets:
+            lines.append(f'variable "{name}" {{\n  type      = string\n  sensitive = true\n}}')
+        for name in outputs:
+            lines.append(
+                f'output "{name}" {{\n  value     = module.under_test.{name}\n'
+                f"  sensitive = {str(name in SENSITIVE_OUTPUTS.get(module, ())).lower()}\n}}"
+            )
+        (root / "main.tf").write_text("\n\n".join(lines) + "\n")
+        env = {f"TF_VAR_{name}": value for name, value in secrets.items()}
+        terraform.run(root, "init", "-backend=false", env=env)
+        plan = terraform.run(root, "plan", "-out=tfplan", env=env)
+        apply = terraform.run(root, "apply", "-auto-approve", "tfplan", env=env)
+        printed = terraform.run(root, "output", env=env).stdout
+        raw = json.loads(terraform.run(root, "output", "-json", env=env).stdout)
+        return Rendered(outputs=raw, printed=plan.stdout + apply.stdout + printed)
+
+    return render
+
+
+# Outputs a module marks sensitive: a root module forwarding them must say so too.
+SENSITIVE_OUTPUTS = {"onprem": ("host_files",)}
+
+
+@pytest.fixture
+def render_bootstrap(render_module):
+    """Renders the shared bootstrap module with the given inputs; returns its output values."""
+
+    def render(**inputs: object) -> dict[str, Any]:
+        rendered = render_module("server-bootstrap", inputs, ["servers", "api_endpoints"])
+        return {name: rendered.value(name) for name in rendered.outputs}
 
     return render
 

@@ -53,6 +53,16 @@ variable "server_endpoints" {
   description = "API URLs of masters that are not in servers (e.g. masters on a cloud), given to the agents."
   type        = list(string)
   default     = []
+
+  validation {
+    condition     = alltrue([for u in var.server_endpoints : can(regex("^https?://[A-Za-z0-9.:\\[\\]-]+/?$", u))])
+    error_message = "server_endpoints must be http(s)://host:port URLs."
+  }
+
+  validation {
+    condition     = length(var.agents) == 0 || length(var.servers) + length(var.server_endpoints) > 0
+    error_message = "Agents need masters: give servers or server_endpoints."
+  }
 }
 
 variable "http_port" {
