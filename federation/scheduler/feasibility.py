@@ -87,10 +87,11 @@ class Usage:
     group_count: dict[tuple[str, str, str], int] = field(default_factory=dict)  # job, group, node
 
     def copy(self) -> Usage:
+        # Device lists are replaced, never changed in place, so a shallow copy is enough.
         return Usage(
             dict(self.cpu_milli),
             dict(self.memory_mib),
-            {k: list(v) for k, v in self.gpu_milli.items()},
+            dict(self.gpu_milli),
             dict(self.group_count),
         )
 
@@ -98,10 +99,12 @@ class Usage:
         res = group.resources
         self.cpu_milli[node.id] = self.cpu_milli.get(node.id, 0) + res.cpu_milli
         self.memory_mib[node.id] = self.memory_mib.get(node.id, 0) + res.memory_mib
-        used = self.gpu_milli.setdefault(node.id, [0] * node.capacity.gpu)
-        per_device = res.gpu_share_milli if res.gpu_share_milli else MILLI_PER_GPU
-        for d in devices:
-            used[d] += per_device
+        if devices:
+            used = list(self.gpu_milli.get(node.id) or [0] * node.capacity.gpu)
+            per_device = res.gpu_share_milli if res.gpu_share_milli else MILLI_PER_GPU
+            for d in devices:
+                used[d] += per_device
+            self.gpu_milli[node.id] = used
         key = (group.job_id, group.name, node.id)
         self.group_count[key] = self.group_count.get(key, 0) + 1
 

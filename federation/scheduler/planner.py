@@ -10,6 +10,7 @@ fewest lower-priority allocations are planned for eviction. Unplaced work is exp
 
 from __future__ import annotations
 
+import heapq
 import random
 from collections.abc import Sequence
 
@@ -23,7 +24,13 @@ from federation.scheduler.feasibility import (
 )
 from federation.scheduler.fragmentation import WorkloadProfile
 from federation.scheduler.preemption import plan_preemption, release
-from federation.scheduler.ranking import Affinity, candidate_limit, rank
+from federation.scheduler.ranking import (
+    Affinity,
+    RankedNode,
+    candidate_limit,
+    rank,
+    spread_score,
+)
 from federation.scheduler.types import (
     MILLI_PER_GPU,
     AllocationView,
@@ -115,22 +122,54 @@ def plan_group(
     placements: list[PlacementDecision] = []
     evictions: list[Eviction] = []
     report: FilterReport | None = None
+    full = not sampling or candidate_limit(group, len(nodes)) is None
+    # Scoring every node: feasibility and scores change only on the node just used, so keep
+    # them and refresh that one node per instance (spread is added per attribute value).
+    pool: dict[str, RankedNode] = {}
+    # Without spread a node's score changes only when it is used: a heap with lazy deletion.
+    heap: list[tuple[tuple[float, float, str], str]] = []
+    if full:
+        first = feasible_nodes(nodes, group, usage=work, existing_per_node=existing, cache=cache)
+        ranked = rank(
+            first,
+            group,
+            work,
+            profile=profile,
+            job_on_node=job_on_node,
+            affinities=affinities,
+            include_spread=False,
+        )
+        pool = {r.node.id: r for r in ranked}
+        heap = [(r.sort_key(), r.node.id) for r in ranked]
+        heapq.heapify(heap)
     for index in range(first_index, first_index + group.count):
-        candidates = _sample(nodes, group, work, existing, cache, rng, sampling)
         chosen_node: NodeView | None = None
         devices: tuple[int, ...] = ()
         score = 0.0
-        if candidates:
-            best = rank(
-                candidates,
-                group,
-                work,
-                profile=profile,
-                value_counts=value_counts,
-                known_values=known_values,
-                job_on_node=job_on_node,
-                affinities=affinities,
-            )[0]
+        best: RankedNode | None = None
+        if full:
+            if group.spread is None:
+                while heap and (
+                    heap[0][1] not in pool or pool[heap[0][1]].sort_key() != heap[0][0]
+                ):
+                    heapq.heappop(heap)
+                best = pool[heap[0][1]] if heap else None
+            else:
+                best = _best_of_pool(pool, group, value_counts, known_values)
+        else:
+            candidates = _sample(nodes, group, work, existing, cache, rng, sampling)
+            if candidates:
+                best = rank(
+                    candidates,
+                    group,
+                    work,
+                    profile=profile,
+                    value_counts=value_counts,
+                    known_values=known_values,
+                    job_on_node=job_on_node,
+                    affinities=affinities,
+                )[0]
+        if best is not None:
             chosen_node, devices, score = best.node, best.devices, best.score
         elif preempt:
             option = _preemption_option(
@@ -163,6 +202,23 @@ def plan_group(
             value = chosen_node.attribute(group.spread.attribute)
             if value is not None:
                 value_counts[value] = value_counts.get(value, 0) + 1
+        if full:
+            pool.pop(chosen_node.id, None)
+            again = feasible_nodes(
+                [chosen_node], group, usage=work, existing_per_node=existing, cache=cache
+            )
+            if again:
+                fresh = rank(
+                    again,
+                    group,
+                    work,
+                    profile=profile,
+                    job_on_node=job_on_node,
+                    affinities=affinities,
+                    include_spread=False,
+                )[0]
+                pool[chosen_node.id] = fresh
+                heapq.heappush(heap, (fresh.sort_key(), chosen_node.id))
         placements.append(
             PlacementDecision(
                 group.job_id, group.name, index, chosen_node.id, group.resources, devices, score
@@ -173,6 +229,31 @@ def plan_group(
         report.unplaced = group.count
         return [], [], report, usage.copy() if usage is not None else Usage()
     return placements, evictions, report, work
+
+
+def _best_of_pool(
+    pool: dict[str, RankedNode],
+    group: TaskGroupDemand,
+    value_counts: dict[str, int],
+    known_values: list[str],
+) -> RankedNode | None:
+    if not pool:
+        return None
+    if group.spread is None:
+        return min(pool.values(), key=RankedNode.sort_key)
+    attr = group.spread.attribute
+    bonus: dict[str | None, float] = {}
+    best: RankedNode | None = None
+    best_key = None
+    for r in pool.values():
+        value = r.node.attribute(attr)
+        if value not in bonus:
+            bonus[value] = spread_score(r.node, group, value_counts, known_values)
+        candidate = RankedNode(r.node, r.score + bonus[value], r.devices)
+        key = candidate.sort_key()
+        if best_key is None or key < best_key:
+            best, best_key = candidate, key
+    return best
 
 
 def _preemption_option(nodes, group, allocations, work, existing, cache, victims_taken):

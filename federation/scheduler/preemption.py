@@ -37,10 +37,11 @@ def release(usage: Usage, node: NodeView, alloc: AllocationView) -> None:
     usage.cpu_milli[node.id] = usage.cpu_milli.get(node.id, 0) - res.cpu_milli
     usage.memory_mib[node.id] = usage.memory_mib.get(node.id, 0) - res.memory_mib
     if alloc.gpu_devices:
-        used = usage.gpu_milli.setdefault(node.id, [0] * node.capacity.gpu)
+        used = list(usage.gpu_milli.get(node.id) or [0] * node.capacity.gpu)
         per_device = res.gpu_share_milli if res.gpu_share_milli else MILLI_PER_GPU
         for d in alloc.gpu_devices:
             used[d] -= per_device
+        usage.gpu_milli[node.id] = used
 
 
 def _fits_after(

@@ -201,8 +201,10 @@ def rank(
     known_values: Sequence[str] = (),
     job_on_node: Mapping[str, int] | None = None,
     affinities: Sequence[Affinity] = (),
+    include_spread: bool = True,
 ) -> list[RankedNode]:
-    """Score every candidate; best first (ties: cheaper, then node id)."""
+    """Score every candidate; best first (ties: cheaper, then node id). With
+    ``include_spread=False`` the spread term is left for the caller to add per value."""
     res = group.resources
     counts = value_counts or {}
     mine = job_on_node or {}
@@ -218,7 +220,8 @@ def rank(
             if group.algorithm == "spread":
                 fit = 1.0 - fit
         score = fit
-        score += spread_score(node, group, counts, known_values)
+        if include_spread:
+            score += spread_score(node, group, counts, known_values)
         score += anti_affinity_score(mine.get(node.id, 0), group)
         if affinities:
             score += affinity_score(node, affinities)

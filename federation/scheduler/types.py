@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from federation.errors import ValidationError
@@ -106,7 +107,7 @@ class NodeView:
             return value if value != "" else None
         raise ValidationError(f"unknown node attribute {name!r}", field="attribute")
 
-    @property
+    @cached_property
     def class_key(self) -> tuple[Any, ...]:
         """Identity of the node's class: nodes with equal keys answer every constraint that
         does not name ``node.id`` the same way."""
