@@ -10,8 +10,11 @@ from fastapi import Request
 from federation.errors import Forbidden, Unauthorized
 
 
-def require_token(request: Request) -> None:
-    """With a token configured, every endpoint but health needs ``Authorization: Bearer``."""
+async def require_token(request: Request) -> None:
+    """With a token configured, every endpoint but health needs ``Authorization: Bearer``.
+
+    Async although it awaits nothing: FastAPI runs sync dependencies in a thread pool.
+    """
     expected = request.app.state.master.config.token
     if expected is None:
         return

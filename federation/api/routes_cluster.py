@@ -15,7 +15,7 @@ router = APIRouter(dependencies=[Depends(require_token)])
 
 
 @public.get("/v1/health", tags=["cluster"])
-def health(request: Request) -> dict[str, Any]:
+async def health(request: Request) -> dict[str, Any]:
     """Liveness: the process serves HTTP. Says whether a leader is known, without auth."""
     m = master(request)
     return {"status": "ok", "id": m.config.id,

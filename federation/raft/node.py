@@ -171,8 +171,10 @@ class RaftNode:
     # -- submitting ----------------------------------------------------------------------
     def submit(self, command: dict[str, Any]) -> Future[dict[str, Any]]:
         """Queue one command for the next replicated batch; the future holds its result."""
-        command.setdefault("id", uuid.uuid4().hex)
-        command.setdefault("time", time.time())
+        if "id" not in command:
+            command["id"] = uuid.uuid4().hex
+        if "time" not in command:
+            command["time"] = time.time()
         future: Future[dict[str, Any]] = Future()
         if self._stopping.is_set():
             future.set_exception(NoLeader("this server is shutting down"))
