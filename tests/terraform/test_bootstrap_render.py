@@ -43,8 +43,16 @@ def test_script_is_valid_bash(render_bootstrap, source: str) -> None:
         assert result.returncode == 0, f"{source}/{server_id}: {result.stderr}"
 
 
-def test_each_server_peers_with_the_others_only(render_bootstrap) -> None:
-    outputs = render_bootstrap(cluster_name="fed", servers=SERVERS, raft_port=7001, http_port=7000)
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_each_server_peers_with_the_others_only(render_bootstrap, source: str) -> None:
+    outputs = render_bootstrap(
+        cluster_name="fed",
+        servers=SERVERS,
+        raft_port=7001,
+        http_port=7000,
+        secret_source=source,
+        **SOURCES[source],
+    )
     for server in SERVERS:
         rendered = outputs["servers"][server["id"]]
         argv = shlex.split(exec_start(rendered["script"]))

@@ -118,21 +118,24 @@ def test_rendered_commands_form_a_cluster(
         processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
         log.close()
 
+    def agreed(answers: list[dict[str, object] | None]) -> bool:
+        """Every server answers, names the same leader, and lists all three servers."""
+        if any(a is None for a in answers):
+            return False
+        leaders = {a["leader"] for a in answers}
+        return len(leaders) == 1 and leaders.pop() in rendered and all(
+            {s["id"] for s in a["servers"]} == set(rendered) for a in answers
+        )
+
     deadline = time.monotonic() + 45
     seen: list[dict[str, object] | None] = []
     while time.monotonic() < deadline:
         for process in processes:
             assert process.poll() is None, "a server exited: see its log in " + str(tmp_path)
         seen = [status(http) for http in http_addresses]
-        leaders = {s["leader"] if s else None for s in seen}
-        if len(leaders) == 1 and None not in leaders:
+        if agreed(seen):
             break
         time.sleep(0.2)
     else:
         logs = "\n".join((tmp_path / f"{s['id']}.log").read_text()[-2000:] for s in SERVERS)
-        pytest.fail(f"no agreed leader within 45 s: {seen}\n{logs}")
-
-    leader = seen[0]["leader"]
-    assert leader in rendered
-    for answer in seen:
-        assert {s["id"] for s in answer["servers"]} == set(rendered)
+        pytest.fail(f"no agreed leader and membership within 45 s: {seen}\n{logs}")
