@@ -288,6 +288,12 @@ def test_destroy_leaves_nothing(applied: Applied) -> None:
     assert applied.instances() == []
     vpcs = ec2.describe_vpcs(Filters=[{"Name": "cidr", "Values": [VPC_CIDR]}])["Vpcs"]
     assert vpcs == []
+    gateways = ec2.describe_nat_gateways()["NatGateways"]
+    assert [g["NatGatewayId"] for g in gateways if g["State"] not in ("deleting", "deleted")] == []
+    assert ec2.describe_addresses()["Addresses"] == []
+    assert ec2.describe_internet_gateways(
+        Filters=[{"Name": "tag:Name", "Values": [f"{CLUSTER}-federation"]}]
+    )["InternetGateways"] == []
     groups = ec2.describe_security_groups()["SecurityGroups"]
     assert [g["GroupName"] for g in groups if g["GroupName"] != "default"] == []
     assert ssm.describe_parameters()["Parameters"] == []
