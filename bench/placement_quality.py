@@ -5,6 +5,10 @@ Runs ``federation simulate``'s core for every policy over seeds 42-51 with ``--i
 seeds) beside the paper's table, ratios to our own BestFit, and run times.
 
     python bench/placement_quality.py [--trace DIR] [--seeds 42-51] [--workers 2]
+        [--policies default,bestfit,dotprod,random[,default-plain]]
+
+``default-plain`` is an ablation: the default ranking with the workload profile weighted by
+plain task counts, as the paper weights it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from concurrent.futures import ProcessPoolExecutor
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from federation.scheduler import simulate as sim  # noqa: E402
+from federation.scheduler.fragmentation import build_profile  # noqa: E402
 
 PAPER = {"random": 13.75, "dotprod": 9.45, "bestfit": 7.09, "fgd (paper)": 4.77}
 DEFAULT_TRACE = os.path.join(
@@ -37,7 +42,21 @@ def _load(trace: str) -> tuple[list[sim.Machine], list[sim.SimTask]]:
 def _one(args: tuple[str, str, int, float]) -> tuple[str, int, float, float, int]:
     trace, policy, seed, inflation = args
     machines, tasks = _load(trace)
-    result = sim.run(machines, tasks, policy=policy, seed=seed, inflation=inflation, shuffle=True)
+    profile = None
+    run_policy = policy
+    if policy == "default-plain":
+        # Ablation: the same ranking with the profile weighted by plain task counts.
+        profile = build_profile((t.shape for t in tasks), gpu_weight_exponent=0.0)
+        run_policy = "default"
+    result = sim.run(
+        machines,
+        tasks,
+        policy=run_policy,
+        seed=seed,
+        inflation=inflation,
+        shuffle=True,
+        profile=profile,
+    )
     return (
         policy,
         seed,

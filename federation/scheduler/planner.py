@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import heapq
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from federation.scheduler.feasibility import (
     ConstraintCache,
@@ -51,16 +51,33 @@ def _sample(
     cache: ConstraintCache,
     rng: random.Random,
     sampling: bool,
+    position: Mapping[str, int] | None = None,
 ) -> list[NodeView]:
-    """Feasible candidates: all of them, or the first ``limit`` in a random order."""
+    """Feasible candidates: all of them, or ``limit`` random ones plus up to ``limit`` of the
+    nodes this plan used last (``position`` maps node id to its place in ``nodes``). The recent
+    nodes are the partly filled ones bin-packing wants; random draws alone lose packing."""
     if not sampling:
         return feasible_nodes(nodes, group, usage=usage, existing_per_node=existing, cache=cache)
     limit = candidate_limit(group, len(nodes))
     if limit is None:
         return feasible_nodes(nodes, group, usage=usage, existing_per_node=existing, cache=cache)
-    # Draw random nodes until enough are feasible; when feasible nodes are scarce, scan all.
     found: list[NodeView] = []
     seen: set[int] = set()
+    if position is not None:
+        recent = 0
+        for node_id in reversed(usage.cpu_milli):
+            i = position.get(node_id)
+            if i is None or i in seen:
+                continue
+            seen.add(i)
+            found += feasible_nodes(
+                [nodes[i]], group, usage=usage, existing_per_node=existing, cache=cache
+            )
+            recent += 1
+            if recent >= limit:
+                break
+    wanted = len(found) + limit
+    # Draw random nodes until enough are feasible; when feasible nodes are scarce, scan all.
     for _ in range(max(limit * 8, 32)):
         i = rng.randrange(len(nodes))
         if i in seen:
@@ -69,7 +86,7 @@ def _sample(
         found += feasible_nodes(
             [nodes[i]], group, usage=usage, existing_per_node=existing, cache=cache
         )
-        if len(found) >= limit:
+        if len(found) >= wanted:
             return found
     everything = feasible_nodes(nodes, group, usage=usage, existing_per_node=existing, cache=cache)
     if len(everything) <= limit:
@@ -123,6 +140,7 @@ def plan_group(
     evictions: list[Eviction] = []
     report: FilterReport | None = None
     full = not sampling or candidate_limit(group, len(nodes)) is None
+    position = None if full else {n.id: i for i, n in enumerate(nodes)}
     # Scoring every node: feasibility and scores change only on the node just used, so keep
     # them and refresh that one node per instance (spread is added per attribute value).
     pool: dict[str, RankedNode] = {}
@@ -157,7 +175,7 @@ def plan_group(
             else:
                 best = _best_of_pool(pool, group, value_counts, known_values)
         else:
-            candidates = _sample(nodes, group, work, existing, cache, rng, sampling)
+            candidates = _sample(nodes, group, work, existing, cache, rng, sampling, position)
             if candidates:
                 best = rank(
                     candidates,

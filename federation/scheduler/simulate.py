@@ -509,12 +509,14 @@ def run(
     inflation: float | None = None,
     shuffle: bool = False,
     profile_tasks: Iterable[SimTask] | None = None,
+    profile: WorkloadProfile | None = None,
 ) -> SimResult:
     """Offer each task once, in order, to the cluster built from ``machines``.
 
     With ``inflation`` the workload is the FGD paper's (see :func:`inflate`); with only
     ``shuffle`` the tasks are shuffled with ``seed``. The default policy's workload profile is
-    built from ``profile_tasks`` (default: the tasks as given, before inflation).
+    built from ``profile_tasks`` (default: the tasks as given, before inflation) unless a
+    ``profile`` is given.
     """
     cluster = Cluster(machines)
     rng_seed = 0 if seed is None else seed
@@ -527,8 +529,9 @@ def run(
         random.Random(rng_seed).shuffle(workload)
     else:
         workload = list(tasks)
-    source = profile_tasks if profile_tasks is not None else tasks
-    profile = build_profile(t.shape for t in source)
+    if profile is None:
+        source = profile_tasks if profile_tasks is not None else tasks
+        profile = build_profile(t.shape for t in source)
     chooser = make_policy(policy, cluster, profile, seed)
 
     capacity = max(cluster.gpu_capacity_milli, 1)
