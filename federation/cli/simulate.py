@@ -98,12 +98,11 @@ def simulate(
             ("Placements/s", summary["placements_per_s"]),
         ]
     )
-    curve = summary["curve"]
-    if curve:
+    if result.curve:
         print_table(
             "GPU allocation against arrived workload",
             ("ARRIVED %", "ALLOCATED %"),
-            [(p["arrived_pct"], p["gpu_allocated_pct"]) for p in curve],  # type: ignore[index]
+            [(round(a, 1), round(b, 3)) for a, b in result.curve],
         )
 
 

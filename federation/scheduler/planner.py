@@ -222,12 +222,12 @@ def plan_group(
                 value_counts[value] = value_counts.get(value, 0) + 1
         if full:
             pool.pop(chosen_node.id, None)
-            again = feasible_nodes(
+            still = feasible_nodes(
                 [chosen_node], group, usage=work, existing_per_node=existing, cache=cache
             )
-            if again:
+            if still:
                 fresh = rank(
-                    again,
+                    still,
                     group,
                     work,
                     profile=profile,
