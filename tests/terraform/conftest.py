@@ -33,7 +33,8 @@ def free_port() -> int:
 
 
 def find_plugin_dir() -> Path | None:
-    """Root of a provider mirror holding hashicorp/aws (the directory above registry.terraform.io)."""
+    """Root of a provider mirror holding hashicorp/aws: the directory above
+    registry.terraform.io, from FEDERATION_TF_PLUGIN_DIR or found on disk."""
     configured = os.environ.get(PLUGIN_DIR_ENV)
     if configured:
         return Path(configured)
@@ -206,8 +207,8 @@ class MotoServer:
 def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
     """A moto server on a free loopback port, stopped at the end of the module."""
     port = free_port()
-    executable = shutil.which("moto_server")
-    command = [executable] if executable else [sys.executable, "-m", "moto.server"]
+    # The moto of the interpreter running the tests, whatever else is on PATH.
+    command = [sys.executable, "-m", "moto.server"]
     log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
     process = subprocess.Popen(
         [*command, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT

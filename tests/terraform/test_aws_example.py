@@ -8,6 +8,7 @@ import base64
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -18,7 +19,13 @@ from typing import Any
 
 import pytest
 
-from tests.terraform.conftest import MotoServer, Terraform, exec_start, parse_flags
+from tests.terraform.conftest import (
+    TERRAFORM_DIR,
+    MotoServer,
+    Terraform,
+    exec_start,
+    parse_flags,
+)
 
 boto3 = pytest.importorskip("boto3")
 
@@ -93,10 +100,6 @@ def applied(
     plugin_dir: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Applied]:
-    from tests.terraform.conftest import TERRAFORM_DIR
-
-    import shutil
-
     copy = tmp_path_factory.mktemp("aws") / "terraform"
     shutil.copytree(
         TERRAFORM_DIR,
@@ -147,13 +150,15 @@ def user_data(applied: Applied, instance_id: str) -> str:
 def test_three_masters_in_three_subnets_and_zones(applied: Applied) -> None:
     instances = applied.instances()
     assert len(instances) == 3
-    subnets = applied.client("ec2").describe_subnets(
-        SubnetIds=[i["SubnetId"] for i in instances]
-    )["Subnets"]
+    subnets = applied.client("ec2").describe_subnets(SubnetIds=[i["SubnetId"] for i in instances])[
+        "Subnets"
+    ]
     assert len({s["SubnetId"] for s in subnets}) == 3
     assert len({s["AvailabilityZone"] for s in subnets}) == 3
     assert {s["VpcId"] for s in subnets} == {instances[0]["VpcId"]}
-    assert sorted(applied.outputs["instance_ids"]["value"]) == sorted(i["InstanceId"] for i in instances)
+    assert sorted(applied.outputs["instance_ids"]["value"]) == sorted(
+        i["InstanceId"] for i in instances
+    )
     assert sorted(applied.outputs["api_endpoints"]["value"]) == sorted(
         f"http://{i['PrivateIpAddress']}:4780" for i in instances
     )
@@ -174,7 +179,9 @@ def test_security_group_opens_raft_among_masters_and_api_to_given_cidrs(applied:
     instances = applied.instances()
     # moto reports the groups on the network interface, AWS on both.
     group_ids = {g["GroupId"] for i in instances for g in i.get("SecurityGroups", [])}
-    group_ids |= {g["GroupId"] for i in instances for n in i["NetworkInterfaces"] for g in n["Groups"]}
+    group_ids |= {
+        g["GroupId"] for i in instances for n in i["NetworkInterfaces"] for g in n["Groups"]
+    }
     assert len(group_ids) == 1
     (group_id,) = group_ids
     (group,) = applied.client("ec2").describe_security_groups(GroupIds=[group_id])["SecurityGroups"]
@@ -238,7 +245,11 @@ def test_user_data_fetches_the_secret_from_ssm(applied: Applied, tmp_path: Path)
         capture_output=True,
         text=True,
         timeout=60,
-        env={**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": applied.moto.endpoint, "PATH": "/usr/bin:/bin"},
+        env={
+            **FAKE_CREDENTIALS,
+            "AWS_ENDPOINT_URL": applied.moto.endpoint,
+            "PATH": "/usr/bin:/bin",
+        },
         check=False,
     )
     assert result.returncode == 0, result.stderr
@@ -260,7 +271,9 @@ def test_instance_profile_grants_least_privilege_scoped_by_cluster_tag(applied: 
     statements = {s["Sid"]: s for s in document["Statement"]}
     for statement in statements.values():
         assert statement["Effect"] == "Allow"
-        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        actions = (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
         assert all("*" not in action for action in actions), statement
     terminate = statements["TerminateClusterInstances"]
     assert terminate["Condition"] == {
@@ -271,7 +284,9 @@ def test_instance_profile_grants_least_privilege_scoped_by_cluster_tag(applied: 
     tag = statements["TagOnLaunchOnly"]
     assert tag["Condition"] == {"StringEquals": {"ec2:CreateAction": "RunInstances"}}
     secrets = statements["ReadClusterSecrets"]
-    resources = secrets["Resource"] if isinstance(secrets["Resource"], list) else [secrets["Resource"]]
+    resources = (
+        secrets["Resource"] if isinstance(secrets["Resource"], list) else [secrets["Resource"]]
+    )
     assert sorted(r.rsplit(":parameter/", 1)[1] for r in resources) == sorted(
         [f"federation/{CLUSTER}/api-token", f"federation/{CLUSTER}/raft-secret"]
     )
@@ -291,16 +306,17 @@ def test_destroy_leaves_nothing(applied: Applied) -> None:
     gateways = ec2.describe_nat_gateways()["NatGateways"]
     assert [g["NatGatewayId"] for g in gateways if g["State"] not in ("deleting", "deleted")] == []
     assert ec2.describe_addresses()["Addresses"] == []
-    assert ec2.describe_internet_gateways(
-        Filters=[{"Name": "tag:Name", "Values": [f"{CLUSTER}-federation"]}]
-    )["InternetGateways"] == []
+    assert (
+        ec2.describe_internet_gateways(
+            Filters=[{"Name": "tag:Name", "Values": [f"{CLUSTER}-federation"]}]
+        )["InternetGateways"]
+        == []
+    )
     groups = ec2.describe_security_groups()["SecurityGroups"]
     assert [g["GroupName"] for g in groups if g["GroupName"] != "default"] == []
     assert ssm.describe_parameters()["Parameters"] == []
     assert [r["RoleName"] for r in iam.list_roles()["Roles"] if "fed-server" in r["RoleName"]] == []
     assert iam.list_instance_profiles()["InstanceProfiles"] == []
-    state = json.loads(
-        applied.terraform.run(applied.root, "show", "-json", env=applied.env).stdout
-    )
+    state = json.loads(applied.terraform.run(applied.root, "show", "-json", env=applied.env).stdout)
     assert "values" not in state or not state["values"].get("root_module", {}).get("resources")
     print(f"terraform timings against moto: {applied.timings}")

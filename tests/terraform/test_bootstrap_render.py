@@ -71,7 +71,9 @@ def test_each_server_peers_with_the_others_only(render_bootstrap, source: str) -
 
 
 def test_single_server_has_no_peers_flag(render_bootstrap) -> None:
-    outputs = render_bootstrap(cluster_name="solo", servers=[{"id": "solo-1", "address": "10.9.0.5"}])
+    outputs = render_bootstrap(
+        cluster_name="solo", servers=[{"id": "solo-1", "address": "10.9.0.5"}]
+    )
     assert "--peers" not in shlex.split(exec_start(outputs["servers"]["solo-1"]["script"]))
 
 
@@ -86,7 +88,9 @@ def test_single_server_has_no_peers_flag(render_bootstrap) -> None:
         ("file", ["copy it to this host first"]),
     ],
 )
-def test_script_reads_secrets_from_its_source(render_bootstrap, source: str, expected: list[str]) -> None:
+def test_script_reads_secrets_from_its_source(
+    render_bootstrap, source: str, expected: list[str]
+) -> None:
     outputs = render_bootstrap(
         cluster_name="fed", servers=SERVERS, secret_source=source, **SOURCES[source]
     )
@@ -94,7 +98,11 @@ def test_script_reads_secrets_from_its_source(render_bootstrap, source: str, exp
     for fragment in expected:
         assert fragment in script, f"{fragment!r} missing from the {source} script"
     others = set(SOURCES) - {source}
-    markers = {"aws-ssm": "get_parameter", "gcp-secret-manager": "secretmanager", "file": "copy it to"}
+    markers = {
+        "aws-ssm": "get_parameter",
+        "gcp-secret-manager": "secretmanager",
+        "file": "copy it to",
+    }
     for other in others:
         assert markers[other] not in script
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -31,15 +30,22 @@ TOKEN = "api-token-for-the-template-test"
 
 
 def federation_command() -> list[str]:
-    script = shutil.which("federation")
-    return [script] if script else [sys.executable, "-m", "federation.cli.main"]
+    """The `federation` console script installed beside the interpreter running the tests
+    (not whichever is first on PATH), or the module itself."""
+    script = Path(sys.executable).parent / "federation"
+    if script.is_file():
+        return [str(script)]
+    return [sys.executable, "-m", "federation.cli.main"]
 
 
 @pytest.fixture(scope="module")
 def federation_server_available() -> None:
     try:
         result = subprocess.run(
-            [*federation_command(), "server", "--help"], capture_output=True, timeout=60, check=False
+            [*federation_command(), "server", "--help"],
+            capture_output=True,
+            timeout=60,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         pytest.skip(f"`federation server --help` cannot run: {exc}")
@@ -123,8 +129,10 @@ def test_rendered_commands_form_a_cluster(
         if any(a is None for a in answers):
             return False
         leaders = {a["leader"] for a in answers}
-        return len(leaders) == 1 and leaders.pop() in rendered and all(
-            {s["id"] for s in a["servers"]} == set(rendered) for a in answers
+        return (
+            len(leaders) == 1
+            and leaders.pop() in rendered
+            and all({s["id"] for s in a["servers"]} == set(rendered) for a in answers)
         )
 
     deadline = time.monotonic() + 45

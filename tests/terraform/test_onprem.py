@@ -18,10 +18,29 @@ SERVERS = [
     {"name": "m3", "address": "10.20.0.13"},
 ]
 AGENTS = [
-    {"name": "r1-n1", "address": "10.20.1.1", "rack": "r1", "cpu_milli": 16000, "memory_mib": 65536},
-    {"name": "r2-n1", "address": "10.20.2.1", "rack": "r2", "pool": "gpu", "labels": {"gpu": "a100"}},
+    {
+        "name": "r1-n1",
+        "address": "10.20.1.1",
+        "rack": "r1",
+        "cpu_milli": 16000,
+        "memory_mib": 65536,
+    },
+    {
+        "name": "r2-n1",
+        "address": "10.20.2.1",
+        "rack": "r2",
+        "pool": "gpu",
+        "labels": {"gpu": "a100"},
+    },
 ]
-OUTPUTS = ["api_endpoints", "server_units", "server_scripts", "agent_units", "inventory", "host_files"]
+OUTPUTS = [
+    "api_endpoints",
+    "server_units",
+    "server_scripts",
+    "agent_units",
+    "inventory",
+    "host_files",
+]
 SECRETS = {"raft_secret": RAFT_SECRET, "api_token": API_TOKEN}
 
 
@@ -63,16 +82,19 @@ def test_server_units_peer_with_the_other_masters(rack) -> None:
         assert flags["--peers"].split(",") == [
             f"{s['address']}:4781" for s in SERVERS if s is not server
         ]
-        assert rack.value("host_files")[server["name"]][
-            "/etc/systemd/system/federation-server.service"
-        ]["content"] == unit
+        assert (
+            rack.value("host_files")[server["name"]][
+                "/etc/systemd/system/federation-server.service"
+            ]["content"]
+            == unit
+        )
 
 
 def test_agent_units_join_every_master_with_pool_labels_and_capacity(rack) -> None:
     endpoints = [f"http://{s['address']}:4780" for s in SERVERS]
     assert rack.value("api_endpoints") == endpoints
     units = rack.value("agent_units")
-    line = next(l for l in units["r1-n1"].splitlines() if l.startswith("ExecStart="))
+    line = next(x for x in units["r1-n1"].splitlines() if x.startswith("ExecStart="))
     argv = shlex.split(line.removeprefix("ExecStart="))
     assert argv[:2] == ["/opt/federation/bin/federation", "agent"]
     assert parse_flags(argv) == {
@@ -84,7 +106,7 @@ def test_agent_units_join_every_master_with_pool_labels_and_capacity(rack) -> No
         "--cpu": "16000",
         "--memory": "65536",
     }
-    line = next(l for l in units["r2-n1"].splitlines() if l.startswith("ExecStart="))
+    line = next(x for x in units["r2-n1"].splitlines() if x.startswith("ExecStart="))
     flags = parse_flags(shlex.split(line.removeprefix("ExecStart=")))
     assert flags["--pool"] == "gpu" and flags["--labels"] == "gpu=a100,rack=r2"
     assert "--cpu" not in flags and "--memory" not in flags
@@ -122,9 +144,10 @@ def test_agents_only_rack_joins_external_masters(render_module) -> None:
         secrets={"api_token": API_TOKEN},
     )
     assert rendered.value("server_units") == {}
-    assert "--server http://10.42.1.10:4780,http://10.42.2.10:4780 " in rendered.value(
-        "agent_units"
-    )["r1-n1"]
+    assert (
+        "--server http://10.42.1.10:4780,http://10.42.2.10:4780 "
+        in rendered.value("agent_units")["r1-n1"]
+    )
 
 
 @pytest.mark.parametrize(
