@@ -281,6 +281,13 @@ def test_instance_profile_grants_least_privilege_scoped_by_cluster_tag(applied: 
     }
     launch = statements["LaunchClusterTaggedInstances"]
     assert launch["Condition"] == {"StringEquals": {"aws:RequestTag/federation:cluster": CLUSTER}}
+    assert launch["Resource"].endswith(":instance/*")
+    vpc = statements["LaunchIntoClusterVpc"]
+    (vpc_id,) = {i["VpcId"] for i in applied.instances()}
+    account = applied.client("sts").get_caller_identity()["Account"]
+    assert vpc["Condition"] == {
+        "ArnEquals": {"ec2:Vpc": f"arn:aws:ec2:{REGION}:{account}:vpc/{vpc_id}"}
+    }
     tag = statements["TagOnLaunchOnly"]
     assert tag["Condition"] == {"StringEquals": {"ec2:CreateAction": "RunInstances"}}
     secrets = statements["ReadClusterSecrets"]

@@ -14,8 +14,8 @@ data "aws_iam_policy_document" "assume" {
 }
 
 locals {
-  ec2_arn = "arn:${local.partition}:ec2:${local.region}:${local.account_id}"
-  vpc_arn = "${local.ec2_arn}:vpc/${local.vpc_id}"
+  ec2_arn        = "arn:${local.partition}:ec2:${local.region}:${local.account_id}"
+  agent_vpc_arns = [for id in distinct(concat([local.vpc_id], var.agent_vpc_ids)) : "${local.ec2_arn}:vpc/${id}"]
 }
 
 data "aws_iam_policy_document" "server" {
@@ -63,21 +63,28 @@ data "aws_iam_policy_document" "server" {
   }
 
   statement {
-    sid     = "LaunchClusterTaggedInstances"
-    effect  = "Allow"
-    actions = ["ec2:RunInstances"]
-    resources = [
-      "${local.ec2_arn}:instance/*",
-      "${local.ec2_arn}:volume/*",
-      "${local.ec2_arn}:network-interface/*",
-      "${local.ec2_arn}:spot-instances-request/*",
-    ]
+    sid       = "LaunchClusterTaggedInstances"
+    effect    = "Allow"
+    actions   = ["ec2:RunInstances"]
+    resources = ["${local.ec2_arn}:instance/*"]
 
     condition {
       test     = "StringEquals"
       variable = "aws:RequestTag/federation:cluster"
       values   = [var.cluster_name]
     }
+  }
+
+  statement {
+    # Created by the same launch only: the instance statement above gates the call.
+    sid     = "LaunchWithVolumesAndInterfaces"
+    effect  = "Allow"
+    actions = ["ec2:RunInstances"]
+    resources = [
+      "${local.ec2_arn}:volume/*",
+      "${local.ec2_arn}:network-interface/*",
+      "${local.ec2_arn}:spot-instances-request/*",
+    ]
   }
 
   statement {
@@ -92,7 +99,7 @@ data "aws_iam_policy_document" "server" {
     condition {
       test     = "ArnEquals"
       variable = "ec2:Vpc"
-      values   = [local.vpc_arn]
+      values   = local.agent_vpc_arns
     }
   }
 

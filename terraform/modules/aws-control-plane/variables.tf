@@ -145,6 +145,12 @@ variable "agent_role_arns" {
   default     = []
 }
 
+variable "agent_vpc_ids" {
+  description = "VPCs besides the masters' own whose subnets and security groups the AWS provider plugin may launch agents into."
+  type        = list(string)
+  default     = []
+}
+
 variable "tags" {
   description = "Tags added to every resource."
   type        = map(string)
