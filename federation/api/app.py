@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from opentelemetry import trace
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 
 import federation
 from federation.api import routes_cluster, routes_jobs, routes_nodes
+from federation.api.auth import require_token
 from federation.api.errors import install_error_handlers
 from federation.api.metrics import RequestTimer
 
@@ -21,10 +22,16 @@ def tracing_enabled(provider: Any) -> bool:
 
 
 def create_app(master: Any) -> FastAPI:
+    protected = master.config.token is not None
     app = FastAPI(
         title="federation",
         version=federation.__version__,
         description="One control plane for on-prem racks and cloud instances.",
+        # With a token, the schema is served by an authenticated route below and the
+        # browser UIs (which cannot send a bearer token) are off.
+        openapi_url=None if protected else "/openapi.json",
+        docs_url=None if protected else "/docs",
+        redoc_url=None if protected else "/redoc",
     )
     app.state.master = master
     install_error_handlers(app)
@@ -32,6 +39,11 @@ def create_app(master: Any) -> FastAPI:
     app.include_router(routes_cluster.router)
     app.include_router(routes_nodes.router)
     app.include_router(routes_jobs.router)
+    if protected:
+        @app.get("/openapi.json", include_in_schema=False,
+                 dependencies=[Depends(require_token)])
+        async def openapi() -> dict[str, Any]:
+            return app.openapi()
     if tracing_enabled(master.tracer_provider):
         FastAPIInstrumentor.instrument_app(
             app, tracer_provider=master.tracer_provider, excluded_urls="v1/health,metrics"

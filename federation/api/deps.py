@@ -13,6 +13,7 @@ from federation.errors import ValidationError
 from federation.specs.job import parse_document
 
 MAX_BODY_BYTES = 1 << 20
+MAX_SNAPSHOT_BYTES = 256 << 20
 _KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Command ids made here: a random per-process prefix and a counter (uuid4 per request costs a
 # syscall and showed up in profiles of the submission path).
@@ -37,14 +38,14 @@ def command_id(request: Request, scope: str) -> str:
     return f"{scope}:{key}"
 
 
-async def document(request: Request) -> Any:
+async def document(request: Request, max_bytes: int = MAX_BODY_BYTES) -> Any:
     """Decode a JSON or YAML request body, refusing oversized ones."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise ValidationError(f"the request body exceeds {MAX_BODY_BYTES} bytes")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise ValidationError(f"the request body exceeds {max_bytes} bytes")
     body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise ValidationError(f"the request body exceeds {MAX_BODY_BYTES} bytes")
+    if len(body) > max_bytes:
+        raise ValidationError(f"the request body exceeds {max_bytes} bytes")
     if not body.strip():
         raise ValidationError("the request body is empty")
     return parse_document(body, content_type=request.headers.get("content-type", ""))

@@ -53,7 +53,8 @@ async def get_job(request: Request, job_id: str, consistent: bool = False) -> di
 async def stop_job(request: Request, job_id: str) -> dict[str, Any]:
     """Stop a job: it is kept (status dead) and its allocations are told to stop."""
     value = await master(request).commit(
-        {"type": "job.deregister", "id": command_id(request, "stop"), "job_id": job_id})
+        {"type": "job.deregister", "id": command_id(request, f"stop:{job_id}"),
+         "job_id": job_id})
     return {"id": value["id"], "version": value["version"],
             "index": master(request).machine.index}
 

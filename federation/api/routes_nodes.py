@@ -43,7 +43,7 @@ async def heartbeat(request: Request, node_id: str) -> dict[str, Any]:
     node = _node_or_404(request, node_id)
     check_node_token(request, node["token_hash"])
     m = master(request)
-    await m.commit({"type": "node.heartbeat", "id": command_id(request, "heartbeat"),
+    await m.commit({"type": "node.heartbeat", "id": command_id(request, f"heartbeat:{node_id}"),
                     "node_id": node_id})
     return node_view(m.machine.nodes[node_id], allocated_by_node(m.machine).get(node_id))
 
@@ -70,6 +70,6 @@ async def get_node(request: Request, node_id: str, consistent: bool = False) -> 
 async def drain(request: Request, node_id: str) -> dict[str, Any]:
     _node_or_404(request, node_id)
     m = master(request)
-    await m.commit({"type": "node.drain", "id": command_id(request, "drain"),
+    await m.commit({"type": "node.drain", "id": command_id(request, f"drain:{node_id}"),
                     "node_id": node_id, "draining": True})
     return node_view(m.machine.nodes[node_id], allocated_by_node(m.machine).get(node_id))

@@ -33,7 +33,7 @@ def status(
     rows = []
     for server in info.get("servers", []):
         role = server.get("role", "-")
-        if server.get("id") == leader and role != "leader":
+        if leader and server.get("id") == leader and role != "leader":
             role = f"{role} (leader)"
         rows.append((server.get("id"), role, server.get("http"), server.get("raft")))
     print_table(None, ("ID", "ROLE", "HTTP", "RAFT"), rows)

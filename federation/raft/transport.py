@@ -10,12 +10,15 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from pysyncobj.transport import TCPTransport
 
 log = logging.getLogger("federation.raft")
+
+LOG_INTERVAL = 30.0
 
 
 def _peer_of(conn: Any) -> str:
@@ -40,7 +43,26 @@ class AuditedTransport(TCPTransport):
     def __init__(self, syncObj: Any, selfNode: Any, otherNodes: Any) -> None:  # noqa: N803
         self._pending_peers: dict[int, str] = {}
         self._pending_lock = threading.Lock()
+        self._last_logged: dict[str, tuple[float, int]] = {}
         super().__init__(syncObj, selfNode, otherNodes)
+
+    def _report(self, peer: str) -> None:
+        """Log a rejection, at most once per host every LOG_INTERVAL seconds (a peer with the
+        wrong secret redials several times a second)."""
+        if self.on_rejected is not None:
+            self.on_rejected(peer)
+        host = peer.rsplit(":", 1)[0]
+        now = time.monotonic()
+        last, suppressed = self._last_logged.get(host, (float("-inf"), 0))
+        if now - last < LOG_INTERVAL:
+            self._last_logged[host] = (last, suppressed + 1)
+            return
+        self._last_logged[host] = (now, 0)
+        more = f" ({suppressed} more since the last report)" if suppressed else ""
+        log.warning(
+            "rejected a Raft connection from %s: it did not authenticate "
+            "(wrong or missing cluster secret?)%s", peer, more,
+        )
 
     def _onNewIncomingConnection(self, conn: Any) -> None:  # noqa: N802
         with self._pending_lock:
@@ -58,10 +80,5 @@ class AuditedTransport(TCPTransport):
         with self._pending_lock:
             peer = self._pending_peers.pop(id(conn), "unknown peer")
         if never_authenticated:
-            log.warning(
-                "rejected a Raft connection from %s: it did not authenticate "
-                "(wrong or missing cluster secret?)", peer,
-            )
-            if self.on_rejected is not None:
-                self.on_rejected(peer)
+            self._report(peer)
         super()._onDisconnected(conn)

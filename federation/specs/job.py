@@ -53,7 +53,7 @@ def is_known_attribute(attribute: str) -> bool:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Resources(_Strict):
@@ -211,11 +211,19 @@ class _FieldError(ValueError):
         self.message = message
 
 
+_TYPE_TAGS = {"str", "int", "float", "bool", "none", "constrained-str", "constrained-int"}
+
+
+def _is_type_tag(part: str) -> bool:
+    """pydantic names the union member it tried in an error location (``list[str]``)."""
+    return part in _TYPE_TAGS or "[" in part or part.startswith("function-")
+
+
 def field_path(loc: tuple[int | str, ...]) -> str:
     """``('groups', 0, 'count')`` → ``groups[0].count``."""
     path = ""
     for part in loc:
-        if part == "[key]":
+        if part == "[key]" or (isinstance(part, str) and _is_type_tag(part)):
             continue
         if isinstance(part, int):
             path += f"[{part}]"
@@ -230,7 +238,9 @@ def _translate(exc: PydanticValidationError) -> ValidationError:
     ctx_error = (first.get("ctx") or {}).get("error")
     if isinstance(ctx_error, _FieldError):
         # The rule was checked on an enclosing model: its field is relative to that model.
-        return ValidationError(ctx_error.message, field=field_path((*loc, ctx_error.field)))
+        base = field_path(loc)
+        field = f"{base}.{ctx_error.field}" if base else ctx_error.field
+        return ValidationError(ctx_error.message, field=field)
     message = str(first["msg"]).removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown field"

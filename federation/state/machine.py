@@ -333,9 +333,11 @@ def _alloc_update_status(sm: StateMachine, command: Command) -> dict[str, Any]:
 def _state_restore(sm: StateMachine, command: Command) -> dict[str, Any]:
     restored = StateMachine.from_snapshot(_require(command, "snapshot", dict))
     index = max(sm.index, restored.index) + 1
-    applied = sm.applied
+    # Cluster membership (servers) and the dedupe window describe this cluster, not the
+    # workload: a snapshot taken elsewhere must not replace them.
+    restored.servers = sm.servers
+    restored.applied = sm.applied
     sm.__dict__.update(restored.__dict__)
-    sm.applied = applied
     sm.index = index
     return {"nodes": len(sm.nodes), "jobs": len(sm.jobs), "allocations": len(sm.allocations)}
 

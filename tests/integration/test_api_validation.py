@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 
 from tests.harness import Cluster
@@ -110,3 +111,30 @@ def test_the_openapi_document_describes_the_job_spec(single: Cluster) -> None:
     doc = single.servers[0].get("/openapi.json").json()
     body = doc["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["application/json"]
     assert "groups" in body["schema"]["properties"]
+
+
+def test_a_snapshot_larger_than_a_job_body_can_be_restored(single: Cluster) -> None:
+    server = single.servers[0]
+    snapshot = server.get("/v1/snapshot").json()
+    job = {"id": "", "spec": {**valid(), "schedule": None}, "version": 1, "stopped": False,
+           "submit_time": 0.0, "create_index": 1, "modify_index": 1}
+    snapshot["jobs"] = [{**job, "id": f"bulk-{i}", "spec": {**job["spec"], "id": f"bulk-{i}"}}
+                        for i in range(3000)]
+    body = json.dumps(snapshot)
+    assert len(body) > 1 << 20
+    response = server.post("/v1/snapshot", content=body,
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    assert len(server.get("/v1/jobs").json()) == 3000
+    assert server.status()["servers"][0]["id"] == "s1"
+
+
+def test_idempotency_keys_are_scoped_to_the_resource(single: Cluster) -> None:
+    server = single.servers[0]
+    for job_id in ("c1", "c2"):
+        server.post("/v1/jobs", json={**valid(), "id": job_id, "schedule": None})
+    headers = {"Idempotency-Key": "stop-1"}
+    for job_id in ("c1", "c2"):
+        response = httpx.delete(f"{server.url}/v1/jobs/{job_id}", headers=headers)
+        assert response.json()["id"] == job_id
+    assert server.get("/v1/jobs/c2").json()["status"] == "dead"

@@ -210,3 +210,12 @@ def test_the_same_log_gives_the_same_state_on_every_replica() -> None:
             replica.apply(pickle.loads(pickle.dumps(command)))
     assert replicas[0].snapshot() == replicas[1].snapshot() == replicas[2].snapshot()
     assert pickle.loads(pickle.dumps(replicas[0])).snapshot() == replicas[0].snapshot()
+
+
+def test_a_restored_snapshot_keeps_this_clusters_servers(log: Log) -> None:
+    log("server.upsert", server={"id": "s1", "raft": "10.0.0.1:4790", "http": "http://a"})
+    elsewhere = StateMachine()
+    elsewhere.apply({"id": "x", "type": "server.upsert", "time": 1.0,
+                     "server": {"id": "other", "raft": "10.9.9.9:1", "http": "http://b"}})
+    log("state.restore", snapshot=elsewhere.snapshot())
+    assert list(log.sm.servers) == ["s1"]
