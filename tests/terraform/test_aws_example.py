@@ -302,6 +302,39 @@ def test_instance_profile_grants_least_privilege_scoped_by_cluster_tag(applied: 
     assert all(a.startswith("ec2:Describe") for a in statements["DescribeCapacity"]["Action"])
 
 
+def test_onprem_agents_join_the_aws_masters(applied: Applied) -> None:
+    endpoints = applied.outputs["api_endpoints"]["value"]
+    units = applied.outputs["agent_units"]["value"]
+    assert sorted(units) == ["r1-node-1", "r1-node-2", "r1-node-3"]
+    for name, unit in units.items():
+        line = next(x for x in unit.splitlines() if x.startswith("ExecStart="))
+        flags = parse_flags(shlex.split(line.removeprefix("ExecStart=")))
+        assert flags["--server"] == ",".join(endpoints)
+        assert flags["--name"] == name and flags["--pool"] == "onprem"
+        assert "rack=r1" in flags["--labels"].split(",")
+
+
+def test_a_second_plan_is_empty_but_for_a_moto_gap(applied: Applied) -> None:
+    applied.terraform.run(applied.root, "plan", "-out=replan", env=applied.env)
+    plan = json.loads(
+        applied.terraform.run(applied.root, "show", "-json", "replan", env=applied.env).stdout
+    )
+    for change in plan.get("resource_changes", []):
+        actions = change["change"]["actions"]
+        if actions in (["no-op"], ["read"]):
+            continue
+        # moto reports an instance's security groups on its network interface only (AWS
+        # reports both), so the provider reads them back empty and wants to add them again.
+        before, after = change["change"]["before"], change["change"]["after"]
+        changed = {k for k in after if before.get(k) != after[k]}
+        assert (change["type"], actions, changed) == (
+            "aws_instance",
+            ["update"],
+            {"vpc_security_group_ids"},
+        ), change["address"]
+        assert before["vpc_security_group_ids"] == []
+
+
 def test_destroy_leaves_nothing(applied: Applied) -> None:
     started = time.monotonic()
     applied.destroy()
