@@ -65,8 +65,13 @@ async def list_allocations(
     job: str | None = Query(default=None, description="only this job's allocations"),
     node: str | None = Query(default=None, description="only allocations on this node"),
     consistent: bool = False,
+    index: int | None = Query(default=None, ge=0, description=(
+        "blocking query: answer once the state index is above this (see X-Federation-Index)")),
+    wait: float = Query(default=30.0, gt=0, le=300, description="blocking query timeout, s"),
 ) -> list[dict[str, Any]]:
     await before_read(request, consistent)
+    if index is not None:
+        await master(request).wait_for_index(index, wait)
     machine = master(request).machine
     response.headers["X-Federation-Index"] = str(machine.index)
     if job is not None:

@@ -64,14 +64,25 @@ class RaftConfig:
 class ReplicatedState(SyncObjConsumer):
     """The part pysyncobj replicates and snapshots: the state machine and nothing else."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_applied: Callable[[], None] | None = None) -> None:
+        # Set before SyncObjConsumer.__init__, which marks the attributes existing then as
+        # not replicated: the hook stays local, only ``machine`` is pickled.
+        self.on_applied = on_applied
         super().__init__()
         self.machine = StateMachine()
 
     @replicated
     def apply_batch(self, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
         machine = self.machine
-        return [machine.apply(command) for command in commands]
+        results = [machine.apply(command) for command in commands]
+        if self.on_applied is not None:
+            self.on_applied()
+        return results
+
+    def _deserialize(self, data: Any) -> None:
+        super()._deserialize(data)
+        if self.on_applied is not None:
+            self.on_applied()
 
 
 @dataclass
@@ -96,7 +107,8 @@ class RaftNode:
             )
         os.makedirs(config.data_dir, exist_ok=True)
         self.config = config
-        self.state = ReplicatedState()
+        self._change_listeners: list[Callable[[], None]] = []
+        self.state = ReplicatedState(on_applied=self._notify_applied)
         self.rejected_connections = 0
         self._listeners: list[Callable[[bool], None]] = []
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
@@ -162,6 +174,14 @@ class RaftNode:
 
     def status(self) -> dict[str, Any]:
         return dict(self._sync.getStatus())
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` (on the Raft thread: keep it short) after each applied batch."""
+        self._change_listeners.append(listener)
+
+    def _notify_applied(self) -> None:
+        for listener in self._change_listeners:
+            listener()
 
     def on_leadership(self, listener: Callable[[bool], None]) -> None:
         """Call ``listener(is_leader)`` (on a background thread) whenever this node gains

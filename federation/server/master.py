@@ -24,6 +24,11 @@ from federation.state.machine import StateMachine
 log = logging.getLogger("federation.server")
 
 
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class Master:
     """Everything one `federation server` runs. ``start()`` returns once the API listens."""
 
@@ -42,6 +47,9 @@ class Master:
         self._http: uvicorn.Server | None = None
         self._http_thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
+        self._waiters_lock = threading.Lock()
+        self.changed = threading.Condition()
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self, timeout: float = 15.0) -> None:
@@ -55,6 +63,7 @@ class Master:
         self.loops.add("node-health", node_health_loop(
             lambda: self.machine, self.commit_sync, self.config.heartbeat_ttl))
         self.raft.on_leadership(self.loops.on_leadership)
+        self.raft.on_change(self._wake_waiters)
         threading.Thread(target=self._announce, name="announce", daemon=True).start()
         host, port = split_host_port(self.config.http, "--http")
         app = create_app(self)
@@ -144,6 +153,39 @@ class Master:
         return {"self": self.config.id, "leader": leader_id, "leader_raft": leader,
                 "term": raft.term(), "commit_index": raft.commit_index(),
                 "index": self.machine.index, "servers": servers}
+
+    # -- watching for change -------------------------------------------------------------
+    def _wake_waiters(self) -> None:
+        with self._waiters_lock:
+            waiters, self._waiters = self._waiters, set()
+        for loop, future in waiters:
+            loop.call_soon_threadsafe(_resolve, future)
+        with self.changed:
+            self.changed.notify_all()
+
+    async def wait_for_index(self, index: int, timeout: float) -> int:
+        """Blocking query: return once the state index exceeds ``index`` or at the timeout,
+        with the current index (callers compare and re-read)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.machine.index <= index:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            future: asyncio.Future[None] = loop.create_future()
+            entry = (loop, future)
+            with self._waiters_lock:
+                self._waiters.add(entry)
+            if self.machine.index > index:
+                with self._waiters_lock:
+                    self._waiters.discard(entry)
+                break
+            try:
+                await asyncio.wait_for(future, remaining)
+            except TimeoutError:
+                with self._waiters_lock:
+                    self._waiters.discard(entry)
+        return self.machine.index
 
     # -- committing ----------------------------------------------------------------------
     def _unwrap(self, command: dict[str, Any], result: dict[str, Any], started: float) -> Any:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from federation.errors import Conflict, FederationError, NotFound, ValidationError
+from federation.state import capacity
 
 Command = dict[str, Any]
 Result = dict[str, Any]
@@ -38,6 +39,8 @@ class StateMachine:
         self.jobs: dict[str, dict[str, Any]] = {}
         self.allocations: dict[str, dict[str, Any]] = {}
         self.alloc_ids_by_job: dict[str, set[str]] = {}
+        self.pools: dict[str, dict[str, Any]] = {}
+        self.launches: dict[str, dict[str, Any]] = {}
         self.applied: OrderedDict[str, tuple[float, Result]] = OrderedDict()
 
     # -- applying commands ---------------------------------------------------------------
@@ -83,6 +86,8 @@ class StateMachine:
             "nodes": list(self.nodes.values()),
             "jobs": list(self.jobs.values()),
             "allocations": list(self.allocations.values()),
+            "pools": list(self.pools.values()),
+            "launches": list(self.launches.values()),
         }
 
     @classmethod
@@ -98,6 +103,8 @@ class StateMachine:
             machine.nodes = {n["id"]: dict(n) for n in data["nodes"]}
             machine.jobs = {j["id"]: dict(j) for j in data["jobs"]}
             machine.allocations = {a["id"]: dict(a) for a in data["allocations"]}
+            machine.pools = {p["name"]: dict(p) for p in data.get("pools", [])}
+            machine.launches = {la["token"]: dict(la) for la in data.get("launches", [])}
         except (KeyError, TypeError, ValueError) as exc:
             raise ValidationError(f"malformed snapshot: {exc!r}") from None
         machine.node_ids_by_name = {n["name"]: n["id"] for n in machine.nodes.values()}
@@ -355,4 +362,5 @@ _HANDLERS: dict[str, Callable[[StateMachine, Command], dict[str, Any]]] = {
     "alloc.update_status": _alloc_update_status,
     "state.restore": _state_restore,
 }
+_HANDLERS.update(capacity.HANDLERS)
 COMMAND_TYPES = tuple(_HANDLERS)

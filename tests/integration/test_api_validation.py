@@ -138,3 +138,29 @@ def test_idempotency_keys_are_scoped_to_the_resource(single: Cluster) -> None:
         response = httpx.delete(f"{server.url}/v1/jobs/{job_id}", headers=headers)
         assert response.json()["id"] == job_id
     assert server.get("/v1/jobs/c2").json()["status"] == "dead"
+
+
+def test_a_blocking_query_returns_when_the_state_changes(single: Cluster) -> None:
+    import threading
+    import time
+
+    server = single.servers[0]
+    first = server.get("/v1/allocations")
+    index = int(first.headers["X-Federation-Index"])
+    started = time.monotonic()
+    timer = threading.Timer(0.5, lambda: server.post(
+        "/v1/jobs", json={**valid(), "id": "wake-up", "schedule": None}))
+    timer.start()
+    try:
+        woke = httpx.get(server.url + "/v1/allocations",
+                         params={"index": index, "wait": 10}, timeout=15)
+    finally:
+        timer.join()
+    assert 0.4 < time.monotonic() - started < 5
+    assert int(woke.headers["X-Federation-Index"]) > index
+    quiet_index = int(woke.headers["X-Federation-Index"])
+    started = time.monotonic()
+    idle = httpx.get(server.url + "/v1/allocations", params={"index": quiet_index, "wait": 0.5},
+                     timeout=5)
+    assert idle.status_code == 200
+    assert 0.4 < time.monotonic() - started < 3
