@@ -18,7 +18,6 @@ from federation.errors import CommitTimeout, FederationError, NoLeader, error_fr
 from federation.raft.node import RaftConfig, RaftNode, wait_result
 from federation.server.config import ServerConfig, split_host_port
 from federation.server.leader import LeaderLoops
-from federation.server.node_health import node_health_loop
 from federation.state.machine import StateMachine
 
 log = logging.getLogger("federation.server")
@@ -60,8 +59,10 @@ class Master:
             data_dir=self.config.data_dir, secret=self.config.secret,
             settings=self.config.raft_settings,
         ))
-        self.loops.add("node-health", node_health_loop(
-            lambda: self.machine, self.commit_sync, self.config.heartbeat_ttl))
+        from federation.server.loops import LEADER_LOOPS
+
+        for name, factory in LEADER_LOOPS:
+            self.loops.add(name, factory(self))
         self.raft.on_leadership(self.loops.on_leadership)
         self.raft.on_change(self._wake_waiters)
         threading.Thread(target=self._announce, name="announce", daemon=True).start()

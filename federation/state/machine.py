@@ -25,6 +25,11 @@ DEDUPE_WINDOW_SECONDS = 600.0
 DEDUPE_MAX_ENTRIES = 200_000
 ALLOC_CLIENT_STATUSES = ("pending", "running", "complete", "failed", "lost")
 ALLOC_DESIRED_STATUSES = ("run", "stop", "evict")
+# What an agent may report about an allocation; placement fields are the scheduler's alone.
+ALLOC_CLIENT_FIELDS = frozenset({
+    "id", "client_status", "exit_code", "signal", "message", "ports", "restarts",
+    "started_at", "finished_at", "healthy",
+})
 SNAPSHOT_VERSION = 1
 
 
@@ -327,6 +332,10 @@ def _alloc_update_status(sm: StateMachine, command: Command) -> dict[str, Any]:
             raise NotFound("no such allocation", field=f"updates[{i}].id")
         if update.get("client_status") not in ALLOC_CLIENT_STATUSES:
             raise ValidationError("unknown client_status", field=f"updates[{i}].client_status")
+        foreign = sorted(set(update) - ALLOC_CLIENT_FIELDS)
+        if foreign:
+            raise ValidationError(f"an allocation update cannot set {foreign[0]!r}",
+                                  field=f"updates[{i}].{foreign[0]}")
         node_id = command.get("node_id")
         if node_id is not None and sm.allocations[update["id"]]["node_id"] != node_id:
             raise Conflict("allocation belongs to another node", field=f"updates[{i}].id")

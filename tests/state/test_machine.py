@@ -219,3 +219,14 @@ def test_a_restored_snapshot_keeps_this_clusters_servers(log: Log) -> None:
                      "server": {"id": "other", "raft": "10.9.9.9:1", "http": "http://b"}})
     log("state.restore", snapshot=elsewhere.snapshot())
     assert list(log.sm.servers) == ["s1"]
+
+
+def test_an_agent_cannot_rewrite_placement_fields(log: Log) -> None:
+    log("job.register", spec=spec())
+    log("node.register", node=node())
+    log("alloc.upsert", allocations=[{"id": "a0", "job_id": "etl", "group": "w",
+                                      "node_id": "id-n1"}])
+    result = log("alloc.update_status", updates=[
+        {"id": "a0", "client_status": "running", "node_id": "elsewhere"}])
+    assert result["error"]["field"] == "updates[0].node_id"
+    assert log.sm.allocations["a0"]["client_status"] == "pending"
