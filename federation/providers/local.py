@@ -230,16 +230,17 @@ class LocalProvider(Provider):
                 "FEDERATION_POOL": pool.name,
             }
             spawned = self.spawner.spawn(argv, env, self._dir(pool) / "logs" / f"{iid}.log")
+            launched_at = time.time()
             rec = {
                 "id": iid, "pid": spawned.pid, "start_ticks": spawned.start_ticks,
-                "token": token, "instance_type": itype.name, "launched_at": time.time(),
+                "token": token, "instance_type": itype.name, "launched_at": launched_at,
             }  # fmt: skip
             tmp = folder / f".{iid}.tmp"
             tmp.write_text(json.dumps(rec))
             tmp.replace(folder / f"{iid}.json")
             have.append(
                 Instance(iid, pool.name, itype.name, PENDING, "local", False, token,
-                         "127.0.0.1", rec["launched_at"],
+                         "127.0.0.1", launched_at,
                          {"federation:pool": pool.name, "federation:request": token})
             )  # fmt: skip
         return LaunchResult(token, count, tuple(have))

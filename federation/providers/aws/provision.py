@@ -155,7 +155,8 @@ def to_instance(pool: PoolSpec, raw: dict[str, Any]) -> Instance:
         spot=raw.get("InstanceLifecycle") == "spot",
         request_token=_tag(tags, TAG_REQUEST),
         address=raw.get("PrivateIpAddress"),
-        launched_at=launched.timestamp() if hasattr(launched, "timestamp") else None,
+        launched_at=launched.timestamp() if launched is not None and hasattr(
+            launched, "timestamp") else None,
         labels={t["Key"]: t["Value"] for t in tags},
     )
 
@@ -220,7 +221,8 @@ def launch(
         {"Key": "Name", "Value": f"{bootstrap.cluster}-{pool.name}"},
     ]
     for spot in markets(pool):
-        for zone in pool.zones or [None]:
+        zones: list[str | None] = list(pool.zones) or [None]
+        for zone in zones:
             need = count - len(have)
             if need <= 0:
                 break
