@@ -114,12 +114,41 @@ class RestartPolicy(_Strict):
         return str(delay)
 
 
+class HealthCheck(_Strict):
+    """A service health check: ``failures`` consecutive failures after ``grace`` make the
+    task unhealthy, and the agent restarts it."""
+
+    type: Literal["http", "tcp", "command"]
+    port: str | None = Field(default=None, description="named port of the group (http, tcp)")
+    path: str = Field(default="/", pattern=r"^/", description="http only")
+    command: list[Annotated[str, Field(min_length=1)]] | None = None
+    interval: str = "10s"
+    timeout: str = "2s"
+    grace: str = "10s"
+    failures: int = Field(default=3, ge=1, le=100)
+
+    @field_validator("interval", "timeout", "grace", mode="before")
+    @classmethod
+    def _valid_durations(cls, value: Any) -> str:
+        parse_duration(value)
+        return str(value)
+
+    @model_validator(mode="after")
+    def _fields_for_type(self) -> HealthCheck:
+        if self.type in ("http", "tcp") and not self.port:
+            raise _FieldError("port", f"a {self.type} check needs the name of a port")
+        if self.type == "command" and not self.command:
+            raise _FieldError("command", "a command check needs a command")
+        return self
+
+
 class Task(_Strict):
     driver: Literal["exec", "docker"] = "exec"
     command: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
     env: dict[Annotated[str, Field(pattern=ENV_KEY_PATTERN)], str] = Field(default_factory=dict)
     image: str | None = None
     kill_timeout: str = "5s"
+    health: HealthCheck | None = None
 
     @field_validator("kill_timeout", mode="before")
     @classmethod
@@ -132,6 +161,10 @@ class Task(_Strict):
         if self.driver == "docker" and not self.image:
             raise ValueError("the docker driver needs an image")
         return self
+
+
+class UpdatePolicy(_Strict):
+    max_parallel: int = Field(default=1, ge=1, le=MAX_COUNT)
 
 
 class Group(_Strict):
@@ -163,6 +196,13 @@ class Group(_Strict):
             raise ValueError("port names must be unique")
         return ports
 
+    @model_validator(mode="after")
+    def _health_port_declared(self) -> Group:
+        health = self.task.health
+        if health is not None and health.port is not None and health.port not in self.ports:
+            raise _FieldError("task.health.port", f"no port named {health.port!r} in ports")
+        return self
+
 
 class JobSpec(_Strict):
     id: str = Field(pattern=ID_PATTERN)
@@ -170,6 +210,8 @@ class JobSpec(_Strict):
     priority: int = Field(default=50, ge=0, le=100)
     queue: str = Field(default="default", pattern=NAME_PATTERN)
     schedule: str | None = None
+    prohibit_overlap: bool = True
+    update: UpdatePolicy = Field(default_factory=UpdatePolicy)
     depends_on: list[Annotated[str, Field(pattern=ID_PATTERN)]] = Field(default_factory=list)
     groups: list[Group] = Field(min_length=1, max_length=100)
 
