@@ -296,6 +296,10 @@ class Client:
         """Create or update a job from its spec; returns its id, version and commit index."""
         return cast(WriteResult, self._write("POST", "/v1/jobs", dict(spec), idempotency_key))
 
+    def plan_job(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """What submitting ``spec`` would place where (nothing is committed)."""
+        return cast(dict[str, Any], self._call("POST", "/v1/jobs/plan", json_body=dict(spec)))
+
     def list_jobs(self, *, consistent: bool = False) -> list[Job]:
         return cast(list[Job], self._get("/v1/jobs", consistent=consistent))
 

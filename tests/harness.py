@@ -123,7 +123,8 @@ class ServerProcess:
 class Cluster:
     """N servers that know each other, started as separate processes."""
 
-    def __init__(self, root: Path, size: int = 3, token: str | None = None) -> None:
+    def __init__(self, root: Path, size: int = 3, token: str | None = None,
+                 extra_args: list[str] | None = None) -> None:
         root.mkdir(parents=True, exist_ok=True)
         secret_file = root / "raft.secret"
         secret_file.write_text(SECRET)
@@ -138,6 +139,7 @@ class Cluster:
                 id=f"s{i + 1}", http_port=ports[i], raft_port=ports[size + i],
                 peers=[r for r in rafts if r != rafts[i]], data_dir=root / f"s{i + 1}",
                 secret_file=secret_file, token_file=token_file,
+                extra_args=list(extra_args or []),
             )
             for i in range(size)
         ]

@@ -10,6 +10,9 @@ from federation.api.auth import require_token
 from federation.api.deps import before_read, command_id, document, master
 from federation.api.views import job_view
 from federation.errors import NotFound
+from federation.scheduler.jobplan import plan_work
+from federation.scheduler.reconcile import reconcile_job
+from federation.scheduler.snapshot import take as take_snapshot
 from federation.specs.job import JobSpec, validate_job
 
 router = APIRouter(dependencies=[Depends(require_token)])
@@ -27,6 +30,38 @@ async def submit(request: Request) -> dict[str, Any]:
         {"type": "job.register", "id": command_id(request, "job"), "spec": spec})
     return {"id": value["id"], "version": value["version"],
             "index": master(request).machine.index}
+
+
+@router.post("/v1/jobs/plan", tags=["jobs"],
+             openapi_extra={"requestBody": {"content": {
+                 "application/json": {"schema": JobSpec.model_json_schema()},
+                 "application/yaml": {"schema": JobSpec.model_json_schema()}},
+                 "required": True}})
+async def plan(request: Request) -> dict[str, Any]:
+    """What submitting this spec would place where, and what would stay unplaced and why.
+    Nothing is committed."""
+    spec = validate_job(await document(request))
+    machine = master(request).machine
+    existing = machine.jobs.get(spec["id"])
+    changed = existing is None or existing["spec"] != spec or existing["stopped"]
+    version = (existing["version"] + (1 if changed else 0)) if existing else 1
+    job = {"id": spec["id"], "spec": spec, "version": version, "stopped": False}
+    snapshot = take_snapshot(machine)
+    work = reconcile_job(job, snapshot.by_job.get(spec["id"], ()))
+    result = plan_work(snapshot, job, work)
+    names = {n["id"]: n["name"] for n in list(machine.nodes.values())}
+    return {
+        "id": spec["id"],
+        "version": version,
+        "placements": [{"group": a["group"], "index": a["index"], "node_id": a["node_id"],
+                        "node": names.get(a["node_id"]),
+                        "gpu_devices": a["resources"]["gpu_devices"]}
+                       for a in result.allocations],
+        "stops": result.stops,
+        "evictions": [{"allocation_id": e.allocation_id, "node_id": e.node_id,
+                       "priority": e.priority} for e in result.evictions],
+        "unplaced": result.unplaced,
+    }
 
 
 @router.get("/v1/jobs", tags=["jobs"])

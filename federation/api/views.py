@@ -35,6 +35,8 @@ def job_view(machine: StateMachine, job: dict[str, Any]) -> dict[str, Any]:
         "status": machine.job_status(job),
         "stopped": job["stopped"],
         "allocations": machine.allocation_counts(job["id"]),
+        "unplaced": job.get("unplaced") or {},
+        "parent": job.get("parent"),
         "submit_time": job["submit_time"],
         "create_index": job["create_index"],
         "modify_index": job["modify_index"],

@@ -146,9 +146,43 @@ def status(
                 for g in groups
             ],
         )
+    _print_unplaced(job.get("unplaced") or {})
     if allocations:
         print_line("")
         print_table("Allocations", ALLOC_COLUMNS, alloc_rows(allocations))
+
+
+def _print_unplaced(unplaced: dict[str, Any]) -> None:
+    if not unplaced:
+        return
+    print_line("")
+    print_table("Not placed", ("GROUP", "WHY"),
+                [(group, report.get("explanation", "")) for group, report in unplaced.items()])
+
+
+@job_app.command("plan")
+def plan(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Argument(help="Job spec, YAML or JSON (- for stdin).")],
+    output: OutputOption = None,
+) -> None:
+    """Show what submitting FILE would place where, without committing anything."""
+    spec = load_spec(file)
+    with session(ctx) as client:
+        result = client.plan_job(spec)
+    if output_format(ctx, output) is Output.json:
+        print_json(result)
+        return
+    placements = result.get("placements") or []
+    print_line(f'Job "{result.get("id")}" version {result.get("version")}: '
+               f"{len(placements)} placement(s), {len(result.get('stops') or [])} stop(s), "
+               f"{len(result.get('evictions') or [])} eviction(s)")
+    if placements:
+        print_table(None, ("GROUP", "INDEX", "NODE", "GPU DEVICES"),
+                    [(p["group"], p["index"], p.get("node") or p["node_id"],
+                      ",".join(map(str, p.get("gpu_devices") or [])) or "-")
+                     for p in placements])
+    _print_unplaced(result.get("unplaced") or {})
 
 
 def _res(group: dict[str, Any], key: str, unit: str) -> str:

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from federation.autoscaler.executor import executor_loop
 from federation.server.node_health import node_health_loop
 
 if TYPE_CHECKING:
@@ -23,6 +24,14 @@ def _node_health(master: Master) -> Callable[[threading.Event], None]:
                             master.config.heartbeat_ttl)
 
 
+def _scheduler(master: Master) -> Callable[[threading.Event], None]:
+    from federation.server.scheduling import Scheduler
+
+    return Scheduler(master).run
+
+
 LEADER_LOOPS: list[tuple[str, LoopFactory]] = [
     ("node-health", _node_health),
+    ("autoscaler", executor_loop),
+    ("scheduler", _scheduler),
 ]

@@ -132,10 +132,10 @@ class StateMachine:
             return "dead"
         counts = self.allocation_counts(job["id"])
         wanted = sum(g["count"] for g in job["spec"]["groups"])
+        if job["spec"]["type"] == "batch" and job.get("exhausted"):
+            return "failed"
         if job["spec"]["type"] == "batch" and wanted and counts["complete"] >= wanted:
             return "complete"
-        if job["spec"]["type"] == "batch" and counts["failed"] and not counts["running"]:
-            return "failed"
         if counts["running"]:
             return "running"
         return "pending"
@@ -228,8 +228,16 @@ def _node_mark_down(sm: StateMachine, command: Command) -> dict[str, Any]:
         raise ValidationError("last_heartbeat_seen is required", field="last_heartbeat_seen")
     if node["status"] == "down" or node["last_heartbeat"] > seen:
         return {"id": node["id"], "status": node["status"], "changed": False}
-    sm.nodes[node["id"]] = {**node, "status": "down", "modify_index": sm._bump()}
-    return {"id": node["id"], "status": "down", "changed": True}
+    index = sm._bump()
+    sm.nodes[node["id"]] = {**node, "status": "down", "modify_index": index}
+    lost = 0
+    for alloc_id, alloc in list(sm.allocations.items()):
+        if alloc["node_id"] == node["id"] and alloc["client_status"] in ("pending", "running"):
+            # Lost, and told to stop: if the node comes back it must not run a second copy.
+            sm.allocations[alloc_id] = {**alloc, "client_status": "lost",
+                                        "desired_status": "stop", "modify_index": index}
+            lost += 1
+    return {"id": node["id"], "status": "down", "changed": True, "lost": lost}
 
 
 def _depends_on_cycle(sm: StateMachine, job_id: str, depends_on: list[str]) -> bool:
@@ -261,11 +269,18 @@ def _job_register(sm: StateMachine, command: Command) -> dict[str, Any]:
     if existing is not None and existing["spec"] == spec and not existing["stopped"]:
         return {"id": job_id, "version": existing["version"], "changed": False}
     index = sm._bump()
+    parent = command.get("parent")
+    if parent is not None and parent not in sm.jobs:
+        raise ValidationError(f"no periodic job {parent!r}", field="parent")
     record = {
         "id": job_id,
         "spec": spec,
         "version": existing["version"] + 1 if existing else 1,
         "stopped": False,
+        "parent": parent if parent is not None else (existing or {}).get("parent"),
+        "launch_time": command.get("launch_time"),
+        "unplaced": {},
+        "exhausted": {},
         "submit_time": _time(command),
         "create_index": existing["create_index"] if existing else index,
         "modify_index": index,
@@ -346,6 +361,59 @@ def _alloc_update_status(sm: StateMachine, command: Command) -> dict[str, Any]:
     return {"count": len(updates)}
 
 
+def _plan_apply(sm: StateMachine, command: Command) -> dict[str, Any]:
+    """Commit one job's scheduling decision: new allocations, stops, evictions, and what
+    could not be placed (the blocked demand the autoscaler reads). Refused when the job
+    changed since it was planned, so a stale plan never lands."""
+    job_id = _require(command, "job_id", str)
+    job = sm.jobs.get(job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id!r}", field="job_id")
+    if job["version"] != command.get("job_version") or job["stopped"]:
+        raise Conflict("the job changed since this plan was made", field="job_version")
+    allocations = command.get("allocations") or []
+    stops = command.get("stops") or []
+    evictions = command.get("evictions") or []
+    for i, alloc in enumerate(allocations):
+        node = sm.nodes.get(alloc.get("node_id"))
+        if node is None or node["status"] != "ready" or node["draining"]:
+            raise Conflict("a planned node is gone, down or draining",
+                           field=f"allocations[{i}].node_id")
+        if alloc.get("id") in sm.allocations:
+            raise Conflict("allocation id already used", field=f"allocations[{i}].id")
+    for field, ids in (("stops", stops), ("evictions", evictions)):
+        for i, alloc_id in enumerate(ids):
+            if alloc_id not in sm.allocations:
+                raise NotFound("no such allocation", field=f"{field}[{i}]")
+    index = sm._bump()
+    for alloc in allocations:
+        record = {"desired_status": "run", "client_status": "pending", **alloc,
+                  "create_index": index, "modify_index": index}
+        sm.allocations[record["id"]] = record
+        sm.alloc_ids_by_job.setdefault(job_id, set()).add(record["id"])
+    for desired, ids in (("stop", stops), ("evict", evictions)):
+        for alloc_id in ids:
+            alloc = sm.allocations[alloc_id]
+            if alloc["desired_status"] == "run":
+                sm.allocations[alloc_id] = {**alloc, "desired_status": desired,
+                                            "modify_index": index}
+    sm.jobs[job_id] = {**job, "unplaced": command.get("unplaced") or {},
+                       "exhausted": command.get("exhausted") or {}, "modify_index": index}
+    return {"placed": len(allocations), "stopped": len(stops), "evicted": len(evictions)}
+
+
+def _job_blocked(sm: StateMachine, command: Command) -> dict[str, Any]:
+    """Record why a job is not scheduled at all (e.g. waiting for a dependency)."""
+    job_id = _require(command, "job_id", str)
+    job = sm.jobs.get(job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id!r}", field="job_id")
+    unplaced = command.get("unplaced") or {}
+    if job.get("unplaced") != unplaced:
+        sm.jobs[job_id] = {**job, "unplaced": unplaced, "modify_index": sm._bump()}
+    return {"id": job_id}
+
+
 def _state_restore(sm: StateMachine, command: Command) -> dict[str, Any]:
     restored = StateMachine.from_snapshot(_require(command, "snapshot", dict))
     index = max(sm.index, restored.index) + 1
@@ -370,6 +438,8 @@ _HANDLERS: dict[str, Callable[[StateMachine, Command], dict[str, Any]]] = {
     "alloc.upsert": _alloc_upsert,
     "alloc.update_status": _alloc_update_status,
     "state.restore": _state_restore,
+    "plan.apply": _plan_apply,
+    "job.blocked": _job_blocked,
 }
 _HANDLERS.update(capacity.HANDLERS)
 COMMAND_TYPES = tuple(_HANDLERS)

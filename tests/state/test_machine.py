@@ -146,7 +146,7 @@ def test_stopping_a_job_asks_its_allocations_to_stop(log: Log) -> None:
         ((), "pending"),
         (("running", "pending"), "running"),
         (("complete", "complete"), "complete"),
-        (("complete", "failed"), "failed"),
+        (("complete", "failed"), "pending"),
         (("running", "failed"), "running"),
     ],
 )
@@ -230,3 +230,48 @@ def test_an_agent_cannot_rewrite_placement_fields(log: Log) -> None:
         {"id": "a0", "client_status": "running", "node_id": "elsewhere"}])
     assert result["error"]["field"] == "updates[0].node_id"
     assert log.sm.allocations["a0"]["client_status"] == "pending"
+
+
+def test_a_plan_places_stops_and_records_what_did_not_fit(log: Log) -> None:
+    log("job.register", spec=spec())
+    log("node.register", node=node())
+    log("alloc.upsert", allocations=[{"id": "old", "job_id": "etl", "group": "w",
+                                      "node_id": "id-n1"}])
+    result = log("plan.apply", job_id="etl", job_version=1,
+                 allocations=[{"id": "new", "job_id": "etl", "group": "w", "index": 0,
+                               "node_id": "id-n1"}],
+                 stops=["old"], unplaced={"w": {"unplaced": 1}})
+    assert result["value"] == {"placed": 1, "stopped": 1, "evicted": 0}
+    assert log.sm.allocations["old"]["desired_status"] == "stop"
+    assert log.sm.jobs["etl"]["unplaced"] == {"w": {"unplaced": 1}}
+
+
+def test_a_plan_for_an_older_job_version_is_refused(log: Log) -> None:
+    log("job.register", spec=spec())
+    log("node.register", node=node())
+    log("job.register", spec=spec(priority=99))
+    stale = log("plan.apply", job_id="etl", job_version=1, allocations=[
+        {"id": "x", "job_id": "etl", "group": "w", "index": 0, "node_id": "id-n1"}])
+    assert stale["status"] == 409
+    assert "x" not in log.sm.allocations
+
+
+def test_a_batch_index_out_of_attempts_fails_the_job(log: Log) -> None:
+    log("job.register", spec=spec())
+    log("plan.apply", job_id="etl", job_version=1, exhausted={"w": [0]})
+    assert log.sm.job_status(log.sm.jobs["etl"]) == "failed"
+
+
+def test_a_node_marked_down_loses_its_live_allocations(log: Log) -> None:
+    log("job.register", spec=spec())
+    log("node.register", time=10.0, node=node())
+    log("alloc.upsert", allocations=[
+        {"id": "a0", "job_id": "etl", "group": "w", "node_id": "id-n1",
+         "client_status": "running"},
+        {"id": "a1", "job_id": "etl", "group": "w", "node_id": "id-n1",
+         "client_status": "complete"}])
+    result = log("node.mark_down", node_id="id-n1", last_heartbeat_seen=10.0)
+    assert result["value"]["lost"] == 1
+    assert log.sm.allocations["a0"]["client_status"] == "lost"
+    assert log.sm.allocations["a0"]["desired_status"] == "stop"
+    assert log.sm.allocations["a1"]["client_status"] == "complete"

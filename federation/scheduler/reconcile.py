@@ -1,0 +1,114 @@
+"""What a job needs now: compare its spec with its allocations, group by group. Pure.
+
+For each group the reconciler finds the instance indexes that have no live allocation and
+must be placed, the allocations to stop (beyond ``count``, or of an older job version under a
+rolling update), and the failed allocations that are replaced or have used up their
+attempts. Services always come back; a batch index that failed more than
+``restart.attempts`` times in a row stays failed and fails the job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+LIVE = ("pending", "running")
+
+
+@dataclass
+class GroupWork:
+    group: str
+    place: list[int] = field(default_factory=list)  # instance indexes to place
+    previous: dict[int, dict[str, Any]] = field(default_factory=dict)  # index -> replaced alloc
+    stop: list[str] = field(default_factory=list)  # allocation ids to stop
+    exhausted: list[int] = field(default_factory=list)  # batch indexes out of attempts
+
+
+@dataclass
+class JobWork:
+    job_id: str
+    groups: list[GroupWork] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not any(g.place or g.stop for g in self.groups)
+
+
+def _max_parallel(spec: Mapping[str, Any]) -> int:
+    update = spec.get("update") or {}
+    return max(1, int(update.get("max_parallel", 1)))
+
+
+def reconcile_job(job: Mapping[str, Any], allocations: Iterable[Mapping[str, Any]]) -> JobWork:
+    """The work ``job`` (a state record: spec, version, stopped) needs given its allocations."""
+    spec = job["spec"]
+    work = JobWork(job["id"])
+    allocs = [a for a in allocations if a["desired_status"] == "run"]
+    if job["stopped"]:
+        return work
+    batch = spec["type"] == "batch"
+    for group in spec["groups"]:
+        name, count = group["name"], int(group["count"])
+        attempts = int((group.get("restart") or {}).get("attempts", 0))
+        mine = [a for a in allocs if a["group"] == name]
+        gw = GroupWork(name)
+        by_index: dict[int, list[Mapping[str, Any]]] = {}
+        for alloc in mine:
+            by_index.setdefault(int(alloc.get("index", 0)), []).append(alloc)
+        outdated_live = 0
+        for index in sorted(by_index):
+            if index >= count:
+                gw.stop.extend(a["id"] for a in by_index[index])
+        for index in range(count):
+            here = by_index.get(index, [])
+            live = [a for a in here if a["client_status"] in LIVE]
+            done = [a for a in here if a["client_status"] == "complete"]
+            if live:
+                current = [a for a in live if a.get("job_version") == job["version"]]
+                if not current:
+                    outdated_live += 1
+                continue
+            if batch and done:
+                continue
+            if not batch and done:
+                # A service that exited is replaced like a failed one.
+                gw.previous[index] = dict(done[-1])
+                gw.place.append(index)
+                gw.stop.extend(a["id"] for a in done)
+                continue
+            failed = [a for a in here if a["client_status"] in ("failed", "lost")]
+            if failed:
+                last = max(failed, key=lambda a: a.get("create_index", 0))
+                tries = int(last.get("reschedules", 0))
+                if batch and last["client_status"] == "failed" and tries >= attempts:
+                    gw.exhausted.append(index)
+                    continue
+                gw.previous[index] = dict(last)
+                gw.stop.extend(a["id"] for a in failed)
+            gw.place.append(index)
+        # Rolling update: replace live allocations of older versions, max_parallel at a time,
+        # only while every newer one is up.
+        if outdated_live and not gw.place:
+            budget = _max_parallel(spec)
+            for index in range(count):
+                if budget == 0:
+                    break
+                live = [a for a in by_index.get(index, []) if a["client_status"] in LIVE]
+                if live and all(a.get("job_version") != job["version"] for a in live):
+                    gw.stop.extend(a["id"] for a in live)
+                    gw.previous[index] = dict(live[0])
+                    gw.place.append(index)
+                    budget -= 1
+        if gw.place or gw.stop or gw.exhausted:
+            work.groups.append(gw)
+    return work
+
+
+def dependencies_ready(job: Mapping[str, Any], status_of: Mapping[str, str]) -> str | None:
+    """None when every job this one depends on completed, else why it waits."""
+    for parent in job["spec"].get("depends_on") or []:
+        status = status_of.get(parent)
+        if status != "complete":
+            return f"waiting for dependency {parent!r} ({status or 'missing'})"
+    return None

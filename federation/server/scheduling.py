@@ -1,0 +1,135 @@
+"""Leader loops that drive the scheduler: placement passes and cron dispatch.
+
+Level-triggered: after every change to the replicated state (and at least once a second) the
+leader takes a snapshot, asks the pure reconciler what each job needs, plans it with the pure
+planner, re-checks the plan against the latest state (the single plan applier) and commits it
+as one ``plan.apply`` entry. A plan the state machine refuses (the job changed meanwhile) is
+simply re-planned on the next pass. What cannot be placed is committed with the reasons, so a
+job's status explains it on every server and the autoscaler can read the blocked demand.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from federation.errors import FederationError
+from federation.scheduler import snapshot as snap
+from federation.scheduler.jobplan import JobPlan, plan_work
+from federation.scheduler.periodic import due_launches
+from federation.scheduler.planner import verify_plan
+from federation.scheduler.reconcile import dependencies_ready, reconcile_job
+from federation.scheduler.types import PlacementDecision, Plan
+
+if TYPE_CHECKING:
+    from federation.server.master import Master
+
+log = logging.getLogger("federation.scheduler")
+
+PASS_INTERVAL = 1.0
+
+
+def _job_order(job: dict[str, Any]) -> tuple[int, float, str]:
+    return (-int(job["spec"].get("priority", 50)), job["submit_time"], job["id"])
+
+
+class Scheduler:
+    """One placement pass at a time, on the leader."""
+
+    def __init__(self, master: Master) -> None:
+        self.master = master
+        self.passes = 0
+        self.placed = 0
+
+    def run(self, stop: threading.Event) -> None:
+        seen = -1
+        while not stop.is_set():
+            machine = self.master.machine
+            if machine.index == seen:
+                with self.master.changed:
+                    self.master.changed.wait(PASS_INTERVAL)
+            seen = self.master.machine.index
+            try:
+                self.dispatch_periodic()
+                self.schedule_pass()
+            except FederationError as exc:
+                log.warning("scheduling pass interrupted: %s", exc)
+                stop.wait(0.2)
+
+    def schedule_pass(self) -> int:
+        """Place what every job needs; returns how many allocations were committed."""
+        self.passes += 1
+        machine = self.master.machine
+        jobs = sorted((j for j in list(machine.jobs.values()) if not j["stopped"]),
+                      key=_job_order)
+        status_of = {j["id"]: machine.job_status(j) for j in list(machine.jobs.values())}
+        placed = 0
+        snapshot = None
+        for job in jobs:
+            if job["spec"].get("schedule"):
+                continue  # a periodic template: its children run
+            waiting = dependencies_ready(job, status_of)
+            if waiting is not None:
+                blocked = {"*": {"explanation": waiting, "unplaced": 0}}
+                if job.get("unplaced") != blocked:
+                    self.master.commit_sync({"type": "job.blocked", "job_id": job["id"],
+                                             "unplaced": blocked})
+                continue
+            if snapshot is None:
+                snapshot = snap.take(machine)
+            work = reconcile_job(job, snapshot.by_job.get(job["id"], ()))
+            if work.empty and not job.get("unplaced") and not any(
+                    g.exhausted for g in work.groups):
+                continue
+            plan = self._checked(plan_work(snapshot, job, work, seed=self.passes))
+            command = plan.command()
+            if (not command["allocations"] and not command["stops"]
+                    and not command["evictions"] and job.get("unplaced") == plan.unplaced
+                    and job.get("exhausted", {}) == plan.exhausted):
+                continue
+            result = self.master.commit_sync(command)
+            if result["ok"]:
+                placed += len(command["allocations"])
+                snapshot = None  # the next job plans against the new state
+            else:
+                log.info("plan for %s refused (%s); re-planning next pass", job["id"],
+                         result["error"]["message"])
+        self.placed += placed
+        return placed
+
+    def _checked(self, plan: JobPlan) -> JobPlan:
+        """The plan applier's re-check against the latest state: placements on a node that
+        no longer fits them (after the plan's evictions there) are dropped and re-planned."""
+        latest = snap.take(self.master.machine)
+        as_plan = Plan(evictions=list(plan.evictions))
+        by_id = {}
+        for alloc in plan.allocations:
+            decision = PlacementDecision(
+                alloc["job_id"], alloc["group"], alloc["index"], alloc["node_id"],
+                snap.alloc_resources(alloc), tuple(alloc["resources"].get("gpu_devices") or ()))
+            by_id[id(decision)] = alloc
+            as_plan.placements.append(decision)
+        accepted, rejected = verify_plan(as_plan, latest.nodes, latest.allocations)
+        if rejected:
+            log.info("plan applier rejected placements on %s; they are re-planned", rejected)
+        return replace(plan, allocations=[by_id[id(p)] for p in accepted.placements],
+                       evictions=list(accepted.evictions))
+
+    def dispatch_periodic(self) -> int:
+        machine = self.master.machine
+        jobs = dict(machine.jobs)
+        launches = due_launches(jobs, lambda job_id: machine.job_status(machine.jobs[job_id]),
+                                time.time())
+        for parent, fire, child in launches:
+            self.master.commit_sync({
+                "type": "job.register", "id": f"cron:{child['id']}", "spec": child,
+                "parent": parent["id"], "launch_time": fire})
+            log.info("periodic job %s launched %s", parent["id"], child["id"])
+        return len(launches)
+
+
+def scheduler_loop(master: Master) -> Any:
+    return Scheduler(master).run

@@ -1,0 +1,240 @@
+"""The scheduler on a real server: nodes registered through the API, jobs placed by the
+leader, explanations for what does not fit, preemption, cron and dependency chains."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from federation.server import Master, ServerConfig
+from tests.harness import SECRET, Cluster, free_ports, wait_for
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator:
+    c = Cluster(tmp_path / "c", size=1, extra_args=["--heartbeat-ttl", "120"]).start()
+    try:
+        c.wait_leader()
+        yield c.servers[0]
+    finally:
+        c.kill_all()
+
+
+def add_node(server, name: str, cpu: int = 2000, memory: int = 2048, **attrs) -> str:
+    body = {"name": name, "capacity": {"cpu_milli": cpu, "memory_mib": memory}, **attrs}
+    response = server.post("/v1/nodes", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def job(job_id: str, count: int, cpu: int = 100, **group) -> dict:
+    return {"id": job_id, "type": group.pop("type", "service"),
+            "priority": group.pop("priority", 50), "groups": [{
+                "name": "g", "count": count, "resources": {"cpu": cpu, "memory": 64},
+                "task": {"command": ["sleep", "600"]}, **group}]}
+
+
+def placed(server, job_id: str, count: int) -> list[dict]:
+    def ready():
+        allocs = [a for a in server.get("/v1/allocations", params={"job": job_id}).json()
+                  if a["desired_status"] == "run"]
+        return allocs if len(allocs) == count else None
+    return wait_for(ready, 10, f"{count} allocations of {job_id}")
+
+
+def test_a_constrained_job_lands_only_where_allowed(server) -> None:
+    allowed = {add_node(server, f"gold-{i}", labels={"tier": "gold"}, provider="onprem")
+               for i in range(2)}
+    add_node(server, "plain-0", labels={"tier": "std"}, provider="onprem")
+    add_node(server, "cloud-0", labels={"tier": "gold"}, provider="gcp")
+    spec = job("pinned", 6, constraints=[
+        {"attribute": "labels.tier", "operator": "=", "value": "gold"},
+        {"attribute": "provider", "operator": "!=", "value": "gcp"}])
+    assert server.post("/v1/jobs", json=spec).status_code == 201
+    allocs = placed(server, "pinned", 6)
+    assert {a["node_id"] for a in allocs} <= allowed
+    assert sorted(a["index"] for a in allocs) == list(range(6))
+    assert allocs[0]["task"]["command"] == ["sleep", "600"]
+
+
+def test_spread_balances_racks(server) -> None:
+    for rack in ("r1", "r2", "r3"):
+        for i in range(2):
+            add_node(server, f"{rack}-{i}", rack=rack)
+    assert server.post("/v1/jobs", json=job("spread", 6, spread="rack")).status_code == 201
+    allocs = placed(server, "spread", 6)
+    nodes = {n["id"]: n["rack"] for n in server.get("/v1/nodes").json()}
+    assert Counter(nodes[a["node_id"]] for a in allocs) == {"r1": 2, "r2": 2, "r3": 2}
+
+
+def test_an_impossible_gang_places_nothing_and_says_why(server) -> None:
+    for i in range(2):
+        add_node(server, f"n{i}", cpu=1000)
+    spec = job("gang", 3, cpu=900, type="batch", gang=True)
+    assert server.post("/v1/jobs", json=spec).status_code == 201
+    status = wait_for(lambda: (j := server.get("/v1/jobs/gang").json())["unplaced"] and j, 10,
+                      "the explanation")
+    report = status["unplaced"]["g"]
+    assert report["gang_incomplete"] is True
+    assert report["unplaced"] == 3
+    assert "gang could not be completed" in report["explanation"]
+    assert server.get("/v1/allocations", params={"job": "gang"}).json() == []
+
+
+def test_a_high_priority_job_preempts_lower_priority_work(server) -> None:
+    add_node(server, "only", cpu=1000)
+    low = job("low", 4, cpu=250, priority=10)
+    assert server.post("/v1/jobs", json=low).status_code == 201
+    placed(server, "low", 4)
+    high = job("high", 2, cpu=400, priority=90)
+    assert server.post("/v1/jobs", json=high).status_code == 201
+    placed(server, "high", 2)
+    low_allocs = server.get("/v1/allocations", params={"job": "low"}).json()
+    evicted = [a for a in low_allocs if a["desired_status"] == "evict"]
+    assert 1 <= len(evicted) <= 4
+    running_low = [a for a in low_allocs if a["desired_status"] == "run"]
+    assert sum(250 for _ in running_low) + 800 <= 1000
+
+
+def test_plan_shows_placements_without_committing(server) -> None:
+    add_node(server, "n0", cpu=1000)
+    response = server.post("/v1/jobs/plan", json=job("dry", 5, cpu=300))
+    body = response.json()
+    assert response.status_code == 200
+    assert len(body["placements"]) == 3
+    assert body["unplaced"]["g"]["unplaced"] == 2
+    assert server.get("/v1/jobs").json() == []
+
+
+def test_a_lost_node_s_service_comes_back_elsewhere(tmp_path: Path) -> None:
+    c = Cluster(tmp_path / "c", size=1, extra_args=["--heartbeat-ttl", "1"]).start()
+    try:
+        c.wait_leader()
+        server = c.servers[0]
+        ids = [add_node(server, f"n{i}") for i in range(2)]
+        tokens = {}
+        for name, node_id in zip(("n0", "n1"), ids, strict=True):
+            tokens[node_id] = server.post("/v1/nodes", json={
+                "name": name, "capacity": {"cpu_milli": 2000, "memory_mib": 2048}},
+                headers={"Idempotency-Key": f"again-{name}"}).json()["token"]
+        survivor, victim = ids
+        stop_at = time.monotonic() + 20
+
+        def beat_survivor() -> bool:
+            server.post(f"/v1/nodes/{survivor}/heartbeat", json={},
+                        headers={"X-Node-Token": tokens[survivor]})
+            return time.monotonic() > stop_at
+
+        assert server.post("/v1/jobs", json=job("svc", 4, spread="node.id")).status_code == 201
+        wait_for(lambda: beat_survivor() or len(server.get(
+            "/v1/allocations", params={"node": victim}).json()) > 0, 10, "work on the victim")
+
+        def all_on_survivor() -> bool:
+            beat_survivor()
+            live = [a for a in server.get("/v1/allocations", params={"job": "svc"}).json()
+                    if a["desired_status"] == "run"]
+            return len(live) == 4 and all(a["node_id"] == survivor for a in live)
+
+        wait_for(all_on_survivor, 15, "the service back on the surviving node", interval=0.2)
+        lost = [a for a in server.get("/v1/allocations", params={"node": victim}).json()]
+        assert lost and all(a["client_status"] == "lost" for a in lost)
+    finally:
+        c.kill_all()
+
+
+@pytest.fixture
+def master(tmp_path: Path) -> Iterator[Master]:
+    http_port, raft_port = free_ports(2)
+    m = Master(ServerConfig(id="m", data_dir=str(tmp_path / "m"), http=f"127.0.0.1:{http_port}",
+                            raft=f"127.0.0.1:{raft_port}", secret=SECRET, heartbeat_ttl=120))
+    m.start()
+    try:
+        wait_for(lambda: m.raft.is_leader(), 10, "leadership")
+        yield m
+    finally:
+        m.stop()
+
+
+def _commit(master: Master, command: dict) -> dict:
+    result = master.commit_sync(command)
+    assert result["ok"], result
+    return result["value"]
+
+
+def _finish(master: Master, job_id: str) -> None:
+    """Report every live allocation of the job complete, as its agent would."""
+    allocs = [a for a in master.machine.allocations.values()
+              if a["job_id"] == job_id and a["client_status"] in ("pending", "running")]
+    _commit(master, {"type": "alloc.update_status",
+                     "updates": [{"id": a["id"], "client_status": "complete"} for a in allocs]})
+
+
+def test_a_dependency_chain_runs_in_order(master: Master) -> None:
+    _commit(master, {"type": "node.register", "node": {
+        "id": "n1", "name": "n1", "token_hash": "x",
+        "capacity": {"cpu_milli": 4000, "memory_mib": 4096, "gpu": 0}}})
+    from federation.specs.job import validate_job
+
+    for job_id, parents in (("extract", []), ("transform", ["extract"]),
+                            ("load", ["transform"])):
+        spec = validate_job({**job(job_id, 2, type="batch"), "depends_on": parents})
+        _commit(master, {"type": "job.register", "spec": spec})
+
+    def allocs(job_id: str) -> int:
+        return sum(1 for a in master.machine.allocations.values() if a["job_id"] == job_id)
+
+    wait_for(lambda: allocs("extract") == 2, 10, "extract placed")
+    time.sleep(1.0)
+    assert allocs("transform") == 0 and allocs("load") == 0
+    assert "waiting for dependency" in master.machine.jobs["transform"]["unplaced"]["*"][
+        "explanation"]
+    _finish(master, "extract")
+    wait_for(lambda: allocs("transform") == 2, 10, "transform placed after extract")
+    assert allocs("load") == 0
+    _finish(master, "transform")
+    wait_for(lambda: allocs("load") == 2, 10, "load placed after transform")
+
+
+def test_a_failed_batch_task_is_retried_then_fails_the_job(master: Master) -> None:
+    _commit(master, {"type": "node.register", "node": {
+        "id": "n1", "name": "n1", "token_hash": "x",
+        "capacity": {"cpu_milli": 4000, "memory_mib": 4096, "gpu": 0}}})
+    from federation.specs.job import validate_job
+
+    spec = validate_job({**job("flaky", 1, type="batch",
+                                restart={"attempts": 2, "delay": "1s"})})
+    _commit(master, {"type": "job.register", "spec": spec})
+    for attempt in range(3):
+        alloc = wait_for(lambda: next((a for a in master.machine.allocations.values()
+                                        if a["client_status"] == "pending"), None), 10,
+                         f"attempt {attempt}")
+        assert alloc.get("reschedules", 0) == attempt
+        _commit(master, {"type": "alloc.update_status",
+                         "updates": [{"id": alloc["id"], "client_status": "failed",
+                                      "exit_code": 3}]})
+    wait_for(lambda: master.machine.job_status(master.machine.jobs["flaky"]) == "failed", 10,
+             "the job to fail")
+
+
+def test_a_cron_job_launches_a_child_run_per_tick(master: Master) -> None:
+    _commit(master, {"type": "node.register", "node": {
+        "id": "n1", "name": "n1", "token_hash": "x",
+        "capacity": {"cpu_milli": 4000, "memory_mib": 4096, "gpu": 0}}})
+    from federation.specs.job import validate_job
+
+    spec = validate_job({**job("tick", 1, type="batch"), "schedule": "* * * * *"})
+    # Submitted "two minutes ago": the latest missed tick fires now, once.
+    _commit(master, {"type": "job.register", "spec": spec, "time": time.time() - 120})
+    children = wait_for(lambda: [j for j in master.machine.jobs.values()
+                                 if j.get("parent") == "tick"], 10, "a child run")
+    assert len(children) == 1
+    child = children[0]
+    assert child["id"].startswith("tick-") and child["spec"]["schedule"] is None
+    wait_for(lambda: any(a["job_id"] == child["id"]
+                         for a in master.machine.allocations.values()), 10, "child placed")
+    time.sleep(1.5)
+    assert len([j for j in master.machine.jobs.values() if j.get("parent") == "tick"]) == 1
