@@ -337,6 +337,40 @@ class Client:
         return cast(dict[str, Any], self._write("POST", "/v1/snapshot", dict(snapshot),
                                                 idempotency_key))
 
+    # -- pools and the autoscaler --
+
+    def apply_pool(
+        self, spec: Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """Create or replace a pool from its spec (``PUT /v1/pools/{name}``)."""
+        name = spec.get("name")
+        if not isinstance(name, str) or not name:
+            raise ValidationError("a pool spec needs a name", field="name")
+        path = f"/v1/pools/{_seg(name)}"
+        return cast(dict[str, Any], self._write("PUT", path, dict(spec), idempotency_key))
+
+    def list_pools(self, *, consistent: bool = False) -> list[dict[str, Any]]:
+        """Pools with live node counts and hourly cost."""
+        return cast(list[dict[str, Any]], self._get("/v1/pools", consistent=consistent))
+
+    def get_pool(self, name: str, *, consistent: bool = False) -> dict[str, Any]:
+        return cast(dict[str, Any], self._get(f"/v1/pools/{_seg(name)}", consistent=consistent))
+
+    def delete_pool(self, name: str, *, idempotency_key: str | None = None) -> dict[str, Any]:
+        """Forget a pool; the autoscaler stops buying from it."""
+        path = f"/v1/pools/{_seg(name)}"
+        return cast(dict[str, Any], self._write("DELETE", path, None, idempotency_key))
+
+    def autoscaler_activities(
+        self, *, limit: int = 100, pool: str | None = None, consistent: bool = False
+    ) -> list[dict[str, Any]]:
+        """What the autoscaler decided, why, its hourly cost and what happened; newest first."""
+        params = {"limit": str(limit)}
+        if pool is not None:
+            params["pool"] = pool
+        return cast(list[dict[str, Any]], self._get(
+            "/v1/autoscaler/activities", params=params, consistent=consistent))
+
     # -- plumbing --
 
     def _get(

@@ -17,7 +17,9 @@ availability and every task constraint are honoured throughout.
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,8 +72,9 @@ class Resources:
 class Constraint:
     """A placement constraint as in the job spec: ``attribute operator value``.
 
-    Operators: ``=``/``==``, ``!=``, ``in``, ``not_in``, ``is_set``, ``is_not_set``. A missing
-    attribute fails every operator except ``!=``, ``not_in`` and ``is_not_set``.
+    Operators: ``=``/``==``, ``!=``, ``in``, ``not_in``, ``regex``, ``exists``/``is_set``,
+    ``is_not_set``. A missing attribute fails every operator except ``!=``, ``not_in`` and
+    ``is_not_set``.
     """
 
     attribute: str
@@ -95,11 +98,21 @@ class Constraint:
             return actual is not None and actual in values
         if op in ("not_in", "not in"):
             return actual is None or actual not in values
-        if op == "is_set":
+        if op in ("is_set", "exists"):
             return actual is not None
+        if op == "regex":
+            return actual is not None and _regex(str(self.value)).search(actual) is not None
         if op == "is_not_set":
             return actual is None
         return False  # an unknown operator admits nothing rather than everything
+
+
+@functools.lru_cache(maxsize=256)
+def _regex(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error:
+        return re.compile(r"(?!)")  # an invalid pattern matches nothing
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -1,0 +1,511 @@
+"""The autoscaler's executor: the leader loop that turns plans into provider calls.
+
+Each tick: observe the committed state (pools, nodes, allocations, launch records, blocked
+demand) → plan with the pure planner → for each decision commit ``launch.begin`` (or
+``instance.terminate.begin``) through Raft → call the provider with the committed token →
+commit the outcome. A launch still ``pending`` in the state (its leader died between the
+commit and the outcome) is resumed with the same token: providers are idempotent per token,
+so it never launches twice. Every provider call is an OpenTelemetry span, child of the span
+of the decision that caused it. Dry run (a pool's ``settings.dry_run`` or
+``FEDERATION_AUTOSCALER_DRY_RUN=1``) plans and records activities without acting.
+
+Environment (read when a server starts):
+
+* ``FEDERATION_AUTOSCALER_INTERVAL``: seconds between ticks (default 2);
+* ``FEDERATION_AUTOSCALER_RECONCILE``: seconds between reconciliations (default 15);
+* ``FEDERATION_AUTOSCALER_DRY_RUN=1``: dry run for every pool;
+* ``FEDERATION_AUTOSCALER_TEST_PAUSE=after-begin:SECONDS`` or ``after-call:SECONDS``: FOR
+  TESTS ONLY: pause a new launch after its ``launch.begin`` commit (or after the provider
+  call, before ``launch.end``), so a test can kill the leader at that point.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from opentelemetry import trace
+
+from federation.autoscaler.observe import (
+    busy_nodes,
+    demand,
+    instance_id_of,
+    last_finished_on,
+    pool_dry_run,
+    pool_state,
+)
+from federation.autoscaler.planner import Plan, PoolState, ScaleDown, ScaleUp, plan
+from federation.autoscaler.reconciler import Drift, reconcile
+from federation.errors import CapacityError, FederationError, QuotaError
+from federation.providers.base import Bootstrap, InstanceType, Provider, load_provider
+from federation.specs.pool import PoolSpec, parse_pool
+from federation.state.machine import StateMachine
+
+log = logging.getLogger("federation.autoscaler")
+
+Commit = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    interval: float = 2.0
+    reconcile_every: float = 15.0
+    catalog_ttl: float = 300.0
+    capacity_cooldown: float = 60.0
+    dry_run: bool = False
+    pause_after_begin: float = 0.0  # tests only
+    pause_after_call: float = 0.0  # tests only
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ExecutorSettings:
+        env = os.environ if env is None else env
+        settings = cls()
+
+        def seconds(key: str, default: float) -> float:
+            try:
+                return max(0.05, float(env[key])) if key in env else default
+            except ValueError:
+                log.warning("ignoring %s=%r: not a number of seconds", key, env[key])
+                return default
+
+        settings = replace(
+            settings,
+            interval=seconds("FEDERATION_AUTOSCALER_INTERVAL", settings.interval),
+            reconcile_every=seconds("FEDERATION_AUTOSCALER_RECONCILE", settings.reconcile_every),
+            dry_run=env.get("FEDERATION_AUTOSCALER_DRY_RUN", "") in ("1", "true", "yes"),
+        )
+        pause = env.get("FEDERATION_AUTOSCALER_TEST_PAUSE", "")
+        where, _, amount = pause.partition(":")
+        if pause:
+            try:
+                value = float(amount)
+            except ValueError:
+                value = 0.0
+            if where == "after-begin":
+                settings = replace(settings, pause_after_begin=value)
+            elif where == "after-call":
+                settings = replace(settings, pause_after_call=value)
+            log.warning("FEDERATION_AUTOSCALER_TEST_PAUSE=%s: test-only pause enabled", pause)
+        return settings
+
+
+@dataclass
+class TickReport:
+    """What one tick did (for tests and logs)."""
+
+    plan: Plan | None = None
+    launched: list[str] = field(default_factory=list)  # tokens
+    resumed: list[str] = field(default_factory=list)
+    terminated: list[str] = field(default_factory=list)
+    recorded: list[str] = field(default_factory=list)
+    drift: list[Drift] = field(default_factory=list)
+
+
+class IdleClock:
+    """Since when each node has been idle, as far as this leader can tell.
+
+    A node first seen idle is idle since the later of its registration and the last
+    finish of an allocation on it; afterwards every busy observation resets the clock.
+    The clock lives in the leader's memory: a new leader starts it again from the state,
+    which can only delay a scale-down, never hasten it.
+    """
+
+    def __init__(self) -> None:
+        self._since: dict[str, float | None] = {}
+
+    def update(self, machine: StateMachine, now: float) -> dict[str, float | None]:
+        busy = busy_nodes(machine)
+        finished = last_finished_on(machine)
+        seen: dict[str, float | None] = {}
+        for node in list(machine.nodes.values()):
+            node_id = node["id"]
+            if node_id in busy:
+                seen[node_id] = None
+            elif node_id in self._since and self._since[node_id] is not None:
+                seen[node_id] = self._since[node_id]
+            elif node_id in self._since:  # was busy, now idle
+                seen[node_id] = now
+            else:
+                registered = float(node.get("registered_at") or now)
+                seen[node_id] = min(now, max(registered, finished.get(node_id, 0.0)))
+        self._since = seen
+        return dict(seen)
+
+
+class Executor:
+    """Runs on the leader only. ``tick()`` is one observe-plan-act round."""
+
+    def __init__(
+        self,
+        machine: Callable[[], StateMachine],
+        commit: Commit,
+        *,
+        tracer: trace.Tracer | None = None,
+        settings: ExecutorSettings | None = None,
+        providers: Mapping[str, Provider] | None = None,
+        bootstrap: Callable[[StateMachine, PoolSpec], Bootstrap] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.machine = machine
+        self.commit = commit
+        self.tracer = tracer or trace.get_tracer("federation.autoscaler")
+        self.settings = settings or ExecutorSettings()
+        self._providers: dict[str, Provider] = dict(providers or {})
+        self._bootstrap = bootstrap or default_bootstrap(None)
+        self.clock = clock
+        self.idle = IdleClock()
+        self._catalogs: dict[tuple[str, int], tuple[float, tuple[InstanceType, ...]]] = {}
+        self._cooldown: dict[tuple[str, str], float] = {}
+        self._noted: dict[str, str] = {}  # subject -> last reason recorded
+        self._first_seen: dict[str, dict[str, float]] = {}
+        self._last_reconcile = -float("inf")
+        self._stop = threading.Event()
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        """One leadership term: memory of an earlier term (idle clocks, unknown instances)
+        is dropped, since the state may have moved on while another server led."""
+        self._stop = stop
+        self.idle = IdleClock()
+        self._first_seen = {}
+        self._last_reconcile = -float("inf")
+        while not stop.is_set():
+            try:
+                self.tick()
+            except FederationError as exc:
+                log.warning("autoscaler tick failed: %s", exc)
+            stop.wait(self.settings.interval)
+
+    def tick(self) -> TickReport:
+        report = TickReport()
+        now = self.clock()
+        with self.tracer.start_as_current_span("autoscaler.tick"):
+            self._resume(report)
+            machine = self.machine()
+            specs = self._specs(machine)
+            idle = self.idle.update(machine, now)
+            states = []
+            for spec in specs.values():
+                catalog = self._catalog(spec, now)
+                if catalog is not None:
+                    states.append(pool_state(machine, spec, catalog, idle))
+            wanted = demand(machine)
+            result = plan(wanted, states, now=now)
+            report.plan = result
+            for up in result.scale_up:
+                self._scale_up(specs[up.pool], up, report)
+            for down in result.scale_down:
+                self._scale_down(specs[down.pool], down, report)
+            for item in result.unplaceable:
+                self._note(f"unplaceable:{item.task_id}", "unplaceable", "",
+                           f"{item.count} task(s) of {item.task_id}: {item.reason}", 0.0,
+                           False, report)
+            if now - self._last_reconcile >= self.settings.reconcile_every:
+                self._last_reconcile = now
+                for spec in specs.values():
+                    self._reconcile(spec, now, report)
+        return report
+
+    # -- observation helpers ---------------------------------------------------------------
+    def _specs(self, machine: StateMachine) -> dict[str, PoolSpec]:
+        out = {}
+        for name, record in sorted(list(machine.pools.items())):
+            try:
+                out[name] = parse_pool(record["spec"])
+            except FederationError as exc:  # stored before a validation rule tightened
+                log.warning("pool %s is not valid any more: %s", name, exc)
+        return out
+
+    def provider(self, name: str) -> Provider:
+        if name not in self._providers:
+            self._providers[name] = load_provider(name)
+        return self._providers[name]
+
+    def _dry(self, spec: PoolSpec) -> bool:
+        return self.settings.dry_run or pool_dry_run(spec)
+
+    def _catalog(self, spec: PoolSpec, now: float) -> tuple[InstanceType, ...] | None:
+        key = (spec.name, hash(spec.model_dump_json()))
+        hit = self._catalogs.get(key)
+        if hit is None or now - hit[0] > self.settings.catalog_ttl:
+            try:
+                with self.tracer.start_as_current_span("provider.catalog") as span:
+                    span.set_attribute("federation.pool", spec.name)
+                    span.set_attribute("federation.provider", spec.provider)
+                    types = tuple(self.provider(spec.provider).catalog(spec))
+            except FederationError as exc:
+                self._note(f"catalog:{spec.name}", "catalog_error", spec.name,
+                           f"cannot read the catalog of pool {spec.name}: {exc}", 0.0, False,
+                           None)
+                return None
+            hit = (now, types)
+            self._catalogs = {k: v for k, v in self._catalogs.items() if k[0] != spec.name}
+            self._catalogs[key] = hit
+        cooling = {t for (p, t), until in self._cooldown.items() if p == spec.name and until > now}
+        return tuple(t for t in hit[1] if t.name not in cooling)
+
+    # -- committing ------------------------------------------------------------------------
+    def _commit(self, command: dict[str, Any]) -> dict[str, Any] | None:
+        """Commit; the value, or None when the state machine rejected the command."""
+        result = self.commit(command)
+        if not result.get("ok"):
+            log.warning("autoscaler command %s rejected: %s", command["type"],
+                        result.get("error"))
+            return None
+        return dict(result["value"])
+
+    def _note(self, subject: str, action: str, pool: str, reason: str, cost: float,
+              dry_run: bool, report: TickReport | None) -> None:
+        """Record a decision not acted upon, once per subject while its reason holds."""
+        if self._noted.get(subject) == reason:
+            return
+        token = f"note-{uuid.uuid4().hex}"
+        value = self._commit({
+            "type": "autoscaler.record", "id": f"autoscaler.record:{token}",
+            "note": {"token": token, "action": action, "pool": pool, "reason": reason,
+                     "hourly_cost": round(cost, 6), "dry_run": dry_run},
+        })
+        if value is not None:
+            self._noted[subject] = reason
+            if report is not None:
+                report.recorded.append(token)
+
+    # -- scale up --------------------------------------------------------------------------
+    def _scale_up(self, spec: PoolSpec, up: ScaleUp, report: TickReport) -> None:
+        with self.tracer.start_as_current_span("autoscaler.scale_up") as span:
+            span.set_attribute("federation.pool", up.pool)
+            span.set_attribute("federation.instance_type", up.instance_type)
+            span.set_attribute("federation.count", up.count)
+            span.set_attribute("federation.hourly_cost", up.hourly_cost)
+            span.set_attribute("federation.reason", up.reason)
+            if self._dry(spec):
+                span.set_attribute("federation.dry_run", True)
+                self._note(f"up:{up.pool}:{up.instance_type}:{up.zones}", "launch", up.pool,
+                           f"would launch {up.count} x {up.instance_type}: {up.reason}",
+                           up.hourly_cost, True, report)
+                return
+            token = uuid.uuid4().hex
+            span.set_attribute("federation.token", token)
+            begun = self._commit({
+                "type": "launch.begin", "id": f"launch.begin:{token}",
+                "launch": {
+                    "token": token, "pool": up.pool, "provider": up.provider,
+                    "instance_type": up.instance_type, "count": up.count, "spot": up.spot,
+                    "zones": list(up.zones), "price_per_hour": up.price_per_hour,
+                    "hourly_cost": up.hourly_cost, "reason": up.reason,
+                    "decision": format(span.get_span_context().trace_id, "032x"),
+                },
+            })
+            if begun is None or not begun.get("changed"):
+                return
+            log.info("launch %s committed: %d x %s in pool %s (%s)", token, up.count,
+                     up.instance_type, up.pool, up.reason)
+            if self.settings.pause_after_begin > 0:
+                log.warning("test pause: launch %s committed, provider not called yet; "
+                            "pausing %.1fs", token, self.settings.pause_after_begin)
+                if self._stop.wait(self.settings.pause_after_begin):
+                    return  # leadership lost: the next leader resumes this launch
+            self._launch(spec, token, up.instance_type, up.count, pause=True)
+            report.launched.append(token)
+
+    def _launch(self, spec: PoolSpec, token: str, instance_type: str, count: int,
+                pause: bool = False) -> None:
+        """Call the provider with a committed token and commit the outcome."""
+        instances: list[str] = []
+        failures: list[str] = []
+        error: str | None = None
+        with self.tracer.start_as_current_span("provider.launch") as span:
+            span.set_attribute("federation.pool", spec.name)
+            span.set_attribute("federation.provider", spec.provider)
+            span.set_attribute("federation.instance_type", instance_type)
+            span.set_attribute("federation.count", count)
+            span.set_attribute("federation.token", token)
+            try:
+                result = self.provider(spec.provider).launch(
+                    spec, instance_type, count, token, self._bootstrap(self.machine(), spec))
+                instances = [i.id for i in result.instances]
+                failures = list(result.failures)
+                if result.shortfall:
+                    self._cool(spec.name, instance_type)
+            except FederationError as exc:
+                error = f"{exc.code}: {exc.message}"
+                span.set_attribute("federation.error", error)
+                if isinstance(exc, CapacityError | QuotaError):
+                    self._cool(spec.name, instance_type)
+            span.set_attribute("federation.instances", len(instances))
+        if pause and self.settings.pause_after_call > 0:
+            log.warning("test pause: launch %s called, outcome not committed; pausing %.1fs",
+                        token, self.settings.pause_after_call)
+            if self._stop.wait(self.settings.pause_after_call):
+                return
+        self._commit({"type": "launch.end", "id": f"launch.end:{token}", "token": token,
+                      "instances": instances, "failures": failures, "error": error})
+        log.info("launch %s: %d instance(s)%s", token, len(instances),
+                 f", error {error}" if error else "")
+
+    def _cool(self, pool: str, instance_type: str) -> None:
+        self._cooldown[(pool, instance_type)] = self.clock() + self.settings.capacity_cooldown
+
+    # -- resume ----------------------------------------------------------------------------
+    def _resume(self, report: TickReport) -> None:
+        """Finish launches and terminations a previous leader committed but did not close."""
+        machine = self.machine()
+        open_records = sorted(
+            (r for r in list(machine.launches.values()) if r["status"] == "pending"),
+            key=lambda r: r["create_index"])
+        for record in open_records:
+            pool = machine.pools.get(record["pool"])
+            if pool is None:
+                spec = None
+            else:
+                try:
+                    spec = parse_pool(pool["spec"])
+                except FederationError:
+                    spec = None
+            with self.tracer.start_as_current_span("autoscaler.resume") as span:
+                span.set_attribute("federation.token", record["token"])
+                span.set_attribute("federation.kind", record["kind"])
+                if record["kind"] == "launch":
+                    if spec is None:
+                        self._commit({"type": "launch.end", "id": f"launch.end:{record['token']}",
+                                      "token": record["token"], "instances": [],
+                                      "error": f"pool {record['pool']} no longer exists"})
+                        continue
+                    log.warning("resuming launch %s (%d x %s in pool %s) with its token",
+                                record["token"], record["count"], record["instance_type"],
+                                record["pool"])
+                    self._launch(spec, record["token"], record["instance_type"],
+                                 record["count"])
+                    report.resumed.append(record["token"])
+                elif record["kind"] == "terminate" and spec is not None:
+                    self._terminate_call(spec, record["token"], record["instance_ids"])
+                    report.resumed.append(record["token"])
+
+    # -- scale down ------------------------------------------------------------------------
+    def _scale_down(self, spec: PoolSpec, down: ScaleDown, report: TickReport) -> None:
+        with self.tracer.start_as_current_span("autoscaler.scale_down") as span:
+            span.set_attribute("federation.pool", down.pool)
+            span.set_attribute("federation.node", down.node_id)
+            span.set_attribute("federation.reason", down.reason)
+            node = self.machine().nodes.get(down.node_id)
+            if node is None:
+                return
+            if self._dry(spec):
+                span.set_attribute("federation.dry_run", True)
+                self._note(f"down:{down.node_id}", "terminate", down.pool,
+                           f"would drain and terminate node {node['name']}: {down.reason}",
+                           down.hourly_cost, True, report)
+                return
+            if not node.get("draining"):
+                drained = self._commit({"type": "node.drain",
+                                        "id": f"autoscaler-drain:{uuid.uuid4().hex}",
+                                        "node_id": down.node_id, "draining": True})
+                if drained is None:
+                    return
+            if down.node_id in busy_nodes(self.machine()):
+                log.info("node %s got work before it drained: kept, draining", node["name"])
+                return
+            token = uuid.uuid4().hex
+            iid = instance_id_of(node)
+            begun = self._commit({
+                "type": "instance.terminate.begin", "id": f"terminate.begin:{token}",
+                "termination": {
+                    "token": token, "pool": spec.name, "provider": spec.provider,
+                    "instance_ids": [iid], "node_ids": [down.node_id],
+                    "hourly_cost": down.hourly_cost,
+                    "reason": f"node {node['name']} drained: {down.reason}",
+                    "decision": format(span.get_span_context().trace_id, "032x"),
+                },
+            })
+            if begun is None or not begun.get("changed"):
+                return
+            self._terminate_call(spec, token, [iid])
+            report.terminated.append(token)
+
+    def _terminate_call(self, spec: PoolSpec, token: str, ids: list[str]) -> None:
+        error: str | None = None
+        with self.tracer.start_as_current_span("provider.terminate") as span:
+            span.set_attribute("federation.pool", spec.name)
+            span.set_attribute("federation.provider", spec.provider)
+            span.set_attribute("federation.instances", ",".join(ids))
+            try:
+                self.provider(spec.provider).terminate(spec, ids, token)
+            except FederationError as exc:
+                error = f"{exc.code}: {exc.message}"
+                span.set_attribute("federation.error", error)
+        self._commit({"type": "instance.terminate.end", "id": f"terminate.end:{token}",
+                      "token": token, "error": error})
+        log.info("terminate %s (%s)%s", token, ", ".join(ids),
+                 f": error {error}" if error else "")
+
+    # -- reconcile -------------------------------------------------------------------------
+    def _reconcile(self, spec: PoolSpec, now: float, report: TickReport) -> None:
+        with self.tracer.start_as_current_span("autoscaler.reconcile") as span:
+            span.set_attribute("federation.pool", spec.name)
+            try:
+                with self.tracer.start_as_current_span("provider.list_instances") as call:
+                    call.set_attribute("federation.pool", spec.name)
+                    call.set_attribute("federation.provider", spec.provider)
+                    listed = self.provider(spec.provider).list_instances(spec)
+                    call.set_attribute("federation.instances", len(listed))
+            except FederationError as exc:
+                self._note(f"list:{spec.name}", "list_error", spec.name,
+                           f"cannot list the instances of pool {spec.name}: {exc}", 0.0,
+                           False, report)
+                return
+            first_seen = self._first_seen.setdefault(spec.name, {})
+            drift = reconcile(self.machine(), spec, listed, now, first_seen)
+            report.drift.extend(drift)
+            dry = self._dry(spec)
+            for item in drift:
+                if not item.terminate or dry:
+                    self._note(f"drift:{item.instance_id}", f"report_{item.kind}", spec.name,
+                               item.reason, item.price_per_hour, dry, report)
+                    continue
+                token = uuid.uuid4().hex
+                begun = self._commit({
+                    "type": "instance.terminate.begin", "id": f"terminate.begin:{token}",
+                    "termination": {
+                        "token": token, "pool": spec.name, "provider": spec.provider,
+                        "instance_ids": [item.instance_id], "node_ids": [],
+                        "hourly_cost": item.price_per_hour, "reason": item.reason,
+                        "decision": format(span.get_span_context().trace_id, "032x"),
+                    },
+                })
+                if begun is not None and begun.get("changed"):
+                    self._terminate_call(spec, token, [item.instance_id])
+                    report.terminated.append(token)
+                    first_seen.pop(item.instance_id, None)
+
+
+def default_bootstrap(join_token: str | None) -> Callable[[StateMachine, PoolSpec], Bootstrap]:
+    """Bootstrap for new machines: the servers' advertised HTTP addresses and a join token
+    (the API token when the cluster has one)."""
+    join = join_token or "no-api-token"
+
+    def build(machine: StateMachine, spec: PoolSpec) -> Bootstrap:
+        servers = tuple(sorted(s["http"] for s in list(machine.servers.values())))
+        return Bootstrap(servers=servers or ("http://127.0.0.1:4780",), join_token=join,
+                         cluster=str(spec.settings.get("cluster", "federation")))
+
+    return build
+
+
+def executor_loop(master: Any) -> Callable[[threading.Event], None]:
+    """The leader loop of one master (registered in ``federation.server.loops``)."""
+    executor = Executor(
+        lambda: master.machine, master.commit_sync, tracer=master.tracer,
+        settings=ExecutorSettings.from_env(),
+        bootstrap=default_bootstrap(master.config.token or master.node_token("agent-join")),
+    )
+    return executor.run
+
+
+__all__ = ["Executor", "ExecutorSettings", "IdleClock", "PoolState", "TickReport",
+           "default_bootstrap", "executor_loop"]
