@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic import ValidationError as PydanticValidationError
 
 from federation.errors import ValidationError
+from federation.specs.duration import parse_duration
 
 ID_PATTERN = r"^[a-z0-9-]{1,63}$"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -25,26 +26,6 @@ ENV_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 NODE_ATTRIBUTES = ("provider", "pool", "region", "zone", "rack", "instance_type", "node.id")
 OPERATORS = ("=", "!=", "in", "not_in", "regex", "exists")
 MAX_COUNT = 10_000
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def parse_duration(value: str | int | float) -> float:
-    """Seconds from ``"2s"``, ``"500ms"``, ``"5m"``, ``"1h"`` or a plain number of seconds."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as '2s', '5m' or a number of seconds")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(value)
-        if not match:
-            raise ValueError(f"invalid duration {value!r}: use a number with ms, s, m or h")
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
-    return seconds
-
 
 def is_known_attribute(attribute: str) -> bool:
     return attribute in NODE_ATTRIBUTES or (

@@ -18,39 +18,13 @@ from pydantic import (
 from pydantic import ValidationError as PydanticValidationError
 
 from federation.errors import ValidationError
+from federation.specs.duration import parse_duration
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _PROVIDER = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.\-/]{0,61}[A-Za-z0-9])?$")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 # Providers whose instances live in a cloud region: a pool of theirs must name one.
 _REGIONAL = frozenset({"aws", "gcp"})
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from ``300``, ``"300s"``, ``"5m"``, ``"1h30m"`` or ``"250ms"``."""
-    if isinstance(value, bool):
-        raise ValueError("a duration is a number of seconds or a string like '300s' or '5m'")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip().lower()
-        if re.fullmatch(r"\d+(\.\d+)?", text):
-            seconds = float(text)
-        else:
-            parts = _DURATION_PART.findall(text)
-            if not parts or "".join(n + u for n, u in parts) != text:
-                raise ValueError(
-                    f"{value!r} is not a duration; use a number of seconds or e.g. '300s', "
-                    "'5m', '1h30m'"
-                )
-            seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
-    else:
-        raise ValueError("a duration is a number of seconds or a string like '300s' or '5m'")
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
-    return seconds
 
 
 class Requirements(BaseModel):

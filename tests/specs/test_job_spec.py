@@ -113,12 +113,12 @@ def test_yaml_and_json_documents_decode_alike() -> None:
 
 
 @pytest.mark.parametrize(("text", "seconds"),
-                         [("2s", 2.0), ("500ms", 0.5), ("5m", 300.0), ("1h", 3600.0), (3, 3.0)])
+                         [("2s", 2.0), ("500ms", 0.5), ("5m", 300.0), ("1h30m", 5400.0), (3, 3.0)])
 def test_durations(text, seconds) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("bad", ["soon", "-1s", "1d", True])
+@pytest.mark.parametrize("bad", ["soon", "-1s", "1y", "5 m", True])
 def test_bad_durations(bad) -> None:
     with pytest.raises(ValueError):
         parse_duration(bad)
