@@ -780,11 +780,13 @@ class _ScaleUpPlanner:
     def _fill(self, b: _Bin) -> float:
         return _share(b.used(self.groups), self.offers[b.offer].capacity)
 
-    def min_nodes(self) -> list[_Bin]:
-        """Instances bought only to bring pools up to ``min_nodes``."""
+    def min_nodes(self, bought: Sequence[_Bin] = ()) -> list[_Bin]:
+        """Instances bought only to bring pools up to ``min_nodes``, counting what the
+        demand already buys (``bought``)."""
         out: list[_Bin] = []
         for p, pool in enumerate(self.pools):
             have = len(pool.nodes) + sum(lc.count for lc in pool.launching)
+            have += sum(b.mult for b in bought if self.offers[b.offer].pool == p)
             missing = pool.spec.min_nodes - have
             if missing <= 0:
                 continue
@@ -892,7 +894,7 @@ def _scale_up(demand: Sequence[Task], pools: Sequence[PoolState]) -> tuple[Plan,
     bins: list[_Bin] = []
     for pref in sorted(tiers):
         bins.extend(planner.plan_tier(tiers[pref]))
-    min_bins = planner.min_nodes()
+    min_bins = planner.min_nodes(bins)
     result = Plan(
         scale_up=tuple(_decisions(planner, bins, min_bins)),
         unplaceable=tuple(_unplaceable(planner)),

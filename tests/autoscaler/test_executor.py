@@ -1,0 +1,313 @@
+"""The executor against the pure state machine and an in-memory provider (no Raft, no cloud).
+
+The provider here is real code with the contract's rules (idempotent per token, tagged
+instances); the state machine is the real one, committed to through ``apply``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from federation.autoscaler.executor import Executor, ExecutorSettings, default_bootstrap
+from federation.autoscaler.reconciler import reconcile
+from federation.errors import CapacityError
+from federation.providers.base import (
+    RUNNING,
+    Bootstrap,
+    Instance,
+    InstanceType,
+    LaunchResult,
+    Provider,
+)
+from federation.specs.pool import PoolSpec
+from federation.state.machine import StateMachine
+
+CATALOG = [
+    InstanceType("small", 2000, 4096, 0, 0.10, None, ("z1",)),
+    InstanceType("large", 8000, 16384, 0, 0.30, None, ("z1",)),
+]
+
+
+class MemoryProvider(Provider):
+    """Instances in a dict; launching again with a token only tops up what is missing."""
+
+    def __init__(self, name: str = "memory", catalog: Sequence[InstanceType] = CATALOG,
+                 no_capacity: Sequence[str] = ()) -> None:
+        super().__init__()
+        self.name = name
+        self.types = list(catalog)
+        self.no_capacity = set(no_capacity)
+        self.instances: dict[str, Instance] = {}
+        self.calls: list[tuple[str, Any]] = []
+        self._ids = itertools.count(1)
+
+    def catalog(self, pool: PoolSpec) -> list[InstanceType]:
+        return list(self.types)
+
+    def launch(self, pool: PoolSpec, instance_type: str, count: int, token: str,
+               bootstrap: Bootstrap) -> LaunchResult:
+        self.calls.append(("launch", (instance_type, count, token)))
+        if instance_type in self.no_capacity:
+            raise CapacityError(f"no {instance_type} capacity")
+        have = [i for i in self.instances.values() if i.request_token == token]
+        while len(have) < count:
+            inst = Instance(f"i-{next(self._ids)}", pool.name, instance_type, RUNNING, "z1",
+                            request_token=token, labels={"federation:pool": pool.name})
+            self.instances[inst.id] = inst
+            have.append(inst)
+        return LaunchResult(token, count, tuple(have))
+
+    def terminate(self, pool: PoolSpec, instance_ids: Sequence[str], token: str) -> None:
+        self.calls.append(("terminate", tuple(instance_ids)))
+        for iid in instance_ids:
+            self.instances.pop(iid, None)
+
+    def list_instances(self, pool: PoolSpec) -> list[Instance]:
+        return [i for i in self.instances.values() if i.pool == pool.name]
+
+    def launches(self) -> list[Any]:
+        return [args for kind, args in self.calls if kind == "launch"]
+
+    def terminations(self) -> list[Any]:
+        return [args for kind, args in self.calls if kind == "terminate"]
+
+
+class Harness:
+    """A state machine, a clock and an executor wired together."""
+
+    def __init__(self, providers: dict[str, Provider], **settings: Any) -> None:
+        self.machine = StateMachine()
+        self.now = 1000.0
+        self.ids = itertools.count()
+        self.exporter = InMemorySpanExporter()
+        tracer_provider = TracerProvider()
+        tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self.executor = Executor(
+            lambda: self.machine, self.commit, tracer=tracer_provider.get_tracer("test"),
+            settings=ExecutorSettings(**{"reconcile_every": 0.0, **settings}),
+            providers=providers, bootstrap=default_bootstrap("join-token"),
+            clock=lambda: self.now,
+        )
+
+    def commit(self, command: dict[str, Any]) -> dict[str, Any]:
+        command = {"id": f"cmd-{next(self.ids)}", **command, "time": self.now}
+        return self.machine.apply(command)
+
+    def pool(self, **spec: Any) -> None:
+        body = {"name": "cloud", "provider": "memory", "max_nodes": 10, **spec}
+        assert self.commit({"type": "pool.apply", "spec": body})["ok"]
+
+    def join(self, instance_id: str, pool: str = "cloud", cpu: int = 2000) -> str:
+        node_id = f"node-{instance_id}"
+        result = self.commit({"type": "node.register", "node": {
+            "id": node_id, "name": f"host-{instance_id}", "token_hash": "x", "pool": pool,
+            "instance_id": instance_id, "instance_type": "small",
+            "capacity": {"cpu_milli": cpu, "memory_mib": 4096, "gpu": 0}}})
+        assert result["ok"]
+        return node_id
+
+    def job(self, job_id: str, cpu: int, count: int, constraints: list[Any] | None = None,
+            unplaced: int | None = None) -> None:
+        spec = {"id": job_id, "type": "batch", "priority": 50, "queue": "default",
+                "depends_on": [], "groups": [{"name": "g", "count": count,
+                                              "resources": {"cpu": cpu, "memory": 512},
+                                              "constraints": constraints or []}]}
+        assert self.commit({"type": "job.register", "spec": spec})["ok"]
+        # What the scheduler records for a group it could not place.
+        job = self.machine.jobs[job_id]
+        self.machine.jobs[job_id] = {**job, "unplaced": {"g": {
+            "unplaced": count if unplaced is None else unplaced, "explanation": "no room"}}}
+
+    def records(self, kind: str) -> list[dict[str, Any]]:
+        return sorted((r for r in self.machine.launches.values() if r["kind"] == kind),
+                      key=lambda r: r["create_index"])
+
+
+@pytest.fixture
+def provider() -> MemoryProvider:
+    return MemoryProvider()
+
+
+@pytest.fixture
+def h(provider: MemoryProvider) -> Harness:
+    return Harness({"memory": provider})
+
+
+def test_min_nodes_are_launched_with_the_committed_token_and_not_twice(h, provider):
+    h.pool(min_nodes=2)
+    report = h.executor.tick()
+    (record,) = h.records("launch")
+    assert report.launched == [record["token"]]
+    assert provider.launches() == [("small", 2, record["token"])]
+    assert record["status"] == "done" and len(record["instances"]) == 2
+    assert "below min_nodes 2" in record["reason"] and record["hourly_cost"] == pytest.approx(0.2)
+    h.now += 5
+    h.executor.tick()  # the two instances have not joined yet: they count as capacity
+    assert len(provider.launches()) == 1
+
+
+def test_blocked_demand_buys_the_cheapest_fit(h, provider):
+    h.pool()
+    h.job("etl", cpu=3000, count=2)  # 6 cores: one large (0.30) beats three small (0.30+)
+    h.executor.tick()
+    (record,) = h.records("launch")
+    assert (record["instance_type"], record["count"]) == ("large", 1)
+    assert "2 pending task(s)" in record["reason"]
+
+
+def test_a_task_pinned_to_one_provider_is_never_bought_elsewhere():
+    cheap, pinned = MemoryProvider("cheapcloud"), MemoryProvider("aws")
+    h = Harness({"cheapcloud": cheap, "aws": pinned})
+    h.pool(name="cheap", provider="cheapcloud", preference=1)
+    h.pool(name="burst", provider="aws", region="us-east-1", preference=5)
+    h.job("pinned", cpu=1000, count=1,
+          constraints=[{"attribute": "provider", "operator": "=", "value": "aws"}])
+    h.executor.tick()
+    assert cheap.launches() == [] and len(pinned.launches()) == 1
+
+
+def test_a_new_leader_resumes_an_open_launch_with_its_token(h, provider):
+    h.pool(min_nodes=3)
+    h.commit({"type": "launch.begin", "launch": {
+        "token": "tok-old", "pool": "cloud", "provider": "memory", "instance_type": "small",
+        "count": 3, "reason": "below min_nodes", "price_per_hour": 0.1, "hourly_cost": 0.3}})
+    # The old leader called the provider for one instance before it died.
+    provider.launch(PoolSpec(name="cloud", provider="memory"), "small", 1, "tok-old",
+                    Bootstrap(("http://x",), "t"))
+    report = h.executor.tick()
+    assert report.resumed == ["tok-old"] and report.launched == []
+    assert len(provider.instances) == 3
+    assert h.machine.launches["tok-old"]["status"] == "done"
+    assert [r["token"] for r in h.records("launch")] == ["tok-old"]
+
+
+def test_dry_run_records_the_decision_and_does_not_act(provider):
+    h = Harness({"memory": provider}, dry_run=True)
+    h.pool(min_nodes=1)
+    h.executor.tick()
+    h.executor.tick()
+    assert provider.calls == [] and h.records("launch") == []
+    (note,) = h.records("note")
+    assert note["dry_run"] and note["action"] == "launch"
+    assert note["reason"].startswith("would launch 1 x small")
+
+
+def test_a_pool_setting_turns_on_dry_run_for_that_pool_only(h, provider):
+    h.pool(min_nodes=1, settings={"dry_run": True})
+    h.executor.tick()
+    assert provider.calls == [] and len(h.records("note")) == 1
+
+
+def test_idle_nodes_are_drained_then_terminated_after_scale_down_idle(h, provider):
+    h.pool(min_nodes=1, scale_down_idle=60)
+    h.job("etl", cpu=1500, count=2, unplaced=2)
+    h.executor.tick()
+    (launch,) = h.records("launch")
+    nodes = [h.join(iid) for iid in launch["instances"]]
+    h.machine.jobs["etl"] = {**h.machine.jobs["etl"], "unplaced": {}}
+    h.now += 30
+    h.executor.tick()
+    assert provider.terminations() == []
+    h.now += 31
+    h.executor.tick()
+    (term,) = h.records("terminate")
+    assert term["status"] == "done" and len(term["instance_ids"]) == 1
+    assert provider.terminations() == [tuple(term["instance_ids"])]
+    drained = [n for n in nodes if h.machine.nodes[n]["draining"]]
+    assert drained == term["node_ids"]
+    h.now += 120
+    h.executor.tick()  # min_nodes 1: the last node stays
+    assert len(provider.terminations()) == 1
+
+
+def test_a_node_with_running_work_is_not_terminated(h, provider):
+    h.pool(scale_down_idle=10)
+    h.commit({"type": "launch.begin", "launch": {
+        "token": "t", "pool": "cloud", "provider": "memory", "instance_type": "small",
+        "count": 1, "reason": "r"}})
+    h.executor.tick()  # resumes: one instance
+    (iid,) = h.machine.launches["t"]["instances"]
+    node = h.join(iid)
+    h.commit({"type": "job.register", "spec": {"id": "svc", "type": "service", "groups": [
+        {"name": "g", "count": 1, "resources": {"cpu": 100, "memory": 64}}]}})
+    h.commit({"type": "alloc.upsert", "allocations": [{
+        "id": "a1", "job_id": "svc", "group": "g", "node_id": node,
+        "client_status": "running", "resources": {"cpu_milli": 100, "memory_mib": 64}}]})
+    h.now += 1000
+    h.executor.tick()
+    assert provider.terminations() == [] and not h.machine.nodes[node]["draining"]
+
+
+def test_an_instance_that_never_joins_is_terminated_after_the_join_grace(h, provider):
+    h.pool(min_nodes=1, settings={"join_grace": "5m"})
+    h.executor.tick()
+    (launch,) = h.records("launch")
+    h.now += 200
+    h.executor.tick()
+    assert provider.terminations() == []
+    h.now += 101
+    h.executor.tick()
+    (iid,) = launch["instances"]
+    assert (iid,) in provider.terminations()
+    assert h.machine.launches[launch["token"]]["instances"][iid] == "terminated"
+    assert "never joined" in h.records("terminate")[0]["reason"]
+
+
+def test_an_unknown_tagged_instance_is_reported_then_terminated_after_grace(h, provider):
+    h.pool(settings={"orphan_grace": 60})
+    provider.instances["i-stray"] = Instance("i-stray", "cloud", "small", RUNNING,
+                                             request_token="someone-else")
+    h.executor.tick()
+    (note,) = h.records("note")
+    assert note["action"] == "report_unknown" and "i-stray" in note["reason"]
+    assert provider.terminations() == []
+    h.now += 61
+    h.executor.tick()
+    assert provider.terminations() == [("i-stray",)]
+
+
+def test_an_instance_of_a_pending_launch_is_not_unknown(h, provider):
+    h.pool(settings={"orphan_grace": 0})
+    h.commit({"type": "launch.begin", "launch": {
+        "token": "tok", "pool": "cloud", "provider": "memory", "instance_type": "small",
+        "count": 1, "reason": "r"}})
+    provider.instances["i-9"] = Instance("i-9", "cloud", "small", RUNNING, request_token="tok")
+    spec = PoolSpec(name="cloud", provider="memory", settings={"orphan_grace": 0})
+    assert reconcile(h.machine, spec, provider.list_instances(spec), h.now, {}) == []
+
+
+def test_a_capacity_error_is_recorded_and_the_type_is_cooled_down():
+    provider = MemoryProvider(no_capacity=["small"])
+    h = Harness({"memory": provider})
+    h.pool(min_nodes=1)
+    h.executor.tick()
+    (failed,) = h.records("launch")
+    assert failed["status"] == "failed" and "provider_capacity" in failed["error"]
+    h.now += 1
+    h.executor.tick()
+    second = h.records("launch")[1]
+    assert second["instance_type"] == "large" and second["status"] == "done"
+
+
+def test_every_provider_call_is_a_span_under_its_decision(h, provider):
+    h.pool(min_nodes=1)
+    h.executor.tick()
+    spans = {s.name: s for s in h.exporter.get_finished_spans()}
+    decision, call = spans["autoscaler.scale_up"], spans["provider.launch"]
+    assert call.parent is not None and call.parent.span_id == decision.context.span_id
+    assert call.attributes["federation.token"] == h.records("launch")[0]["token"]
+    assert spans["provider.list_instances"].parent is not None
+
+
+def test_settings_from_the_environment():
+    settings = ExecutorSettings.from_env({
+        "FEDERATION_AUTOSCALER_INTERVAL": "0.5", "FEDERATION_AUTOSCALER_DRY_RUN": "1",
+        "FEDERATION_AUTOSCALER_TEST_PAUSE": "after-begin:7"})
+    assert (settings.interval, settings.dry_run, settings.pause_after_begin) == (0.5, True, 7.0)
