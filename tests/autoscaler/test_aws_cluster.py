@@ -1,0 +1,240 @@
+"""The autoscaler end to end: three real `federation server` processes buying EC2 instances
+from a real moto server (AMI and instance-type validation on).
+
+Instances that moto starts run no agent, so where a test needs nodes it registers and
+heart-beats them through the agent protocol itself, one per instance, as an agent would.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+
+from tests.harness import Cluster, ServerProcess, wait_for
+
+CLUSTER_TAG = "fedtest"
+
+
+@pytest.fixture
+def ec2(moto_url: str, aws_env: None) -> Any:
+    httpx.post(moto_url + "/moto-api/reset")
+    return boto3.client("ec2", region_name="us-east-1", endpoint_url=moto_url)
+
+
+@pytest.fixture
+def ami(ec2: Any) -> str:
+    return sorted(i["ImageId"] for i in ec2.describe_images(Owners=["amazon"])["Images"])[0]
+
+
+def start_cluster(root: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> Cluster:
+    monkeypatch.setenv("FEDERATION_AUTOSCALER_INTERVAL", "0.3")
+    monkeypatch.setenv("FEDERATION_AUTOSCALER_RECONCILE", "1")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    cluster = Cluster(root).start()
+    try:
+        cluster.wait_leader()
+    except BaseException:
+        cluster.kill_all()
+        raise
+    return cluster
+
+
+@pytest.fixture
+def make_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                 aws_env: None) -> Iterator[Any]:
+    started: list[Cluster] = []
+
+    def make(**env: str) -> Cluster:
+        cluster = start_cluster(tmp_path / "cluster", monkeypatch, **env)
+        started.append(cluster)
+        return cluster
+
+    yield make
+    for cluster in started:
+        cluster.kill_all()
+
+
+def pool_spec(moto_url: str, ami: str, **extra: Any) -> dict[str, Any]:
+    spec = {
+        "name": "burst", "provider": "aws", "region": "us-east-1",
+        "zones": ["us-east-1a"], "min_nodes": 0, "max_nodes": 6,
+        "instance_types": ["m5.large", "c5.2xlarge"], "scale_down_idle": "2s",
+        "settings": {"endpoint_url": moto_url, "image": ami, "cluster": CLUSTER_TAG,
+                     "join_grace": "1h"},
+    }  # fmt: skip
+    spec.update(extra)
+    return spec
+
+
+def put_pool(server: ServerProcess, spec: dict[str, Any]) -> dict[str, Any]:
+    response = httpx.put(f"{server.url}/v1/pools/{spec['name']}", json=spec, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def alive(ec2: Any) -> list[dict[str, Any]]:
+    return [
+        i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
+        if i["State"]["Name"] in ("pending", "running")
+    ]  # fmt: skip
+
+
+def tags(instance: dict[str, Any]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+
+
+def activities(server: ServerProcess) -> list[dict[str, Any]]:
+    return server.get("/v1/autoscaler/activities").json()
+
+
+def launches(server: ServerProcess) -> list[dict[str, Any]]:
+    return [a for a in activities(server) if a["kind"] == "launch"]
+
+
+def stays(predicate: Any, seconds: float) -> None:
+    """``predicate`` holds for ``seconds`` (checked every 0.2 s): nothing more happens."""
+    done = threading.Event()
+    deadline = seconds
+    while deadline > 0:
+        assert predicate()
+        done.wait(0.2)
+        deadline -= 0.2
+
+
+class Agents:
+    """Registers one node per instance and heart-beats them, as agents on them would."""
+
+    def __init__(self, urls: list[str]) -> None:
+        self.urls = urls
+        self.nodes: dict[str, tuple[str, str]] = {}  # instance id -> (node id, token)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+
+    def join(self, instance: dict[str, Any], pool: str) -> None:
+        body = {"name": instance["InstanceId"], "pool": pool, "provider": "aws",
+                "region": "us-east-1", "zone": instance["Placement"]["AvailabilityZone"],
+                "instance_type": instance["InstanceType"], "instance_id": instance["InstanceId"],
+                "capacity": {"cpu_milli": 2000, "memory_mib": 8192}}
+        for url in self.urls:
+            try:
+                response = httpx.post(url + "/v1/nodes", json=body, timeout=5)
+            except httpx.HTTPError:
+                continue
+            if response.status_code == 201:
+                data = response.json()
+                self.nodes[instance["InstanceId"]] = (data["id"], data["token"])
+                return
+        raise AssertionError(f"no server registered {instance['InstanceId']}")
+
+    def start(self) -> Agents:
+        self._thread.start()
+        return self
+
+    def _beat(self) -> None:
+        while not self._stop.wait(0.4):
+            for node_id, token in list(self.nodes.values()):
+                for url in self.urls:
+                    try:
+                        httpx.post(f"{url}/v1/nodes/{node_id}/heartbeat", timeout=2,
+                                   headers={"X-Node-Token": token})
+                        break
+                    except httpx.HTTPError:
+                        continue
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def test_min_nodes_launch_exactly_the_planned_instances_then_idle_ones_go(
+        make_cluster, ec2, ami, moto_url):
+    cluster = make_cluster()
+    leader = cluster.wait_leader()
+    put_pool(leader, pool_spec(moto_url, ami, min_nodes=2))
+    instances = wait_for(lambda: len(alive(ec2)) == 2 and alive(ec2), 30, "two instances")
+    (launch,) = wait_for(lambda: [a for a in launches(leader) if a["status"] == "done"], 15,
+                         "the launch outcome committed")
+    for inst in instances:
+        assert inst["InstanceType"] == "m5.large"  # the pool's cheapest type
+        assert inst["ImageId"] == ami
+        assert tags(inst)["federation:cluster"] == CLUSTER_TAG
+        assert tags(inst)["federation:pool"] == "burst"
+        assert tags(inst)["federation:request"] == launch["token"]
+    assert sorted(launch["instances"]) == sorted(i["InstanceId"] for i in instances)
+    assert "below min_nodes 2" in launch["reason"]
+    assert launch["hourly_cost"] == pytest.approx(0.192)
+    (pool,) = leader.get("/v1/pools").json()
+    assert (pool["launching"], pool["hourly_cost"]) == (2, pytest.approx(0.192))
+    stays(lambda: len(alive(ec2)) == 2 and len(launches(leader)) == 1, 2.0)
+
+    agents = Agents(cluster.urls)
+    try:
+        for inst in instances:
+            agents.join(inst, "burst")
+        agents.start()
+        wait_for(lambda: leader.get("/v1/pools").json()[0]["nodes"]["ready"] == 2, 10,
+                 "both nodes ready")
+        put_pool(leader, pool_spec(moto_url, ami, min_nodes=1))
+        wait_for(lambda: len(alive(ec2)) == 1, 30, "one idle instance terminated")
+        (term,) = wait_for(
+            lambda: [a for a in activities(leader)
+                     if a["kind"] == "terminate" and a["status"] == "done"], 10,
+            "the termination recorded")
+        assert "idle for" in term["reason"] and term["hourly_cost"] == pytest.approx(0.096)
+        gone = term["node_ids"][0]
+        assert leader.get(f"/v1/nodes/{gone}").json()["draining"] is True
+        stays(lambda: len(alive(ec2)) == 1, 3.0)  # min_nodes 1 holds
+    finally:
+        agents.stop()
+
+
+@pytest.mark.parametrize("pause", ["after-begin", "after-call"])
+def test_killing_the_leader_mid_launch_never_launches_twice(
+        make_cluster, ec2, ami, moto_url, pause):
+    cluster = make_cluster(FEDERATION_AUTOSCALER_TEST_PAUSE=f"{pause}:60")
+    leader = cluster.wait_leader()
+    put_pool(leader, pool_spec(moto_url, ami, min_nodes=3))
+    (pending,) = wait_for(
+        lambda: [a for a in launches(leader) if a["status"] == "pending"], 15,
+        "launch.begin committed")
+    if pause == "after-begin":
+        stays(lambda: alive(ec2) == [], 1.0)  # committed, provider not called
+    else:
+        wait_for(lambda: len(alive(ec2)) == 3, 15, "the provider call made")
+    leader.kill()
+
+    def new_leader() -> ServerProcess | None:
+        current = cluster.wait_leader(5)
+        return current if current is not leader else None
+
+    survivor = wait_for(new_leader, 20, "a new leader")
+    done = wait_for(lambda: [a for a in launches(survivor) if a["status"] == "done"], 30,
+                    "the new leader to resume the launch")
+    assert [a["token"] for a in done] == [pending["token"]]
+    assert f"resuming launch {pending['token']}" in survivor.log()
+    wait_for(lambda: len(alive(ec2)) == 3, 10, "three instances")
+    stays(lambda: len(alive(ec2)) == 3 and len(launches(survivor)) == 1, 3.0)
+    assert {tags(i)["federation:request"] for i in alive(ec2)} == {pending["token"]}
+
+
+def test_pool_validation_names_the_field_and_writes_nothing(make_cluster, ami, moto_url):
+    cluster = make_cluster()
+    leader = cluster.wait_leader()
+    spec = pool_spec(moto_url, ami, min_nodes=9)
+    response = httpx.put(f"{leader.url}/v1/pools/burst", json=spec, timeout=10)
+    assert response.status_code == 400 and "min_nodes" in response.json()["error"]["message"]
+    response = httpx.put(f"{leader.url}/v1/pools/other", json=pool_spec(moto_url, ami),
+                         timeout=10)
+    assert response.status_code == 400 and response.json()["error"]["field"] == "name"
+    response = httpx.put(f"{leader.url}/v1/pools/burst", timeout=10,
+                         json=pool_spec(moto_url, ami, spot="sometimes"))
+    assert response.status_code == 400 and response.json()["error"]["field"] == "spot"
+    assert leader.get("/v1/pools?consistent=true").json() == []
+    assert httpx.delete(f"{leader.url}/v1/pools/burst", timeout=10).status_code == 404
