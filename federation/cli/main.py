@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from federation.cli import agent as agent_cmds
 from federation.cli import allocs as alloc_cmds
 from federation.cli import jobs as job_cmds
 from federation.cli import nodes as node_cmds
@@ -71,6 +72,7 @@ node_cmds.register(app)
 alloc_cmds.register(app)
 snapshot_cmds.register(app)
 simulate_cmds.register(app)
+agent_cmds.register(app)
 pool_cmds.register(app)
 
 

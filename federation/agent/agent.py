@@ -1,0 +1,377 @@
+"""The node agent: registers the node, heart-beats, follows its allocations, reports status.
+
+``Agent.run(stop)`` is the whole life of `federation agent`:
+
+1. register (capacity detected unless given; the agent's log endpoint and the kind of
+   resource limits in force travel as labels), keeping the id the servers know it by;
+2. adopt what a previous run of the agent left (``TaskRunner`` per allocation directory);
+3. heart-beat every ``heartbeat_ttl / 3`` seconds and report status changes in batches;
+4. follow the node's allocations with a blocking query on the state index and reconcile:
+   start what should run and does not, stop what should not run and does.
+
+Any server address works: calls move to the next server on failure (``remote.Servers``).
+Stopping the agent leaves its tasks running (a restarted agent adopts them) unless
+``stop_tasks_on_exit`` is set, as `federation dev` does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from federation.agent import drivers
+from federation.agent.logs import LogServer
+from federation.agent.remote import Servers, ServersUnreachable
+from federation.agent.runner import TaskRunner, client_update
+from federation.agent.signing import ADDRESS_LABEL, token_hash
+from federation.agent.store import Store
+from federation.errors import FederationError, Forbidden, NotFound, Unauthorized
+
+log = logging.getLogger("federation.agent")
+LIMITS_LABEL = "federation/limits"
+WATCH_WAIT_SECONDS = 30.0
+REPORT_BATCH = 500
+
+
+def detect_cpu_milli() -> int:
+    return (os.cpu_count() or 1) * 1000
+
+
+def detect_memory_mib() -> int:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 1024
+
+
+@dataclass
+class AgentConfig:
+    servers: list[str]
+    data_dir: str
+    name: str = field(default_factory=socket.gethostname)
+    pool: str = "default"
+    provider: str = "onprem"
+    region: str = ""
+    zone: str = ""
+    rack: str = ""
+    instance_type: str = ""
+    instance_id: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    cpu_milli: int | None = None
+    memory_mib: int | None = None
+    gpu: int = 0
+    token: str | None = None
+    http_bind: str = "127.0.0.1:0"
+    heartbeat_ttl: float | None = None  # None: ask the servers
+    log_max_bytes: int = 10 << 20
+    log_max_files: int = 3
+    stop_tasks_on_exit: bool = False
+
+
+class Agent:
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.store = Store(config.data_dir)
+        self.servers = Servers(config.servers, config.token)
+        self.limits = drivers.detect_limits()
+        self.node_id: str | None = None
+        self._node_token: str | None = None
+        self._lock = threading.Lock()
+        self._register_lock = threading.Lock()
+        self.runners: dict[str, TaskRunner] = {}
+        self.finished: set[str] = set()  # allocations that ended here: never run them again
+        self._ports_in_use: set[int] = set()
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._pending_cv = threading.Condition()
+        self._health_cache: dict[tuple[str, Any], dict[str, Any] | None] = {}
+        self.stop = threading.Event()
+        self.ttl = 10.0
+        self.log_server = LogServer(config.http_bind, self._alloc_logs, self._key)
+
+    # -- identity ------------------------------------------------------------------------
+    def _key(self) -> str | None:
+        token = self._node_token
+        return token_hash(token) if token else None
+
+    def node_headers(self) -> dict[str, str]:
+        return {"X-Node-Token": self._node_token or ""}
+
+    def register(self) -> None:
+        with self._register_lock:
+            cfg = self.config
+            labels = {**cfg.labels, ADDRESS_LABEL: self.log_server.url,
+                      LIMITS_LABEL: self.limits.mode}
+            body = {
+                "name": cfg.name, "pool": cfg.pool, "provider": cfg.provider,
+                "region": cfg.region, "zone": cfg.zone, "rack": cfg.rack,
+                "instance_type": cfg.instance_type, "instance_id": cfg.instance_id,
+                "labels": labels,
+                "capacity": {"cpu_milli": cfg.cpu_milli or detect_cpu_milli(),
+                             "memory_mib": cfg.memory_mib or detect_memory_mib(),
+                             "gpu": cfg.gpu},
+            }
+            answer, _ = self.servers.call("POST", "/v1/nodes", json_body=body, deadline=3600,
+                                          stop=self.stop)
+            self.node_id, self._node_token = answer["id"], answer["token"]
+            self.store.save_node({"id": self.node_id, "token": self._node_token,
+                                  "name": cfg.name})
+            log.info("registered as node %s (%s); limits by %s; logs at %s", self.node_id,
+                     cfg.name, self.limits.mode, self.log_server.url)
+
+    def _call_as_node(self, method: str, suffix: str, **kwargs: Any) -> tuple[Any, Any]:
+        """A call on ``/v1/nodes/<this node><suffix>`` with the node token; registers again
+        (once) when the servers no longer know this node or its token."""
+        try:
+            return self.servers.call(method, f"/v1/nodes/{self.node_id}{suffix}",
+                                     headers=self.node_headers(), stop=self.stop, **kwargs)
+        except (NotFound, Forbidden, Unauthorized) as exc:
+            if exc.field is not None:
+                raise  # about a field of the request, not about who we are
+            log.warning("the servers do not accept this node (%s): registering again",
+                        exc.message)
+            self.register()
+            return self.servers.call(method, f"/v1/nodes/{self.node_id}{suffix}",
+                                     headers=self.node_headers(), stop=self.stop, **kwargs)
+
+    # -- what tasks see --------------------------------------------------------------------
+    def pick_port(self) -> int:
+        with self._lock:
+            for _ in range(100):
+                with socket.socket() as sock:
+                    sock.bind(("0.0.0.0", 0))
+                    port = int(sock.getsockname()[1])
+                if port not in self._ports_in_use:
+                    self._ports_in_use.add(port)
+                    return port
+        raise FederationError("no free port found")
+
+    def task_env(self, alloc: dict[str, Any], ports: dict[str, int], base: Path) -> dict[str, str]:
+        # The agent's own FEDERATION_* settings (its API token above all) stay with it.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATION_")}
+        declared = (alloc.get("task") or {}).get("env") or {}
+        env.update({str(k): str(v) for k, v in declared.items()})
+        env.update({
+            "FEDERATION_ALLOC_ID": alloc["id"],
+            "FEDERATION_JOB_ID": str(alloc.get("job_id", "")),
+            "FEDERATION_ALLOC_INDEX": str(alloc.get("index", 0)),
+            "FEDERATION_GROUP": str(alloc.get("group", "")),
+            "FEDERATION_NODE_ID": self.node_id or "",
+            "FEDERATION_ALLOC_DIR": str(base),
+        })
+        for name, port in ports.items():
+            env[f"FEDERATION_PORT_{name.upper()}"] = str(port)
+        return env
+
+    def health_for(self, alloc: dict[str, Any]) -> dict[str, Any] | None:
+        """The task's health check: on the allocation, or else in its job's spec."""
+        task = alloc.get("task") or {}
+        if "health" in task:
+            return task["health"] or None
+        key = (str(alloc.get("job_id")), alloc.get("job_version"))
+        if key not in self._health_cache:
+            try:
+                job, _ = self.servers.call("GET", f"/v1/jobs/{key[0]}", stop=self.stop)
+            except FederationError as exc:
+                log.warning("allocation %s: cannot read job %s: %s", alloc["id"], key[0], exc)
+                return None
+            found = None
+            for group in job.get("groups") or []:
+                if group.get("name") == alloc.get("group"):
+                    found = (group.get("task") or {}).get("health")
+            self._health_cache[key] = found
+        return self._health_cache[key]
+
+    # -- status reports ------------------------------------------------------------------
+    def report(self, update: dict[str, Any]) -> None:
+        with self._pending_cv:
+            merged = {**self._pending.get(update["id"], {}), **update}
+            self._pending[update["id"]] = merged
+            self._pending_cv.notify()
+
+    def _report_loop(self) -> None:
+        backoff = 0.1
+        while not self.stop.is_set():
+            with self._pending_cv:
+                while not self._pending and not self.stop.is_set():
+                    self._pending_cv.wait(1.0)
+                batch = dict(list(self._pending.items())[:REPORT_BATCH])
+            if not batch:
+                continue
+            try:
+                self._call_as_node("POST", "/allocations",
+                                   json_body={"updates": list(batch.values())}, deadline=30)
+            except (NotFound, Forbidden) as exc:
+                # One update names an allocation the servers no longer give this node.
+                dropped = self._update_at(exc.field, list(batch))
+                log.warning("status report refused (%s): dropping %s", exc.message, dropped)
+                batch = {dropped: batch[dropped]} if dropped else batch
+            except FederationError as exc:
+                log.warning("status report failed, will retry: %s", exc.message)
+                self.stop.wait(backoff)
+                backoff = min(5.0, backoff * 2)
+                continue
+            backoff = 0.1
+            with self._pending_cv:
+                for alloc_id, sent in batch.items():
+                    if self._pending.get(alloc_id) == sent:
+                        del self._pending[alloc_id]
+
+    @staticmethod
+    def _update_at(field_name: str | None, ids: list[str]) -> str | None:
+        if field_name and field_name.startswith("updates["):
+            position = field_name[len("updates["):].split("]", 1)[0]
+            if position.isdigit() and int(position) < len(ids):
+                return ids[int(position)]
+        return None
+
+    # -- heartbeat -----------------------------------------------------------------------
+    def _heartbeat_loop(self) -> None:
+        interval = max(0.1, self.ttl / 3)
+        while not self.stop.wait(interval):
+            try:
+                self._call_as_node("POST", "/heartbeat", json_body={},
+                                   deadline=max(1.0, interval), timeout=max(1.0, interval))
+            except FederationError as exc:
+                log.warning("heartbeat failed: %s", exc.message)
+
+    # -- allocations ---------------------------------------------------------------------
+    def _watch_loop(self) -> None:
+        index = 0
+        while not self.stop.is_set():
+            params: dict[str, Any] = {}
+            if index:
+                params = {"index": index, "wait": WATCH_WAIT_SECONDS}
+            try:
+                allocs, headers = self._call_as_node(
+                    "GET", "/allocations", params=params,
+                    timeout=WATCH_WAIT_SECONDS + 10, deadline=WATCH_WAIT_SECONDS + 30)
+            except ServersUnreachable as exc:
+                log.warning("cannot reach the servers: %s", exc.message)
+                continue
+            except FederationError as exc:
+                log.warning("reading allocations failed: %s", exc.message)
+                self.stop.wait(1.0)
+                continue
+            index = int(headers.get("X-Federation-Index", index) or 0)
+            self.reconcile(allocs)
+
+    def reconcile(self, allocs: list[dict[str, Any]]) -> None:
+        listed = {a["id"] for a in allocs}
+        for alloc in sorted(allocs, key=lambda a: (a.get("job_id", ""), a.get("index", 0))):
+            with self._lock:
+                runner = self.runners.get(alloc["id"])
+            if runner is not None:
+                runner.update(alloc)
+                continue
+            if alloc["id"] in self.finished:
+                continue  # ended here earlier: never run an allocation twice
+            if alloc.get("desired_status", "run") != "run":
+                continue
+            if alloc.get("client_status") not in ("pending", None):
+                # The servers think it ran here, but this agent has no record of it.
+                if alloc.get("client_status") == "running":
+                    self.report({"id": alloc["id"], "client_status": "lost",
+                                 "message": "the node has no record of this allocation"})
+                continue
+            self._start_runner(alloc, None)
+        with self._lock:
+            gone = [r for r in self.runners.values() if r.id not in listed]
+        for runner in gone:
+            runner.request_stop("no longer placed on this node")
+        for alloc_id in self.finished - listed:
+            # The servers forgot it: so can this node (its directory and logs go too).
+            self.finished.discard(alloc_id)
+            self.store.remove(alloc_id)
+
+    def _start_runner(self, alloc: dict[str, Any], state: dict[str, Any] | None) -> None:
+        self.store.save_alloc(alloc)
+        runner = TaskRunner(self, alloc, state)
+        if state is None:
+            self.store.save_state(alloc["id"], runner.state)
+        with self._lock:
+            self.runners[alloc["id"]] = runner
+            self._ports_in_use.update(int(p) for p in (runner.state.get("ports") or {}).values())
+        runner.start()
+
+    def runner_done(self, runner: TaskRunner) -> None:
+        with self._lock:
+            if self.runners.get(runner.id) is runner:
+                del self.runners[runner.id]
+            self.finished.add(runner.id)
+            self._ports_in_use.difference_update(
+                int(p) for p in (runner.state.get("ports") or {}).values())
+
+    def _recover(self) -> None:
+        """Pick up the allocations a previous run of this agent left on disk."""
+        for alloc_id in self.store.known_allocs():
+            alloc, state = self.store.load(alloc_id)
+            if alloc is None or state is None:
+                continue
+            runner_state = dict(state)
+            if runner_state.get("phase") in ("complete", "failed", "lost"):
+                self.report(client_update(alloc_id, runner_state))
+                self.finished.add(alloc_id)
+                continue
+            self._start_runner(alloc, runner_state)
+
+    def _alloc_logs(self, alloc_id: str) -> tuple[Path, Any] | None:
+        try:
+            base = self.store.alloc_dir(alloc_id)
+        except ValueError:
+            return None
+        if not (base / "state.json").exists():
+            return None
+
+        def done() -> bool:
+            with self._lock:
+                runner = self.runners.get(alloc_id)
+            return runner is None or runner.finished()
+
+        return base / "logs", done
+
+    # -- life ----------------------------------------------------------------------------
+    def run(self) -> None:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        self.log_server.start()
+        if self.config.heartbeat_ttl is not None:
+            self.ttl = self.config.heartbeat_ttl
+        else:
+            settings, _ = self.servers.call("GET", "/v1/agent/settings", deadline=3600,
+                                            stop=self.stop)
+            self.ttl = float(settings.get("heartbeat_ttl", 10.0))
+        self.register()
+        self._recover()
+        threads = [threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True),
+                   threading.Thread(target=self._report_loop, name="report", daemon=True)]
+        for thread in threads:
+            thread.start()
+        try:
+            self._watch_loop()
+        finally:
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        if self.config.stop_tasks_on_exit:
+            with self._lock:
+                runners = list(self.runners.values())
+            for runner in runners:
+                runner.request_stop("the agent is shutting down")
+            deadline = time.monotonic() + 30
+            for runner in runners:
+                runner.thread.join(max(0.0, deadline - time.monotonic()))
+        self.log_server.stop()
+        self.servers.close()

@@ -1,0 +1,181 @@
+"""Reading an allocation's rotated log segments, and the agent's own small HTTP endpoint.
+
+Segments are ``<stream>.<offset>.log`` (see the executor): a read at a stream offset finds the
+segment that holds it; an offset older than the oldest kept segment starts at that segment.
+The endpoint serves ``GET /v1/allocations/{id}/logs?stream=&offset=&follow=`` to servers
+only (signed requests, see ``federation.agent.signing``); users read logs through a server.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from federation.agent.signing import DATE_HEADER, SIGNATURE_HEADER, verify
+
+log = logging.getLogger("federation.agent")
+MAX_READ = 4 << 20
+FOLLOW_POLL_SECONDS = 0.2
+
+
+def segments(log_dir: Path, stream: str) -> list[tuple[int, Path]]:
+    prefix = stream + "."
+    found = []
+    try:
+        names = os.listdir(log_dir)
+    except FileNotFoundError:
+        return []
+    for name in names:
+        if name.startswith(prefix) and name.endswith(".log"):
+            middle = name[len(prefix):-len(".log")]
+            if middle.isdigit():
+                found.append((int(middle), log_dir / name))
+    return sorted(found)
+
+
+def stream_end(log_dir: Path, stream: str) -> int:
+    found = segments(log_dir, stream)
+    if not found:
+        return 0
+    start, path = found[-1]
+    try:
+        return start + path.stat().st_size
+    except FileNotFoundError:
+        return start
+
+
+def read(log_dir: Path, stream: str, offset: int, limit: int = MAX_READ) -> tuple[int, bytes]:
+    """``(start, data)``: up to ``limit`` bytes from ``offset`` (or the oldest kept byte)."""
+    if offset < 0:
+        offset = max(0, stream_end(log_dir, stream) + offset)
+    out = bytearray()
+    start = None
+    for seg_start, path in segments(log_dir, stream):
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            continue  # rotated away while we looked
+        if seg_start + size <= offset:
+            continue
+        position = max(offset, seg_start)
+        if start is None:
+            start = position
+        elif position != start + len(out):
+            break
+        with open(path, "rb") as handle:
+            handle.seek(position - seg_start)
+            out += handle.read(limit - len(out))
+        if len(out) >= limit:
+            break
+    return (offset if start is None else start), bytes(out)
+
+
+class LogServer:
+    """The agent's HTTP endpoint. ``alloc_logs(id)`` gives ``(log_dir, finished)`` or None;
+    ``key()`` gives the current node-token hash that signs requests."""
+
+    def __init__(self, bind: str, alloc_logs: Callable[[str], tuple[Path, Callable[[], bool]]
+                                                          | None],
+                 key: Callable[[], str | None]) -> None:
+        host, _, port = bind.rpartition(":")
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def log_message(self, format: str, *args: object) -> None:
+                log.debug("agent http: " + format, *args)
+
+            def do_GET(self) -> None:  # noqa: N802 - the http.server naming
+                outer.handle(self)
+
+        self.alloc_logs = alloc_logs
+        self.key = key
+        self.server = ThreadingHTTPServer((host or "127.0.0.1", int(port or 0)), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, name="agent-http",
+                                       daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        if host in ("0.0.0.0", "::"):
+            host = socket.getfqdn()  # bound everywhere: advertise a name servers can reach
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _reply(self, handler: BaseHTTPRequestHandler, status: int, text: str) -> None:
+        body = text.encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "text/plain")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    def handle(self, handler: BaseHTTPRequestHandler) -> None:
+        parts = urlsplit(handler.path)
+        if parts.path == "/v1/health":
+            self._reply(handler, 200, "ok")
+            return
+        key = self.key()
+        if key is None or not verify(key, "GET", handler.path, handler.headers.get(DATE_HEADER),
+                                     handler.headers.get(SIGNATURE_HEADER)):
+            self._reply(handler, 403, "requests to an agent must be signed by a server")
+            return
+        pieces = parts.path.strip("/").split("/")
+        if len(pieces) != 4 or pieces[:2] != ["v1", "allocations"] or pieces[3] != "logs":
+            self._reply(handler, 404, "no such path")
+            return
+        query = parse_qs(parts.query)
+        stream = query.get("stream", ["stdout"])[0]
+        follow = query.get("follow", ["false"])[0].lower() in ("1", "true", "yes", "on")
+        try:
+            offset = int(query.get("offset", ["0"])[0])
+        except ValueError:
+            self._reply(handler, 400, "offset must be an integer")
+            return
+        if stream not in ("stdout", "stderr"):
+            self._reply(handler, 400, "stream must be stdout or stderr")
+            return
+        found = self.alloc_logs(unquote(pieces[2]))
+        if found is None:
+            self._reply(handler, 404, "no such allocation on this node")
+            return
+        log_dir, finished = found
+        start, data = read(log_dir, stream, offset)
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/octet-stream")
+        handler.send_header("X-Federation-Log-Offset", str(start))
+        if not follow:
+            handler.send_header("X-Federation-Log-Next", str(start + len(data)))
+            handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        try:
+            handler.wfile.write(data)
+            position = start + len(data)
+            while follow:
+                done = finished()  # read before the data, so nothing written last is missed
+                start, data = read(log_dir, stream, position)
+                if data:
+                    handler.wfile.write(data)
+                    handler.wfile.flush()
+                    position = start + len(data)
+                    continue
+                if done:
+                    break
+                time.sleep(FOLLOW_POLL_SECONDS)
+        except (BrokenPipeError, ConnectionResetError):
+            return

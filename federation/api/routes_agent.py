@@ -1,0 +1,154 @@
+"""The agent side of the API: a node's own allocations, its status reports, and logs.
+
+A node authenticates with the token it got at registration (``X-Node-Token``) and may only
+read and report the allocations placed on it. Logs live on the nodes; a server proxies them
+(``GET /v1/allocations/{id}/logs``) to the agent's own HTTP endpoint, whose address the agent
+registers in the label ``federation/agent-http``, signing the request with the node token's
+hash (see ``federation.agent.signing``), so a user never needs to reach a node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import httpx
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from federation.agent.signing import ADDRESS_LABEL, sign
+from federation.api.auth import check_node_token, require_token
+from federation.api.deps import command_id, document, master
+from federation.errors import FederationError, Forbidden, NotFound, ValidationError
+from federation.state.machine import ALLOC_CLIENT_FIELDS
+
+router = APIRouter(dependencies=[Depends(require_token)], tags=["agent"])
+
+MAX_UPDATES = 1000
+LOG_CONNECT_TIMEOUT = 5.0
+
+
+class AgentUnreachable(FederationError):
+    code = "agent_unreachable"
+    http_status = 502
+
+
+def _node(request: Request, node_id: str) -> dict[str, Any]:
+    node = master(request).machine.nodes.get(node_id)
+    if node is None:
+        raise NotFound(f"no node {node_id!r}")
+    check_node_token(request, node["token_hash"])
+    return node
+
+
+@router.get("/v1/agent/settings")
+async def agent_settings(request: Request) -> dict[str, Any]:
+    """What an agent needs to know about the servers (its heartbeat interval is ttl/3)."""
+    return {"heartbeat_ttl": master(request).config.heartbeat_ttl}
+
+
+@router.get("/v1/nodes/{node_id}/allocations")
+async def node_allocations(
+    request: Request, response: Response, node_id: str,
+    index: int | None = Query(default=None, ge=0, description=(
+        "blocking query: answer once the state index is above this")),
+    wait: float = Query(default=30.0, gt=0, le=300, description="blocking query timeout, s"),
+) -> list[dict[str, Any]]:
+    """The allocations placed on this node (node token required): the agent's work list."""
+    _node(request, node_id)
+    m = master(request)
+    if index is not None:
+        await m.wait_for_index(index, wait)
+    machine = m.machine
+    response.headers["X-Federation-Index"] = str(machine.index)
+    allocs = [a for a in list(machine.allocations.values()) if a["node_id"] == node_id]
+    return sorted(allocs, key=lambda a: (a["job_id"], a["group"], a.get("index", 0), a["id"]))
+
+
+@router.post("/v1/nodes/{node_id}/allocations")
+async def report_status(request: Request, node_id: str) -> dict[str, Any]:
+    """An agent reports what happened to its allocations (client fields only)."""
+    _node(request, node_id)
+    body = await document(request)
+    updates = body.get("updates") if isinstance(body, dict) else None
+    if not isinstance(updates, list) or not updates:
+        raise ValidationError("expected {\"updates\": [...]} with at least one update",
+                              field="updates")
+    if len(updates) > MAX_UPDATES:
+        raise ValidationError(f"at most {MAX_UPDATES} updates per request", field="updates")
+    machine = master(request).machine
+    for i, update in enumerate(updates):
+        if not isinstance(update, dict) or not isinstance(update.get("id"), str):
+            raise ValidationError("an update needs an allocation id", field=f"updates[{i}].id")
+        foreign = sorted(set(update) - ALLOC_CLIENT_FIELDS)
+        if foreign:
+            raise ValidationError(f"an agent cannot set {foreign[0]!r}",
+                                  field=f"updates[{i}].{foreign[0]}")
+        alloc = machine.allocations.get(update["id"])
+        if alloc is None:
+            raise NotFound(f"no allocation {update['id']!r}", field=f"updates[{i}].id")
+        if alloc["node_id"] != node_id:
+            raise Forbidden("the allocation belongs to another node", field=f"updates[{i}].id")
+    m = master(request)
+    value = await m.commit({"type": "alloc.update_status",
+                            "id": command_id(request, f"alloc-status:{node_id}"),
+                            "node_id": node_id, "updates": updates})
+    return {"count": value["count"], "index": m.machine.index}
+
+
+@router.get("/v1/allocations/{alloc_id}/logs", tags=["allocations"])
+async def allocation_logs(
+    request: Request, alloc_id: str,
+    stream: str = Query(default="stdout", pattern="^(stdout|stderr)$"),
+    offset: int = Query(default=0, description=(
+        "byte offset in the stream; negative: that many bytes before the end")),
+    follow: bool = Query(default=False, description="keep streaming until the task ends"),
+) -> StreamingResponse:
+    """An allocation's output, read from its node through this server."""
+    machine = master(request).machine
+    alloc = machine.allocations.get(alloc_id)
+    if alloc is None:
+        raise NotFound(f"no allocation {alloc_id!r}")
+    node = machine.nodes.get(alloc["node_id"])
+    if node is None:
+        raise NotFound(f"the node of allocation {alloc_id!r} is gone")
+    if request.headers.get("x-node-token") is not None:
+        # A caller speaking as a node may read its own allocations only.
+        check_node_token(request, node["token_hash"])
+    address = (node.get("labels") or {}).get(ADDRESS_LABEL)
+    if not address:
+        raise NotFound(f"node {node['name']!r} does not serve logs (no {ADDRESS_LABEL} label)")
+    target = f"/v1/allocations/{quote(alloc_id, safe='')}/logs?" + urlencode(
+        {"stream": stream, "offset": offset, "follow": "true" if follow else "false"})
+    headers = sign(node["token_hash"], "GET", target)
+    client = httpx.AsyncClient(timeout=httpx.Timeout(
+        LOG_CONNECT_TIMEOUT, read=None if follow else 30.0))
+    try:
+        upstream = await client.send(
+            client.build_request("GET", address.rstrip("/") + target, headers=headers),
+            stream=True)
+    except httpx.HTTPError as exc:
+        await client.aclose()
+        raise AgentUnreachable(
+            f"node {node['name']!r} did not answer at {address}: {exc!r}") from None
+    if upstream.status_code != 200:
+        text = (await upstream.aread()).decode(errors="replace")[:500]
+        await upstream.aclose()
+        await client.aclose()
+        if upstream.status_code == 404:
+            raise NotFound(f"node {node['name']!r} has no logs for {alloc_id!r}")
+        raise AgentUnreachable(f"node {node['name']!r} answered {upstream.status_code}: {text}")
+
+    async def relay() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in upstream.aiter_raw():
+                yield chunk
+        except httpx.HTTPError:
+            return  # the node went away mid-stream: end the stream
+        finally:
+            await upstream.aclose()
+            await client.aclose()
+
+    passed = {k: v for k, v in upstream.headers.items() if k.lower().startswith("x-federation-log")}
+    return StreamingResponse(relay(), media_type="application/octet-stream", headers=passed)
