@@ -117,11 +117,12 @@ class Agents:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True)
 
-    def join(self, instance: dict[str, Any], pool: str) -> None:
+    def join(self, instance: dict[str, Any], pool: str, cpu_milli: int = 2000,
+             memory_mib: int = 8192) -> None:
         body = {"name": instance["InstanceId"], "pool": pool, "provider": "aws",
                 "region": "us-east-1", "zone": instance["Placement"]["AvailabilityZone"],
                 "instance_type": instance["InstanceType"], "instance_id": instance["InstanceId"],
-                "capacity": {"cpu_milli": 2000, "memory_mib": 8192}}
+                "capacity": {"cpu_milli": cpu_milli, "memory_mib": memory_mib}}
         for url in self.urls:
             try:
                 response = httpx.post(url + "/v1/nodes", json=body, timeout=5)
@@ -191,6 +192,39 @@ def test_min_nodes_launch_exactly_the_planned_instances_then_idle_ones_go(
         gone = term["node_ids"][0]
         assert leader.get(f"/v1/nodes/{gone}").json()["draining"] is True
         stays(lambda: len(alive(ec2)) == 1, 3.0)  # min_nodes 1 holds
+    finally:
+        agents.stop()
+
+
+def test_blocked_demand_buys_what_fits_and_releases_it_when_the_job_stops(
+        make_cluster, ec2, ami, moto_url):
+    cluster = make_cluster()
+    leader = cluster.wait_leader()
+    put_pool(leader, pool_spec(moto_url, ami))
+    job = {"id": "wide", "type": "batch", "groups": [{
+        "name": "w", "count": 2, "resources": {"cpu": 6000, "memory": 4096},
+        "constraints": [{"attribute": "provider", "operator": "=", "value": "aws"}],
+        "task": {"driver": "exec", "command": ["true"]}}]}
+    response = httpx.post(f"{leader.url}/v1/jobs", json=job, timeout=10)
+    assert response.status_code == 201, response.text
+    # 6 cores a task: only c5.2xlarge (8 cores) holds one, and one each is the cheapest.
+    instances = wait_for(lambda: len(alive(ec2)) == 2 and alive(ec2), 30, "two instances")
+    assert {i["InstanceType"] for i in instances} == {"c5.2xlarge"}
+    (launch,) = launches(leader)
+    assert "2 pending task(s)" in launch["reason"]
+    assert {tags(i)["federation:request"] for i in instances} == {launch["token"]}
+    stays(lambda: len(alive(ec2)) == 2 and len(launches(leader)) == 1, 2.0)
+
+    agents = Agents(cluster.urls)
+    try:
+        for inst in instances:
+            agents.join(inst, "burst", cpu_milli=8000, memory_mib=16384)
+        agents.start()
+        wait_for(lambda: len(leader.get("/v1/allocations?job=wide").json()) == 2, 15,
+                 "the scheduler to place both tasks on the new nodes")
+        assert httpx.delete(f"{leader.url}/v1/jobs/wide", timeout=10).status_code == 200
+        wait_for(lambda: alive(ec2) == [], 30, "the idle instances terminated")
+        assert len(launches(leader)) == 1
     finally:
         agents.stop()
 
