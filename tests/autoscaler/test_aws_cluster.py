@@ -7,6 +7,9 @@ heart-beats them through the agent protocol itself, one per instance, as an agen
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -272,3 +275,31 @@ def test_pool_validation_names_the_field_and_writes_nothing(make_cluster, ami, m
     assert response.status_code == 400 and response.json()["error"]["field"] == "spot"
     assert leader.get("/v1/pools?consistent=true").json() == []
     assert httpx.delete(f"{leader.url}/v1/pools/burst", timeout=10).status_code == 404
+
+
+def cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "federation.cli.main", "--address", url, *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_cli_applies_a_dry_run_pool_and_shows_what_would_be_bought(
+        make_cluster, ec2, ami, moto_url, tmp_path):
+    cluster = make_cluster()
+    leader = cluster.wait_leader()
+    spec = pool_spec(moto_url, ami, min_nodes=2)
+    spec["settings"]["dry_run"] = True
+    path = tmp_path / "pool.json"
+    path.write_text(json.dumps(spec))
+    applied = cli(leader.url, "pool", "apply", str(path))
+    assert applied.returncode == 0 and 'Pool "burst" applied (version 1)' in applied.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: burst\nprovider: aws\n")
+    refused = cli(leader.url, "pool", "apply", str(bad))
+    assert refused.returncode != 0 and "needs a region" in refused.stderr
+    listed = cli(leader.url, "pool", "list")
+    assert listed.returncode == 0 and "burst" in listed.stdout and "aws" in listed.stdout
+    wait_for(lambda: "would launch 2 x m5.large" in cli(
+        leader.url, "autoscaler", "activities").stdout, 15, "the dry-run decision")
+    shown = json.loads(cli(leader.url, "autoscaler", "activities", "-o", "json").stdout)
+    assert [(a["action"], a["dry_run"]) for a in shown] == [("launch", True)]
+    stays(lambda: alive(ec2) == [], 1.0)
