@@ -707,17 +707,22 @@ class _ScaleUpPlanner:
         return True
 
     def _cheapest_holder(
-        self, tier_offers: list[int], contents: Mapping[int, int], zone: str | None
+        self,
+        by_price: list[int],
+        contents: Mapping[int, int],
+        zone: str | None,
+        below: float = math.inf,
     ) -> tuple[int, str | None] | None:
-        """The cheapest offer (and zone) with budget left that holds ``contents`` at once."""
+        """The cheapest offer (and zone) with budget left that holds ``contents`` at once,
+        among offers cheaper than ``below``. ``by_price`` lists offers by ascending price,
+        so the first that fits is the answer and the scan stops at ``below``."""
         used = Resources()
         for g, n in contents.items():
             used = used + self.groups[g].resources.times(n)
-        best: tuple[float, int, str | None] | None = None
-        for o in tier_offers:
+        for o in by_price:
             offer = self.offers[o]
-            if best is not None and offer.price >= best[0] - _EPS:
-                continue
+            if offer.price >= below - _EPS:
+                return None
             if not used.fits_in(offer.capacity):
                 continue
             if not self.budgets[offer.pool].can_add(offer):
@@ -725,16 +730,16 @@ class _ScaleUpPlanner:
             zones: list[str | None] = [zone] if zone is not None else [None, *offer.zones]
             for z in zones:
                 if self._admits(o, z, contents):
-                    best = (offer.price, o, z)
-                    break
-        return None if best is None else (best[1], best[2])
+                    return o, z
+        return None
 
     def _improve(self, bins: list[_Bin], tier_offers: list[int]) -> list[_Bin]:
+        by_price = sorted(tier_offers, key=lambda o: self.offers[o].price)  # stable on ties
         # downsize: each distinct bin to the cheapest type that still holds its contents
         for b in bins:
             old = self.offers[b.offer]
             self.budgets[old.pool].add(old, -b.mult)
-            found = self._cheapest_holder(tier_offers, b.contents, b.zone)
+            found = self._cheapest_holder(by_price, b.contents, b.zone, below=old.price)
             if found is not None:
                 new = self.offers[found[0]]
                 if new.price < old.price - _EPS and self.budgets[new.pool].can_add(new, b.mult):
@@ -757,7 +762,8 @@ class _ScaleUpPlanner:
                     zone = a.zone if a.zone is not None else b.zone
                     self.budgets[pa.pool].add(pa, -1)
                     self.budgets[pb.pool].add(pb, -1)
-                    found = self._cheapest_holder(tier_offers, merged, zone)
+                    found = self._cheapest_holder(by_price, merged, zone,
+                                                  below=pa.price + pb.price)
                     self.budgets[pa.pool].add(pa, 1)
                     self.budgets[pb.pool].add(pb, 1)
                     if found is None:
