@@ -82,45 +82,38 @@ def test_an_unauthenticated_pickle_sent_to_the_raft_port_is_never_unpickled(
     assert cluster.wait_leader() is not None
 
 
-def test_a_server_without_a_secret_refuses_to_start(tmp_path: Path) -> None:
+def _refused_start(tmp_path: Path, *args: str, http_host: str = "127.0.0.1",
+                   env: dict[str, str] | None = None) -> str:
+    """Run `federation server` with ``args``; it must exit non-zero without a traceback.
+    Returns what it printed on stderr."""
     http_port, raft_port = free_ports(2)
     result = subprocess.run(
         [sys.executable, "-m", "federation.cli.main", "server", "--id", "a", "--data-dir",
-         str(tmp_path), "--http", f"127.0.0.1:{http_port}", "--raft", f"127.0.0.1:{raft_port}"],
-        capture_output=True, text=True, timeout=30,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path.cwd())},
+         str(tmp_path / "d"), "--http", f"{http_host}:{http_port}", "--raft",
+         f"127.0.0.1:{raft_port}", *args],
+        capture_output=True, text=True, timeout=30, env=env,
     )
     assert result.returncode != 0
-    assert "Raft secret is required" in result.stderr
     assert "Traceback" not in result.stderr
+    return result.stderr
+
+
+def test_a_server_without_a_secret_refuses_to_start(tmp_path: Path) -> None:
+    bare_env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path.cwd())}
+    assert "Raft secret is required" in _refused_start(tmp_path, env=bare_env)
 
 
 def test_a_short_secret_is_refused(tmp_path: Path) -> None:
     short = tmp_path / "short"
     short.write_text("tooshort")
-    http_port, raft_port = free_ports(2)
-    result = subprocess.run(
-        [sys.executable, "-m", "federation.cli.main", "server", "--id", "a", "--data-dir",
-         str(tmp_path / "d"), "--http", f"127.0.0.1:{http_port}", "--raft",
-         f"127.0.0.1:{raft_port}", "--secret-file", str(short)],
-        capture_output=True, text=True, timeout=30,
-    )
-    assert result.returncode != 0
-    assert "at least 16 characters" in result.stderr
+    assert "at least 16 characters" in _refused_start(tmp_path, "--secret-file", str(short))
 
 
 def test_a_public_api_without_a_token_needs_insecure(tmp_path: Path) -> None:
     secret = tmp_path / "secret"
     secret.write_text("a-long-enough-cluster-secret")
-    http_port, raft_port = free_ports(2)
-    result = subprocess.run(
-        [sys.executable, "-m", "federation.cli.main", "server", "--id", "a", "--data-dir",
-         str(tmp_path / "d"), "--http", f"0.0.0.0:{http_port}", "--raft",
-         f"127.0.0.1:{raft_port}", "--secret-file", str(secret)],
-        capture_output=True, text=True, timeout=30,
-    )
-    assert result.returncode != 0
-    assert "--insecure" in result.stderr
+    stderr = _refused_start(tmp_path, "--secret-file", str(secret), http_host="0.0.0.0")
+    assert "--insecure" in stderr
 
 
 def test_with_a_token_file_every_endpoint_but_health_needs_the_token(tmp_path: Path) -> None:
