@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
+from urllib.parse import quote
 
+import httpx
 import typer
 
 from federation.cli.common import (
@@ -11,13 +14,17 @@ from federation.cli.common import (
     Output,
     OutputOption,
     cpu,
+    describe_error,
+    fail,
     memory,
     output_format,
     print_json,
     print_line,
     print_table,
     session,
+    settings,
 )
+from federation.errors import error_from_body
 
 alloc_app = typer.Typer(help="Allocations: what runs where.", no_args_is_help=True)
 
@@ -59,6 +66,51 @@ def list_allocations(
         print_line("No allocations.")
     else:
         print_table(None, ALLOC_COLUMNS, alloc_rows(allocations))
+
+
+@alloc_app.command("logs")
+def logs(
+    ctx: typer.Context,
+    alloc_id: Annotated[str, typer.Argument(metavar="ALLOC", help="Allocation id.")],
+    stderr: Annotated[
+        bool, typer.Option("--stderr", help="Show stderr instead of stdout.")
+    ] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing output until the task ends.")
+    ] = False,
+) -> None:
+    """Print an allocation's output, read from its node through the servers."""
+    opts = settings(ctx)
+    params = {"stream": "stderr" if stderr else "stdout", "follow": str(follow).lower()}
+    headers = {"Authorization": f"Bearer {opts.token}"} if opts.token else {}
+    timeout = httpx.Timeout(min(10.0, opts.timeout), read=None if follow else opts.timeout)
+    errors = []
+    for address in [a.strip().rstrip("/") for a in opts.address.split(",") if a.strip()]:
+        base = address if "://" in address else f"http://{address}"
+        url = f"{base}/v1/allocations/{quote(alloc_id, safe='')}/logs"
+        try:
+            with httpx.stream("GET", url, params=params, headers=headers,
+                              timeout=timeout) as answer:
+                if answer.status_code == 503:
+                    errors.append(f"{base}: HTTP 503")
+                    continue
+                if answer.status_code != 200:
+                    answer.read()
+                    try:
+                        error = error_from_body(answer.status_code, answer.json())
+                    except ValueError:
+                        fail(f"{base} answered HTTP {answer.status_code}")
+                    fail(describe_error(error))
+                out = sys.stdout.buffer
+                for chunk in answer.iter_raw():
+                    out.write(chunk)
+                    out.flush()
+                return
+        except (httpx.TransportError, OSError) as exc:
+            errors.append(f"{base}: {exc!r}")
+        except KeyboardInterrupt:
+            return
+    fail("could not read the logs from any server: " + "; ".join(errors))
 
 
 def register(app: typer.Typer) -> None:

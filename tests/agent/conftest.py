@@ -20,7 +20,6 @@ import httpx
 import pytest
 
 from federation.server import Master, ServerConfig
-from federation.specs.job import validate_job
 from tests.harness import SECRET, free_ports, wait_for
 
 API_TOKEN = "agent-tests-api-token"
@@ -46,32 +45,27 @@ class Fed:
         return wait_for(lambda: self.master.machine.node_ids_by_name.get(name), 20,
                         f"node {name} to register")
 
-    def submit(self, spec: dict[str, Any]) -> dict[str, Any]:
-        clean = validate_job(spec)
-        self.commit({"type": "job.register", "spec": clean})
-        return clean
+    def run(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Submit a job through the API, as a user would; the leader's scheduler places it."""
+        answer = self.http.post("/v1/jobs", json=spec)
+        assert answer.status_code == 201, answer.text
+        return answer.json()
 
-    def place(self, spec: dict[str, Any], nodes: list[str]) -> list[str]:
-        """Register the job and place every instance round-robin on ``nodes`` (node ids)."""
-        clean = self.submit(spec)
-        job = self.master.machine.jobs[clean["id"]]
-        allocs, slot = [], itertools.cycle(nodes)
-        for group in clean["groups"]:
-            for index in range(group["count"]):
-                res = group["resources"]
-                allocs.append({
-                    "id": f"{clean['id']}-{group['name']}-{index}-{job['version']}",
-                    "job_id": clean["id"], "job_version": job["version"],
-                    "job_type": clean["type"], "group": group["name"], "index": index,
-                    "node_id": next(slot), "desired_status": "run", "client_status": "pending",
-                    "resources": {"cpu_milli": res["cpu"], "memory_mib": res["memory"],
-                                  "gpu": res["gpu"]},
-                    "task": {k: group["task"][k]
-                             for k in ("driver", "command", "env", "image", "kill_timeout")},
-                    "ports": list(group["ports"]), "restart": dict(group["restart"]),
-                })
-        self.commit({"type": "alloc.upsert", "allocations": allocs})
-        return [a["id"] for a in allocs]
+    def allocs(self, job_id: str) -> list[dict[str, Any]]:
+        machine = self.master.machine
+        ids = list(machine.alloc_ids_by_job.get(job_id, ()))
+        found = [dict(machine.allocations[i]) for i in ids if i in machine.allocations]
+        return sorted(found, key=lambda a: (a["group"], a["index"], a.get("create_index", 0)))
+
+    def wait_allocs(self, job_id: str, count: int, status: str, timeout: float = 30
+                    ) -> list[dict[str, Any]]:
+        """Wait until ``count`` allocations of the job are in ``status``; return those."""
+        def ready() -> list[dict[str, Any]] | None:
+            matching = [a for a in self.allocs(job_id) if a["client_status"] == status]
+            return matching if len(matching) >= count else None
+
+        return wait_for(ready, timeout, f"{count} allocations of {job_id} {status} (now "
+                        f"{[(a['index'], a['client_status']) for a in self.allocs(job_id)]})")
 
     def alloc(self, alloc_id: str) -> dict[str, Any]:
         return dict(self.master.machine.allocations[alloc_id])
@@ -139,8 +133,9 @@ class AgentProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def processes_under(root: Path) -> list[int]:
-    """Pids whose command line or working directory lies under ``root`` (tasks, executors)."""
+def processes_under(root: Path, agents: bool = False) -> list[int]:
+    """Pids whose command line or working directory lies under ``root``: tasks and executors
+    (agents too with ``agents=True``)."""
     found, mark = [], str(root)
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
@@ -150,6 +145,8 @@ def processes_under(root: Path) -> list[int]:
             cwd = os.readlink(f"/proc/{entry}/cwd")
             state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
+            continue
+        if not agents and " agent --server " in cmdline:
             continue
         if state != "Z" and (mark in cmdline or cwd.startswith(mark)):
             found.append(int(entry))
@@ -172,7 +169,7 @@ def agents(fed: Fed, tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
     finally:
         for agent in started:
             agent.stop(signal.SIGKILL)
-        for pid in processes_under(root):
+        for pid in processes_under(root, agents=True):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
