@@ -96,6 +96,7 @@ class Agent:
         self._pending_cv = threading.Condition()
         self._health_cache: dict[tuple[str, Any], dict[str, Any] | None] = {}
         self.stop = threading.Event()
+        self._shut_down = False
         self.ttl = 10.0
         self.log_server = LogServer(config.http_bind, self._alloc_logs, self._key)
 
@@ -364,6 +365,10 @@ class Agent:
             self.shutdown()
 
     def shutdown(self) -> None:
+        with self._lock:
+            if self._shut_down:
+                return
+            self._shut_down = True
         self.stop.set()
         if self.config.stop_tasks_on_exit:
             with self._lock:

@@ -91,7 +91,10 @@ def register(app: typer.Typer) -> None:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        # The work runs on a daemon thread (its allocation watch is a long poll); this thread
+        # waits for a signal and shuts down without waiting for the poll to return.
         worker = threading.Thread(target=node_agent.run, name="agent", daemon=True)
         worker.start()
-        while worker.is_alive():
-            worker.join(0.5)
+        while worker.is_alive() and not node_agent.stop.wait(0.5):
+            pass
+        node_agent.shutdown()

@@ -111,18 +111,73 @@ def register(app: typer.Typer) -> None:
             Path(".dev-data"), "--data-dir", help="where the dev cluster keeps its state"),
         http: str = typer.Option(DEV_ADDRESS, "--http"),
         raft: str = typer.Option(DEV_RAFT, "--raft"),
+        agents: int = typer.Option(2, "--agents", min=0, help="local agents to run"),
         log_level: str = typer.Option("info", "--log-level"),
     ) -> None:
-        """A one-server dev cluster on this machine (state kept in --data-dir)."""
+        """A dev cluster on this machine: one server and local agents, until Ctrl-C.
+
+        State, the API token and the agents' logs are kept in --data-dir. Every process it
+        started (server, agents, their tasks) is stopped on Ctrl-C or SIGTERM.
+        """
+        import subprocess
+        import threading
+
         _setup_logging(log_level)
+        data_dir = data_dir.resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
-        secret_path = data_dir / "raft.secret"
-        if not secret_path.exists():
-            secret_path.write_text(secrets.token_urlsafe(32))
-            secret_path.chmod(0o600)
+        files: dict[str, str] = {}
+        for name in ("raft.secret", "api.token"):
+            path = data_dir / name
+            if not path.exists():
+                path.write_text(secrets.token_urlsafe(32))
+                path.chmod(0o600)
+            files[name] = path.read_text().strip()
+        token = files["api.token"]
         config = ServerConfig(
             id="dev", data_dir=str(data_dir / "server"), http=http, raft=raft,
-            secret=secret_path.read_text().strip(),
+            secret=files["raft.secret"], token=token,
         )
-        typer.echo(f"federation dev cluster: API http://{http}  (Ctrl-C to stop)", err=True)
-        _run(config)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        try:
+            master = Master(config)
+            master.start()
+        except (FederationError, ValueError) as exc:
+            _fail(str(exc))
+            return
+        procs: list[subprocess.Popen[bytes]] = []
+        try:
+            from federation.agent.agent import detect_memory_mib
+
+            # The agents share this machine: each offers its share of it.
+            cpu_milli = max(1000, (os.cpu_count() or 1) * 1000 // max(1, agents))
+            memory_mib = max(256, detect_memory_mib() // max(1, agents))
+            env = {**os.environ, "FEDERATION_TOKEN": token}
+            for n in range(1, agents + 1):
+                log_file = open(data_dir / f"agent-{n}.log", "ab")  # noqa: SIM115
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "federation.cli.main", "agent",
+                     "--server", config.http_url, "--data-dir", str(data_dir / f"agent-{n}"),
+                     "--name", f"dev-agent-{n}", "--pool", "dev", "--cpu", str(cpu_milli),
+                     "--memory", str(memory_mib),
+                     "--stop-tasks-on-exit", "--log-level", log_level],
+                    stdout=log_file, stderr=log_file, env=env, start_new_session=True))
+                log_file.close()
+            typer.echo(f"federation dev: 1 server, {agents} agents (logs in {data_dir})")
+            typer.echo(f"  export FEDERATION_ADDR={config.http_url}")
+            typer.echo(f"  export FEDERATION_TOKEN={token}")
+            typer.echo("  federation job run examples/hello-batch.yaml   (Ctrl-C to stop)")
+            stop.wait()
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)  # agents stop their tasks, then exit
+            for proc in procs:
+                try:
+                    proc.wait(40)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(10)
+            master.stop()
+            typer.echo("federation dev: stopped", err=True)
