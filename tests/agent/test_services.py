@@ -165,3 +165,28 @@ def test_a_node_cannot_read_or_report_another_nodes_allocations(fed: Fed, agents
     address = fed.master.machine.nodes[a1.node_id]["labels"]["federation/agent-http"]
     direct = httpx.get(f"{address}/v1/allocations/{alloc['id']}/logs")
     assert direct.status_code == 403
+
+
+def test_a_killed_agents_services_come_back_elsewhere_and_the_old_copies_stop(
+        fed: Fed, agents) -> None:
+    a1, a2 = agents("a1"), agents("a2")
+    fed.run(web("moving", count=2))
+    allocs = fed.wait_allocs("moving", 2, "running")
+    on_a1 = [a["id"] for a in allocs if a["node_id"] == a1.node_id]
+    if not on_a1:  # both landed on a2: kill that one instead
+        a1, a2 = a2, a1
+        on_a1 = [a["id"] for a in allocs]
+    root = a1.data_dir.parent
+    a1.stop(signal.SIGKILL)
+    # The node goes silent: after the TTL (2 s here) it is down, its allocations are lost
+    # and the scheduler places replacements on the surviving node.
+    wait_for(lambda: fed.master.machine.nodes[a1.node_id]["status"] == "down", 10, "node down")
+    replaced = fed.wait_allocs("moving", 2, "running", timeout=20)
+    assert all(a["node_id"] == a2.node_id for a in replaced)
+    wait_for(lambda: all(fed.alloc(a["id"]).get("healthy") for a in replaced), 15,
+             "the replacements healthy")
+    # The old copies still run on the silent machine; when its agent returns it stops them.
+    assert all(_task_pids(root, on_a1)[i] for i in on_a1)
+    a1.start()
+    wait_for(lambda: not any(_task_pids(root, on_a1).values()), 20, "the old copies stopped")
+    assert all(fed.alloc(i)["desired_status"] == "stop" for i in on_a1)
