@@ -47,7 +47,7 @@ async def plan(request: Request) -> dict[str, Any]:
     version = (existing["version"] + (1 if changed else 0)) if existing else 1
     job = {"id": spec["id"], "spec": spec, "version": version, "stopped": False}
     snapshot = take_snapshot(machine)
-    work = reconcile_job(job, snapshot.by_job.get(spec["id"], ()))
+    work = reconcile_job(job, snapshot.by_job.get(spec["id"], ()), snapshot.draining)
     result = plan_work(snapshot, job, work)
     names = {n["id"]: n["name"] for n in list(machine.nodes.values())}
     return {

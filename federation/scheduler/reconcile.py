@@ -4,7 +4,9 @@ For each group the reconciler finds the instance indexes that have no live alloc
 must be placed, the allocations to stop (beyond ``count``, or of an older job version under a
 rolling update), and the failed allocations that are replaced or have used up their
 attempts. Services always come back; a batch index that failed more than
-``restart.attempts`` times in a row stays failed and fails the job.
+``reschedule.attempts`` more times (its agent already restarted it ``restart.attempts`` times
+in place) stays failed and fails the job. Services on a draining node are migrated: a
+replacement is placed elsewhere first, and the old copy stops once the replacement runs.
 """
 
 from __future__ import annotations
@@ -40,8 +42,10 @@ def _max_parallel(spec: Mapping[str, Any]) -> int:
     return max(1, int(update.get("max_parallel", 1)))
 
 
-def reconcile_job(job: Mapping[str, Any], allocations: Iterable[Mapping[str, Any]]) -> JobWork:
-    """The work ``job`` (a state record: spec, version, stopped) needs given its allocations."""
+def reconcile_job(job: Mapping[str, Any], allocations: Iterable[Mapping[str, Any]],
+                  draining: frozenset[str] = frozenset()) -> JobWork:
+    """The work ``job`` (a state record: spec, version, stopped) needs given its allocations
+    and the ids of draining nodes."""
     spec = job["spec"]
     work = JobWork(job["id"])
     allocs = [a for a in allocations if a["desired_status"] == "run"]
@@ -50,7 +54,7 @@ def reconcile_job(job: Mapping[str, Any], allocations: Iterable[Mapping[str, Any
     batch = spec["type"] == "batch"
     for group in spec["groups"]:
         name, count = group["name"], int(group["count"])
-        attempts = int((group.get("restart") or {}).get("attempts", 0))
+        attempts = int((group.get("reschedule") or {}).get("attempts", 1))
         mine = [a for a in allocs if a["group"] == name]
         gw = GroupWork(name)
         by_index: dict[int, list[Mapping[str, Any]]] = {}
@@ -65,6 +69,10 @@ def reconcile_job(job: Mapping[str, Any], allocations: Iterable[Mapping[str, Any
             live = [a for a in here if a["client_status"] in LIVE]
             done = [a for a in here if a["client_status"] == "complete"]
             if live:
+                if not batch and draining and any(a["node_id"] in draining for a in live):
+                    _migrate(gw, index, live, draining,
+                             bool((group.get("task") or {}).get("health")))
+                    continue
                 current = [a for a in live if a.get("job_version") == job["version"]]
                 if not current:
                     outdated_live += 1
@@ -103,6 +111,20 @@ def reconcile_job(job: Mapping[str, Any], allocations: Iterable[Mapping[str, Any
         if gw.place or gw.stop or gw.exhausted:
             work.groups.append(gw)
     return work
+
+
+def _migrate(gw: GroupWork, index: int, live: list[Mapping[str, Any]],
+             draining: frozenset[str], checked: bool) -> None:
+    """Move a service instance off draining nodes without a moment at zero copies: the old
+    copy stops once the replacement runs (and, with a health check, passes it)."""
+    leaving = [a for a in live if a["node_id"] in draining]
+    staying = [a for a in live if a["node_id"] not in draining]
+    if not staying:
+        gw.previous[index] = {**leaving[0], "client_status": "lost"}  # no attempt used
+        gw.place.append(index)
+    elif any(a["client_status"] == "running" and (a.get("healthy") is True or not checked)
+             for a in staying):
+        gw.stop.extend(a["id"] for a in leaving)
 
 
 def dependencies_ready(job: Mapping[str, Any], status_of: Mapping[str, str]) -> str | None:

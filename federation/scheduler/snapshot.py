@@ -26,6 +26,7 @@ class Snapshot:
     allocations: tuple[AllocationView, ...]
     by_job: Mapping[str, tuple[Mapping[str, Any], ...]]  # job id -> every allocation record
     priorities: Mapping[str, int]
+    draining: frozenset[str] = frozenset()
 
 
 def alloc_resources(alloc: Mapping[str, Any]) -> Resources:
@@ -73,8 +74,9 @@ def take(machine: Any) -> Snapshot:
                   "gpu_used_milli": gpu_used.get(node["id"], ())}
         node_views.append(node_view(record))
     node_views.sort(key=lambda n: n.id)
+    draining = frozenset(n.id for n in node_views if n.draining)
     return Snapshot(tuple(node_views), tuple(views),
-                    {k: tuple(v) for k, v in by_job.items()}, priorities)
+                    {k: tuple(v) for k, v in by_job.items()}, priorities, draining)
 
 
 def new_allocation(job: Mapping[str, Any], group: Mapping[str, Any], index: int, node_id: str,

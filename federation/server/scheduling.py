@@ -80,7 +80,7 @@ class Scheduler:
                 continue
             if snapshot is None:
                 snapshot = snap.take(machine)
-            work = reconcile_job(job, snapshot.by_job.get(job["id"], ()))
+            work = reconcile_job(job, snapshot.by_job.get(job["id"], ()), snapshot.draining)
             if work.empty and not job.get("unplaced") and not any(
                     g.exhausted for g in work.groups):
                 continue

@@ -95,6 +95,13 @@ class RestartPolicy(_Strict):
         return str(delay)
 
 
+class ReschedulePolicy(_Strict):
+    """After its agent gave up restarting it (``restart``), a failed batch task is placed
+    again up to ``attempts`` times; services are always placed again."""
+
+    attempts: int = Field(default=1, ge=0, le=100)
+
+
 class HealthCheck(_Strict):
     """A service health check: ``failures`` consecutive failures after ``grace`` make the
     task unhealthy, and the agent restarts it."""
@@ -161,6 +168,7 @@ class Group(_Strict):
         default_factory=list
     )
     restart: RestartPolicy = Field(default_factory=RestartPolicy)
+    reschedule: ReschedulePolicy = Field(default_factory=ReschedulePolicy)
     task: Task
 
     @field_validator("spread")

@@ -1,0 +1,66 @@
+"""The reconciler: what a job needs, given its allocations."""
+
+from __future__ import annotations
+
+from federation.scheduler.reconcile import dependencies_ready, reconcile_job
+
+
+def job(type_: str = "service", count: int = 2, version: int = 1, **group) -> dict:
+    return {"id": "j", "version": version, "stopped": False, "spec": {
+        "type": type_, "groups": [{"name": "g", "count": count, **group}]}}
+
+
+def alloc(index: int, status: str = "running", node: str = "n1", version: int = 1,
+          **extra) -> dict:
+    return {"id": f"a{index}-{node}-{status}", "group": "g", "index": index, "node_id": node,
+            "desired_status": "run", "client_status": status, "job_version": version, **extra}
+
+
+def test_missing_indexes_are_placed() -> None:
+    work = reconcile_job(job(count=3), [alloc(1)])
+    assert work.groups[0].place == [0, 2]
+
+
+def test_instances_beyond_count_are_stopped() -> None:
+    work = reconcile_job(job(count=1), [alloc(0), alloc(1)])
+    assert work.groups[0].stop == ["a1-n1-running"]
+
+
+def test_a_completed_batch_index_is_done_but_a_service_is_replaced() -> None:
+    assert reconcile_job(job("batch", 1), [alloc(0, "complete")]).empty
+    service = reconcile_job(job("service", 1), [alloc(0, "complete")])
+    assert service.groups[0].place == [0]
+
+
+def test_a_failed_batch_task_is_rescheduled_until_its_attempts_run_out() -> None:
+    first = reconcile_job(job("batch", 1, reschedule={"attempts": 1}), [alloc(0, "failed")])
+    assert first.groups[0].place == [0]
+    assert first.groups[0].previous[0]["id"] == "a0-n1-failed"
+    out = reconcile_job(job("batch", 1, reschedule={"attempts": 1}),
+                        [alloc(0, "failed", reschedules=1)])
+    assert out.groups[0].exhausted == [0] and not out.groups[0].place
+
+
+def test_a_service_on_a_draining_node_gets_a_replacement_before_it_stops() -> None:
+    draining = frozenset({"old"})
+    start = reconcile_job(job(count=1), [alloc(0, node="old")], draining)
+    assert start.groups[0].place == [0] and not start.groups[0].stop
+    pending = reconcile_job(job(count=1), [alloc(0, node="old"), alloc(0, "pending", "new")],
+                            draining)
+    assert pending.empty
+    running = reconcile_job(job(count=1), [alloc(0, node="old"), alloc(0, node="new")],
+                            draining)
+    assert running.groups[0].stop == ["a0-old-running"] and not running.groups[0].place
+
+
+def test_a_new_version_replaces_old_instances_max_parallel_at_a_time() -> None:
+    spec = job(count=3, version=2)
+    spec["spec"]["update"] = {"max_parallel": 2}
+    work = reconcile_job(spec, [alloc(i) for i in range(3)])
+    assert len(work.groups[0].place) == 2 and len(work.groups[0].stop) == 2
+
+
+def test_dependencies_must_be_complete() -> None:
+    child = {"spec": {"depends_on": ["a", "b"]}}
+    assert dependencies_ready(child, {"a": "complete", "b": "complete"}) is None
+    assert "'b'" in dependencies_ready(child, {"a": "complete", "b": "running"})
