@@ -93,6 +93,7 @@ class Master:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake_waiters()  # blocking queries answer now instead of being cut at shutdown
         self.loops.stop()
         if self._http is not None:
             self._http.should_exit = True
@@ -169,7 +170,7 @@ class Master:
         with the current index (callers compare and re-read)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self.machine.index <= index:
+        while self.machine.index <= index and not self._stop.is_set():
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
