@@ -39,9 +39,9 @@ MIN_SECRET_LENGTH = 16
 class RaftSettings:
     """Timings tuned for failover in about a second (see docs/architecture.md)."""
 
-    election_timeout_min: float = 0.4
-    election_timeout_max: float = 0.8
-    heartbeat_period: float = 0.05
+    election_timeout_min: float = 0.3
+    election_timeout_max: float = 0.6
+    heartbeat_period: float = 0.075
     connection_retry: float = 0.2
     connection_timeout: float = 1.5
     leader_fallback: float = 3.0
