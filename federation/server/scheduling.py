@@ -32,6 +32,23 @@ log = logging.getLogger("federation.scheduler")
 PASS_INTERVAL = 1.0
 
 
+class _StatusOf(dict[str, str]):
+    """Job statuses, computed on first use (only jobs with dependencies need them)."""
+
+    def __init__(self, machine: Any) -> None:
+        super().__init__()
+        self._machine = machine
+
+    def __missing__(self, job_id: str) -> str:
+        job = self._machine.jobs.get(job_id)
+        status = self._machine.job_status(job) if job is not None else "missing"
+        self[job_id] = status
+        return status
+
+    def get(self, job_id: str, default: Any = None) -> Any:  # type: ignore[override]
+        return self[job_id]
+
+
 def _job_order(job: dict[str, Any]) -> tuple[int, float, str]:
     return (-int(job["spec"].get("priority", 50)), job["submit_time"], job["id"])
 
@@ -43,6 +60,8 @@ class Scheduler:
         self.master = master
         self.passes = 0
         self.placed = 0
+        self._seen_index = -1  # state index the previous pass looked at
+        self._retry: set[str] = set()  # jobs whose plan was refused: look again
 
     def run(self, stop: threading.Event) -> None:
         seen = -1
@@ -59,13 +78,44 @@ class Scheduler:
                 log.warning("scheduling pass interrupted: %s", exc)
                 stop.wait(0.2)
 
+    def _dirty_jobs(self, machine: Any) -> set[str]:
+        """Jobs that may need work since the last pass: changed jobs, jobs whose allocations
+        changed, jobs that depend on those, and, when a node changed (joined, went down,
+        drains), every job that has something unplaced or runs there. Heartbeats do not
+        change a node record's modify_index, so they wake nothing."""
+        since = self._seen_index
+        jobs = dict(machine.jobs)
+        if since < 0:
+            return set(jobs)
+        dirty = {job_id for job_id, job in jobs.items() if job["modify_index"] > since}
+        changed_nodes = {n["id"] for n in list(machine.nodes.values())
+                         if n["modify_index"] > since}
+        for alloc in list(machine.allocations.values()):
+            if alloc["modify_index"] > since or alloc["node_id"] in changed_nodes:
+                dirty.add(alloc["job_id"])
+        if changed_nodes:
+            dirty.update(job_id for job_id, job in jobs.items() if job.get("unplaced"))
+        waiting = [job for job in jobs.values() if job["spec"].get("depends_on")]
+        grew = True
+        while grew:  # a change to a job may unblock the jobs that depend on it
+            grew = False
+            for job in waiting:
+                if job["id"] not in dirty and dirty.intersection(job["spec"]["depends_on"]):
+                    dirty.add(job["id"])
+                    grew = True
+        return dirty | self._retry
+
     def schedule_pass(self) -> int:
-        """Place what every job needs; returns how many allocations were committed."""
+        """Place what the jobs changed since the last pass need; returns how many
+        allocations were committed."""
         self.passes += 1
         machine = self.master.machine
-        jobs = sorted((j for j in list(machine.jobs.values()) if not j["stopped"]),
-                      key=_job_order)
-        status_of = {j["id"]: machine.job_status(j) for j in list(machine.jobs.values())}
+        start_index = machine.index
+        dirty = self._dirty_jobs(machine)
+        self._retry = set()
+        jobs = sorted((j for j in (machine.jobs.get(i) for i in dirty)
+                       if j is not None and not j["stopped"]), key=_job_order)
+        status_of = _StatusOf(machine)
         placed = 0
         snapshot = None
         for job in jobs:
@@ -90,13 +140,19 @@ class Scheduler:
                     and not command["evictions"] and job.get("unplaced") == plan.unplaced
                     and job.get("exhausted", {}) == plan.exhausted):
                 continue
-            result = self.master.commit_sync(command)
+            try:
+                result = self.master.commit_sync(command)
+            except FederationError:
+                self._retry.add(job["id"])
+                raise
             if result["ok"]:
                 placed += len(command["allocations"])
                 snapshot = None  # the next job plans against the new state
             else:
+                self._retry.add(job["id"])
                 log.info("plan for %s refused (%s); re-planning next pass", job["id"],
                          result["error"]["message"])
+        self._seen_index = start_index
         self.placed += placed
         return placed
 

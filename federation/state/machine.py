@@ -204,8 +204,12 @@ def _node(sm: StateMachine, command: Command) -> dict[str, Any]:
 
 def _node_heartbeat(sm: StateMachine, command: Command) -> dict[str, Any]:
     node = _node(sm, command)
+    index = sm._bump()
     updated = {**node, "status": "ready", "last_heartbeat": _time(command)}
-    updated["modify_index"] = sm._bump()
+    if node["status"] != "ready":
+        # Only a change of status is a change of the node for the scheduler; a routine
+        # heartbeat keeps modify_index so it wakes no scheduling work.
+        updated["modify_index"] = index
     sm.nodes[node["id"]] = updated
     return {"id": node["id"], "status": "ready"}
 
