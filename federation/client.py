@@ -283,10 +283,13 @@ class Client:
     def get_node(self, node_id: str, *, consistent: bool = False) -> Node:
         return cast(Node, self._get(f"/v1/nodes/{_seg(node_id)}", consistent=consistent))
 
-    def drain_node(self, node_id: str, *, idempotency_key: str | None = None) -> Node:
-        """Mark a node draining: nothing new is placed there."""
+    def drain_node(self, node_id: str, *, deadline: str | float | None = None,
+                   idempotency_key: str | None = None) -> Node:
+        """Mark a node draining: nothing new is placed there, services move away; batch
+        work still running after ``deadline`` (seconds or "10m") is stopped and re-placed."""
         path = f"/v1/nodes/{_seg(node_id)}/drain"
-        return cast(Node, self._write("POST", path, {}, idempotency_key))
+        body = {} if deadline is None else {"deadline": deadline}
+        return cast(Node, self._write("POST", path, body, idempotency_key))
 
     # -- jobs --
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -11,7 +12,8 @@ from federation.api.auth import check_node_token, require_token, token_hash
 from federation.api.deps import before_read, command_id, document, master
 from federation.api.schemas import NodeRegistration, validate_model
 from federation.api.views import allocated_by_node, node_view
-from federation.errors import NotFound
+from federation.errors import NotFound, ValidationError
+from federation.specs.duration import parse_duration
 
 router = APIRouter(dependencies=[Depends(require_token)], tags=["nodes"])
 
@@ -68,8 +70,20 @@ async def get_node(request: Request, node_id: str, consistent: bool = False) -> 
 
 @router.post("/v1/nodes/{node_id}/drain")
 async def drain(request: Request, node_id: str) -> dict[str, Any]:
+    """Drain a node. Body (optional): ``{"deadline": "10m"}``: batch work still running
+    then is stopped and placed elsewhere; without it batch work may finish."""
     _node_or_404(request, node_id)
+    body = await document(request) if (await request.body()).strip() else {}
+    if not isinstance(body, dict) or set(body) - {"deadline"}:
+        raise ValidationError("the body may only hold a deadline", field="deadline")
+    command: dict[str, Any] = {"type": "node.drain", "id": command_id(request, f"drain:{node_id}"),
+                               "node_id": node_id, "draining": True, "time": time.time()}
+    if body.get("deadline") is not None:
+        try:
+            seconds = parse_duration(body["deadline"])
+        except ValueError as exc:
+            raise ValidationError(str(exc), field="deadline") from None
+        command["deadline"] = command["time"] + seconds
     m = master(request)
-    await m.commit({"type": "node.drain", "id": command_id(request, f"drain:{node_id}"),
-                    "node_id": node_id, "draining": True})
+    await m.commit(command)
     return node_view(m.machine.nodes[node_id], allocated_by_node(m.machine).get(node_id))

@@ -80,20 +80,26 @@ def resolve_node(client: Client, ref: str) -> str:
 def drain(
     ctx: typer.Context,
     node: Annotated[str, typer.Argument(help="Node id, unique id prefix or name.")],
+    deadline: Annotated[str | None, typer.Option(
+        "--deadline", help="stop batch work still running after this long (e.g. 10m); "
+        "without it batch work may finish")] = None,
     output: OutputOption = None,
 ) -> None:
-    """Drain a node: nothing new is placed on it."""
+    """Drain a node: nothing new is placed on it, its services move elsewhere (each
+    replacement up before the old copy stops), batch work finishes or, after --deadline, is
+    stopped and placed again elsewhere."""
     with session(ctx) as client:
         try:
-            drained = client.drain_node(node)
+            drained = client.drain_node(node, deadline=deadline)
         except NotFound:
-            drained = client.drain_node(resolve_node(client, node))
+            drained = client.drain_node(resolve_node(client, node), deadline=deadline)
     if output_format(ctx, output) is Output.json:
         print_json(drained)
         return
     name = drained.get("name")
     label = f'"{name}" ({drained.get("id")})' if name else f'"{drained.get("id", node)}"'
-    print_line(f"Node {label} is draining: nothing new will be placed on it.")
+    until = f"; batch work stops after {deadline}" if deadline else ""
+    print_line(f"Node {label} is draining: nothing new will be placed on it{until}.")
 
 
 def register(app: typer.Typer) -> None:

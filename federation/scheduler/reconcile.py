@@ -7,6 +7,8 @@ attempts. Services always come back; a batch index that failed more than
 ``reschedule.attempts`` more times (its agent already restarted it ``restart.attempts`` times
 in place) stays failed and fails the job. Services on a draining node are migrated: a
 replacement is placed elsewhere first, and the old copy stops once the replacement runs.
+Batch work on a draining node may finish, unless the drain's deadline passed: then it is
+stopped there and placed again elsewhere.
 """
 
 from __future__ import annotations
@@ -43,9 +45,10 @@ def _max_parallel(spec: Mapping[str, Any]) -> int:
 
 
 def reconcile_job(job: Mapping[str, Any], allocations: Iterable[Mapping[str, Any]],
-                  draining: frozenset[str] = frozenset()) -> JobWork:
-    """The work ``job`` (a state record: spec, version, stopped) needs given its allocations
-    and the ids of draining nodes."""
+                  draining: frozenset[str] = frozenset(),
+                  drain_expired: frozenset[str] = frozenset()) -> JobWork:
+    """The work ``job`` (a state record: spec, version, stopped) needs given its allocations,
+    the ids of draining nodes and of those past their drain deadline."""
     spec = job["spec"]
     work = JobWork(job["id"])
     allocs = [a for a in allocations if a["desired_status"] == "run"]
@@ -69,6 +72,14 @@ def reconcile_job(job: Mapping[str, Any], allocations: Iterable[Mapping[str, Any
             live = [a for a in here if a["client_status"] in LIVE]
             done = [a for a in here if a["client_status"] == "complete"]
             if live:
+                if batch and any(a["node_id"] in drain_expired for a in live):
+                    # The drain deadline passed: stop it there, run it again elsewhere
+                    # (not counted as a failed attempt).
+                    leaving = [a for a in live if a["node_id"] in drain_expired]
+                    gw.stop.extend(a["id"] for a in leaving)
+                    gw.previous[index] = {**leaving[0], "client_status": "lost"}
+                    gw.place.append(index)
+                    continue
                 if not batch and draining and any(a["node_id"] in draining for a in live):
                     _migrate(gw, index, live, draining,
                              bool((group.get("task") or {}).get("health")))

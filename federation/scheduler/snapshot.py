@@ -27,6 +27,7 @@ class Snapshot:
     by_job: Mapping[str, tuple[Mapping[str, Any], ...]]  # job id -> every allocation record
     priorities: Mapping[str, int]
     draining: frozenset[str] = frozenset()
+    drain_expired: frozenset[str] = frozenset()  # draining past their deadline
 
 
 def alloc_resources(alloc: Mapping[str, Any]) -> Resources:
@@ -37,8 +38,17 @@ def alloc_resources(alloc: Mapping[str, Any]) -> Resources:
                      0 if share else int(gpu), share)
 
 
-def take(machine: Any) -> Snapshot:
-    """Build a snapshot from the state machine's current tables."""
+def expired_drains(machine: Any, now: float) -> frozenset[str]:
+    """Draining nodes whose drain deadline has passed at ``now``."""
+    return frozenset(
+        n["id"] for n in list(machine.nodes.values())
+        if n.get("draining") and n.get("drain_deadline") is not None
+        and n["drain_deadline"] <= now)
+
+
+def take(machine: Any, now: float | None = None) -> Snapshot:
+    """Build a snapshot from the state machine's current tables (``now`` decides which
+    drain deadlines have passed; none when it is not given)."""
     jobs = dict(machine.jobs)
     priorities = {job_id: int(job["spec"].get("priority", 50)) for job_id, job in jobs.items()}
     records = list(machine.allocations.values())
@@ -75,8 +85,9 @@ def take(machine: Any) -> Snapshot:
         node_views.append(node_view(record))
     node_views.sort(key=lambda n: n.id)
     draining = frozenset(n.id for n in node_views if n.draining)
+    expired = expired_drains(machine, now) if now is not None else frozenset()
     return Snapshot(tuple(node_views), tuple(views),
-                    {k: tuple(v) for k, v in by_job.items()}, priorities, draining)
+                    {k: tuple(v) for k, v in by_job.items()}, priorities, draining, expired)
 
 
 def new_allocation(job: Mapping[str, Any], group: Mapping[str, Any], index: int, node_id: str,

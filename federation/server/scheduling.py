@@ -62,6 +62,7 @@ class Scheduler:
         self.placed = 0
         self._seen_index = -1  # state index the previous pass looked at
         self._retry: set[str] = set()  # jobs whose plan was refused: look again
+        self._expired_seen: frozenset[str] = frozenset()  # drains already past deadline
 
     def run(self, stop: threading.Event) -> None:
         seen = -1
@@ -90,6 +91,9 @@ class Scheduler:
         dirty = {job_id for job_id, job in jobs.items() if job["modify_index"] > since}
         changed_nodes = {n["id"] for n in list(machine.nodes.values())
                          if n["modify_index"] > since}
+        expired = snap.expired_drains(machine, time.time())
+        changed_nodes |= expired - self._expired_seen  # a deadline passing is a change too
+        self._expired_seen = expired
         for alloc in list(machine.allocations.values()):
             if alloc["modify_index"] > since or alloc["node_id"] in changed_nodes:
                 dirty.add(alloc["job_id"])
@@ -129,8 +133,9 @@ class Scheduler:
                                              "unplaced": blocked})
                 continue
             if snapshot is None:
-                snapshot = snap.take(machine)
-            work = reconcile_job(job, snapshot.by_job.get(job["id"], ()), snapshot.draining)
+                snapshot = snap.take(machine, time.time())
+            work = reconcile_job(job, snapshot.by_job.get(job["id"], ()), snapshot.draining,
+                                 snapshot.drain_expired)
             if work.empty and not job.get("unplaced") and not any(
                     g.exhausted for g in work.groups):
                 continue

@@ -219,9 +219,13 @@ def _node_drain(sm: StateMachine, command: Command) -> dict[str, Any]:
     draining = command.get("draining", True)
     if not isinstance(draining, bool):
         raise ValidationError("draining must be true or false", field="draining")
-    if node["draining"] != draining:
-        sm.nodes[node["id"]] = {**node, "draining": draining, "modify_index": sm._bump()}
-    return {"id": node["id"], "draining": draining}
+    deadline = command.get("deadline") if draining else None
+    if deadline is not None and not isinstance(deadline, int | float):
+        raise ValidationError("deadline must be a time in seconds", field="deadline")
+    if node["draining"] != draining or node.get("drain_deadline") != deadline:
+        sm.nodes[node["id"]] = {**node, "draining": draining, "drain_deadline": deadline,
+                                "modify_index": sm._bump()}
+    return {"id": node["id"], "draining": draining, "deadline": deadline}
 
 
 def _node_mark_down(sm: StateMachine, command: Command) -> dict[str, Any]:

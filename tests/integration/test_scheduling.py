@@ -237,3 +237,19 @@ def test_a_cron_job_launches_a_child_run_per_tick(master: Master) -> None:
                          for a in master.machine.allocations.values()), 10, "child placed")
     time.sleep(1.5)
     assert len([j for j in master.machine.jobs.values() if j.get("parent") == "tick"]) == 1
+
+
+def test_a_drain_deadline_moves_batch_work_off_the_node(server) -> None:
+    first = add_node(server, "first", cpu=1000)
+    spec = job("long-batch", 2, cpu=300, type="batch")
+    assert server.post("/v1/jobs", json=spec).status_code == 201
+    placed(server, "long-batch", 2)
+    second = add_node(server, "second", cpu=1000)
+    answer = server.post(f"/v1/nodes/{first}/drain", json={"deadline": "1s"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["drain_deadline"] > 0
+    moved = wait_for(lambda: (a := placed(server, "long-batch", 2)) and all(
+        x["node_id"] == second for x in a) and a, 10, "batch work moved after the deadline")
+    assert all(a.get("reschedules", 0) == 0 for a in moved)
+    bad = server.post(f"/v1/nodes/{first}/drain", json={"deadline": "soon"})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "deadline"

@@ -64,3 +64,13 @@ def test_dependencies_must_be_complete() -> None:
     child = {"spec": {"depends_on": ["a", "b"]}}
     assert dependencies_ready(child, {"a": "complete", "b": "complete"}) is None
     assert "'b'" in dependencies_ready(child, {"a": "complete", "b": "running"})
+
+
+def test_batch_work_on_a_draining_node_finishes_unless_the_deadline_passed() -> None:
+    batch = job("batch", 1)
+    assert reconcile_job(batch, [alloc(0, node="old")], frozenset({"old"})).empty
+    expired = reconcile_job(batch, [alloc(0, node="old")], frozenset({"old"}),
+                            frozenset({"old"}))
+    assert expired.groups[0].stop == ["a0-old-running"]
+    assert expired.groups[0].place == [0]
+    assert expired.groups[0].previous[0]["client_status"] == "lost"  # no attempt used
