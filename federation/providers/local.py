@@ -130,6 +130,10 @@ def default_agent_command(
         "--pool", pool.name,
         "--cpu", str(itype.cpu_milli),
         "--memory", str(itype.memory_mib),
+        "--provider", "local",
+        "--instance-type", itype.name,
+        "--instance-id", name,
+        "--stop-tasks-on-exit",
     ]  # fmt: skip
     if labels:
         argv += ["--labels", ",".join(f"{k}={v}" for k, v in sorted(labels.items()))]
