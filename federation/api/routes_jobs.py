@@ -28,8 +28,7 @@ async def submit(request: Request) -> dict[str, Any]:
     spec = validate_job(await document(request))
     value = await master(request).commit(
         {"type": "job.register", "id": command_id(request, "job"), "spec": spec})
-    return {"id": value["id"], "version": value["version"],
-            "index": master(request).machine.index}
+    return {"id": value["id"], "version": value["version"], "index": value["index"]}
 
 
 @router.post("/v1/jobs/plan", tags=["jobs"],
@@ -90,8 +89,7 @@ async def stop_job(request: Request, job_id: str) -> dict[str, Any]:
     value = await master(request).commit(
         {"type": "job.deregister", "id": command_id(request, f"stop:{job_id}"),
          "job_id": job_id})
-    return {"id": value["id"], "version": value["version"],
-            "index": master(request).machine.index}
+    return {"id": value["id"], "version": value["version"], "index": value["index"]}
 
 
 @router.get("/v1/allocations", tags=["allocations"])

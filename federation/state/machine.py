@@ -275,7 +275,8 @@ def _job_register(sm: StateMachine, command: Command) -> dict[str, Any]:
         raise ValidationError("dependencies would form a cycle", field="depends_on")
     existing = sm.jobs.get(job_id)
     if existing is not None and existing["spec"] == spec and not existing["stopped"]:
-        return {"id": job_id, "version": existing["version"], "changed": False}
+        return {"id": job_id, "version": existing["version"], "changed": False,
+                "index": sm.index}
     index = sm._bump()
     parent = command.get("parent")
     if parent is not None and parent not in sm.jobs:
@@ -294,7 +295,7 @@ def _job_register(sm: StateMachine, command: Command) -> dict[str, Any]:
         "modify_index": index,
     }
     sm.jobs[job_id] = record
-    return {"id": job_id, "version": record["version"], "changed": True}
+    return {"id": job_id, "version": record["version"], "changed": True, "index": index}
 
 
 def _job_deregister(sm: StateMachine, command: Command) -> dict[str, Any]:
@@ -303,14 +304,14 @@ def _job_deregister(sm: StateMachine, command: Command) -> dict[str, Any]:
     if job is None:
         raise NotFound(f"no job {job_id!r}", field="job_id")
     if job["stopped"]:
-        return {"id": job_id, "version": job["version"], "changed": False}
+        return {"id": job_id, "version": job["version"], "changed": False, "index": sm.index}
     index = sm._bump()
     sm.jobs[job_id] = {**job, "stopped": True, "version": job["version"] + 1, "modify_index": index}
     for alloc_id in list(sm.alloc_ids_by_job.get(job_id, ())):
         alloc = sm.allocations[alloc_id]
         if alloc["desired_status"] == "run":
             sm.allocations[alloc_id] = {**alloc, "desired_status": "stop", "modify_index": index}
-    return {"id": job_id, "version": job["version"] + 1, "changed": True}
+    return {"id": job_id, "version": job["version"] + 1, "changed": True, "index": index}
 
 
 def _alloc_upsert(sm: StateMachine, command: Command) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from tests.harness import Cluster
+from tests.harness import Cluster, wait_for
 from tests.specs.test_job_spec import MALFORMED, valid
 
 
@@ -158,7 +158,14 @@ def test_a_blocking_query_returns_when_the_state_changes(single: Cluster) -> Non
         timer.join()
     assert 0.4 < time.monotonic() - started < 5
     assert int(woke.headers["X-Federation-Index"]) > index
-    quiet_index = int(woke.headers["X-Federation-Index"])
+    # Let the scheduler settle the new job (it commits the job's placement report) first.
+    def settled() -> int | None:
+        before = int(server.get("/v1/allocations").headers["X-Federation-Index"])
+        time.sleep(0.5)
+        after = int(server.get("/v1/allocations").headers["X-Federation-Index"])
+        return after if after == before else None
+
+    quiet_index = wait_for(settled, 10, "a quiet state")
     started = time.monotonic()
     idle = httpx.get(server.url + "/v1/allocations", params={"index": quiet_index, "wait": 0.5},
                      timeout=5)

@@ -39,14 +39,15 @@ def log() -> Log:
 
 def test_a_new_job_gets_version_1_and_the_index_moves(log: Log) -> None:
     result = log("job.register", spec=spec())
-    assert result == {"ok": True, "index": 1, "value": {"id": "etl", "version": 1, "changed": True}}
+    assert result == {"ok": True, "index": 1,
+                      "value": {"id": "etl", "version": 1, "changed": True, "index": 1}}
     assert log.sm.jobs["etl"]["create_index"] == 1
 
 
 def test_resubmitting_the_same_spec_creates_no_version(log: Log) -> None:
     log("job.register", spec=spec())
     again = log("job.register", spec=spec())
-    assert again["value"] == {"id": "etl", "version": 1, "changed": False}
+    assert again["value"] == {"id": "etl", "version": 1, "changed": False, "index": 1}
     assert log.sm.index == 1
 
 
