@@ -146,7 +146,7 @@ def status(
                 for g in groups
             ],
         )
-    _print_unplaced(job.get("unplaced") or {})
+    _print_unplaced(dict(job).get("unplaced") or {})
     if allocations:
         print_line("")
         print_table("Allocations", ALLOC_COLUMNS, alloc_rows(allocations))
