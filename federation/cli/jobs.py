@@ -146,7 +146,8 @@ def status(
                 for g in groups
             ],
         )
-    _print_unplaced(dict(job).get("unplaced") or {})
+    unplaced: dict[str, Any] = dict(job).get("unplaced") or {}  # type: ignore[assignment]
+    _print_unplaced(unplaced)
     if allocations:
         print_line("")
         print_table("Allocations", ALLOC_COLUMNS, alloc_rows(allocations))
