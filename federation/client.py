@@ -327,6 +327,17 @@ class Client:
         allocs = self._get("/v1/allocations", params=params, consistent=consistent)
         return cast(list[Allocation], allocs)
 
+    # -- queues --
+
+    def apply_queue(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """Create or replace a fair-share queue (name, weight, optional quota)."""
+        name = str(spec.get("name", ""))
+        return cast(dict[str, Any], self._write("PUT", f"/v1/queues/{_seg(name)}", dict(spec),
+                                                None))
+
+    def list_queues(self) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], self._get("/v1/queues"))
+
     # -- backup --
 
     def snapshot(self) -> dict[str, Any]:

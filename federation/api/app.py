@@ -10,7 +10,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 
 import federation
-from federation.api import routes_agent, routes_cluster, routes_jobs, routes_nodes
+from federation.api import routes_agent, routes_cluster, routes_jobs, routes_nodes, routes_queues
 from federation.api.auth import require_token
 from federation.api.errors import install_error_handlers
 from federation.api.metrics import RequestTimer
@@ -40,6 +40,7 @@ def create_app(master: Any) -> FastAPI:
     app.include_router(routes_cluster.router)
     app.include_router(routes_nodes.router)
     app.include_router(routes_jobs.router)
+    app.include_router(routes_queues.router)
     app.include_router(pools_router)
     app.include_router(routes_agent.router)
     if protected:

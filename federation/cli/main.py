@@ -11,6 +11,7 @@ from federation.cli import allocs as alloc_cmds
 from federation.cli import jobs as job_cmds
 from federation.cli import nodes as node_cmds
 from federation.cli import pools as pool_cmds
+from federation.cli import queues as queue_cmds
 from federation.cli import server as server_cmds
 from federation.cli import simulate as simulate_cmds
 from federation.cli import snapshot as snapshot_cmds
@@ -71,6 +72,7 @@ job_cmds.register(app)
 node_cmds.register(app)
 alloc_cmds.register(app)
 snapshot_cmds.register(app)
+queue_cmds.register(app)
 simulate_cmds.register(app)
 agent_cmds.register(app)
 pool_cmds.register(app)

@@ -13,6 +13,8 @@ from typing import Any
 from federation.scheduler.adapters import node_view
 from federation.scheduler.types import MILLI_PER_GPU, AllocationView, NodeView, Resources
 
+__all__ = ["Resources", "Snapshot", "alloc_resources", "is_live", "new_allocation", "take"]
+
 LIVE = ("pending", "running")
 
 

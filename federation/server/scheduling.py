@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from federation.errors import FederationError
 from federation.scheduler import snapshot as snap
 from federation.scheduler.jobplan import JobPlan, plan_work
+from federation.scheduler.order import order_jobs
 from federation.scheduler.periodic import due_launches
 from federation.scheduler.planner import verify_plan
 from federation.scheduler.reconcile import dependencies_ready, reconcile_job
@@ -81,9 +82,10 @@ class Scheduler:
 
     def _dirty_jobs(self, machine: Any) -> set[str]:
         """Jobs that may need work since the last pass: changed jobs, jobs whose allocations
-        changed, jobs that depend on those, and, when a node changed (joined, went down,
-        drains), every job that has something unplaced or runs there. Heartbeats do not
-        change a node record's modify_index, so they wake nothing."""
+        changed, jobs that depend on those, jobs running on a node that changed (joined,
+        went down, drains, passed its drain deadline), and, when a node changed or an
+        allocation ended (capacity or quota came back), every job with something unplaced.
+        Heartbeats do not change a node record's modify_index, so they wake nothing."""
         since = self._seen_index
         jobs = dict(machine.jobs)
         if since < 0:
@@ -94,10 +96,12 @@ class Scheduler:
         expired = snap.expired_drains(machine, time.time())
         changed_nodes |= expired - self._expired_seen  # a deadline passing is a change too
         self._expired_seen = expired
+        freed = False  # an allocation that ended gives capacity and quota back
         for alloc in list(machine.allocations.values()):
             if alloc["modify_index"] > since or alloc["node_id"] in changed_nodes:
                 dirty.add(alloc["job_id"])
-        if changed_nodes:
+                freed = freed or not snap.is_live(alloc)
+        if changed_nodes or freed:
             dirty.update(job_id for job_id, job in jobs.items() if job.get("unplaced"))
         waiting = [job for job in jobs.values() if job["spec"].get("depends_on")]
         grew = True
@@ -121,24 +125,34 @@ class Scheduler:
                        if j is not None and not j["stopped"]), key=_job_order)
         status_of = _StatusOf(machine)
         placed = 0
-        snapshot = None
+        snapshot = snap.take(machine, time.time())
+        candidates = []
         for job in jobs:
             if job["spec"].get("schedule"):
                 continue  # a periodic template: its children run
             waiting = dependencies_ready(job, status_of)
             if waiting is not None:
-                blocked = {"*": {"explanation": waiting, "unplaced": 0}}
-                if job.get("unplaced") != blocked:
-                    self.master.commit_sync({"type": "job.blocked", "job_id": job["id"],
-                                             "unplaced": blocked})
+                self._block(job, waiting)
                 continue
-            if snapshot is None:
-                snapshot = snap.take(machine, time.time())
             work = reconcile_job(job, snapshot.by_job.get(job["id"], ()), snapshot.draining,
                                  snapshot.drain_expired)
             if work.empty and not job.get("unplaced") and not any(
                     g.exhausted for g in work.groups):
                 continue
+            candidates.append((job, work))
+        queue_of = {j["id"]: j["spec"].get("queue", "default")
+                    for j in list(machine.jobs.values())}
+        ordered, held = order_jobs(candidates, list(machine.queues.values()), snapshot,
+                                   queue_of)
+        for job_id, reason in held.items():
+            self._block(machine.jobs[job_id], reason)
+        fresh = True
+        for ordered_job, work in ordered:
+            job = dict(ordered_job)
+            if not fresh:
+                snapshot = snap.take(machine, time.time())
+                work = reconcile_job(job, snapshot.by_job.get(job["id"], ()),
+                                     snapshot.draining, snapshot.drain_expired)
             plan = self._checked(plan_work(snapshot, job, work, seed=self.passes))
             command = plan.command()
             if (not command["allocations"] and not command["stops"]
@@ -152,7 +166,7 @@ class Scheduler:
                 raise
             if result["ok"]:
                 placed += len(command["allocations"])
-                snapshot = None  # the next job plans against the new state
+                fresh = False  # the next job plans against the new state
             else:
                 self._retry.add(job["id"])
                 log.info("plan for %s refused (%s); re-planning next pass", job["id"],
@@ -160,6 +174,13 @@ class Scheduler:
         self._seen_index = start_index
         self.placed += placed
         return placed
+
+    def _block(self, job: dict[str, Any], reason: str) -> None:
+        """Record why a job is not planned at all (a dependency, a queue quota)."""
+        blocked = {"*": {"explanation": reason, "unplaced": 0}}
+        if job.get("unplaced") != blocked:
+            self.master.commit_sync({"type": "job.blocked", "job_id": job["id"],
+                                     "unplaced": blocked})
 
     def _checked(self, plan: JobPlan) -> JobPlan:
         """The plan applier's re-check against the latest state: placements on a node that

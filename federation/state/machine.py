@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from federation.errors import Conflict, FederationError, NotFound, ValidationError
-from federation.state import capacity
+from federation.state import capacity, queues
 
 Command = dict[str, Any]
 Result = dict[str, Any]
@@ -46,6 +46,7 @@ class StateMachine:
         self.alloc_ids_by_job: dict[str, set[str]] = {}
         self.pools: dict[str, dict[str, Any]] = {}
         self.launches: dict[str, dict[str, Any]] = {}
+        self.queues: dict[str, dict[str, Any]] = {}
         self.applied: OrderedDict[str, tuple[float, Result]] = OrderedDict()
 
     # -- applying commands ---------------------------------------------------------------
@@ -93,6 +94,7 @@ class StateMachine:
             "allocations": list(self.allocations.values()),
             "pools": list(self.pools.values()),
             "launches": list(self.launches.values()),
+            "queues": list(self.queues.values()),
         }
 
     @classmethod
@@ -110,6 +112,7 @@ class StateMachine:
             machine.allocations = {a["id"]: dict(a) for a in data["allocations"]}
             machine.pools = {p["name"]: dict(p) for p in data.get("pools", [])}
             machine.launches = {la["token"]: dict(la) for la in data.get("launches", [])}
+            machine.queues = {q["name"]: dict(q) for q in data.get("queues", [])}
         except (KeyError, TypeError, ValueError) as exc:
             raise ValidationError(f"malformed snapshot: {exc!r}") from None
         machine.node_ids_by_name = {n["name"]: n["id"] for n in machine.nodes.values()}
@@ -451,4 +454,5 @@ _HANDLERS: dict[str, Callable[[StateMachine, Command], dict[str, Any]]] = {
     "job.blocked": _job_blocked,
 }
 _HANDLERS.update(capacity.HANDLERS)
+_HANDLERS.update(queues.HANDLERS)
 COMMAND_TYPES = tuple(_HANDLERS)

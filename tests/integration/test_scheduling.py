@@ -253,3 +253,28 @@ def test_a_drain_deadline_moves_batch_work_off_the_node(server) -> None:
     assert all(a.get("reschedules", 0) == 0 for a in moved)
     bad = server.post(f"/v1/nodes/{first}/drain", json={"deadline": "soon"})
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "deadline"
+
+
+def test_a_queue_quota_holds_work_back_and_says_why(server) -> None:
+    add_node(server, "n0", cpu=4000)
+    import httpx
+
+    put = httpx.put(server.url + "/v1/queues/small",
+                    json={"weight": 1, "quota": {"cpu": 500, "memory": 1024}})
+    assert put.status_code == 200, put.text
+    bad = httpx.put(server.url + "/v1/queues/small", json={"weight": 0})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "weight"
+    fits = {**job("fits", 2, cpu=200), "queue": "small"}
+    too_big = {**job("too-big", 2, cpu=200), "queue": "small", "priority": 10}
+    assert server.post("/v1/jobs", json=fits).status_code == 201
+    placed(server, "fits", 2)
+    assert server.post("/v1/jobs", json=too_big).status_code == 201
+    held = wait_for(lambda: (j := server.get("/v1/jobs/too-big").json())["unplaced"] and j,
+                    10, "the quota explanation")
+    assert "quota" in held["unplaced"]["*"]["explanation"]
+    queues = {q["name"]: q for q in server.get("/v1/queues").json()}
+    assert queues["small"]["usage"]["cpu"] == 400
+    assert queues["small"]["jobs_waiting"] == 1
+    # Stopping the first job gives the quota back: the held job is placed.
+    assert httpx.delete(server.url + "/v1/jobs/fits").status_code == 200
+    placed(server, "too-big", 2)
