@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -143,6 +143,18 @@ def table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable[Any
 
 def print_table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> None:
     print_renderable(table(title, columns, rows))
+
+
+def print_listing(ctx: typer.Context, output: Output | None, items: Sequence[Any], what: str,
+                  columns: Iterable[str], row: Callable[[Any], Iterable[Any]]) -> None:
+    """A list command's output: JSON as is, or a table, or ``No <what>.`` when empty."""
+    if output_format(ctx, output) is Output.json:
+        print_json(items)
+        return
+    if not items:
+        print_line(f"No {what}.")
+        return
+    print_table(None, columns, [row(item) for item in items])
 
 
 def print_fields(pairs: Iterable[tuple[str, Any]]) -> None:

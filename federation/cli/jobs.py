@@ -21,6 +21,7 @@ from federation.cli.common import (
     print_fields,
     print_json,
     print_line,
+    print_listing,
     print_table,
     session,
     timestamp,
@@ -216,25 +217,11 @@ def list_jobs(
     """List jobs with their status and allocation counts."""
     with session(ctx) as client:
         jobs = client.list_jobs(consistent=consistent)
-    if output_format(ctx, output) is Output.json:
-        print_json(jobs)
-        return
-    if not jobs:
-        print_line("No jobs.")
-        return
-    rows = [
-        (
-            j.get("id"),
-            j.get("type"),
-            j.get("priority"),
-            j.get("queue"),
-            j.get("status"),
-            j.get("version"),
-            counts(j.get("allocations")),
-        )
-        for j in jobs
-    ]
-    print_table(None, ("ID", "TYPE", "PRIORITY", "QUEUE", "STATUS", "VERSION", "ALLOCATIONS"), rows)
+    print_listing(
+        ctx, output, jobs, "jobs",
+        ("ID", "TYPE", "PRIORITY", "QUEUE", "STATUS", "VERSION", "ALLOCATIONS"),
+        lambda j: (j.get("id"), j.get("type"), j.get("priority"), j.get("queue"),
+                   j.get("status"), j.get("version"), counts(j.get("allocations"))))
 
 
 def register(app: typer.Typer) -> None:

@@ -15,7 +15,7 @@ from federation.cli.common import (
     output_format,
     print_json,
     print_line,
-    print_table,
+    print_listing,
     session,
     used_of,
 )
@@ -37,28 +37,14 @@ def list_nodes(
     """List nodes with their status, place and how much of them is allocated."""
     with session(ctx) as client:
         nodes = client.list_nodes(consistent=consistent)
-    if output_format(ctx, output) is Output.json:
-        print_json(nodes)
-        return
-    if not nodes:
-        print_line("No nodes.")
-        return
-    rows = [
-        (
-            n.get("id"),
-            n.get("name"),
-            n.get("pool"),
-            n.get("provider"),
-            n.get("zone"),
-            node_state(n),
-            used_of(n.get("allocated"), n.get("capacity"), "cpu_milli", "m"),
-            used_of(n.get("allocated"), n.get("capacity"), "memory_mib", " MiB"),
-            age(n.get("last_heartbeat")),
-        )
-        for n in nodes
-    ]
-    columns = ("ID", "NAME", "POOL", "PROVIDER", "ZONE", "STATUS", "CPU", "MEMORY", "HEARTBEAT")
-    print_table(None, columns, rows)
+    print_listing(
+        ctx, output, nodes, "nodes",
+        ("ID", "NAME", "POOL", "PROVIDER", "ZONE", "STATUS", "CPU", "MEMORY", "HEARTBEAT"),
+        lambda n: (n.get("id"), n.get("name"), n.get("pool"), n.get("provider"), n.get("zone"),
+                   node_state(n),
+                   used_of(n.get("allocated"), n.get("capacity"), "cpu_milli", "m"),
+                   used_of(n.get("allocated"), n.get("capacity"), "memory_mib", " MiB"),
+                   age(n.get("last_heartbeat"))))
 
 
 def resolve_node(client: Client, ref: str) -> str:

@@ -20,6 +20,7 @@ from federation.cli.common import (
     output_format,
     print_json,
     print_line,
+    print_listing,
     print_table,
     session,
 )
@@ -77,27 +78,13 @@ def list_pools(
     """List pools with their nodes, instances launching and hourly cost."""
     with session(ctx) as client:
         pools = client.list_pools(consistent=consistent)
-    if output_format(ctx, output) is Output.json:
-        print_json(pools)
-        return
-    if not pools:
-        print_line("No pools.")
-        return
-    rows = [
-        (
-            p.get("name"),
-            p.get("provider"),
-            p.get("region"),
-            p.get("preference"),
-            f"{p.get('min_nodes')}..{p.get('max_nodes')}",
-            (p.get("nodes") or {}).get("ready", 0),
-            p.get("launching", 0),
-            f"${float(p.get('hourly_cost') or 0):.4f}/h",
-        )
-        for p in pools
-    ]
-    columns = ("NAME", "PROVIDER", "REGION", "PREF", "MIN..MAX", "READY", "LAUNCHING", "COST")
-    print_table(None, columns, rows)
+    print_listing(
+        ctx, output, pools, "pools",
+        ("NAME", "PROVIDER", "REGION", "PREF", "MIN..MAX", "READY", "LAUNCHING", "COST"),
+        lambda p: (p.get("name"), p.get("provider"), p.get("region"), p.get("preference"),
+                   f"{p.get('min_nodes')}..{p.get('max_nodes')}",
+                   (p.get("nodes") or {}).get("ready", 0), p.get("launching", 0),
+                   f"${float(p.get('hourly_cost') or 0):.4f}/h"))
 
 
 @pool_app.command("delete")

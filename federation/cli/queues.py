@@ -12,7 +12,7 @@ from federation.cli.common import (
     output_format,
     print_json,
     print_line,
-    print_table,
+    print_listing,
     session,
 )
 from federation.cli.jobs import load_spec
@@ -41,19 +41,18 @@ def list_queues(ctx: typer.Context, output: OutputOption = None) -> None:
     """Queues with weight, quota, what they use now and their dominant share."""
     with session(ctx) as client:
         queues = client.list_queues()
-    if output_format(ctx, output) is Output.json:
-        print_json(queues)
-        return
 
     def quota(q: dict) -> str:
         if not q.get("quota"):
             return "-"
         return f"{q['quota']['cpu']}m, {q['quota']['memory']} MiB, {q['quota'].get('gpu', 0)} GPU"
 
-    print_table(None, ("NAME", "WEIGHT", "QUOTA", "CPU", "MEMORY", "GPU", "SHARE", "WAITING"), [
-        (q["name"], q["weight"], quota(q), f"{q['usage']['cpu']}m",
-         f"{q['usage']['memory']} MiB", q["usage"]["gpu"], f"{q['dominant_share']:.3f}",
-         q["jobs_waiting"]) for q in queues])
+    print_listing(
+        ctx, output, queues, "queues",
+        ("NAME", "WEIGHT", "QUOTA", "CPU", "MEMORY", "GPU", "SHARE", "WAITING"),
+        lambda q: (q["name"], q["weight"], quota(q), f"{q['usage']['cpu']}m",
+                   f"{q['usage']['memory']} MiB", q["usage"]["gpu"],
+                   f"{q['dominant_share']:.3f}", q["jobs_waiting"]))
 
 
 def register(app: typer.Typer) -> None:
