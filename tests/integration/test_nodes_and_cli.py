@@ -99,3 +99,20 @@ def test_a_saved_snapshot_restores_the_state_on_a_new_cluster(cluster: Cluster,
             wait_for(lambda s=server: len(s.get("/v1/jobs").json()) == 5, 10, "restored jobs")
     finally:
         fresh.kill_all()
+
+
+def test_the_cli_configures_and_lists_queues(cluster: Cluster, tmp_path: Path) -> None:
+    cluster.wait_leader()
+    spec = tmp_path / "queue.yaml"
+    spec.write_text("name: analytics\nweight: 3\nquota: {cpu: 8000, memory: 16384}\n")
+    applied = _cli(cluster, "queue", "apply", str(spec))
+    assert applied.returncode == 0, applied.stderr
+    queues = {q["name"]: q for q in json.loads(_cli(cluster, "-o", "json", "queue",
+                                                     "list").stdout)}
+    assert queues["analytics"]["weight"] == 3.0
+    assert queues["analytics"]["quota"]["cpu"] == 8000
+    table = _cli(cluster, "queue", "list").stdout
+    assert "analytics" in table and "default" in table
+    spec.write_text("name: analytics\nweight: -1\n")
+    bad = _cli(cluster, "queue", "apply", str(spec))
+    assert bad.returncode != 0 and "weight" in bad.stderr
