@@ -433,6 +433,12 @@ def _state_restore(sm: StateMachine, command: Command) -> dict[str, Any]:
     # workload: a snapshot taken elsewhere must not replace them.
     restored.servers = sm.servers
     restored.applied = sm.applied
+    # Heartbeats in a backup are as old as the backup: give every ready node a full TTL from
+    # the restore to report again, instead of declaring it dead at once.
+    now = _time(command)
+    restored.nodes = {
+        node_id: {**node, "last_heartbeat": max(node["last_heartbeat"], now)}
+        for node_id, node in restored.nodes.items()}
     sm.__dict__.update(restored.__dict__)
     sm.index = index
     return {"nodes": len(sm.nodes), "jobs": len(sm.jobs), "allocations": len(sm.allocations)}

@@ -276,3 +276,11 @@ def test_a_node_marked_down_loses_its_live_allocations(log: Log) -> None:
     assert log.sm.allocations["a0"]["client_status"] == "lost"
     assert log.sm.allocations["a0"]["desired_status"] == "stop"
     assert log.sm.allocations["a1"]["client_status"] == "complete"
+
+
+def test_restored_nodes_get_a_fresh_heartbeat_time(log: Log) -> None:
+    log("node.register", time=10.0, node=node())
+    snap = log.sm.snapshot()
+    other = Log()
+    other("state.restore", time=5000.0, snapshot=snap)
+    assert other.sm.nodes["id-n1"]["last_heartbeat"] == 5000.0
