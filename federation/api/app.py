@@ -10,11 +10,17 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 
 import federation
-from federation.api import routes_agent, routes_cluster, routes_jobs, routes_nodes, routes_queues
+from federation.api import (
+    routes_agent,
+    routes_cluster,
+    routes_jobs,
+    routes_nodes,
+    routes_pools,
+    routes_queues,
+)
 from federation.api.auth import require_token
 from federation.api.errors import install_error_handlers
 from federation.api.metrics import RequestTimer
-from federation.api.routes_pools import router as pools_router
 
 
 def tracing_enabled(provider: Any) -> bool:
@@ -41,7 +47,7 @@ def create_app(master: Any) -> FastAPI:
     app.include_router(routes_nodes.router)
     app.include_router(routes_jobs.router)
     app.include_router(routes_queues.router)
-    app.include_router(pools_router)
+    app.include_router(routes_pools.router)
     app.include_router(routes_agent.router)
     if protected:
         @app.get("/openapi.json", include_in_schema=False,
