@@ -13,9 +13,12 @@ from typing import Any
 from federation.scheduler.adapters import task_groups
 from federation.scheduler.feasibility import Usage
 from federation.scheduler.planner import plan_group
-from federation.scheduler.reconcile import JobWork
+from federation.scheduler.ranking import Affinity
+from federation.scheduler.reconcile import GroupWork, JobWork
 from federation.scheduler.snapshot import Snapshot, new_allocation
-from federation.scheduler.types import Eviction
+from federation.scheduler.types import Constraint, Eviction
+
+AVOID_FAILED_NODE = -100  # affinity weight: the strongest dislike ranking knows
 
 
 @dataclass
@@ -50,17 +53,38 @@ def plan_work(snapshot: Snapshot, job: Mapping[str, Any], work: JobWork, *, seed
             result.exhausted[gw.group] = list(gw.exhausted)
         if not gw.place:
             continue
-        demand = replace(demands[gw.group], count=len(gw.place))
-        placed, evicted, report, usage = plan_group(
-            snapshot.nodes, demand, snapshot.allocations, usage=usage, seed=seed + i,
-            preempt=preempt and demand.priority > 0)
         group = groups_by_name[gw.group]
-        for decision in placed:
-            index = gw.place[decision.index]
-            result.allocations.append(new_allocation(
-                job, group, index, decision.node_id, decision.gpu_devices,
-                gw.previous.get(index)))
-        result.evictions.extend(evicted)
-        if report is not None:
-            result.unplaced[gw.group] = report.to_dict()
+        unplaced: dict[str, Any] | None = None
+        for indexes, affinities in _batches(gw, demands[gw.group].gang):
+            demand = replace(demands[gw.group], count=len(indexes))
+            placed, evicted, report, usage = plan_group(
+                snapshot.nodes, demand, snapshot.allocations, usage=usage, seed=seed + i,
+                preempt=preempt and demand.priority > 0, affinities=affinities)
+            for decision in placed:
+                index = indexes[decision.index]
+                result.allocations.append(new_allocation(
+                    job, group, index, decision.node_id, decision.gpu_devices,
+                    gw.previous.get(index)))
+            result.evictions.extend(evicted)
+            if report is not None:
+                if unplaced is None:
+                    unplaced = report.to_dict()
+                else:
+                    unplaced["unplaced"] += report.unplaced
+        if unplaced is not None:
+            result.unplaced[gw.group] = unplaced
     return result
+
+
+def _batches(gw: GroupWork, gang: bool) -> list[tuple[list[int], tuple[Affinity, ...]]]:
+    """The indexes to plan together. A batch task that failed is placed on its own, with a
+    strong preference for any node but the one it failed on (a gang stays one batch)."""
+    retried = [] if gang else [
+        index for index in gw.place
+        if (gw.previous.get(index) or {}).get("client_status") == "failed"]
+    rest = [index for index in gw.place if index not in retried]
+    batches: list[tuple[list[int], tuple[Affinity, ...]]] = [(rest, ())] if rest else []
+    for index in retried:
+        avoid = Constraint("node.id", "=", str(gw.previous[index]["node_id"]))
+        batches.append(([index], (Affinity(avoid, AVOID_FAILED_NODE),)))
+    return batches
