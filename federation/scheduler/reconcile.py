@@ -106,10 +106,14 @@ def reconcile_job(job: Mapping[str, Any], allocations: Iterable[Mapping[str, Any
                 gw.previous[index] = dict(last)
                 gw.stop.extend(a["id"] for a in failed)
             gw.place.append(index)
-        # Rolling update: replace live allocations of older versions, max_parallel at a time,
-        # only while every newer one is up.
+        # Rolling update: replace live allocations of older versions with at most
+        # max_parallel new ones not yet up (running, and healthy when a check is declared).
         if outdated_live and not gw.place:
-            budget = _max_parallel(spec)
+            checked = bool((group.get("task") or {}).get("health"))
+            coming_up = sum(
+                1 for a in mine if a.get("job_version") == job["version"]
+                and a["client_status"] in LIVE and not _up(a, checked))
+            budget = max(0, _max_parallel(spec) - coming_up)
             for index in range(count):
                 if budget == 0:
                     break
@@ -124,6 +128,10 @@ def reconcile_job(job: Mapping[str, Any], allocations: Iterable[Mapping[str, Any
     return work
 
 
+def _up(alloc: Mapping[str, Any], checked: bool) -> bool:
+    return alloc["client_status"] == "running" and (alloc.get("healthy") is True or not checked)
+
+
 def _migrate(gw: GroupWork, index: int, live: list[Mapping[str, Any]],
              draining: frozenset[str], checked: bool) -> None:
     """Move a service instance off draining nodes without a moment at zero copies: the old
@@ -133,8 +141,7 @@ def _migrate(gw: GroupWork, index: int, live: list[Mapping[str, Any]],
     if not staying:
         gw.previous[index] = {**leaving[0], "client_status": "lost"}  # no attempt used
         gw.place.append(index)
-    elif any(a["client_status"] == "running" and (a.get("healthy") is True or not checked)
-             for a in staying):
+    elif any(_up(a, checked) for a in staying):
         gw.stop.extend(a["id"] for a in leaving)
 
 

@@ -74,3 +74,13 @@ def test_batch_work_on_a_draining_node_finishes_unless_the_deadline_passed() -> 
     assert expired.groups[0].stop == ["a0-old-running"]
     assert expired.groups[0].place == [0]
     assert expired.groups[0].previous[0]["client_status"] == "lost"  # no attempt used
+
+
+def test_a_rolling_update_waits_for_new_instances_to_be_up() -> None:
+    spec = job(count=3, version=2)
+    spec["spec"]["update"] = {"max_parallel": 1}
+    one_new_pending = [alloc(0, "pending", version=2), alloc(1), alloc(2)]
+    assert reconcile_job(spec, one_new_pending).empty
+    one_new_running = [alloc(0, "running", version=2), alloc(1), alloc(2)]
+    work = reconcile_job(spec, one_new_running)
+    assert work.groups[0].place == [1] and work.groups[0].stop == ["a1-n1-running"]
