@@ -264,12 +264,27 @@ def _terminate_end(sm: StateMachine, command: Command) -> dict[str, Any]:
     ids = set(record["instance_ids"])
     if error is None:
         _set_instances(sm, record["pool"], ids, "terminated", index)
+        _forget_nodes(sm, record.get("node_ids") or [])
     else:
         _set_instances(sm, record["pool"], ids, "running", index, only_from="terminating")
     status = "failed" if error else "done"
     _store(sm, {**record, "status": status, "ended_at": _time(command), "error": error,
                 "modify_index": index})
     return {"token": token, "status": status, "changed": True}
+
+
+def _forget_nodes(sm: StateMachine, node_ids: list[str]) -> None:
+    """Nodes whose machines were terminated leave the node table (their allocations stay,
+    as history). A node that got live work meanwhile is kept."""
+    live = {a["node_id"] for a in sm.allocations.values()
+            if a["desired_status"] == "run" and a["client_status"] in ("pending", "running")}
+    for node_id in node_ids:
+        node = sm.nodes.get(node_id)
+        if node is None or node_id in live:
+            continue
+        del sm.nodes[node_id]
+        if sm.node_ids_by_name.get(node["name"]) == node_id:
+            del sm.node_ids_by_name[node["name"]]
 
 
 # -- notes ---------------------------------------------------------------------------------
