@@ -30,6 +30,7 @@ class Snapshot:
     priorities: Mapping[str, int]
     draining: frozenset[str] = frozenset()
     drain_expired: frozenset[str] = frozenset()  # draining past their deadline
+    index: int = -1  # the state index it was taken at
 
 
 def alloc_resources(alloc: Mapping[str, Any]) -> Resources:
@@ -51,6 +52,7 @@ def expired_drains(machine: Any, now: float) -> frozenset[str]:
 def take(machine: Any, now: float | None = None) -> Snapshot:
     """Build a snapshot from the state machine's current tables (``now`` decides which
     drain deadlines have passed; none when it is not given)."""
+    index = machine.index
     jobs = dict(machine.jobs)
     priorities = {job_id: int(job["spec"].get("priority", 50)) for job_id, job in jobs.items()}
     records = list(machine.allocations.values())
@@ -89,7 +91,8 @@ def take(machine: Any, now: float | None = None) -> Snapshot:
     draining = frozenset(n.id for n in node_views if n.draining)
     expired = expired_drains(machine, now) if now is not None else frozenset()
     return Snapshot(tuple(node_views), tuple(views),
-                    {k: tuple(v) for k, v in by_job.items()}, priorities, draining, expired)
+                    {k: tuple(v) for k, v in by_job.items()}, priorities, draining, expired,
+                    index)
 
 
 def new_allocation(job: Mapping[str, Any], group: Mapping[str, Any], index: int, node_id: str,

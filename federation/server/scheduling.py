@@ -153,7 +153,7 @@ class Scheduler:
                 snapshot = snap.take(machine, time.time())
                 work = reconcile_job(job, snapshot.by_job.get(job["id"], ()),
                                      snapshot.draining, snapshot.drain_expired)
-            plan = self._checked(plan_work(snapshot, job, work, seed=self.passes))
+            plan = self._checked(plan_work(snapshot, job, work, seed=self.passes), snapshot)
             command = plan.command()
             if (not command["allocations"] and not command["stops"]
                     and not command["evictions"] and job.get("unplaced") == plan.unplaced
@@ -182,10 +182,13 @@ class Scheduler:
             self.master.commit_sync({"type": "job.blocked", "job_id": job["id"],
                                      "unplaced": blocked})
 
-    def _checked(self, plan: JobPlan) -> JobPlan:
+    def _checked(self, plan: JobPlan, planned_on: snap.Snapshot) -> JobPlan:
         """The plan applier's re-check against the latest state: placements on a node that
         no longer fits them (after the plan's evictions there) are dropped and re-planned."""
-        latest = snap.take(self.master.machine)
+        machine = self.master.machine
+        if machine.index == planned_on.index:
+            return plan  # nothing was applied since the plan's snapshot: it still fits
+        latest = snap.take(machine)
         as_plan = Plan(evictions=list(plan.evictions))
         by_id = {}
         for alloc in plan.allocations:
