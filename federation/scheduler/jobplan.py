@@ -19,6 +19,7 @@ from federation.scheduler.snapshot import Snapshot, new_allocation
 from federation.scheduler.types import Constraint, Eviction
 
 AVOID_FAILED_NODE = -100  # affinity weight: the strongest dislike ranking knows
+MAX_ALLOCATIONS_PER_ENTRY = 2_000
 
 
 @dataclass
@@ -38,6 +39,40 @@ class JobPlan:
             "evictions": [e.allocation_id for e in self.evictions],
             "unplaced": self.unplaced, "exhausted": self.exhausted,
         }
+
+    def commands(self, gangs: frozenset[str] = frozenset(),
+                 limit: int = MAX_ALLOCATIONS_PER_ENTRY) -> list[dict[str, Any]]:
+        """The plan as Raft entries of at most ``limit`` new allocations each (a huge entry
+        stalls replication and heartbeats), a gang group always in one entry. Stops and
+        evictions go with the first entry, the report of what was not placed with the last."""
+        chunks: list[list[dict[str, Any]]] = [[]]
+        for group, allocs in _by_group(self.allocations):
+            if group in gangs:
+                if chunks[-1] and len(chunks[-1]) + len(allocs) > limit:
+                    chunks.append([])
+                chunks[-1].extend(allocs)
+                continue
+            for alloc in allocs:
+                if len(chunks[-1]) >= limit:
+                    chunks.append([])
+                chunks[-1].append(alloc)
+        whole = self.command()
+        out = []
+        for i, chunk in enumerate(chunks):
+            last = i == len(chunks) - 1
+            out.append({**whole, "allocations": chunk,
+                        "stops": whole["stops"] if i == 0 else [],
+                        "evictions": whole["evictions"] if i == 0 else [],
+                        "unplaced": whole["unplaced"] if last else {},
+                        "exhausted": whole["exhausted"] if last else {}})
+        return out
+
+
+def _by_group(allocations: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for alloc in allocations:
+        groups.setdefault(alloc["group"], []).append(alloc)
+    return list(groups.items())
 
 
 def plan_work(snapshot: Snapshot, job: Mapping[str, Any], work: JobWork, *, seed: int = 0,

@@ -159,18 +159,20 @@ class Scheduler:
                     and not command["evictions"] and job.get("unplaced") == plan.unplaced
                     and job.get("exhausted", {}) == plan.exhausted):
                 continue
-            try:
-                result = self.master.commit_sync(command)
-            except FederationError:
-                self._retry.add(job["id"])
-                raise
-            if result["ok"]:
-                placed += len(command["allocations"])
+            gangs = frozenset(g["name"] for g in job["spec"]["groups"] if g.get("gang"))
+            for entry in plan.commands(gangs):
+                try:
+                    result = self.master.commit_sync(entry)
+                except FederationError:
+                    self._retry.add(job["id"])
+                    raise
                 fresh = False  # the next job plans against the new state
-            else:
-                self._retry.add(job["id"])
-                log.info("plan for %s refused (%s); re-planning next pass", job["id"],
-                         result["error"]["message"])
+                if not result["ok"]:
+                    self._retry.add(job["id"])
+                    log.info("plan for %s refused (%s); re-planning next pass", job["id"],
+                             result["error"]["message"])
+                    break
+                placed += len(entry["allocations"])
         self._seen_index = start_index
         self.placed += placed
         return placed

@@ -37,3 +37,19 @@ def test_new_work_is_planned_together_and_numbered_by_index() -> None:
     job["spec"]["groups"][0]["count"] = 3
     plan = plan_work(snapshot(), job, reconcile_job(job, []))
     assert sorted(a["index"] for a in plan.allocations) == [0, 1, 2]
+
+
+def test_a_large_plan_is_committed_in_bounded_entries_keeping_gangs_whole() -> None:
+    from federation.scheduler.jobplan import JobPlan
+
+    plan = JobPlan("j", 1, allocations=[{"group": "web", "i": i} for i in range(5)]
+                   + [{"group": "gang", "i": i} for i in range(3)],
+                   stops=["s"], unplaced={"web": {"unplaced": 1}})
+    entries = plan.commands(frozenset({"gang"}), limit=2)
+    sizes = [len(e["allocations"]) for e in entries]
+    assert sum(sizes) == 8 and max(sizes[:-1]) <= 2
+    gang_entries = [e for e in entries if any(a["group"] == "gang" for a in e["allocations"])]
+    assert len(gang_entries) == 1 and len(gang_entries[0]["allocations"]) == 3
+    assert entries[0]["stops"] == ["s"] and all(e["stops"] == [] for e in entries[1:])
+    assert entries[-1]["unplaced"] == {"web": {"unplaced": 1}}
+    assert all(e["unplaced"] == {} for e in entries[:-1])
