@@ -145,8 +145,16 @@ def test_a_blocking_query_returns_when_the_state_changes(single: Cluster) -> Non
     import time
 
     server = single.servers[0]
-    first = server.get("/v1/allocations")
-    index = int(first.headers["X-Federation-Index"])
+
+    # Earlier writes may still be settling (the scheduler commits each job's placement
+    # report): start from a quiet state, so only this test's write can wake the query.
+    def settled() -> int | None:
+        before = int(server.get("/v1/allocations").headers["X-Federation-Index"])
+        time.sleep(0.5)
+        after = int(server.get("/v1/allocations").headers["X-Federation-Index"])
+        return after if after == before else None
+
+    index = wait_for(settled, 30, "a quiet state")
     started = time.monotonic()
     timer = threading.Timer(0.5, lambda: server.post(
         "/v1/jobs", json={**valid(), "id": "wake-up", "schedule": None}))
@@ -158,14 +166,7 @@ def test_a_blocking_query_returns_when_the_state_changes(single: Cluster) -> Non
         timer.join()
     assert 0.4 < time.monotonic() - started < 5
     assert int(woke.headers["X-Federation-Index"]) > index
-    # Let the scheduler settle the new job (it commits the job's placement report) first.
-    def settled() -> int | None:
-        before = int(server.get("/v1/allocations").headers["X-Federation-Index"])
-        time.sleep(0.5)
-        after = int(server.get("/v1/allocations").headers["X-Federation-Index"])
-        return after if after == before else None
-
-    quiet_index = wait_for(settled, 10, "a quiet state")
+    quiet_index = wait_for(settled, 30, "a quiet state again")
     started = time.monotonic()
     idle = httpx.get(server.url + "/v1/allocations", params={"index": quiet_index, "wait": 0.5},
                      timeout=5)
