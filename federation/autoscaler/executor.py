@@ -32,6 +32,7 @@ from typing import Any
 
 from opentelemetry import trace
 
+from federation.autoscaler.decide import plan
 from federation.autoscaler.observe import (
     busy_nodes,
     demand,
@@ -40,7 +41,7 @@ from federation.autoscaler.observe import (
     pool_dry_run,
     pool_state,
 )
-from federation.autoscaler.planner import Plan, PoolState, ScaleDown, ScaleUp, plan
+from federation.autoscaler.planner import Plan, PoolState, ScaleDown, ScaleUp
 from federation.autoscaler.reconciler import Drift, reconcile
 from federation.errors import CapacityError, FederationError, QuotaError
 from federation.providers.base import Bootstrap, InstanceType, Provider, load_provider
@@ -203,9 +204,15 @@ class Executor:
             for down in result.scale_down:
                 self._scale_down(specs[down.pool], down, report)
             for item in result.unplaceable:
-                self._note(f"unplaceable:{item.task_id}", "unplaceable", "",
-                           f"{item.count} task(s) of {item.task_id}: {item.reason}", 0.0,
-                           False, report)
+                self._note(
+                    f"unplaceable:{item.task_id}",
+                    "unplaceable",
+                    "",
+                    f"{item.count} task(s) of {item.task_id}: {item.reason}",
+                    0.0,
+                    False,
+                    report,
+                )
             if now - self._last_reconcile >= self.settings.reconcile_every:
                 self._last_reconcile = now
                 for spec in specs.values():
@@ -240,9 +247,15 @@ class Executor:
                     span.set_attribute("federation.provider", spec.provider)
                     types = tuple(self.provider(spec.provider).catalog(spec))
             except FederationError as exc:
-                self._note(f"catalog:{spec.name}", "catalog_error", spec.name,
-                           f"cannot read the catalog of pool {spec.name}: {exc}", 0.0, False,
-                           None)
+                self._note(
+                    f"catalog:{spec.name}",
+                    "catalog_error",
+                    spec.name,
+                    f"cannot read the catalog of pool {spec.name}: {exc}",
+                    0.0,
+                    False,
+                    None,
+                )
                 return None
             hit = (now, types)
             self._catalogs = {k: v for k, v in self._catalogs.items() if k[0] != spec.name}
@@ -255,22 +268,38 @@ class Executor:
         """Commit; the value, or None when the state machine rejected the command."""
         result = self.commit(command)
         if not result.get("ok"):
-            log.warning("autoscaler command %s rejected: %s", command["type"],
-                        result.get("error"))
+            log.warning("autoscaler command %s rejected: %s", command["type"], result.get("error"))
             return None
         return dict(result["value"])
 
-    def _note(self, subject: str, action: str, pool: str, reason: str, cost: float,
-              dry_run: bool, report: TickReport | None) -> None:
+    def _note(
+        self,
+        subject: str,
+        action: str,
+        pool: str,
+        reason: str,
+        cost: float,
+        dry_run: bool,
+        report: TickReport | None,
+    ) -> None:
         """Record a decision not acted upon, once per subject while its reason holds."""
         if self._noted.get(subject) == reason:
             return
         token = f"note-{uuid.uuid4().hex}"
-        value = self._commit({
-            "type": "autoscaler.record", "id": f"autoscaler.record:{token}",
-            "note": {"token": token, "action": action, "pool": pool, "reason": reason,
-                     "hourly_cost": round(cost, 6), "dry_run": dry_run},
-        })
+        value = self._commit(
+            {
+                "type": "autoscaler.record",
+                "id": f"autoscaler.record:{token}",
+                "note": {
+                    "token": token,
+                    "action": action,
+                    "pool": pool,
+                    "reason": reason,
+                    "hourly_cost": round(cost, 6),
+                    "dry_run": dry_run,
+                },
+            }
+        )
         if value is not None:
             self._noted[subject] = reason
             if report is not None:
@@ -286,36 +315,61 @@ class Executor:
             span.set_attribute("federation.reason", up.reason)
             if self._dry(spec):
                 span.set_attribute("federation.dry_run", True)
-                self._note(f"up:{up.pool}:{up.instance_type}:{up.zones}", "launch", up.pool,
-                           f"would launch {up.count} x {up.instance_type}: {up.reason}",
-                           up.hourly_cost, True, report)
+                self._note(
+                    f"up:{up.pool}:{up.instance_type}:{up.zones}",
+                    "launch",
+                    up.pool,
+                    f"would launch {up.count} x {up.instance_type}: {up.reason}",
+                    up.hourly_cost,
+                    True,
+                    report,
+                )
                 return
             token = uuid.uuid4().hex
             span.set_attribute("federation.token", token)
-            begun = self._commit({
-                "type": "launch.begin", "id": f"launch.begin:{token}",
-                "launch": {
-                    "token": token, "pool": up.pool, "provider": up.provider,
-                    "instance_type": up.instance_type, "count": up.count, "spot": up.spot,
-                    "zones": list(up.zones), "price_per_hour": up.price_per_hour,
-                    "hourly_cost": up.hourly_cost, "reason": up.reason,
-                    "decision": format(span.get_span_context().trace_id, "032x"),
-                },
-            })
+            begun = self._commit(
+                {
+                    "type": "launch.begin",
+                    "id": f"launch.begin:{token}",
+                    "launch": {
+                        "token": token,
+                        "pool": up.pool,
+                        "provider": up.provider,
+                        "instance_type": up.instance_type,
+                        "count": up.count,
+                        "spot": up.spot,
+                        "zones": list(up.zones),
+                        "price_per_hour": up.price_per_hour,
+                        "hourly_cost": up.hourly_cost,
+                        "reason": up.reason,
+                        "decision": format(span.get_span_context().trace_id, "032x"),
+                    },
+                }
+            )
             if begun is None or not begun.get("changed"):
                 return
-            log.info("launch %s committed: %d x %s in pool %s (%s)", token, up.count,
-                     up.instance_type, up.pool, up.reason)
+            log.info(
+                "launch %s committed: %d x %s in pool %s (%s)",
+                token,
+                up.count,
+                up.instance_type,
+                up.pool,
+                up.reason,
+            )
             if self.settings.pause_after_begin > 0:
-                log.warning("test pause: launch %s committed, provider not called yet; "
-                            "pausing %.1fs", token, self.settings.pause_after_begin)
+                log.warning(
+                    "test pause: launch %s committed, provider not called yet; pausing %.1fs",
+                    token,
+                    self.settings.pause_after_begin,
+                )
                 if self._stop.wait(self.settings.pause_after_begin):
                     return  # leadership lost: the next leader resumes this launch
             self._launch(spec, token, up.instance_type, up.count, pause=True)
             report.launched.append(token)
 
-    def _launch(self, spec: PoolSpec, token: str, instance_type: str, count: int,
-                pause: bool = False) -> None:
+    def _launch(
+        self, spec: PoolSpec, token: str, instance_type: str, count: int, pause: bool = False
+    ) -> None:
         """Call the provider with a committed token and commit the outcome."""
         instances: list[str] = []
         failures: list[str] = []
@@ -328,7 +382,8 @@ class Executor:
             span.set_attribute("federation.token", token)
             try:
                 result = self.provider(spec.provider).launch(
-                    spec, instance_type, count, token, self._bootstrap(self.machine(), spec))
+                    spec, instance_type, count, token, self._bootstrap(self.machine(), spec)
+                )
                 instances = [i.id for i in result.instances]
                 failures = list(result.failures)
                 if result.shortfall:
@@ -340,14 +395,29 @@ class Executor:
                     self._cool(spec.name, instance_type)
             span.set_attribute("federation.instances", len(instances))
         if pause and self.settings.pause_after_call > 0:
-            log.warning("test pause: launch %s called, outcome not committed; pausing %.1fs",
-                        token, self.settings.pause_after_call)
+            log.warning(
+                "test pause: launch %s called, outcome not committed; pausing %.1fs",
+                token,
+                self.settings.pause_after_call,
+            )
             if self._stop.wait(self.settings.pause_after_call):
                 return
-        self._commit({"type": "launch.end", "id": f"launch.end:{token}", "token": token,
-                      "instances": instances, "failures": failures, "error": error})
-        log.info("launch %s: %d instance(s)%s", token, len(instances),
-                 f", error {error}" if error else "")
+        self._commit(
+            {
+                "type": "launch.end",
+                "id": f"launch.end:{token}",
+                "token": token,
+                "instances": instances,
+                "failures": failures,
+                "error": error,
+            }
+        )
+        log.info(
+            "launch %s: %d instance(s)%s",
+            token,
+            len(instances),
+            f", error {error}" if error else "",
+        )
 
     def _cool(self, pool: str, instance_type: str) -> None:
         self._cooldown[(pool, instance_type)] = self.clock() + self.settings.capacity_cooldown
@@ -358,7 +428,8 @@ class Executor:
         machine = self.machine()
         open_records = sorted(
             (r for r in list(machine.launches.values()) if r["status"] == "pending"),
-            key=lambda r: r["create_index"])
+            key=lambda r: r["create_index"],
+        )
         for record in open_records:
             pool = machine.pools.get(record["pool"])
             if pool is None:
@@ -373,15 +444,24 @@ class Executor:
                 span.set_attribute("federation.kind", record["kind"])
                 if record["kind"] == "launch":
                     if spec is None:
-                        self._commit({"type": "launch.end", "id": f"launch.end:{record['token']}",
-                                      "token": record["token"], "instances": [],
-                                      "error": f"pool {record['pool']} no longer exists"})
+                        self._commit(
+                            {
+                                "type": "launch.end",
+                                "id": f"launch.end:{record['token']}",
+                                "token": record["token"],
+                                "instances": [],
+                                "error": f"pool {record['pool']} no longer exists",
+                            }
+                        )
                         continue
-                    log.warning("resuming launch %s (%d x %s in pool %s) with its token",
-                                record["token"], record["count"], record["instance_type"],
-                                record["pool"])
-                    self._launch(spec, record["token"], record["instance_type"],
-                                 record["count"])
+                    log.warning(
+                        "resuming launch %s (%d x %s in pool %s) with its token",
+                        record["token"],
+                        record["count"],
+                        record["instance_type"],
+                        record["pool"],
+                    )
+                    self._launch(spec, record["token"], record["instance_type"], record["count"])
                     report.resumed.append(record["token"])
                 elif record["kind"] == "terminate" and spec is not None:
                     self._terminate_call(spec, record["token"], record["instance_ids"])
@@ -398,14 +478,25 @@ class Executor:
                 return
             if self._dry(spec):
                 span.set_attribute("federation.dry_run", True)
-                self._note(f"down:{down.node_id}", "terminate", down.pool,
-                           f"would drain and terminate node {node['name']}: {down.reason}",
-                           down.hourly_cost, True, report)
+                self._note(
+                    f"down:{down.node_id}",
+                    "terminate",
+                    down.pool,
+                    f"would drain and terminate node {node['name']}: {down.reason}",
+                    down.hourly_cost,
+                    True,
+                    report,
+                )
                 return
             if not node.get("draining"):
-                drained = self._commit({"type": "node.drain",
-                                        "id": f"autoscaler-drain:{uuid.uuid4().hex}",
-                                        "node_id": down.node_id, "draining": True})
+                drained = self._commit(
+                    {
+                        "type": "node.drain",
+                        "id": f"autoscaler-drain:{uuid.uuid4().hex}",
+                        "node_id": down.node_id,
+                        "draining": True,
+                    }
+                )
                 if drained is None:
                     return
             if down.node_id in busy_nodes(self.machine()):
@@ -413,16 +504,22 @@ class Executor:
                 return
             token = uuid.uuid4().hex
             iid = instance_id_of(node)
-            begun = self._commit({
-                "type": "instance.terminate.begin", "id": f"terminate.begin:{token}",
-                "termination": {
-                    "token": token, "pool": spec.name, "provider": spec.provider,
-                    "instance_ids": [iid], "node_ids": [down.node_id],
-                    "hourly_cost": down.hourly_cost,
-                    "reason": f"node {node['name']} drained: {down.reason}",
-                    "decision": format(span.get_span_context().trace_id, "032x"),
-                },
-            })
+            begun = self._commit(
+                {
+                    "type": "instance.terminate.begin",
+                    "id": f"terminate.begin:{token}",
+                    "termination": {
+                        "token": token,
+                        "pool": spec.name,
+                        "provider": spec.provider,
+                        "instance_ids": [iid],
+                        "node_ids": [down.node_id],
+                        "hourly_cost": down.hourly_cost,
+                        "reason": f"node {node['name']} drained: {down.reason}",
+                        "decision": format(span.get_span_context().trace_id, "032x"),
+                    },
+                }
+            )
             if begun is None or not begun.get("changed"):
                 return
             self._terminate_call(spec, token, [iid])
@@ -439,10 +536,15 @@ class Executor:
             except FederationError as exc:
                 error = f"{exc.code}: {exc.message}"
                 span.set_attribute("federation.error", error)
-        self._commit({"type": "instance.terminate.end", "id": f"terminate.end:{token}",
-                      "token": token, "error": error})
-        log.info("terminate %s (%s)%s", token, ", ".join(ids),
-                 f": error {error}" if error else "")
+        self._commit(
+            {
+                "type": "instance.terminate.end",
+                "id": f"terminate.end:{token}",
+                "token": token,
+                "error": error,
+            }
+        )
+        log.info("terminate %s (%s)%s", token, ", ".join(ids), f": error {error}" if error else "")
 
     # -- reconcile -------------------------------------------------------------------------
     def _reconcile(self, spec: PoolSpec, now: float, report: TickReport) -> None:
@@ -455,9 +557,15 @@ class Executor:
                     listed = self.provider(spec.provider).list_instances(spec)
                     call.set_attribute("federation.instances", len(listed))
             except FederationError as exc:
-                self._note(f"list:{spec.name}", "list_error", spec.name,
-                           f"cannot list the instances of pool {spec.name}: {exc}", 0.0,
-                           False, report)
+                self._note(
+                    f"list:{spec.name}",
+                    "list_error",
+                    spec.name,
+                    f"cannot list the instances of pool {spec.name}: {exc}",
+                    0.0,
+                    False,
+                    report,
+                )
                 return
             first_seen = self._first_seen.setdefault(spec.name, {})
             drift = reconcile(self.machine(), spec, listed, now, first_seen)
@@ -465,19 +573,33 @@ class Executor:
             dry = self._dry(spec)
             for item in drift:
                 if not item.terminate or dry:
-                    self._note(f"drift:{item.instance_id}", f"report_{item.kind}", spec.name,
-                               item.reason, item.price_per_hour, dry, report)
+                    self._note(
+                        f"drift:{item.instance_id}",
+                        f"report_{item.kind}",
+                        spec.name,
+                        item.reason,
+                        item.price_per_hour,
+                        dry,
+                        report,
+                    )
                     continue
                 token = uuid.uuid4().hex
-                begun = self._commit({
-                    "type": "instance.terminate.begin", "id": f"terminate.begin:{token}",
-                    "termination": {
-                        "token": token, "pool": spec.name, "provider": spec.provider,
-                        "instance_ids": [item.instance_id], "node_ids": [],
-                        "hourly_cost": item.price_per_hour, "reason": item.reason,
-                        "decision": format(span.get_span_context().trace_id, "032x"),
-                    },
-                })
+                begun = self._commit(
+                    {
+                        "type": "instance.terminate.begin",
+                        "id": f"terminate.begin:{token}",
+                        "termination": {
+                            "token": token,
+                            "pool": spec.name,
+                            "provider": spec.provider,
+                            "instance_ids": [item.instance_id],
+                            "node_ids": [],
+                            "hourly_cost": item.price_per_hour,
+                            "reason": item.reason,
+                            "decision": format(span.get_span_context().trace_id, "032x"),
+                        },
+                    }
+                )
                 if begun is not None and begun.get("changed"):
                     self._terminate_call(spec, token, [item.instance_id])
                     report.terminated.append(token)
@@ -491,8 +613,11 @@ def default_bootstrap(join_token: str | None) -> Callable[[StateMachine, PoolSpe
 
     def build(machine: StateMachine, spec: PoolSpec) -> Bootstrap:
         servers = tuple(sorted(s["http"] for s in list(machine.servers.values())))
-        return Bootstrap(servers=servers or ("http://127.0.0.1:4780",), join_token=join,
-                         cluster=str(spec.settings.get("cluster", "federation")))
+        return Bootstrap(
+            servers=servers or ("http://127.0.0.1:4780",),
+            join_token=join,
+            cluster=str(spec.settings.get("cluster", "federation")),
+        )
 
     return build
 
@@ -500,12 +625,21 @@ def default_bootstrap(join_token: str | None) -> Callable[[StateMachine, PoolSpe
 def executor_loop(master: Any) -> Callable[[threading.Event], None]:
     """The leader loop of one master (registered in ``federation.server.loops``)."""
     executor = Executor(
-        lambda: master.machine, master.commit_sync, tracer=master.tracer,
+        lambda: master.machine,
+        master.commit_sync,
+        tracer=master.tracer,
         settings=ExecutorSettings.from_env(),
         bootstrap=default_bootstrap(master.config.token or master.node_token("agent-join")),
     )
     return executor.run
 
 
-__all__ = ["Executor", "ExecutorSettings", "IdleClock", "PoolState", "TickReport",
-           "default_bootstrap", "executor_loop"]
+__all__ = [
+    "Executor",
+    "ExecutorSettings",
+    "IdleClock",
+    "PoolState",
+    "TickReport",
+    "default_bootstrap",
+    "executor_loop",
+]

@@ -406,7 +406,7 @@ def _share(res: Resources, cap: Resources) -> float:
     return share
 
 
-def _node_cost(pool: PoolState, node: Node) -> float:
+def node_cost(pool: PoolState, node: Node) -> float:
     if node.price_per_hour is not None:
         return node.price_per_hour
     for itype in pool.catalog:
@@ -462,7 +462,7 @@ class _ScaleUpPlanner:
     def _budget(self, pool: PoolState) -> _PoolBudget:
         spec = pool.spec
         have = sum(1 for n in pool.nodes) + sum(lc.count for lc in pool.launching)
-        spent = sum(_node_cost(pool, n) for n in pool.nodes)
+        spent = sum(node_cost(pool, n) for n in pool.nodes)
         spent += sum(_launch_cost(pool, lc) for lc in pool.launching)
         money = math.inf if spec.max_price_per_hour is None else spec.max_price_per_hour - spent
         avail = {t.name: t.available for t in pool.catalog if t.available is not None}
@@ -762,8 +762,7 @@ class _ScaleUpPlanner:
                     zone = a.zone if a.zone is not None else b.zone
                     self.budgets[pa.pool].add(pa, -1)
                     self.budgets[pb.pool].add(pb, -1)
-                    found = self._cheapest_holder(by_price, merged, zone,
-                                                  below=pa.price + pb.price)
+                    found = self._cheapest_holder(by_price, merged, zone, below=pa.price + pb.price)
                     self.budgets[pa.pool].add(pa, 1)
                     self.budgets[pb.pool].add(pb, 1)
                     if found is None:
@@ -891,7 +890,10 @@ def _unplaceable(planner: _ScaleUpPlanner) -> list[Unplaceable]:
     return out
 
 
-def _scale_up(demand: Sequence[Task], pools: Sequence[PoolState]) -> tuple[Plan, set[str]]:
+def scale_up_and_busy_nodes(
+    demand: Sequence[Task], pools: Sequence[PoolState]
+) -> tuple[Plan, set[str]]:
+    """The scale-up plan and the existing nodes it gives demand to (not to be released)."""
     planner = _ScaleUpPlanner(demand, pools)
     planner.absorb_existing()
     tiers: dict[int, list[int]] = {}
@@ -911,62 +913,4 @@ def _scale_up(demand: Sequence[Task], pools: Sequence[PoolState]) -> tuple[Plan,
 
 def plan_scale_up(demand: Sequence[Task], pools: Sequence[PoolState]) -> Plan:
     """Instances to buy so the pending ``demand`` fits, cheapest first within preference."""
-    return _scale_up(demand, pools)[0]
-
-
-# --------------------------------------------------------------------------------------
-# scale-down
-
-
-def plan_scale_down(
-    pools: Sequence[PoolState], *, now: float, keep: Iterable[str] = ()
-) -> list[ScaleDown]:
-    """Idle nodes to release: idle for at least the pool's ``scale_down_idle``, never below
-    ``min_nodes``, most expensive first. Nodes in ``keep`` (just given demand) stay."""
-    kept = set(keep)
-    out: list[ScaleDown] = []
-    for pool in pools:
-        spec = pool.spec
-        standing = [n for n in pool.nodes if not n.draining]
-        removable = len(standing) - spec.min_nodes
-        if removable <= 0:
-            continue
-        idle = [
-            n
-            for n in standing
-            if n.id not in kept
-            and n.idle_since is not None
-            and n.allocated == Resources()
-            and now - n.idle_since >= spec.scale_down_idle
-        ]
-        idle.sort(key=lambda n: (-_node_cost(pool, n), n.idle_since, n.id))
-        for node in idle[:removable]:
-            cost = _node_cost(pool, node)
-            idle_for = now - (node.idle_since or now)
-            out.append(
-                ScaleDown(
-                    pool=spec.name,
-                    node_id=node.id,
-                    instance_type=node.instance_type,
-                    hourly_cost=cost,
-                    reason=(
-                        f"idle for {idle_for:.0f}s (pool {spec.name} releases after "
-                        f"{spec.scale_down_idle:.0f}s); saves ${cost:.4f}/h; "
-                        f"{len(standing) - 1} node(s) remain, min_nodes {spec.min_nodes}"
-                    ),
-                )
-            )
-            standing = [n for n in standing if n.id != node.id]
-    return out
-
-
-def plan(demand: Sequence[Task], pools: Sequence[PoolState], *, now: float) -> Plan:
-    """Scale-up for ``demand`` and scale-down of idle nodes, from one snapshot."""
-    up, busy = _scale_up(demand, pools)
-    down = plan_scale_down(pools, now=now, keep=busy)
-    return Plan(
-        scale_up=up.scale_up,
-        scale_down=tuple(down),
-        unplaceable=up.unplaceable,
-        covered=up.covered,
-    )
+    return scale_up_and_busy_nodes(demand, pools)[0]

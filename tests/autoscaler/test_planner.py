@@ -15,8 +15,6 @@ from federation.autoscaler.planner import (
     PoolState,
     Resources,
     Task,
-    plan,
-    plan_scale_down,
     plan_scale_up,
 )
 from federation.providers.base import InstanceType
@@ -225,46 +223,6 @@ def test_counted_tasks_are_planned_like_single_ones():
     assert plan_scale_up(grouped, pools).hourly_cost == pytest.approx(
         plan_scale_up(single, pools).hourly_cost
     )
-
-
-# ---- scale-down -------------------------------------------------------------------------
-
-SCALE_DOWN = [
-    # id, min_nodes, idle_since per node (None = busy), now, expected node ids released
-    ("idle long enough", 0, {"a": 0.0, "b": None}, 400.0, ["a"]),
-    ("not idle long enough", 0, {"a": 200.0}, 400.0, []),
-    ("min_nodes respected", 1, {"a": 0.0, "b": 0.0}, 400.0, ["a"]),
-    ("min_nodes equal to size keeps all", 2, {"a": 0.0, "b": 0.0}, 400.0, []),
-]
-
-
-@pytest.mark.parametrize(
-    "name,min_nodes,idle,now,expected", SCALE_DOWN, ids=[c[0] for c in SCALE_DOWN]
-)
-def test_scale_down(name, min_nodes, idle, now, expected):
-    nodes = [
-        Node(
-            nid,
-            "m5.large",
-            Resources(2000, 8192),
-            Resources() if since is not None else Resources(500, 512),
-            idle_since=since,
-        )
-        for nid, since in idle.items()
-    ]
-    p = pool("aws", "aws", AWS_TYPES, nodes=nodes, min_nodes=min_nodes, scale_down_idle="5m")
-    down = plan_scale_down([p], now=now)
-    assert [d.node_id for d in down] == expected
-    for d in down:
-        assert d.hourly_cost == pytest.approx(0.096) and "idle for" in d.reason
-
-
-def test_a_node_given_demand_is_not_scaled_down():
-    node = Node("a", "m5.large", Resources(2000, 8192), idle_since=0.0)
-    p = pool("aws", "aws", AWS_TYPES, nodes=[node], scale_down_idle="60s")
-    assert [d.node_id for d in plan([], [p], now=1000.0).scale_down] == ["a"]
-    busy = plan(tasks(1, 500, 512), [p], now=1000.0)
-    assert busy.scale_down == () and busy.covered == ("t0",)
 
 
 # ---- exact optimum by brute force -------------------------------------------------------
