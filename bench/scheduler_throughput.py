@@ -22,6 +22,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from federation.scheduler.feasibility import Usage  # noqa: E402
+from federation.scheduler.nodeset import NodeSet  # noqa: E402
 from federation.scheduler.planner import plan_group  # noqa: E402
 from federation.scheduler.types import (  # noqa: E402
     Constraint,
@@ -40,7 +41,7 @@ SHAPES = [  # (cpu_milli, memory_mib, instance_type, provider, price)
 ]
 
 
-def make_nodes(count: int, rng: random.Random) -> list[NodeView]:
+def make_nodes(count: int, rng: random.Random) -> NodeSet:
     nodes = []
     for i in range(count):
         cpu, mem, itype, provider, price = rng.choice(SHAPES)
@@ -58,7 +59,7 @@ def make_nodes(count: int, rng: random.Random) -> list[NodeView]:
                 price_per_hour=price,
             )
         )
-    return nodes
+    return NodeSet(nodes)
 
 
 def make_groups(total: int, rng: random.Random) -> list[TaskGroupDemand]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import heapq
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from federation.scheduler.feasibility import (
     ConstraintCache,
@@ -23,6 +23,7 @@ from federation.scheduler.feasibility import (
     resource_shortfall,
 )
 from federation.scheduler.fragmentation import WorkloadProfile
+from federation.scheduler.nodeset import NodeSet
 from federation.scheduler.preemption import plan_preemption, release
 from federation.scheduler.ranking import (
     Affinity,
@@ -44,29 +45,23 @@ from federation.scheduler.types import (
 
 
 def _sample(
-    nodes: Sequence[NodeView],
+    nodes: NodeSet,
     group: TaskGroupDemand,
     usage: Usage,
     existing: dict[str, int],
     cache: ConstraintCache,
     rng: random.Random,
-    sampling: bool,
-    position: Mapping[str, int] | None = None,
+    limit: int,
 ) -> list[NodeView]:
-    """Feasible candidates: all of them, or ``limit`` random ones plus up to ``limit`` of the
-    nodes this plan used last (``position`` maps node id to its place in ``nodes``). The recent
-    nodes are the partly filled ones bin-packing wants; random draws alone lose packing."""
-    if not sampling:
-        return feasible_nodes(nodes, group, usage=usage, existing_per_node=existing, cache=cache)
-    limit = candidate_limit(group, len(nodes))
-    if limit is None:
-        return feasible_nodes(nodes, group, usage=usage, existing_per_node=existing, cache=cache)
+    """``limit`` random feasible candidates plus up to ``limit`` of the nodes this plan used
+    last. The recent nodes are the partly filled ones bin-packing wants; random draws alone
+    lose packing."""
     found: list[NodeView] = []
     seen: set[int] = set()
-    if position is not None:
+    if usage.cpu_milli:
         recent = 0
         for node_id in reversed(usage.cpu_milli):
-            i = position.get(node_id)
+            i = nodes.position(node_id)
             if i is None or i in seen:
                 continue
             seen.add(i)
@@ -113,40 +108,43 @@ def plan_group(
     unplaced (``None`` when all placed) and the usage overlay after this group. The input
     ``usage`` is not modified.
     """
+    nodes = NodeSet.of(nodes)
     rng = random.Random(seed)
     work = usage.copy() if usage is not None else Usage()
     cache = ConstraintCache(group.constraints)
-    existing = count_existing(allocations, group)
+    mine = [a for a in allocations if a.job_id == group.job_id]
+    existing = count_existing(mine, group)
     job_on_node: dict[str, int] = {}
-    for alloc in allocations:
-        if alloc.job_id == group.job_id:
-            job_on_node[alloc.node_id] = job_on_node.get(alloc.node_id, 0) + 1
+    for alloc in mine:
+        job_on_node[alloc.node_id] = job_on_node.get(alloc.node_id, 0) + 1
     value_counts: dict[str, int] = {}
     known_values: list[str] = []
     if group.spread is not None:
         attr = group.spread.attribute
-        known_values = sorted(
-            {v for n in nodes if (v := n.attribute(attr)) is not None and n.status == "ready"}
-        )
-        by_id = {n.id: n for n in nodes}
-        for alloc in allocations:
-            node = by_id.get(alloc.node_id)
-            if alloc.job_id == group.job_id and alloc.group == group.name and node is not None:
-                value = node.attribute(attr)
+        known_values = nodes.ready_values(attr)
+        for alloc in mine:
+            i = nodes.position(alloc.node_id)
+            if alloc.group == group.name and i is not None:
+                value = nodes[i].attribute(attr)
                 if value is not None:
                     value_counts[value] = value_counts.get(value, 0) + 1
     victims_taken: set[str] = set()
     placements: list[PlacementDecision] = []
     evictions: list[Eviction] = []
     report: FilterReport | None = None
-    full = not sampling or candidate_limit(group, len(nodes)) is None
-    position = None if full else {n.id: i for i, n in enumerate(nodes)}
+    limit = candidate_limit(group, len(nodes)) if sampling else None
+    # Sampling: the node chosen last, and the sort key of the runner-up of that sample. Placing
+    # an instance only lowers scores (the chosen node's and, with spread, those sharing its
+    # value), so while the last choice still ranks ahead of the runner-up it is still the
+    # sample's best and the next instance goes there without drawing a new sample.
+    last: RankedNode | None = None
+    runner_up: tuple[float, float, str] | None = None
     # Scoring every node: feasibility and scores change only on the node just used, so keep
     # them and refresh that one node per instance (spread is added per attribute value).
     pool: dict[str, RankedNode] = {}
     # Without spread a node's score changes only when it is used: a heap with lazy deletion.
     heap: list[tuple[tuple[float, float, str], str]] = []
-    if full:
+    if limit is None:
         first = feasible_nodes(nodes, group, usage=work, existing_per_node=existing, cache=cache)
         ranked = rank(
             first,
@@ -165,7 +163,7 @@ def plan_group(
         devices: tuple[int, ...] = ()
         score = 0.0
         best: RankedNode | None = None
-        if full:
+        if limit is None:
             if group.spread is None:
                 while heap and (
                     heap[0][1] not in pool or pool[heap[0][1]].sort_key() != heap[0][0]
@@ -175,9 +173,14 @@ def plan_group(
             else:
                 best = _best_of_pool(pool, group, value_counts, known_values)
         else:
-            candidates = _sample(nodes, group, work, existing, cache, rng, sampling, position)
-            if candidates:
-                best = rank(
+            if last is not None:
+                best = _rerank(last.node, group, work, existing, cache, profile, value_counts,
+                               known_values, job_on_node, affinities)
+                if best is not None and runner_up is not None and best.sort_key() > runner_up:
+                    best = None
+            if best is None:
+                candidates = _sample(nodes, group, work, existing, cache, rng, limit)
+                ranked = rank(
                     candidates,
                     group,
                     work,
@@ -186,7 +189,10 @@ def plan_group(
                     known_values=known_values,
                     job_on_node=job_on_node,
                     affinities=affinities,
-                )[0]
+                )
+                best = ranked[0] if ranked else None
+                runner_up = ranked[1].sort_key() if len(ranked) > 1 else None
+            last = best
         if best is not None:
             chosen_node, devices, score = best.node, best.devices, best.score
         elif preempt:
@@ -220,7 +226,7 @@ def plan_group(
             value = chosen_node.attribute(group.spread.attribute)
             if value is not None:
                 value_counts[value] = value_counts.get(value, 0) + 1
-        if full:
+        if limit is None:
             pool.pop(chosen_node.id, None)
             still = feasible_nodes(
                 [chosen_node], group, usage=work, existing_per_node=existing, cache=cache
@@ -247,6 +253,33 @@ def plan_group(
         report.unplaced = group.count
         return [], [], report, usage.copy() if usage is not None else Usage()
     return placements, evictions, report, work
+
+
+def _rerank(
+    node: NodeView,
+    group: TaskGroupDemand,
+    work: Usage,
+    existing: dict[str, int],
+    cache: ConstraintCache,
+    profile: WorkloadProfile | None,
+    value_counts: dict[str, int],
+    known_values: list[str],
+    job_on_node: dict[str, int],
+    affinities: Sequence[Affinity],
+) -> RankedNode | None:
+    """``node`` scored again after the plan's last placement, ``None`` if it is now full."""
+    if not feasible_nodes([node], group, usage=work, existing_per_node=existing, cache=cache):
+        return None
+    return rank(
+        [node],
+        group,
+        work,
+        profile=profile,
+        value_counts=value_counts,
+        known_values=known_values,
+        job_on_node=job_on_node,
+        affinities=affinities,
+    )[0]
 
 
 def _best_of_pool(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from federation.scheduler.adapters import node_view
+from federation.scheduler.nodeset import NodeSet
 from federation.scheduler.types import MILLI_PER_GPU, AllocationView, NodeView, Resources
 
 __all__ = ["Resources", "Snapshot", "alloc_resources", "is_live", "new_allocation", "take"]
@@ -24,7 +25,7 @@ def is_live(alloc: Mapping[str, Any]) -> bool:
 
 @dataclass(frozen=True)
 class Snapshot:
-    nodes: tuple[NodeView, ...]
+    nodes: Sequence[NodeView]  # a NodeSet when taken from the state
     allocations: tuple[AllocationView, ...]
     by_job: Mapping[str, tuple[Mapping[str, Any], ...]]  # job id -> every allocation record
     priorities: Mapping[str, int]
@@ -90,7 +91,7 @@ def take(machine: Any, now: float | None = None) -> Snapshot:
     node_views.sort(key=lambda n: n.id)
     draining = frozenset(n.id for n in node_views if n.draining)
     expired = expired_drains(machine, now) if now is not None else frozenset()
-    return Snapshot(tuple(node_views), tuple(views),
+    return Snapshot(NodeSet(node_views), tuple(views),
                     {k: tuple(v) for k, v in by_job.items()}, priorities, draining, expired,
                     index)
 

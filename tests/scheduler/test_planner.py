@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
+from federation.scheduler.nodeset import NodeSet
 from federation.scheduler.planner import plan_group, plan_job
 from federation.scheduler.types import AllocationView, Constraint, Resources, Spread
 from tests.scheduler.helpers import group, node
@@ -51,6 +54,36 @@ def test_spread_balances_instances_across_racks():
     placements, _, _, _ = plan_group(nodes, group(count=6, spread=Spread("rack")), sampling=False)
     racks = sorted(p.node_id[0] for p in placements)
     assert racks == ["a", "a", "b", "b", "c", "c"]
+
+
+def test_sampled_spread_balances_a_large_group_across_zones():
+    nodes = [node(f"{z}{i}", cpu=64000, mem=65536, zone=z) for z in "xyz" for i in range(20)]
+    placements, _, report, _ = plan_group(nodes, group(count=60, spread=Spread("zone")), seed=3)
+    assert report is None
+    per_zone = Counter(p.node_id[0] for p in placements)
+    assert per_zone == {"x": 20, "y": 20, "z": 20}
+
+
+def test_sampled_large_batch_group_fills_nodes_before_opening_others():
+    nodes = [node(f"n{i:02d}", cpu=4000, mem=8192) for i in range(40)]
+    placements, _, _, usage = plan_group(nodes, group(count=200, cpu=500, job_type="batch"))
+    assert len(placements) == 200
+    assert len(usage.cpu_milli) == 25  # 8 instances of 500m fill a 4000m node
+    assert all(used == 4000 for used in usage.cpu_milli.values())
+
+
+def test_sampled_services_spread_over_nodes_as_their_count_asks():
+    nodes = [node(f"n{i:02d}", cpu=64000, mem=65536) for i in range(40)]
+    placements, _, _, _ = plan_group(nodes, group(count=4, cpu=100, mem=64), seed=1)
+    assert len({p.node_id for p in placements}) > 1  # anti-affinity among the job's own
+
+
+def test_a_node_set_is_planned_like_the_plain_list_it_holds():
+    nodes = [node(f"n{i:02d}", cpu=2000 + 500 * (i % 3), zone=f"z{i % 2}") for i in range(30)]
+    g = group(count=25, spread=Spread("zone"))
+    from_list = plan_group(nodes, g, seed=7)[0]
+    from_set = plan_group(NodeSet(nodes), g, seed=7)[0]
+    assert from_list == from_set
 
 
 def test_preemption_evicts_the_fewest_lowest_priority_allocations():

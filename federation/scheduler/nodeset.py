@@ -1,0 +1,67 @@
+"""A snapshot's nodes with the lookups planning repeats for every group, computed once.
+
+Planning a job asks the same questions of the node list for each of its groups (where is
+node X in the list, which zones have ready nodes); over thousands of groups against one
+snapshot, answering them once per snapshot instead of once per group is most of the cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import overload
+
+from federation.scheduler.types import NodeView
+
+
+class NodeSet(Sequence[NodeView]):
+    """An immutable sequence of node views with cached lookups."""
+
+    __slots__ = ("_nodes", "_position", "_ready_values")
+
+    def __init__(self, nodes: Iterable[NodeView] = ()) -> None:
+        self._nodes = tuple(nodes)
+        self._position: dict[str, int] | None = None
+        self._ready_values: dict[str, list[str]] = {}
+
+    @classmethod
+    def of(cls, nodes: Sequence[NodeView]) -> NodeSet:
+        """``nodes`` itself when it is already a node set, else a new one."""
+        return nodes if isinstance(nodes, NodeSet) else cls(nodes)
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    @overload
+    def __getitem__(self, index: int) -> NodeView: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[NodeView]: ...
+
+    def __getitem__(self, index: int | slice) -> NodeView | Sequence[NodeView]:
+        return self._nodes[index]
+
+    def __iter__(self) -> Iterator[NodeView]:
+        return iter(self._nodes)
+
+    def __repr__(self) -> str:
+        return f"NodeSet({len(self._nodes)} nodes)"
+
+    def position(self, node_id: str) -> int | None:
+        """Where the node with this id is in the sequence, ``None`` when it is not."""
+        if self._position is None:
+            self._position = {n.id: i for i, n in enumerate(self._nodes)}
+        return self._position.get(node_id)
+
+    def ready_values(self, attribute: str) -> list[str]:
+        """The distinct values of ``attribute`` among ready nodes, sorted (spread's domain)."""
+        values = self._ready_values.get(attribute)
+        if values is None:
+            values = sorted(
+                {
+                    v
+                    for n in self._nodes
+                    if n.status == "ready" and (v := n.attribute(attribute)) is not None
+                }
+            )
+            self._ready_values[attribute] = values
+        return values
