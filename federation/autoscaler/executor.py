@@ -32,14 +32,18 @@ from typing import Any
 
 from opentelemetry import trace
 
-from federation.autoscaler.decide import plan
+from federation.autoscaler.decide import decide
 from federation.autoscaler.observe import (
+    DRAIN_ACTION,
     busy_nodes,
     demand,
+    drained_to_release,
     instance_id_of,
     last_finished_on,
+    occupancy,
     pool_dry_run,
     pool_state,
+    under_threshold,
 )
 from federation.autoscaler.planner import Plan, PoolState, ScaleDown, ScaleUp
 from federation.autoscaler.reconciler import Drift, reconcile
@@ -139,6 +143,19 @@ class IdleClock:
         return dict(seen)
 
 
+class UnderClock:
+    """Since when each node has been under its pool's ``scale_down_utilization``, as seen
+    by this leader: first seen under, a clock starts; any observation above resets it. A
+    new leader starts again, which can only delay a scale-down."""
+
+    def __init__(self) -> None:
+        self._since: dict[str, float] = {}
+
+    def update(self, under: set[str], now: float) -> dict[str, float]:
+        self._since = {node_id: self._since.get(node_id, now) for node_id in under}
+        return dict(self._since)
+
+
 class Executor:
     """Runs on the leader only. ``tick()`` is one observe-plan-act round."""
 
@@ -161,6 +178,7 @@ class Executor:
         self._bootstrap = bootstrap or default_bootstrap(None)
         self.clock = clock
         self.idle = IdleClock()
+        self.under = UnderClock()
         self._catalogs: dict[tuple[str, int], tuple[float, tuple[InstanceType, ...]]] = {}
         self._cooldown: dict[tuple[str, str], float] = {}
         self._noted: dict[str, str] = {}  # subject -> last reason recorded
@@ -174,6 +192,7 @@ class Executor:
         is dropped, since the state may have moved on while another server led."""
         self._stop = stop
         self.idle = IdleClock()
+        self.under = UnderClock()
         self._first_seen = {}
         self._last_reconcile = -float("inf")
         while not stop.is_set():
@@ -191,18 +210,23 @@ class Executor:
             machine = self.machine()
             specs = self._specs(machine)
             idle = self.idle.update(machine, now)
+            under = self.under.update(under_threshold(machine, specs.values()), now)
             states = []
             for spec in specs.values():
                 catalog = self._catalog(spec, now)
                 if catalog is not None:
                     states.append(pool_state(machine, spec, catalog, idle))
             wanted = demand(machine)
-            result = plan(wanted, states, now=now)
+            decision = decide(wanted, states, now=now, occupancy=occupancy(machine, under))
+            result = decision.plan
             report.plan = result
             for up in result.scale_up:
                 self._scale_up(specs[up.pool], up, report)
             for down in result.scale_down:
                 self._scale_down(specs[down.pool], down, report)
+            for kept in decision.blocked:
+                self._note(f"keep:{kept.node_id}", "keep", kept.pool, kept.reason, 0.0,
+                           self._dry(specs[kept.pool]), report)
             for item in result.unplaceable:
                 self._note(
                     f"unplaceable:{item.task_id}",
@@ -281,9 +305,13 @@ class Executor:
         cost: float,
         dry_run: bool,
         report: TickReport | None,
+        *,
+        detail: Mapping[str, Any] | None = None,
+        key: str | None = None,
     ) -> None:
-        """Record a decision not acted upon, once per subject while its reason holds."""
-        if self._noted.get(subject) == reason:
+        """Record a decision not acted upon, once per subject while its ``key`` (by default
+        its reason) holds."""
+        if self._noted.get(subject) == (key or reason):
             return
         token = f"note-{uuid.uuid4().hex}"
         value = self._commit(
@@ -297,11 +325,12 @@ class Executor:
                     "reason": reason,
                     "hourly_cost": round(cost, 6),
                     "dry_run": dry_run,
+                    "detail": dict(detail or {}),
                 },
             }
         )
         if value is not None:
-            self._noted[subject] = reason
+            self._noted[subject] = key or reason
             if report is not None:
                 report.recorded.append(token)
 
@@ -469,6 +498,8 @@ class Executor:
 
     # -- scale down ------------------------------------------------------------------------
     def _scale_down(self, spec: PoolSpec, down: ScaleDown, report: TickReport) -> None:
+        """Drain the node; terminate it if nothing runs there, else record the drain so a
+        later tick terminates it once its services have moved and its batch work ended."""
         with self.tracer.start_as_current_span("autoscaler.scale_down") as span:
             span.set_attribute("federation.pool", down.pool)
             span.set_attribute("federation.node", down.node_id)
@@ -486,6 +517,7 @@ class Executor:
                     down.hourly_cost,
                     True,
                     report,
+                    key="would drain and terminate",
                 )
                 return
             if not node.get("draining"):
@@ -499,8 +531,22 @@ class Executor:
                 )
                 if drained is None:
                     return
-            if down.node_id in busy_nodes(self.machine()):
-                log.info("node %s got work before it drained: kept, draining", node["name"])
+            machine = self.machine()
+            if down.node_id in busy_nodes(machine):
+                if down.node_id not in drained_to_release(machine):
+                    log.info("draining node %s to release it: %s", node["name"], down.reason)
+                    self._note(
+                        f"drain:{down.node_id}",
+                        DRAIN_ACTION,
+                        down.pool,
+                        f"draining node {node['name']} to release it, terminated once its "
+                        f"services have moved and its batch work has finished: {down.reason}",
+                        down.hourly_cost,
+                        False,
+                        report,
+                        detail={"node_id": down.node_id, "instance_id": instance_id_of(node),
+                                "why": down.reason},
+                    )
                 return
             token = uuid.uuid4().hex
             iid = instance_id_of(node)
@@ -515,7 +561,7 @@ class Executor:
                         "instance_ids": [iid],
                         "node_ids": [down.node_id],
                         "hourly_cost": down.hourly_cost,
-                        "reason": f"node {node['name']} drained: {down.reason}",
+                        "reason": f"node {node['name']}: {down.reason}",
                         "decision": format(span.get_span_context().trace_id, "032x"),
                     },
                 }
@@ -640,6 +686,7 @@ __all__ = [
     "IdleClock",
     "PoolState",
     "TickReport",
+    "UnderClock",
     "default_bootstrap",
     "executor_loop",
 ]

@@ -19,6 +19,7 @@ from federation.autoscaler.planner import (
     Resources,
     Task,
 )
+from federation.autoscaler.scaledown import Destination, Occupancy, Work, utilisation
 from federation.providers.base import InstanceType
 from federation.specs.pool import PoolSpec, parse_duration
 from federation.state.capacity import in_flight
@@ -49,13 +50,16 @@ def instance_id_of(node: Mapping[str, Any]) -> str:
     return str(node.get("instance_id") or node.get("name") or "")
 
 
+def _live(alloc: Mapping[str, Any]) -> bool:
+    return (alloc.get("desired_status") == "run"
+            and alloc.get("client_status") in ACTIVE_CLIENT_STATUSES)
+
+
 def allocated_by_node(machine: StateMachine) -> dict[str, Resources]:
     """Resources held on each node by allocations that run or are about to."""
     used: dict[str, Resources] = {}
     for alloc in list(machine.allocations.values()):
-        if alloc.get("desired_status") != "run":
-            continue
-        if alloc.get("client_status") not in ACTIVE_CLIENT_STATUSES:
+        if not _live(alloc):
             continue
         res = alloc.get("resources") or {}
         add = Resources(int(res.get("cpu_milli", 0)), int(res.get("memory_mib", 0)),
@@ -66,10 +70,7 @@ def allocated_by_node(machine: StateMachine) -> dict[str, Resources]:
 
 def busy_nodes(machine: StateMachine) -> set[str]:
     """Nodes with at least one allocation that runs or is about to."""
-    return {
-        a["node_id"] for a in list(machine.allocations.values())
-        if a.get("desired_status") == "run" and a.get("client_status") in ACTIVE_CLIENT_STATUSES
-    }
+    return {a["node_id"] for a in list(machine.allocations.values()) if _live(a)}
 
 
 def last_finished_on(machine: StateMachine) -> dict[str, float]:
@@ -211,6 +212,106 @@ def demand(machine: StateMachine) -> list[Task]:
                 count=count,
             ))
     return out
+
+
+# -- what scale-down under a utilisation threshold reads ---------------------------------------
+DRAIN_ACTION = "drain"  # the note the executor records when it drains a node to release it
+
+
+def node_work(machine: StateMachine) -> dict[str, tuple[Work, ...]]:
+    """Per node, its live allocations with what moving them must respect: the group's
+    constraints and per-node limits, and whether it is batch (finishes in place)."""
+    out: dict[str, list[Work]] = {}
+    jobs = dict(machine.jobs)
+    for alloc in sorted(list(machine.allocations.values()), key=lambda a: a["id"]):
+        if not _live(alloc):
+            continue
+        job = jobs.get(alloc.get("job_id", ""))
+        spec = job["spec"] if job is not None else {}
+        group: Mapping[str, Any] = next((g for g in spec.get("groups") or []
+                                         if g.get("name") == alloc.get("group")), {})
+        res = alloc.get("resources") or {}
+        limit = group.get("max_per_node")
+        out.setdefault(alloc["node_id"], []).append(Work(
+            alloc_id=alloc["id"],
+            group=f"{alloc.get('job_id')}/{alloc.get('group')}",
+            resources=Resources(int(res.get("cpu_milli", 0)), int(res.get("memory_mib", 0)),
+                                int(math.ceil(float(res.get("gpu", 0))))),
+            batch=spec.get("type") == "batch",
+            constraints=tuple(_constraint(c) for c in group.get("constraints") or []),
+            max_per_node=1 if group.get("distinct_hosts") else (
+                int(limit) if isinstance(limit, int) and limit > 0 else None),
+        ))
+    return {node_id: tuple(items) for node_id, items in out.items()}
+
+
+def node_attributes(node: Mapping[str, Any]) -> dict[str, str | None]:
+    """The attributes a job constraint reads on a node (empty values are missing)."""
+    attrs: dict[str, str | None] = {
+        key: (str(node.get(key)) if node.get(key) not in (None, "") else None)
+        for key in ("provider", "pool", "region", "zone", "rack", "instance_type")
+    }
+    attrs["node.id"] = str(node["id"])
+    for key, value in (node.get("labels") or {}).items():
+        attrs[f"labels.{key}"] = str(value)
+    return attrs
+
+
+def destinations(machine: StateMachine) -> tuple[Destination, ...]:
+    """Every ready node that is not draining, with its free room and the groups on it."""
+    used = allocated_by_node(machine)
+    groups: dict[str, dict[str, int]] = {}
+    for alloc in list(machine.allocations.values()):
+        if _live(alloc):
+            key = f"{alloc.get('job_id')}/{alloc.get('group')}"
+            on_node = groups.setdefault(alloc["node_id"], {})
+            on_node[key] = on_node.get(key, 0) + 1
+    out = []
+    for node in sorted(list(machine.nodes.values()), key=lambda n: n["id"]):
+        if node.get("status") != "ready" or node.get("draining"):
+            continue
+        free = _node_resources(node.get("capacity")) - used.get(node["id"], Resources())
+        out.append(Destination(node["id"], free, node_attributes(node),
+                               groups.get(node["id"], {})))
+    return tuple(out)
+
+
+def under_threshold(machine: StateMachine, specs: Iterable[PoolSpec]) -> set[str]:
+    """Ready nodes of pools with ``scale_down_utilization`` whose utilisation is under it."""
+    thresholds = {s.name: s.scale_down_utilization for s in specs
+                  if s.scale_down_utilization is not None}
+    used = allocated_by_node(machine)
+    out = set()
+    for node in list(machine.nodes.values()):
+        threshold = thresholds.get(node.get("pool", ""))
+        if threshold is None or node.get("status") != "ready":
+            continue
+        share = utilisation(used.get(node["id"], Resources()),
+                            _node_resources(node.get("capacity")))
+        if share < threshold:
+            out.add(node["id"])
+    return out
+
+
+def drained_to_release(machine: StateMachine) -> dict[str, str]:
+    """Draining nodes the autoscaler drained to release them (its ``drain`` notes), with
+    the reason it gave."""
+    out: dict[str, str] = {}
+    notes = sorted((r for r in list(machine.launches.values())
+                    if r["kind"] == "note" and r.get("action") == DRAIN_ACTION),
+                   key=lambda r: r["create_index"])
+    for note in notes:
+        node_id = (note.get("detail") or {}).get("node_id")
+        node = machine.nodes.get(node_id) if isinstance(node_id, str) else None
+        if node is not None and node.get("draining"):
+            out[node["id"]] = str((note.get("detail") or {}).get("why") or note["reason"])
+    return out
+
+
+def occupancy(machine: StateMachine, under_since: Mapping[str, float]) -> Occupancy:
+    """What scale-down needs beyond the pools' ``Node``s, from one snapshot."""
+    return Occupancy(work=node_work(machine), under_since=dict(under_since),
+                     destinations=destinations(machine), drained=drained_to_release(machine))
 
 
 # -- views for the API -----------------------------------------------------------------------

@@ -5,6 +5,7 @@ Validated at the edge (API, CLI) with clear per-field messages; stored as a plai
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Literal
 
@@ -71,7 +72,12 @@ class Requirements(BaseModel):
 
 
 class PoolSpec(BaseModel):
-    """A pool as in DESIGN.md. ``scale_down_idle`` is held in seconds."""
+    """A pool as in DESIGN.md. ``scale_down_idle`` is held in seconds.
+
+    ``scale_down_utilization`` (a fraction of a node's CPU, memory and GPU, off when unset)
+    lets the autoscaler also release nodes that are busy but under that share for
+    ``scale_down_idle``, when their services fit on other nodes.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -86,6 +92,7 @@ class PoolSpec(BaseModel):
     spot: Literal["never", "prefer", "only"] = "never"
     preference: int = Field(10, ge=0, le=1000)
     scale_down_idle: float = 300.0
+    scale_down_utilization: float | None = None
     max_price_per_hour: float | None = Field(None, gt=0)
     labels: dict[str, str] = Field(default_factory=dict)
     settings: dict[str, Any] = Field(default_factory=dict)
@@ -141,6 +148,26 @@ class PoolSpec(BaseModel):
     @classmethod
     def _idle(cls, v: Any) -> float:
         return parse_duration(v)
+
+    @field_validator("scale_down_utilization", mode="before")
+    @classmethod
+    def _utilization(cls, v: Any) -> float | None:
+        if v is None:
+            return None
+        fraction: float | None = None
+        if isinstance(v, str) and v.strip().endswith("%"):
+            try:
+                fraction = float(v.strip()[:-1]) / 100
+            except ValueError:
+                fraction = None
+        elif isinstance(v, int | float) and not isinstance(v, bool):
+            fraction = float(v)
+        if fraction is None or math.isnan(fraction) or not 0 <= fraction <= 1:
+            raise ValueError(
+                f"{v!r} is not a fraction from 0 to 1 (e.g. 0.5 or \"50%\"): the share of a "
+                "node's CPU, memory and GPU under which it may be released"
+            )
+        return fraction
 
     @field_validator("labels")
     @classmethod

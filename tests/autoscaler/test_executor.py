@@ -313,3 +313,105 @@ def test_settings_from_the_environment():
         "FEDERATION_AUTOSCALER_INTERVAL": "0.5", "FEDERATION_AUTOSCALER_DRY_RUN": "1",
         "FEDERATION_AUTOSCALER_TEST_PAUSE": "after-begin:7"})
     assert (settings.interval, settings.dry_run, settings.pause_after_begin) == (0.5, True, 7.0)
+
+
+# -- scale-down under a utilisation threshold ---------------------------------------------------
+
+
+def two_nodes(h: Harness) -> tuple[str, str]:
+    """Two joined nodes of pool ``cloud`` (2000m CPU each), launched through the executor."""
+    h.commit({"type": "launch.begin", "launch": {
+        "token": "t", "pool": "cloud", "provider": "memory", "instance_type": "small",
+        "count": 2, "reason": "r", "price_per_hour": 0.1, "hourly_cost": 0.2}})
+    h.executor.tick()  # resumes the launch: two instances
+    a, b = sorted(h.machine.launches["t"]["instances"])
+    return h.join(a), h.join(b)
+
+
+def run(h: Harness, alloc_id: str, job_id: str, node: str, cpu: int, kind: str = "service",
+        status: str = "running") -> None:
+    if job_id not in h.machine.jobs:
+        h.commit({"type": "job.register", "spec": {"id": job_id, "type": kind, "groups": [
+            {"name": "g", "count": 1, "resources": {"cpu": cpu, "memory": 64}}]}})
+    h.commit({"type": "alloc.upsert", "allocations": [{
+        "id": alloc_id, "job_id": job_id, "group": "g", "node_id": node,
+        "client_status": status, "resources": {"cpu_milli": cpu, "memory_mib": 64}}]})
+
+
+def test_a_node_under_the_threshold_is_drained_and_terminated_once_its_service_moved(
+        h, provider):
+    h.pool(scale_down_idle=60, scale_down_utilization=0.5)
+    a, b = two_nodes(h)
+    run(h, "web-0", "web", a, cpu=400)  # a at 20%
+    run(h, "db-0", "db", b, cpu=1200)  # b at 60%
+    h.executor.tick()
+    h.now += 61
+    h.executor.tick()
+    assert h.machine.nodes[a]["draining"] and not h.machine.nodes[b]["draining"]
+    assert provider.terminations() == []  # the service still runs there
+    (drain,) = [n for n in h.records("note") if n["action"] == "drain"]
+    assert drain["detail"]["node_id"] == a
+    assert "utilisation 20%" in drain["reason"] and f"fit on {b}" in drain["reason"]
+
+    # The scheduler moves the service: a replacement runs on b, the old copy stops.
+    run(h, "web-1", "web", b, cpu=400)
+    h.now += 2
+    h.executor.tick()
+    assert provider.terminations() == []  # not while the old copy runs
+    h.commit({"type": "alloc.upsert", "allocations": [
+        {"id": "web-0", "job_id": "web", "group": "g", "node_id": a,
+         "desired_status": "stop", "client_status": "complete"}]})
+    h.now += 2
+    h.executor.tick()
+    (term,) = h.records("terminate")
+    assert provider.terminations() == [tuple(term["instance_ids"])]
+    assert term["node_ids"] == [a] and "drained to be released and now empty" in term["reason"]
+    assert a not in h.machine.nodes and not h.machine.nodes[b]["draining"]
+
+
+def test_a_drained_node_with_batch_work_is_terminated_only_when_the_work_ends(h, provider):
+    h.pool(scale_down_idle=60, scale_down_utilization=0.5)
+    a, b = two_nodes(h)
+    run(h, "etl-0", "etl", a, cpu=300, kind="batch")
+    run(h, "db-0", "db", b, cpu=1900)  # no room for anything: batch needs none
+    h.executor.tick()
+    h.now += 61
+    h.executor.tick()
+    assert h.machine.nodes[a]["draining"]
+    for _ in range(3):
+        h.now += 30
+        h.executor.tick()
+    assert provider.terminations() == []
+    assert len([n for n in h.records("note") if n["action"] == "drain"]) == 1
+    h.commit({"type": "alloc.update_status", "updates": [
+        {"id": "etl-0", "client_status": "complete"}]})
+    h.executor.tick()
+    assert len(provider.terminations()) == 1 and a not in h.machine.nodes
+
+
+def test_a_node_whose_service_cannot_move_stays_and_says_why_once(h, provider):
+    h.pool(scale_down_idle=60, scale_down_utilization=0.5)
+    a, b = two_nodes(h)
+    run(h, "web-0", "web", a, cpu=400)
+    run(h, "db-0", "db", b, cpu=1800)
+    h.executor.tick()
+    for _ in range(3):
+        h.now += 61
+        h.executor.tick()
+    assert provider.terminations() == [] and not h.machine.nodes[a]["draining"]
+    (keep,) = h.records("note")
+    assert keep["action"] == "keep"
+    assert keep["reason"] == (f"node {a} stays: its utilisation 20% is under 50% but web-0 "
+                              "(web/g, 400m CPU, 64 MiB) fits on no other node")
+
+
+def test_without_a_threshold_a_busy_node_is_never_drained(h, provider):
+    h.pool(scale_down_idle=60)
+    a, b = two_nodes(h)
+    run(h, "web-0", "web", a, cpu=100)
+    run(h, "db-0", "db", b, cpu=100)
+    for _ in range(3):
+        h.now += 61
+        h.executor.tick()
+    assert not h.machine.nodes[a]["draining"] and not h.machine.nodes[b]["draining"]
+    assert provider.terminations() == []
