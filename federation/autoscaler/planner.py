@@ -406,6 +406,18 @@ def _share(res: Resources, cap: Resources) -> float:
     return share
 
 
+def _fit(res: Resources, cap: Resources, most: int) -> int:
+    """How many tasks of ``res`` fit on ``cap`` at once, at most ``most``."""
+    for need, have in (
+        (res.cpu_milli, cap.cpu_milli),
+        (res.memory_mib, cap.memory_mib),
+        (res.gpu, cap.gpu),
+    ):
+        if need > 0:
+            most = min(most, have // need)
+    return most
+
+
 def node_cost(pool: PoolState, node: Node) -> float:
     if node.price_per_hour is not None:
         return node.price_per_hour
@@ -618,6 +630,9 @@ class _ScaleUpPlanner:
         return options
 
     def plan_tier(self, tier: list[int]) -> list[_Bin]:
+        """Buy for the demand this tier's offers can take: one greedy pass (and local
+        search) per way of valuing demand, keeping the plan that places most, then costs
+        least."""
         tier_offers = [o for o, off in enumerate(self.offers) if off.pool in tier]
         if not tier_offers:
             return []
@@ -628,21 +643,67 @@ class _ScaleUpPlanner:
             if self.groups[gi].count > 0 and tier_set & self.feasible[gi].keys()
         ]
         active.sort(key=lambda i: -self.groups[i].size)
-        lower = {
-            gi: min(
-                self.offers[o].price * _share(self.groups[gi].resources, self.offers[o].capacity)
-                for o in tier_offers
-                if o in self.feasible[gi]
-            )
-            for gi in active
-        }
-        self._value = lower
+        start = self._save()
+        best: tuple[tuple[int, float], list[_Bin], Any] | None = None
+        for values in self._valuations(tier_offers, active):
+            self._restore(start)
+            bins = self._improve(self._greedy(tier_offers, active, values), tier_offers)
+            left = sum(self.groups[gi].count for gi in active)
+            cost = sum(self.offers[b.offer].price * b.mult for b in bins)
+            key = (left, round(cost, 9))
+            if best is None or key < best[0]:
+                best = (key, bins, self._save())
+        if best is None:
+            return []
+        self._restore(best[2])
+        return best[1]
+
+    def _valuations(self, tier_offers: list[int], active: list[int]) -> list[dict[int, float]]:
+        """Ways to value a task when choosing what to buy.
+
+        ``share``: its fractional lower-bound cost, the cheapest price times the share of an
+        instance it takes on its most used dimension; it favours instances that a single
+        shape fills well. ``alone``: what its shape costs per task when bought on its own
+        (the cheapest type's price over how many of it fit, at most the group's count); it
+        favours instances that hold what packs badly alone, such as a small GPU task with a
+        CPU-heavy one on a GPU type. Neither wins everywhere.
+        """
+        share: dict[int, float] = {}
+        alone: dict[int, float] = {}
+        for gi in active:
+            group = self.groups[gi]
+            r = group.resources
+            share[gi] = alone[gi] = math.inf
+            for o in tier_offers:
+                if o not in self.feasible[gi]:
+                    continue
+                offer = self.offers[o]
+                share[gi] = min(share[gi], offer.price * _share(r, offer.capacity))
+                alone[gi] = min(
+                    alone[gi], offer.price / max(1, _fit(r, offer.capacity, group.count))
+                )
+        return [share, alone] if alone != share else [share]
+
+    def _save(self) -> tuple[list[int], list[_PoolBudget]]:
+        budgets = [_PoolBudget(b.nodes_left, b.money_left, dict(b.avail)) for b in self.budgets]
+        return [g.count for g in self.groups], budgets
+
+    def _restore(self, saved: tuple[list[int], list[_PoolBudget]]) -> None:
+        counts, budgets = saved
+        for group, count in zip(self.groups, counts, strict=True):
+            group.count = count
+        self.budgets = [_PoolBudget(b.nodes_left, b.money_left, dict(b.avail)) for b in budgets]
+
+    def _greedy(
+        self, tier_offers: list[int], active: list[int], values: dict[int, float]
+    ) -> list[_Bin]:
+        self._value = values
         bins: list[_Bin] = []
         for _ in range(len(tier_offers) * (len(active) + 1) + 1):  # each round buys something
             live = [gi for gi in active if self.groups[gi].count > 0]
             if not live:
                 break
-            best = self._best_candidate(tier_offers, live, lower)
+            best = self._best_candidate(tier_offers, live, values)
             if best is None:
                 break
             offer_i, zone, chosen = best
@@ -652,7 +713,7 @@ class _ScaleUpPlanner:
                 for g, n in contents.items():
                     self.groups[g].count -= n * reps
                 bins.append(_Bin(offer_i, zone, contents, reps))
-        return self._improve(bins, tier_offers)
+        return bins
 
     def _best_candidate(
         self, tier_offers: list[int], live: list[int], lower: dict[int, float]
@@ -716,6 +777,17 @@ class _ScaleUpPlanner:
         """The cheapest offer (and zone) with budget left that holds ``contents`` at once,
         among offers cheaper than ``below``. ``by_price`` lists offers by ascending price,
         so the first that fits is the answer and the scan stops at ``below``."""
+        return self._holder(by_price, contents, zone, below, budget=True)
+
+    def _holder(
+        self,
+        by_price: list[int],
+        contents: Mapping[int, int],
+        zone: str | None,
+        below: float = math.inf,
+        budget: bool = False,
+    ) -> tuple[int, str | None] | None:
+        """As ``_cheapest_holder``, with the budget checked only when ``budget`` is set."""
         used = Resources()
         for g, n in contents.items():
             used = used + self.groups[g].resources.times(n)
@@ -725,7 +797,7 @@ class _ScaleUpPlanner:
                 return None
             if not used.fits_in(offer.capacity):
                 continue
-            if not self.budgets[offer.pool].can_add(offer):
+            if budget and not self.budgets[offer.pool].can_add(offer):
                 continue
             zones: list[str | None] = [zone] if zone is not None else [None, *offer.zones]
             for z in zones:
@@ -745,7 +817,10 @@ class _ScaleUpPlanner:
                 if new.price < old.price - _EPS and self.budgets[new.pool].can_add(new, b.mult):
                     b.offer, b.zone = found
             self.budgets[self.offers[b.offer].pool].add(self.offers[b.offer], b.mult)
-        # merge: two instances into one cheaper instance, best improvement first
+        # merge: two instances into one cheaper instance, best improvement first. A bin's
+        # contents, zone and type stay fixed from here on, so what holds a pair is cached
+        # by the pair; only the budget, which merges change, is checked again.
+        holds: dict[tuple[int, int], tuple[int, str | None] | None] = {}
         for _ in range(_MERGE_ROUNDS):
             live = [b for b in bins if b.mult > 0]
             live.sort(key=self._fill)
@@ -758,11 +833,26 @@ class _ScaleUpPlanner:
                     if a.zone is not None and b.zone is not None and a.zone != b.zone:
                         continue
                     pa, pb = self.offers[a.offer], self.offers[b.offer]
-                    merged = _merge(a.contents, b.contents)
-                    zone = a.zone if a.zone is not None else b.zone
+                    pair = (id(a), id(b))
+                    if pair not in holds:
+                        holds[pair] = self._holder(
+                            by_price,
+                            _merge(a.contents, b.contents),
+                            a.zone if a.zone is not None else b.zone,
+                            below=pa.price + pb.price,
+                        )
+                    found = holds[pair]
+                    if found is None:
+                        continue
                     self.budgets[pa.pool].add(pa, -1)
                     self.budgets[pb.pool].add(pb, -1)
-                    found = self._cheapest_holder(by_price, merged, zone, below=pa.price + pb.price)
+                    if not self.budgets[self.offers[found[0]].pool].can_add(self.offers[found[0]]):
+                        found = self._cheapest_holder(
+                            by_price,
+                            _merge(a.contents, b.contents),
+                            a.zone if a.zone is not None else b.zone,
+                            below=pa.price + pb.price,
+                        )
                     self.budgets[pa.pool].add(pa, 1)
                     self.budgets[pb.pool].add(pb, 1)
                     if found is None:
