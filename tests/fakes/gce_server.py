@@ -4,7 +4,9 @@ It speaks the JSON wire format the google-cloud-compute REST transport uses, so 
 it with the real client library (``client_options={"api_endpoint": "http://127.0.0.1:PORT"}``
 and anonymous credentials). Inserts honour ``requestId`` (the same id returns the same
 operation and creates nothing new); ``exhausted_zones`` makes inserts in those zones finish
-with ``ZONE_RESOURCE_POOL_EXHAUSTED`` as the real service does.
+with ``ZONE_RESOURCE_POOL_EXHAUSTED`` as the real service does. As there, an insert or delete
+answers with an operation still ``RUNNING`` (the instance ``PROVISIONING`` or ``STOPPING``);
+it finishes when the client next reads or waits on it.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ class FakeGCE:
         name = f"operation-{op_id}"
         op: dict[str, Any] = {
             "kind": "compute#operation", "id": op_id, "name": name,
-            "operationType": kind, "status": "DONE", "progress": 100,
+            "operationType": kind, "status": "RUNNING", "progress": 0,
             "zone": f"{self.url}{_PREFIX}{project}/zones/{zone}",
             "targetLink": self._link(project, zone, "instances", target),
             "selfLink": self._link(project, zone, "operations", name),
@@ -72,6 +74,22 @@ class FakeGCE:
             op["httpErrorMessage"] = "SERVICE UNAVAILABLE"
         self.operations[(project, zone, name)] = op
         return op
+
+    def finish(self, project: str, zone: str, name: str) -> dict[str, Any] | None:
+        """An operation as a client polling it sees it: done, with its effect applied."""
+        op = self.operations.get((project, zone, name))
+        if op is None or op["status"] == "DONE":
+            return op
+        target = op["targetLink"].rsplit("/", 1)[-1]
+        inst = self.instances.get((project, zone, target))
+        if "error" not in op and inst is not None:
+            if op["operationType"] == "insert":
+                self.instances[(project, zone, target)] = {**inst, "status": "RUNNING"}
+            elif op["operationType"] == "delete":
+                del self.instances[(project, zone, target)]
+        done = {**op, "status": "DONE", "progress": 100}
+        self.operations[(project, zone, name)] = done
+        return done
 
     def insert(
         self, project: str, zone: str, body: dict[str, Any], request_id: str | None
@@ -97,7 +115,8 @@ class FakeGCE:
         else:
             inst = dict(body)
             inst.update({
-                "kind": "compute#instance", "id": str(next(self._ids)), "status": "RUNNING",
+                "kind": "compute#instance", "id": str(next(self._ids)),
+                "status": "PROVISIONING",
                 "zone": f"{self.url}{_PREFIX}{project}/zones/{zone}",
                 "selfLink": self._link(project, zone, "instances", name),
                 "creationTimestamp": "2024-06-01T00:00:00.000-07:00",
@@ -115,12 +134,14 @@ class FakeGCE:
     ) -> tuple[int, dict[str, Any]]:
         if request_id and request_id in self.by_request:
             return 200, self.by_request[request_id]
-        if self.instances.pop((project, zone, name), None) is None:
+        inst = self.instances.get((project, zone, name))
+        if inst is None:
             return 404, _error(
                 404,
                 "notFound",
                 f"The resource 'projects/{project}/zones/{zone}/instances/{name}' was not found",
             )
+        self.instances[(project, zone, name)] = {**inst, "status": "STOPPING"}
         op = self._operation(project, zone, "delete", name)
         if request_id:
             self.by_request[request_id] = op
@@ -192,7 +213,7 @@ class FakeGCE:
                     elif kind == "instances" and method == "DELETE":
                         status, body = fake.delete(project, zone, name, request_id)
                     elif kind == "operations" and name and (method == "GET" or verb == "wait"):
-                        op = fake.operations.get((project, zone, name))
+                        op = fake.finish(project, zone, name)
                         status, body = (
                             (200, op)
                             if op
