@@ -309,9 +309,13 @@ def drained_to_release(machine: StateMachine) -> dict[str, str]:
 
 
 def occupancy(machine: StateMachine, under_since: Mapping[str, float]) -> Occupancy:
-    """What scale-down needs beyond the pools' ``Node``s, from one snapshot."""
+    """What scale-down needs beyond the pools' ``Node``s, from one snapshot. With no node
+    under a threshold there is no work to move, so allocations are not read again."""
+    drained = drained_to_release(machine)
+    if not under_since:
+        return Occupancy(drained=drained)
     return Occupancy(work=node_work(machine), under_since=dict(under_since),
-                     destinations=destinations(machine), drained=drained_to_release(machine))
+                     destinations=destinations(machine), drained=drained)
 
 
 # -- views for the API -----------------------------------------------------------------------
