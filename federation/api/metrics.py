@@ -20,6 +20,10 @@ class ServerMetrics:
         self.term = Gauge("federation_raft_term", "current Raft term", registry=r)
         self.commit_index = Gauge("federation_raft_commit_index", "Raft commit index", registry=r)
         self.state_index = Gauge("federation_state_index", "state machine index", registry=r)
+        self.state_objects = Gauge(
+            "federation_state_objects", "nodes, jobs and allocations (any status) in the state",
+            ["kind"], registry=r,
+        )
         self.rejected = Gauge(
             "federation_raft_rejected_connections",
             "Raft connections closed before authenticating", registry=r,

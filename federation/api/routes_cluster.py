@@ -37,6 +37,9 @@ def metrics(request: Request) -> Response:
         m.metrics.commit_index.set(m.raft.commit_index())
         m.metrics.rejected.set(m.raft.rejected_connections)
         m.metrics.state_index.set(m.machine.index)
+    for kind, table in (("nodes", m.machine.nodes), ("jobs", m.machine.jobs),
+                        ("allocations", m.machine.allocations)):
+        m.metrics.state_objects.labels(kind).set(len(table))
     return Response(generate_latest(m.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 

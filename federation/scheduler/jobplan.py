@@ -31,6 +31,7 @@ class JobPlan:
     evictions: list[Eviction] = field(default_factory=list)
     unplaced: dict[str, dict[str, Any]] = field(default_factory=dict)
     exhausted: dict[str, list[int]] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)  # the input overlay plus this plan
 
     def command(self) -> dict[str, Any]:
         return {
@@ -76,12 +77,15 @@ def _by_group(allocations: list[dict[str, Any]]) -> list[tuple[str, list[dict[st
 
 
 def plan_work(snapshot: Snapshot, job: Mapping[str, Any], work: JobWork, *, seed: int = 0,
-              preempt: bool = True) -> JobPlan:
-    """Place what ``work`` asks for; groups of one job see each other's placements."""
+              preempt: bool = True, usage: Usage | None = None) -> JobPlan:
+    """Place what ``work`` asks for; groups of one job see each other's placements.
+
+    ``usage`` is what plans made since the snapshot already take (several jobs planned
+    against one snapshot); it is not modified, and the plan's ``usage`` adds this job's."""
     result = JobPlan(job["id"], job["version"])
     groups_by_name = {g["name"]: g for g in job["spec"]["groups"]}
     demands = {d.name: d for d in task_groups(job["spec"])}
-    usage = Usage()
+    usage = usage if usage is not None else Usage()
     for i, gw in enumerate(work.groups):
         result.stops.extend(gw.stop)
         if gw.exhausted:
@@ -108,6 +112,7 @@ def plan_work(snapshot: Snapshot, job: Mapping[str, Any], work: JobWork, *, seed
                     unplaced["unplaced"] += report.unplaced
         if unplaced is not None:
             result.unplaced[gw.group] = unplaced
+    result.usage = usage
     return result
 
 

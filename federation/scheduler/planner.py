@@ -379,11 +379,17 @@ def verify_plan(
     alive = {a.id: a for a in allocations}
     accepted = Plan(unplaced=dict(plan.unplaced))
     rejected: list[str] = []
-    touched = sorted({p.node_id for p in plan.placements} | {e.node_id for e in plan.evictions})
-    for node_id in touched:
+    placed_on: dict[str, list[PlacementDecision]] = {}
+    for p in plan.placements:
+        placed_on.setdefault(p.node_id, []).append(p)
+    evicted_on: dict[str, list[Eviction]] = {}
+    for e in plan.evictions:
+        if e.allocation_id in alive:
+            evicted_on.setdefault(e.node_id, []).append(e)
+    for node_id in sorted(placed_on.keys() | {e.node_id for e in plan.evictions}):
         node = by_id.get(node_id)
-        here = [p for p in plan.placements if p.node_id == node_id]
-        evictions = [e for e in plan.evictions if e.node_id == node_id and e.allocation_id in alive]
+        here = placed_on.get(node_id, [])
+        evictions = evicted_on.get(node_id, [])
         if node is None or node.status != "ready" or node.draining:
             if here:
                 rejected.append(node_id)

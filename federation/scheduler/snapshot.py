@@ -13,14 +13,9 @@ from typing import Any
 from federation.scheduler.adapters import node_view
 from federation.scheduler.nodeset import NodeSet
 from federation.scheduler.types import MILLI_PER_GPU, AllocationView, NodeView, Resources
+from federation.state.node_usage import is_live
 
 __all__ = ["Resources", "Snapshot", "alloc_resources", "is_live", "new_allocation", "take"]
-
-LIVE = ("pending", "running")
-
-
-def is_live(alloc: Mapping[str, Any]) -> bool:
-    return alloc["desired_status"] == "run" and alloc["client_status"] in LIVE
 
 
 @dataclass(frozen=True)
@@ -58,35 +53,24 @@ def take(machine: Any, now: float | None = None) -> Snapshot:
     priorities = {job_id: int(job["spec"].get("priority", 50)) for job_id, job in jobs.items()}
     records = list(machine.allocations.values())
     by_job: dict[str, list[Mapping[str, Any]]] = {}
-    used: dict[str, list[int]] = {}
-    gpu_used: dict[str, list[int]] = {}
     views = []
-    nodes = {n["id"]: n for n in list(machine.nodes.values())}
     for alloc in records:
         by_job.setdefault(alloc["job_id"], []).append(alloc)
         if not is_live(alloc):
             continue
-        res = alloc_resources(alloc)
         views.append(AllocationView(
-            alloc["id"], alloc["job_id"], alloc["group"], alloc["node_id"], res,
-            priorities.get(alloc["job_id"], 50),
+            alloc["id"], alloc["job_id"], alloc["group"], alloc["node_id"],
+            alloc_resources(alloc), priorities.get(alloc["job_id"], 50),
             tuple(int(d) for d in (alloc.get("resources") or {}).get("gpu_devices") or ())))
-        total = used.setdefault(alloc["node_id"], [0, 0])
-        total[0] += res.cpu_milli
-        total[1] += res.memory_mib
-        node = nodes.get(alloc["node_id"])
-        devices = (alloc.get("resources") or {}).get("gpu_devices") or ()
-        if node is not None and devices:
-            per_device = res.gpu_share_milli or MILLI_PER_GPU
-            row = gpu_used.setdefault(node["id"], [0] * int(node["capacity"].get("gpu", 0)))
-            for d in devices:
-                if 0 <= int(d) < len(row):
-                    row[int(d)] += per_device
+    usage = machine.node_usage
     node_views = []
-    for node in nodes.values():
-        cpu, memory = used.get(node["id"], (0, 0))
-        record = {**node, "allocated": {"cpu_milli": cpu, "memory_mib": memory, "gpu": 0},
-                  "gpu_used_milli": gpu_used.get(node["id"], ())}
+    for node in list(machine.nodes.values()):
+        node_id = node["id"]
+        gpus = int(node["capacity"].get("gpu", 0) or 0)
+        record = {**node, "allocated": {"cpu_milli": usage.cpu_milli.get(node_id, 0),
+                                        "memory_mib": usage.memory_mib.get(node_id, 0),
+                                        "gpu": 0},
+                  "gpu_used_milli": usage.gpu_used(node_id, gpus) if gpus else ()}
         node_views.append(node_view(record))
     node_views.sort(key=lambda n: n.id)
     draining = frozenset(n.id for n in node_views if n.draining)

@@ -8,6 +8,7 @@ import hmac
 import logging
 import threading
 import time
+from concurrent.futures import Future
 from typing import Any
 
 import uvicorn
@@ -207,6 +208,12 @@ class Master:
         if self.raft is None:
             raise NoLeader("the server is starting")
         return self.raft.commit(command)
+
+    def submit(self, command: dict[str, Any]) -> Future[dict[str, Any]]:
+        """Queue a command without waiting (leader loops that pipeline their commits)."""
+        if self.raft is None:
+            raise NoLeader("the server is starting")
+        return self.raft.submit(command)
 
     async def commit(self, command: dict[str, Any]) -> Any:
         """Commit one command through Raft and return its value; raise its error."""

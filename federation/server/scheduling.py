@@ -2,9 +2,10 @@
 
 Level-triggered: after every change to the replicated state (and at least once a second) the
 leader takes a snapshot, asks the pure reconciler what each job needs, plans it with the pure
-planner, re-checks the plan against the latest state (the single plan applier) and commits it
-as one ``plan.apply`` entry. A plan the state machine refuses (the job changed meanwhile) is
-simply re-planned on the next pass. What cannot be placed is committed with the reasons, so a
+planner and commits it as ``plan.apply`` entries. Applying an entry is the single plan
+applier: the state machine re-checks every node the plan touches against the latest state and
+keeps only what still fits. A plan refused in whole (the job changed meanwhile) or in part is
+re-planned on the next pass. What cannot be placed is committed with the reasons, so a
 job's status explains it on every server and the autoscaler can read the blocked demand.
 """
 
@@ -13,17 +14,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import replace
+from collections import deque
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from federation.errors import FederationError
+from federation.raft.node import wait_result
 from federation.scheduler import snapshot as snap
-from federation.scheduler.jobplan import JobPlan, plan_work
+from federation.scheduler.feasibility import Usage
+from federation.scheduler.jobplan import plan_work
 from federation.scheduler.order import order_jobs
 from federation.scheduler.periodic import due_launches
-from federation.scheduler.planner import verify_plan
 from federation.scheduler.reconcile import dependencies_ready, reconcile_job
-from federation.scheduler.types import PlacementDecision, Plan
 
 if TYPE_CHECKING:
     from federation.server.master import Master
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("federation.scheduler")
 
 PASS_INTERVAL = 1.0
+MAX_PLANS_IN_FLIGHT = 64  # plan entries submitted and not yet applied, per pass
+COMMIT_WAIT = 30.0  # seconds to wait for one plan entry before giving the pass up
 
 
 class _StatusOf(dict[str, str]):
@@ -146,36 +150,53 @@ class Scheduler:
                                    queue_of)
         for job_id, reason in held.items():
             self._block(machine.jobs[job_id], reason)
-        fresh = True
-        for ordered_job, work in ordered:
-            job = dict(ordered_job)
-            if not fresh:
-                snapshot = snap.take(machine, time.time())
-                work = reconcile_job(job, snapshot.by_job.get(job["id"], ()),
-                                     snapshot.draining, snapshot.drain_expired)
-            plan = self._checked(plan_work(snapshot, job, work, seed=self.passes), snapshot)
-            command = plan.command()
-            if (not command["allocations"] and not command["stops"]
-                    and not command["evictions"] and job.get("unplaced") == plan.unplaced
-                    and job.get("exhausted", {}) == plan.exhausted):
-                continue
-            gangs = frozenset(g["name"] for g in job["spec"]["groups"] if g.get("gang"))
-            for entry in plan.commands(gangs):
-                try:
-                    result = self.master.commit_sync(entry)
-                except FederationError:
-                    self._retry.add(job["id"])
-                    raise
-                fresh = False  # the next job plans against the new state
-                if not result["ok"]:
-                    self._retry.add(job["id"])
-                    log.info("plan for %s refused (%s); re-planning next pass", job["id"],
-                             result["error"]["message"])
-                    break
-                placed += len(entry["allocations"])
+        # Every job of the pass is planned against the one snapshot plus what the pass
+        # already planned (the overlay); plans are committed without waiting for each other
+        # (group commit puts many in one Raft entry). Applying a plan re-checks its nodes
+        # against the latest state, so a plan that no longer fits loses only what does not.
+        overlay = Usage()
+        in_flight: deque[tuple[str, int, Future[dict[str, Any]]]] = deque()
+        try:
+            for ordered_job, work in ordered:
+                job = dict(ordered_job)
+                plan = plan_work(snapshot, job, work, seed=self.passes, usage=overlay)
+                overlay = plan.usage
+                command = plan.command()
+                if (not command["allocations"] and not command["stops"]
+                        and not command["evictions"] and job.get("unplaced") == plan.unplaced
+                        and job.get("exhausted", {}) == plan.exhausted):
+                    continue
+                gangs = frozenset(g["name"] for g in job["spec"]["groups"] if g.get("gang"))
+                for entry in plan.commands(gangs):
+                    in_flight.append((job["id"], len(entry["allocations"]),
+                                      self.master.submit(entry)))
+                    while len(in_flight) >= MAX_PLANS_IN_FLIGHT:
+                        placed += self._settle(*in_flight.popleft())
+        finally:
+            while in_flight:
+                placed += self._settle(*in_flight.popleft())
         self._seen_index = start_index
         self.placed += placed
         return placed
+
+    def _settle(self, job_id: str, planned: int, future: Future[dict[str, Any]]) -> int:
+        """Wait for one committed plan entry; returns how many allocations it placed."""
+        try:
+            result = wait_result(future, COMMIT_WAIT)
+        except FederationError:
+            self._retry.add(job_id)
+            raise
+        if not result["ok"]:
+            self._retry.add(job_id)
+            log.info("plan for %s refused (%s); re-planning next pass", job_id,
+                     result["error"]["message"])
+            return 0
+        value = result["value"]
+        if value["refused"]:
+            self._retry.add(job_id)
+            log.info("%d of %d placements for %s no longer fit nodes %s; re-planning them",
+                     value["refused"], planned, job_id, value["refused_nodes"])
+        return int(value["placed"])
 
     def _block(self, job: dict[str, Any], reason: str) -> None:
         """Record why a job is not planned at all (a dependency, a queue quota)."""
@@ -183,27 +204,6 @@ class Scheduler:
         if job.get("unplaced") != blocked:
             self.master.commit_sync({"type": "job.blocked", "job_id": job["id"],
                                      "unplaced": blocked})
-
-    def _checked(self, plan: JobPlan, planned_on: snap.Snapshot) -> JobPlan:
-        """The plan applier's re-check against the latest state: placements on a node that
-        no longer fits them (after the plan's evictions there) are dropped and re-planned."""
-        machine = self.master.machine
-        if machine.index == planned_on.index:
-            return plan  # nothing was applied since the plan's snapshot: it still fits
-        latest = snap.take(machine)
-        as_plan = Plan(evictions=list(plan.evictions))
-        by_id = {}
-        for alloc in plan.allocations:
-            decision = PlacementDecision(
-                alloc["job_id"], alloc["group"], alloc["index"], alloc["node_id"],
-                snap.alloc_resources(alloc), tuple(alloc["resources"].get("gpu_devices") or ()))
-            by_id[id(decision)] = alloc
-            as_plan.placements.append(decision)
-        accepted, rejected = verify_plan(as_plan, latest.nodes, latest.allocations)
-        if rejected:
-            log.info("plan applier rejected placements on %s; they are re-planned", rejected)
-        return replace(plan, allocations=[by_id[id(p)] for p in accepted.placements],
-                       evictions=list(accepted.evictions))
 
     def dispatch_periodic(self) -> int:
         machine = self.master.machine

@@ -17,6 +17,8 @@ from typing import Any
 
 from federation.errors import Conflict, FederationError, NotFound, ValidationError
 from federation.state import capacity, queues
+from federation.state.node_usage import NodeUsage
+from federation.state.plan_check import fitting_placements
 
 Command = dict[str, Any]
 Result = dict[str, Any]
@@ -44,6 +46,7 @@ class StateMachine:
         self.jobs: dict[str, dict[str, Any]] = {}
         self.allocations: dict[str, dict[str, Any]] = {}
         self.alloc_ids_by_job: dict[str, set[str]] = {}
+        self.node_usage = NodeUsage()
         self.pools: dict[str, dict[str, Any]] = {}
         self.launches: dict[str, dict[str, Any]] = {}
         self.queues: dict[str, dict[str, Any]] = {}
@@ -118,7 +121,21 @@ class StateMachine:
         machine.node_ids_by_name = {n["name"]: n["id"] for n in machine.nodes.values()}
         for alloc in machine.allocations.values():
             machine.alloc_ids_by_job.setdefault(alloc["job_id"], set()).add(alloc["id"])
+        machine.node_usage = NodeUsage.of(machine.allocations)
         return machine
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Raft snapshots and journals pickle the machine; ones written before the per-node
+        # usage existed are given it on load.
+        self.__dict__.update(state)
+        if "node_usage" not in state:
+            self.node_usage = NodeUsage.of(self.allocations)
+
+    def put_allocation(self, record: dict[str, Any]) -> None:
+        """Write an allocation record, keeping the per-job and per-node indexes current."""
+        self.node_usage.replace(self.allocations.get(record["id"]), record)
+        self.allocations[record["id"]] = record
+        self.alloc_ids_by_job.setdefault(record["job_id"], set()).add(record["id"])
 
     # -- derived views -------------------------------------------------------------------
     def allocation_counts(self, job_id: str) -> dict[str, int]:
@@ -242,11 +259,11 @@ def _node_mark_down(sm: StateMachine, command: Command) -> dict[str, Any]:
     index = sm._bump()
     sm.nodes[node["id"]] = {**node, "status": "down", "modify_index": index}
     lost = 0
-    for alloc_id, alloc in list(sm.allocations.items()):
+    for alloc in list(sm.allocations.values()):
         if alloc["node_id"] == node["id"] and alloc["client_status"] in ("pending", "running"):
             # Lost, and told to stop: if the node comes back it must not run a second copy.
-            sm.allocations[alloc_id] = {**alloc, "client_status": "lost",
-                                        "desired_status": "stop", "modify_index": index}
+            sm.put_allocation({**alloc, "client_status": "lost",
+                               "desired_status": "stop", "modify_index": index})
             lost += 1
     return {"id": node["id"], "status": "down", "changed": True, "lost": lost}
 
@@ -313,7 +330,7 @@ def _job_deregister(sm: StateMachine, command: Command) -> dict[str, Any]:
     for alloc_id in list(sm.alloc_ids_by_job.get(job_id, ())):
         alloc = sm.allocations[alloc_id]
         if alloc["desired_status"] == "run":
-            sm.allocations[alloc_id] = {**alloc, "desired_status": "stop", "modify_index": index}
+            sm.put_allocation({**alloc, "desired_status": "stop", "modify_index": index})
     return {"id": job_id, "version": job["version"] + 1, "changed": True, "index": index}
 
 
@@ -347,8 +364,7 @@ def _alloc_upsert(sm: StateMachine, command: Command) -> dict[str, Any]:
             "create_index": existing["create_index"] if existing else index,
             "modify_index": index,
         }
-        sm.allocations[alloc["id"]] = record
-        sm.alloc_ids_by_job.setdefault(record["job_id"], set()).add(record["id"])
+        sm.put_allocation(record)
     return {"count": len(allocations)}
 
 
@@ -369,7 +385,7 @@ def _alloc_update_status(sm: StateMachine, command: Command) -> dict[str, Any]:
     index = sm._bump()
     for update in updates:
         alloc = sm.allocations[update["id"]]
-        sm.allocations[update["id"]] = {**alloc, **update, "modify_index": index}
+        sm.put_allocation({**alloc, **update, "modify_index": index})
     return {"count": len(updates)}
 
 
@@ -387,31 +403,32 @@ def _plan_apply(sm: StateMachine, command: Command) -> dict[str, Any]:
     stops = command.get("stops") or []
     evictions = command.get("evictions") or []
     for i, alloc in enumerate(allocations):
-        node = sm.nodes.get(alloc.get("node_id"))
-        if node is None or node["status"] != "ready" or node["draining"]:
-            raise Conflict("a planned node is gone, down or draining",
-                           field=f"allocations[{i}].node_id")
+        if not isinstance(alloc, dict) or not isinstance(alloc.get("node_id"), str):
+            raise ValidationError("an allocation needs a node_id", field=f"allocations[{i}]")
+        if alloc.get("job_id") != job_id or not isinstance(alloc.get("group"), str):
+            raise ValidationError("an allocation of another job or no group",
+                                  field=f"allocations[{i}].job_id")
         if alloc.get("id") in sm.allocations:
             raise Conflict("allocation id already used", field=f"allocations[{i}].id")
     for field, ids in (("stops", stops), ("evictions", evictions)):
         for i, alloc_id in enumerate(ids):
             if alloc_id not in sm.allocations:
                 raise NotFound("no such allocation", field=f"{field}[{i}]")
+    accepted, refused = fitting_placements(sm.nodes, sm.allocations, sm.node_usage, job,
+                                           allocations, [*stops, *evictions])
     index = sm._bump()
-    for alloc in allocations:
-        record = {"desired_status": "run", "client_status": "pending", **alloc,
-                  "create_index": index, "modify_index": index}
-        sm.allocations[record["id"]] = record
-        sm.alloc_ids_by_job.setdefault(job_id, set()).add(record["id"])
+    for alloc in accepted:
+        sm.put_allocation({"desired_status": "run", "client_status": "pending", **alloc,
+                           "create_index": index, "modify_index": index})
     for desired, ids in (("stop", stops), ("evict", evictions)):
         for alloc_id in ids:
             alloc = sm.allocations[alloc_id]
             if alloc["desired_status"] == "run":
-                sm.allocations[alloc_id] = {**alloc, "desired_status": desired,
-                                            "modify_index": index}
+                sm.put_allocation({**alloc, "desired_status": desired, "modify_index": index})
     sm.jobs[job_id] = {**job, "unplaced": command.get("unplaced") or {},
                        "exhausted": command.get("exhausted") or {}, "modify_index": index}
-    return {"placed": len(allocations), "stopped": len(stops), "evicted": len(evictions)}
+    return {"placed": len(accepted), "stopped": len(stops), "evicted": len(evictions),
+            "refused_nodes": refused, "refused": len(allocations) - len(accepted)}
 
 
 def _job_blocked(sm: StateMachine, command: Command) -> dict[str, Any]:

@@ -20,6 +20,7 @@ def test_a_node_that_stops_heart_beating_is_marked_down_and_comes_back(cluster: 
     headers = {"X-Node-Token": reg["token"]}
     node_url = f"/v1/nodes/{reg['id']}"
     assert leader.get(node_url).json()["status"] == "ready"
+    assert 'federation_state_objects{kind="nodes"} 1.0' in leader.get("/metrics").text
     # --heartbeat-ttl is 2s in the harness; a new leader also waits one TTL before judging.
     wait_for(lambda: leader.get(node_url).json()["status"] == "down", 8, "the node marked down")
     beat = leader.post(node_url + "/heartbeat", json={}, headers=headers)

@@ -242,7 +242,8 @@ def test_a_plan_places_stops_and_records_what_did_not_fit(log: Log) -> None:
                  allocations=[{"id": "new", "job_id": "etl", "group": "w", "index": 0,
                                "node_id": "id-n1"}],
                  stops=["old"], unplaced={"w": {"unplaced": 1}})
-    assert result["value"] == {"placed": 1, "stopped": 1, "evicted": 0}
+    assert result["value"] == {"placed": 1, "stopped": 1, "evicted": 0, "refused": 0,
+                               "refused_nodes": []}
     assert log.sm.allocations["old"]["desired_status"] == "stop"
     assert log.sm.jobs["etl"]["unplaced"] == {"w": {"unplaced": 1}}
 
@@ -284,3 +285,98 @@ def test_restored_nodes_get_a_fresh_heartbeat_time(log: Log) -> None:
     other = Log()
     other("state.restore", time=5000.0, snapshot=snap)
     assert other.sm.nodes["id-n1"]["last_heartbeat"] == 5000.0
+
+
+# ---- the plan applier's re-check ------------------------------------------------------
+
+
+def placement(alloc_id: str, node_id: str = "id-n1", cpu: int = 400, group: str = "w",
+              **resources) -> dict:
+    return {"id": alloc_id, "job_id": "etl", "group": group, "index": 0, "node_id": node_id,
+            "resources": {"cpu_milli": cpu, "memory_mib": 64, **resources}}
+
+
+def test_placements_that_no_longer_fit_their_node_are_refused_and_the_rest_lands(
+        log: Log) -> None:
+    log("job.register", spec=spec())
+    log("node.register", node=node())
+    log("node.register", node=node("n2", "id-n2"))
+    log("plan.apply", job_id="etl", job_version=1, allocations=[placement("a"), placement("b")])
+    result = log("plan.apply", job_id="etl", job_version=1, allocations=[
+        placement("c"), placement("d", "id-n2")])  # n1 has 200 of 1000 millicores left
+    assert result["value"]["placed"] == 1
+    assert result["value"]["refused"] == 1 and result["value"]["refused_nodes"] == ["id-n1"]
+    assert "c" not in log.sm.allocations and "d" in log.sm.allocations
+    assert log.sm.node_usage.cpu_milli == {"id-n1": 800, "id-n2": 400}
+
+
+def test_a_gang_that_loses_one_instance_loses_all_of_them(log: Log) -> None:
+    gang = {"id": "etl", "type": "batch", "depends_on": [],
+            "groups": [{"name": "g", "count": 2, "gang": True}]}
+    log("job.register", spec=gang)
+    log("node.register", node=node())
+    log("node.register", node=node("n2", "id-n2"))
+    result = log("plan.apply", job_id="etl", job_version=1, allocations=[
+        placement("a", "id-n1", cpu=600, group="g"), placement("b", "id-n2", cpu=1200, group="g")])
+    assert result["value"]["placed"] == 0 and result["value"]["refused_nodes"] == ["id-n2"]
+    assert log.sm.allocations == {}
+
+
+def test_stops_and_evictions_in_the_same_plan_free_their_room_first(log: Log) -> None:
+    log("job.register", spec=spec())
+    log("node.register", node=node())
+    log("plan.apply", job_id="etl", job_version=1, allocations=[placement("old", cpu=900)])
+    result = log("plan.apply", job_id="etl", job_version=1,
+                 allocations=[placement("new", cpu=900)], stops=["old"])
+    assert result["value"]["placed"] == 1
+    assert log.sm.node_usage.cpu_milli == {"id-n1": 900}
+
+
+def test_placements_on_a_draining_or_down_node_are_refused(log: Log) -> None:
+    log("job.register", spec=spec())
+    log("node.register", node=node())
+    log("node.drain", node_id="id-n1", draining=True)
+    result = log("plan.apply", job_id="etl", job_version=1, allocations=[placement("a")])
+    assert result["value"]["refused_nodes"] == ["id-n1"] and log.sm.allocations == {}
+
+
+def test_a_gpu_device_is_not_given_twice(log: Log) -> None:
+    log("job.register", spec=spec())
+    log("node.register", node={**node(), "capacity": {"cpu_milli": 8000, "memory_mib": 4096,
+                                                       "gpu": 2}})
+    log("plan.apply", job_id="etl", job_version=1,
+        allocations=[placement("a", gpu=1, gpu_devices=[0])])
+    refused = log("plan.apply", job_id="etl", job_version=1,
+                  allocations=[placement("b", gpu=1, gpu_devices=[0])])
+    assert refused["value"]["placed"] == 0
+    shared = log("plan.apply", job_id="etl", job_version=1,
+                 allocations=[placement("c", gpu=0.5, gpu_devices=[1]),
+                              placement("d", gpu=0.5, gpu_devices=[1])])
+    assert shared["value"]["placed"] == 2
+    assert log.sm.node_usage.gpu_used("id-n1", 2) == [1000, 1000]
+
+
+def test_node_usage_follows_every_way_an_allocation_ends(log: Log) -> None:
+    log("job.register", spec=spec())
+    log("node.register", time=10.0, node=node())
+    log("plan.apply", job_id="etl", job_version=1,
+        allocations=[placement("a", cpu=100), placement("b", cpu=200), placement("c", cpu=300)])
+    assert log.sm.node_usage.cpu_milli["id-n1"] == 600
+    log("alloc.update_status", updates=[{"id": "a", "client_status": "complete"}])
+    assert log.sm.node_usage.cpu_milli["id-n1"] == 500
+    log("job.deregister", job_id="etl")
+    assert log.sm.node_usage.cpu_milli == {}
+    rebuilt = StateMachine.from_snapshot(log.sm.snapshot())
+    assert rebuilt.node_usage.cpu_milli == log.sm.node_usage.cpu_milli
+
+
+def test_a_machine_pickled_without_node_usage_rebuilds_it(log: Log) -> None:
+    log("job.register", spec=spec())
+    log("node.register", node=node())
+    log("plan.apply", job_id="etl", job_version=1, allocations=[placement("a")])
+    state = dict(log.sm.__dict__)
+    del state["node_usage"]
+    older = StateMachine.__new__(StateMachine)
+    older.__setstate__(state)
+    assert older.node_usage.cpu_milli == {"id-n1": 400}
+    assert pickle.loads(pickle.dumps(log.sm)).node_usage.cpu_milli == {"id-n1": 400}

@@ -1,0 +1,77 @@
+"""The plan applier's re-check, run as a plan is applied: every node a plan places work on
+must still be ready, not draining, and able to hold it after the plan's own stops and
+evictions there.
+
+It runs inside the state machine, so it sees the latest state by construction and gives the
+same answer on every server. A node that fails the check loses all of the plan's placements
+on it; a gang group that loses any instance loses all of them; the rest of the plan lands and
+the scheduler re-plans what was dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from federation.scheduler.adapters import node_view
+from federation.scheduler.planner import verify_plan
+from federation.scheduler.snapshot import alloc_resources
+from federation.scheduler.types import AllocationView, Eviction, NodeView, PlacementDecision, Plan
+from federation.state.node_usage import NodeUsage, is_live
+
+
+def fitting_placements(
+    nodes: Mapping[str, Mapping[str, Any]],
+    allocations: Mapping[str, Mapping[str, Any]],
+    usage: NodeUsage,
+    job: Mapping[str, Any],
+    placements: list[dict[str, Any]],
+    released: Iterable[str],
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The placements that fit, in their order, and the ids of the nodes that refused."""
+    if not placements:
+        return [], []
+    touched = {p["node_id"] for p in placements}
+    views: list[NodeView] = []
+    for node_id in touched:
+        record = nodes.get(node_id)
+        if record is None:
+            continue
+        gpus = int((record.get("capacity") or {}).get("gpu", 0) or 0)
+        views.append(node_view({
+            **record,
+            "allocated": {"cpu_milli": usage.cpu_milli.get(node_id, 0),
+                          "memory_mib": usage.memory_mib.get(node_id, 0)},
+            "gpu_used_milli": usage.gpu_used(node_id, gpus) if gpus else (),
+        }))
+    freed: list[AllocationView] = []
+    for alloc_id in released:
+        alloc = allocations.get(alloc_id)
+        if alloc is not None and is_live(alloc) and alloc["node_id"] in touched:
+            freed.append(_view(alloc))
+    plan = Plan(
+        placements=[_decision(p) for p in placements],
+        evictions=[Eviction(a.id, a.node_id, a.priority, str(job["id"])) for a in freed],
+    )
+    _, rejected = verify_plan(plan, views, freed)
+    if not rejected:
+        return placements, []
+    refused = set(rejected)
+    gangs = {g["name"] for g in job["spec"]["groups"] if g.get("gang")}
+    broken = {p["group"] for p in placements if p["group"] in gangs and p["node_id"] in refused}
+    kept = [p for p in placements if p["node_id"] not in refused and p["group"] not in broken]
+    return kept, sorted(refused)
+
+
+def _view(alloc: Mapping[str, Any]) -> AllocationView:
+    return AllocationView(
+        alloc["id"], alloc["job_id"], alloc["group"], alloc["node_id"], alloc_resources(alloc),
+        int(alloc.get("priority", 50)),
+        tuple(int(d) for d in (alloc.get("resources") or {}).get("gpu_devices") or ()))
+
+
+def _decision(placement: Mapping[str, Any]) -> PlacementDecision:
+    return PlacementDecision(
+        placement["job_id"], placement["group"], int(placement.get("index", 0)),
+        placement["node_id"], alloc_resources(placement),
+        tuple(int(d) for d in (placement.get("resources") or {}).get("gpu_devices") or ()))
