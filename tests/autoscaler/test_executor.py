@@ -87,14 +87,20 @@ class Harness:
         self.now = 1000.0
         self.ids = itertools.count()
         self.exporter = InMemorySpanExporter()
-        tracer_provider = TracerProvider()
-        tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self.tracer_provider = TracerProvider()
+        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self.providers = providers
+        self.settings = ExecutorSettings(**{"reconcile_every": 0.0, **settings})
+        self.executor = self.new_leader()
+
+    def new_leader(self) -> Executor:
+        """An executor with no memory, as a newly elected leader's."""
         self.executor = Executor(
-            lambda: self.machine, self.commit, tracer=tracer_provider.get_tracer("test"),
-            settings=ExecutorSettings(**{"reconcile_every": 0.0, **settings}),
-            providers=providers, bootstrap=default_bootstrap("join-token"),
-            clock=lambda: self.now,
+            lambda: self.machine, self.commit, tracer=self.tracer_provider.get_tracer("test"),
+            settings=self.settings, providers=self.providers,
+            bootstrap=default_bootstrap("join-token"), clock=lambda: self.now,
         )
+        return self.executor
 
     def commit(self, command: dict[str, Any]) -> dict[str, Any]:
         command = {"id": f"cmd-{next(self.ids)}", **command, "time": self.now}
@@ -383,6 +389,8 @@ def test_a_drained_node_with_batch_work_is_terminated_only_when_the_work_ends(h,
         h.executor.tick()
     assert provider.terminations() == []
     assert len([n for n in h.records("note") if n["action"] == "drain"]) == 1
+    h.new_leader()  # the drain is in the state: a new leader finishes it
+    h.executor.tick()
     h.commit({"type": "alloc.update_status", "updates": [
         {"id": "etl-0", "client_status": "complete"}]})
     h.executor.tick()
@@ -415,3 +423,22 @@ def test_without_a_threshold_a_busy_node_is_never_drained(h, provider):
         h.executor.tick()
     assert not h.machine.nodes[a]["draining"] and not h.machine.nodes[b]["draining"]
     assert provider.terminations() == []
+
+
+def test_dry_run_records_a_release_under_the_threshold_once_and_drains_nothing(provider):
+    h = Harness({"memory": provider}, dry_run=True)
+    h.pool(scale_down_idle=60, scale_down_utilization=0.5)
+    h.commit({"type": "node.register", "node": {
+        "id": "node-x", "name": "host-x", "token_hash": "x", "pool": "cloud",
+        "instance_id": "i-x", "instance_type": "small",
+        "capacity": {"cpu_milli": 2000, "memory_mib": 4096, "gpu": 0}}})
+    b = h.join("i-y")
+    run(h, "web-0", "web", "node-x", cpu=400)
+    run(h, "db-0", "db", b, cpu=1200)
+    for _ in range(4):
+        h.now += 31
+        h.executor.tick()
+    (note,) = h.records("note")
+    assert note["dry_run"] and note["reason"].startswith("would drain and terminate node host-x")
+    assert "utilisation 20%" in note["reason"]
+    assert not h.machine.nodes["node-x"]["draining"] and provider.calls == []
