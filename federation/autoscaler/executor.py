@@ -5,10 +5,10 @@ demand) → plan with the pure planner → for each decision commit ``launch.beg
 ``instance.terminate.begin``) through Raft → call the provider with the committed token →
 commit the outcome. A node to release is drained first and terminated once nothing runs
 there; one still running work after its drain (under the pool's utilisation threshold) gets
-a ``drain`` note in the state, so whichever server leads terminates it once it is empty. A
-launch still ``pending`` in the state (its leader died between the
-commit and the outcome) is resumed with the same token: providers are idempotent per token,
-so it never launches twice. Every provider call is an OpenTelemetry span, child of the span
+a ``drain`` note in the state, so whichever server leads terminates it once it is empty.
+A launch still ``pending`` in the state (its leader died between the commit and the
+outcome) is resumed with the same token: providers are idempotent per token, so it never
+launches twice. Every provider call is an OpenTelemetry span, child of the span
 of the decision that caused it. Dry run (a pool's ``settings.dry_run`` or
 ``FEDERATION_AUTOSCALER_DRY_RUN=1``) plans and records activities without acting.
 
