@@ -8,11 +8,14 @@ Scale-up works tier by tier in pool preference order (lower first, so on-prem at
 before any cloud). Demand first fills free room on existing nodes and on instances already
 launching, so the same demand is never bought twice. What is left is bin-packed onto new
 instances with a greedy that, at each step, buys the instance whose first-fit-decreasing
-packing gives the most demand per dollar (demand valued at its fractional lower-bound cost),
-repeating the same packing while the demand allows; a local search then downsizes instances
-to the cheapest type that still holds their contents and merges pairs of instances into one
-cheaper instance. Pool ``max_nodes``, budgets (``max_price_per_hour``), spot policy, type
-availability and every task constraint are honoured throughout.
+packing gives the most demand per dollar, repeating the same packing while the demand
+allows. It runs twice, with demand valued at its fractional lower-bound cost and at its
+stand-alone cost, and the cheaper plan is kept. A local search then downsizes instances to
+the cheapest type that still holds their contents, packs again from scratch what the most
+wasteful instances hold, gives up instances whose contents fit in others' free room, and
+merges pairs of instances into one cheaper instance. Pool ``max_nodes``, budgets
+(``max_price_per_hour``), spot policy, type availability and every task constraint are
+honoured throughout.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ from federation.specs.pool import PoolSpec
 _EPS = 1e-9
 _MERGE_GROUPS = 48  # distinct bins considered by the merge search
 _MERGE_ROUNDS = 400
+_REPACK_TRIES = 24  # improving re-packs at most
+_REPACK_WIDTH = 8  # most wasteful distinct bins re-packed, alone and together
+_EMPTY_PASSES = 3
 _TOP_OFFERS = 8  # offers fully evaluated per greedy step, after a cheap fluid ranking
 
 
@@ -532,7 +538,11 @@ class _ScaleUpPlanner:
     # -- new capacity --------------------------------------------------------------------
 
     def _pack_one(
-        self, offer_i: int, zone: str | None, active: list[int], counts: Mapping[int, int]
+        self,
+        offer_i: int,
+        zone: str | None,
+        orders: list[list[int]],
+        counts: Mapping[int, int],
     ) -> dict[int, int]:
         """First-fit-decreasing of the remaining demand into one fresh instance.
 
@@ -541,7 +551,7 @@ class _ScaleUpPlanner:
         """
         best: dict[int, int] = {}
         best_key = (-1.0, -1.0)
-        for order in self._orders(active):
+        for order in orders:
             contents = self._pack_order(offer_i, zone, order, counts)
             key = (
                 sum(self._value[g] * n for g, n in contents.items()),
@@ -600,10 +610,11 @@ class _ScaleUpPlanner:
         counts = {gi: self.groups[gi].count for gi in live}
         out: list[tuple[dict[int, int], int]] = []
         value = size = 0.0
+        orders = self._orders([gi for gi in live if offer_i in self.feasible[gi]])
         for _ in range(len(live) * 4 + 8):  # each round exhausts a group or the budget
             if left <= 0:
                 break
-            contents = self._pack_one(offer_i, zone, live, counts)
+            contents = self._pack_one(offer_i, zone, orders, counts)
             if not contents:
                 break
             reps = min(left, min(counts[g] // n for g, n in contents.items()))
@@ -807,16 +818,9 @@ class _ScaleUpPlanner:
 
     def _improve(self, bins: list[_Bin], tier_offers: list[int]) -> list[_Bin]:
         by_price = sorted(tier_offers, key=lambda o: self.offers[o].price)  # stable on ties
-        # downsize: each distinct bin to the cheapest type that still holds its contents
-        for b in bins:
-            old = self.offers[b.offer]
-            self.budgets[old.pool].add(old, -b.mult)
-            found = self._cheapest_holder(by_price, b.contents, b.zone, below=old.price)
-            if found is not None:
-                new = self.offers[found[0]]
-                if new.price < old.price - _EPS and self.budgets[new.pool].can_add(new, b.mult):
-                    b.offer, b.zone = found
-            self.budgets[self.offers[b.offer].pool].add(self.offers[b.offer], b.mult)
+        self._downsize(bins, by_price)
+        bins = self._repack(bins, tier_offers, by_price)
+        bins = self._empty_into_slack(bins)
         # merge: two instances into one cheaper instance, best improvement first. A bin's
         # contents, zone and type stay fixed from here on, so what holds a pair is cached
         # by the pair; only the budget, which merges change, is checked again.
@@ -871,6 +875,134 @@ class _ScaleUpPlanner:
             b.mult -= 1
             bins.append(_Bin(o, zone, _merge(a.contents, b.contents), 1))
         return [b for b in bins if b.mult > 0]
+
+    def _downsize(self, bins: list[_Bin], by_price: list[int]) -> None:
+        """Move each distinct bin to the cheapest type that still holds its contents."""
+        for b in bins:
+            old = self.offers[b.offer]
+            self.budgets[old.pool].add(old, -b.mult)
+            found = self._cheapest_holder(by_price, b.contents, b.zone, below=old.price)
+            if found is not None:
+                new = self.offers[found[0]]
+                if new.price < old.price - _EPS and self.budgets[new.pool].can_add(new, b.mult):
+                    b.offer, b.zone = found
+            self.budgets[self.offers[b.offer].pool].add(self.offers[b.offer], b.mult)
+
+    def _repack(self, bins: list[_Bin], tier_offers: list[int], by_price: list[int]) -> list[_Bin]:
+        """Buy again, from scratch, for what the most wasteful instances hold.
+
+        Waste is an instance's price less the value of what it holds. The greedy commits a
+        whole run of one type at a time, and the tail of such a run can be poor (CPU-only
+        tasks left on a GPU type once the GPU tasks ran out); planning those contents alone,
+        and with other wasteful bins' contents, finds what suits them. A new packing is kept
+        only when it places everything for less.
+        """
+        tried: set[tuple[int, ...]] = set()
+        for _ in range(_REPACK_TRIES):
+            live = [b for b in bins if b.mult > 0 and self._waste(b) > _EPS]
+            live.sort(key=lambda b: -self._waste(b) * b.mult)
+            live = live[:_REPACK_WIDTH]
+            subsets = [[b] for b in live] + [live[:k] for k in (2, 4, len(live)) if k <= len(live)]
+            improved = False
+            for subset in subsets:
+                key = tuple(sorted(id(b) for b in subset))
+                if key in tried:
+                    continue
+                tried.add(key)
+                new_bins = self._replan(subset, tier_offers, by_price)
+                if new_bins is not None:
+                    for b in subset:
+                        b.mult = 0
+                    bins = [b for b in bins if b.mult > 0] + new_bins
+                    improved = True
+                    break
+            if not improved:
+                break
+        return bins
+
+    def _empty_into_slack(self, bins: list[_Bin]) -> list[_Bin]:
+        """Give up instances whose whole contents fit in the free room of others.
+
+        Donors are tried most expensive first; a receiver takes as many donor instances'
+        contents per copy as its free room holds (best fit: the receiver left with the
+        least room), and is split when only some of its copies receive.
+        """
+        free_of: dict[int, Resources] = {}  # contents never change, so neither does room
+
+        def free(b: _Bin) -> Resources:
+            if id(b) not in free_of:
+                free_of[id(b)] = self.offers[b.offer].capacity - b.used(self.groups)
+            return free_of[id(b)]
+
+        for _ in range(_EMPTY_PASSES):
+            moved = False
+            donors = [b for b in bins if b.mult > 0 and b.contents]
+            donors.sort(key=lambda b: -self.offers[b.offer].price)
+            for donor in donors:
+                need = donor.used(self.groups)
+                while donor.mult > 0:
+                    best: tuple[float, _Bin, int] | None = None
+                    for r in bins:
+                        if r is donor or r.mult <= 0:
+                            continue
+                        room = free(r)
+                        if not need.fits_in(room):
+                            continue
+                        k = _fit(need, room, donor.mult)
+                        if k <= 0 or not self._admits(r.offer, r.zone, donor.contents):
+                            continue
+                        left = _share(room - need.times(k), self.offers[r.offer].capacity)
+                        if best is None or left < best[0]:
+                            best = (left, r, k)
+                    if best is None:
+                        break
+                    _, r, k = best
+                    n = min(donor.mult, r.mult * k)
+                    full, rest = divmod(n, k)
+                    if full:
+                        scaled = {g: c * k for g, c in donor.contents.items()}
+                        bins.append(_Bin(r.offer, r.zone, _merge(r.contents, scaled), full))
+                    if rest:
+                        scaled = {g: c * rest for g, c in donor.contents.items()}
+                        bins.append(_Bin(r.offer, r.zone, _merge(r.contents, scaled), 1))
+                    r.mult -= full + (1 if rest else 0)
+                    donor.mult -= n
+                    offer = self.offers[donor.offer]
+                    self.budgets[offer.pool].add(offer, -n)
+                    moved = True
+            bins = [b for b in bins if b.mult > 0]
+            if not moved:
+                break
+        return bins
+
+    def _waste(self, b: _Bin) -> float:
+        worth = sum(self._value[g] * n for g, n in b.contents.items())
+        return self.offers[b.offer].price - worth
+
+    def _replan(
+        self, subset: list[_Bin], tier_offers: list[int], by_price: list[int]
+    ) -> list[_Bin] | None:
+        """A cheaper packing of ``subset``'s contents, or None (state left unchanged)."""
+        saved = self._save()
+        union: dict[int, int] = {}
+        for b in subset:
+            for g, n in b.contents.items():
+                union[g] = union.get(g, 0) + n * b.mult
+            self.budgets[self.offers[b.offer].pool].add(self.offers[b.offer], -b.mult)
+        for gi, group in enumerate(self.groups):
+            group.count = union.get(gi, 0)
+        active = sorted(union, key=lambda gi: -self.groups[gi].size)
+        new_bins = self._greedy(tier_offers, active, self._value)
+        self._downsize(new_bins, by_price)
+        placed = all(self.groups[gi].count == 0 for gi in union)
+        old_cost = sum(self.offers[b.offer].price * b.mult for b in subset)
+        new_cost = sum(self.offers[b.offer].price * b.mult for b in new_bins)
+        if placed and new_cost < old_cost - _EPS:
+            for group, count in zip(self.groups, saved[0], strict=True):
+                group.count = count
+            return new_bins
+        self._restore(saved)
+        return None
 
     def _fill(self, b: _Bin) -> float:
         return _share(b.used(self.groups), self.offers[b.offer].capacity)
