@@ -337,3 +337,63 @@ def test_plan_packings_are_feasible():
         have = have + Resources(t.cpu_milli, t.memory_mib).times(d.count)
     assert need.fits_in(have)
     assert sorted(i for d in result.scale_up for i in d.task_ids) == sorted(t.id for t in demand)
+
+
+def test_cpu_only_tasks_do_not_ride_on_a_gpu_type_once_the_gpu_tasks_run_out():
+    # 16 GPU tasks fill two 8-GPU hosts; the six 32-core CPU-only tasks are cheaper two to
+    # a 64-core single-GPU type (3 x 4.096) than three to a spare 8-GPU host (2 x 7.824)
+    types = (
+        InstanceType("gpu8", 96000, 393216, 8, 7.824),
+        InstanceType("big1", 64000, 262144, 1, 4.096),
+        InstanceType("small1", 4000, 16384, 1, 0.526),
+    )
+    demand = [
+        Task("train", Resources(11300, 49152, 1), count=16),
+        Task("etl", Resources(32000, 49152, 0), count=6),
+    ]
+    result = plan_scale_up(demand, [pool("p", "local", types, max_nodes=100)])
+    assert bought(result) == {("p", "gpu8"): 2, ("p", "big1"): 3}
+    assert result.hourly_cost == pytest.approx(27.936)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_limits_hold_and_every_task_is_accounted_for(seed):
+    """Whatever the passes and local search do: max_nodes and budgets hold, zone
+    constraints hold, each task is bought for or reported unplaceable exactly once, and
+    each decision's tasks fit on what it buys."""
+    rnd = random.Random(seed)
+    types = [
+        InstanceType("s", 2000, 8192, 0, 0.1, None, ("z1", "z2")),
+        InstanceType("m", 8000, 32768, 0, 0.35, None, ("z1", "z2")),
+        InstanceType("g1", 8000, 32768, 1, 0.75, None, ("z1",)),
+        InstanceType("g4", 48000, 196608, 4, 3.9, None, ("z1", "z2")),
+    ]
+    demand = []
+    for i in range(rnd.randint(5, 60)):
+        cons = (Constraint("zone", "=", "z2"),) if rnd.random() < 0.2 else ()
+        res = Resources(
+            rnd.choice([500, 2000, 6000, 12000]),
+            rnd.choice([1024, 8192, 30000]),
+            rnd.choice([0, 0, 0, 1, 2]),
+        )
+        demand.append(Task(f"x{i}", res, cons))
+    max_nodes = rnd.randint(2, 12)
+    budget = rnd.choice([None, 5.0, 12.0])
+    spec = {"zones": ["z1", "z2"], "max_nodes": max_nodes, "max_price_per_hour": budget}
+    result = plan_scale_up(demand, [pool("p", "local", types, **spec)])
+    assert sum(d.count for d in result.scale_up) <= max_nodes
+    if budget is not None:
+        assert result.hourly_cost <= budget + 1e-9
+    placed = [i for d in result.scale_up for i in d.task_ids]
+    missing = [u.task_id for u in result.unplaceable]
+    assert sorted(placed + missing) == sorted(t.id for t in demand)
+    by_id = {t.id: t for t in demand}
+    by_name = {t.name: t for t in types}
+    for d in result.scale_up:
+        need = Resources()
+        for task_id in d.task_ids:
+            need = need + by_id[task_id].resources
+            if by_id[task_id].constraints:
+                assert d.zones == ("z2",)
+        t = by_name[d.instance_type]
+        assert need.fits_in(Resources(t.cpu_milli, t.memory_mib, t.gpu).times(d.count))
