@@ -5,9 +5,13 @@ the trace, the pods alive then (created, not yet deleted) are pending demand on 
 pool (us-east-1). Printed per instant and in total:
 
 * ``planner``: the hourly cost of ``plan_scale_up`` over every instance type;
-* ``lower``: a true lower bound, the LP relaxation of buying capacity (see ``lower_bound``);
-* ``per-task``: each pod at its cheapest max-dimension share of a type (the estimate
-  ``autoscaler_planner.py`` prints; not a bound for multi-dimensional demand);
+* ``old LP``: the aggregate LP bound (fractional instances, per-dimension totals);
+* ``config LP``: the configuration LP bound (column generation, certified), and for the
+  instants ``exact``: the proven lower bound of the integer optimum (an assignment ILP with
+  a time limit); ``bound`` is the largest of the valid bounds (see ``capacity_bounds.py``);
+* ``best found``: the cheapest feasible purchase any method found (the ILP's incumbent or
+  an integer program over the generated patterns): the optimum lies between it and
+  ``bound``;
 * ``one-type``: what an autoscaler with a single instance type buys (an ASG), with the best
   single type chosen in hindsight, packed by the same planner.
 
@@ -31,6 +35,15 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from capacity_bounds import (  # noqa: E402
+    aggregate_lp_bound,
+    configuration_lp_bound,
+    exact_optimum,
+    shapes_of,
+    undominated,
+)
 
 from federation.autoscaler.planner import PoolState, Resources, Task, plan_scale_up  # noqa: E402
 from federation.providers.aws.catalog import price_table  # noqa: E402
@@ -61,8 +74,15 @@ def catalog() -> tuple[InstanceType, ...]:
         if shape is None:
             continue
         gpus = sum(int(g.get("Count", 0)) for g in shape.get("GpuInfo", {}).get("Gpus", []))
-        out.append(InstanceType(name, int(shape["VCpuInfo"]["DefaultVCpus"]) * 1000,
-                                int(shape["MemoryInfo"]["SizeInMiB"]), gpus, price))
+        out.append(
+            InstanceType(
+                name,
+                int(shape["VCpuInfo"]["DefaultVCpus"]) * 1000,
+                int(shape["MemoryInfo"]["SizeInMiB"]),
+                gpus,
+                price,
+            )
+        )
     return tuple(out)
 
 
@@ -72,15 +92,24 @@ def load_pods(trace: Path) -> list[tuple[int, int, int, float, float]]:
     with open(trace / "openb_pod_list_default.csv") as fh:
         for row in csv.DictReader(fh):
             gpus = int(row["num_gpu"])
-            pods.append((int(row["cpu_milli"]), int(row["memory_mib"]), gpus,
-                         float(row["creation_time"] or 0), float(row["deletion_time"] or 0)))
+            pods.append(
+                (
+                    int(row["cpu_milli"]),
+                    int(row["memory_mib"]),
+                    gpus,
+                    float(row["creation_time"] or 0),
+                    float(row["deletion_time"] or 0),
+                )
+            )
     return pods
 
 
 def demand_at(pods: list[tuple[int, int, int, float, float]], t: float) -> list[Task]:
     shapes = Counter((c, m, g) for c, m, g, born, died in pods if born <= t < died)
-    return [Task(f"{c}m-{m}Mi-{g}g", Resources(c, m, g), count=n)
-            for (c, m, g), n in sorted(shapes.items())]
+    return [
+        Task(f"{c}m-{m}Mi-{g}g", Resources(c, m, g), count=n)
+        for (c, m, g), n in sorted(shapes.items())
+    ]
 
 
 def per_task_estimate(tasks: list[Task], types: tuple[InstanceType, ...]) -> float:
@@ -93,44 +122,24 @@ def per_task_estimate(tasks: list[Task], types: tuple[InstanceType, ...]) -> flo
         for t in types:
             if r.gpu > t.gpu or r.cpu_milli > t.cpu_milli or r.memory_mib > t.memory_mib:
                 continue
-            share = max(r.cpu_milli / t.cpu_milli, r.memory_mib / t.memory_mib,
-                        r.gpu / t.gpu if t.gpu else 0.0)
+            share = max(
+                r.cpu_milli / t.cpu_milli,
+                r.memory_mib / t.memory_mib,
+                r.gpu / t.gpu if t.gpu else 0.0,
+            )
             best = min(best, t.price_per_hour * share)
         total += best * task.count
     return total
 
 
-def lower_bound(tasks: list[Task], types: tuple[InstanceType, ...]) -> float:
-    """A true lower bound: the LP relaxation of buying capacity (fractional instances).
-
-    For each GPU threshold k among the requests, the types with at least k GPUs must hold,
-    on every dimension, the pods that need at least k GPUs (k = 0: all types, all pods).
-    Every packing satisfies these constraints, so their cheapest fractional solution costs
-    no more than any packing.
-    """
-    from scipy.optimize import linprog
-
-    caps = [(t.cpu_milli, t.memory_mib, t.gpu) for t in types]
-    rows, rhs = [], []
-    for k in sorted({0} | {task.resources.gpu for task in tasks}):
-        need = [0.0, 0.0, 0.0]
-        for task in tasks:
-            if task.resources.gpu >= k:
-                r = task.resources
-                need = [need[0] + r.cpu_milli * task.count, need[1] + r.memory_mib * task.count,
-                        need[2] + r.gpu * task.count]
-        for d in range(3):
-            if need[d] > 0:
-                rows.append([-c[d] if c[2] >= k else 0.0 for c in caps])
-                rhs.append(-need[d])
-    result = linprog([t.price_per_hour for t in types], A_ub=rows, b_ub=rhs,
-                     bounds=[(0, None)] * len(types), method="highs")
-    return float(result.fun)
-
-
 def pool(types: tuple[InstanceType, ...], only: str | None = None) -> PoolState:
-    spec = PoolSpec(name="cloud", provider="aws", region="us-east-1", max_nodes=100_000,
-                    instance_types=[only] if only else None)
+    spec = PoolSpec(
+        name="cloud",
+        provider="aws",
+        region="us-east-1",
+        max_nodes=100_000,
+        instance_types=[only] if only else None,
+    )
     return PoolState(spec, types)
 
 
@@ -138,25 +147,61 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--snapshots", type=int, default=4)
     parser.add_argument("--trace", default=os.environ.get("OPENB_TRACE", str(TRACE)))
+    parser.add_argument(
+        "--exact-seconds",
+        type=float,
+        default=20.0,
+        help="time limit of the integer program per instant",
+    )
+    parser.add_argument(
+        "--cg-iterations",
+        type=int,
+        default=120,
+        help="column generation rounds (the bound is valid at any count)",
+    )
     opts = parser.parse_args()
     types = catalog()
+    kept = undominated(types)
     pods = load_pods(Path(opts.trace))
     end = max(p[4] for p in pods)
     totals = Counter[str]()
-    print(f"openb pods={len(pods)} instance types={len(types)} snapshots={opts.snapshots}")
-    print(f"{'t (h)':>6} {'pods':>5} {'planner $/h':>12} {'lower $/h':>10} {'ratio':>6} "
-          f"{'per-task $/h':>12} "
-          f"{'one-type $/h':>13} {'type':>13} {'ratio':>6} {'plan s':>7}")
+    print(
+        f"openb pods={len(pods)} instance types={len(types)} ({len(kept)} undominated) "
+        f"snapshots={opts.snapshots}"
+    )
+    print(
+        f"{'t (h)':>6} {'pods':>5} {'planner':>9} {'old LP':>9} {'config LP':>9} "
+        f"{'exact':>9} {'bound':>9} {'ratio':>6} {'best found':>10} "
+        f"{'one-type':>9} {'type':>13} {'plan s':>7} {'bound s':>7}"
+    )
     instants = [end * (k + 0.5) / opts.snapshots for k in range(opts.snapshots)]
     for t in [*instants, -1.0]:
         # t = -1: every pod of the trace pending at once (how the scheduler benchmark uses it)
-        tasks = demand_at(pods, t) if t >= 0 else demand_at(
-            [(c, m, g, 0.0, 1.0) for c, m, g, _, _ in pods], 0.0)
+        tasks = (
+            demand_at(pods, t)
+            if t >= 0
+            else demand_at([(c, m, g, 0.0, 1.0) for c, m, g, _, _ in pods], 0.0)
+        )
         started = time.perf_counter()
         result = plan_scale_up(tasks, [pool(types)])
         seconds = time.perf_counter() - started
-        lower = lower_bound(tasks, types)
-        estimate = per_task_estimate(tasks, types)
+        shapes = shapes_of(tasks)
+        started = time.perf_counter()
+        old = aggregate_lp_bound(shapes, types)
+        config = configuration_lp_bound(
+            shapes, kept, max_iterations=opts.cg_iterations, time_limit=3600.0
+        )
+        bounds = [old, config.bound]
+        found = [config.integer]
+        exact = "-"
+        if t >= 0:
+            ilp = exact_optimum(shapes, kept, time_limit=opts.exact_seconds)
+            bounds.append(ilp.lower)
+            found.append(ilp.upper)
+            exact = f"{ilp.lower:9.2f}" + ("" if ilp.optimal else "*")
+        bound_seconds = time.perf_counter() - started
+        bound = max(bounds)
+        best_found = min([result.hourly_cost, *found])
         best_type, best_cost = "-", math.inf
         for itype in types:
             single = plan_scale_up(tasks, [pool(types, itype.name)])
@@ -166,14 +211,39 @@ def main() -> None:
         if result.unplaceable:
             print(f"  {sum(u.count for u in result.unplaceable)} pods unplaceable at {t:.0f}s")
         when = f"{t / 3600:.1f}" if t >= 0 else "all"
-        print(f"{when:>6} {count:5d} {result.hourly_cost:12.2f} {lower:10.2f} "
-              f"{result.hourly_cost / lower:6.3f} {estimate:12.2f} {best_cost:13.2f} "
-              f"{best_type:>13} {best_cost / lower:6.3f} {seconds:7.3f}")
-        if t >= 0:
-            totals.update({"planner": result.hourly_cost, "lower": lower, "one": best_cost})
-    print(f"instants: planner/lower={totals['planner'] / totals['lower']:.3f} "
-          f"one-type/lower={totals['one'] / totals['lower']:.3f} "
-          f"planner saves {(1 - totals['planner'] / totals['one']) * 100:.1f}% vs one type")
+        print(
+            f"{when:>6} {count:5d} {result.hourly_cost:9.2f} {old:9.2f} {config.bound:9.2f} "
+            f"{exact:>9} {bound:9.2f} {result.hourly_cost / bound:6.3f} {best_found:10.2f} "
+            f"{best_cost:9.2f} {best_type:>13} {seconds:7.3f} {bound_seconds:7.1f}"
+        )
+        if t < 0:
+            print(
+                f"  config LP: {config.iterations} rounds, {config.columns} patterns, "
+                f"master {config.lp:.2f}, converged={config.converged}"
+            )
+            print(
+                f"  all: planner/bound={result.hourly_cost / bound:.3f} "
+                f"planner/old LP={result.hourly_cost / old:.3f} "
+                f"best found/bound={best_found / bound:.3f} one-type/bound={best_cost / bound:.3f}"
+            )
+        else:
+            totals.update(
+                {
+                    "planner": result.hourly_cost,
+                    "old": old,
+                    "bound": bound,
+                    "found": best_found,
+                    "one": best_cost,
+                }
+            )
+    print("  (* the integer program stopped at its time limit: its proven bound is shown)")
+    print(
+        f"instants: planner/bound={totals['planner'] / totals['bound']:.3f} "
+        f"planner/old LP={totals['planner'] / totals['old']:.3f} "
+        f"best found/bound={totals['found'] / totals['bound']:.3f} "
+        f"one-type/bound={totals['one'] / totals['bound']:.3f} "
+        f"planner saves {(1 - totals['planner'] / totals['one']) * 100:.1f}% vs one type"
+    )
 
 
 if __name__ == "__main__":
