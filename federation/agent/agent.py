@@ -79,6 +79,22 @@ class AgentConfig:
     stop_tasks_on_exit: bool = False
 
 
+def registration(config: AgentConfig, labels: dict[str, str]) -> dict[str, Any]:
+    """The ``POST /v1/nodes`` body for this node; ``labels`` are added to the configured ones.
+
+    ``instance_id`` is what the autoscaler matches against its provider's instance list.
+    """
+    return {
+        "name": config.name, "pool": config.pool, "provider": config.provider,
+        "region": config.region, "zone": config.zone, "rack": config.rack,
+        "instance_type": config.instance_type, "instance_id": config.instance_id,
+        "labels": {**config.labels, **labels},
+        "capacity": {"cpu_milli": config.cpu_milli or detect_cpu_milli(),
+                     "memory_mib": config.memory_mib or detect_memory_mib(),
+                     "gpu": config.gpu},
+    }
+
+
 class Agent:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
@@ -111,17 +127,8 @@ class Agent:
     def register(self) -> None:
         with self._register_lock:
             cfg = self.config
-            labels = {**cfg.labels, ADDRESS_LABEL: self.log_server.url,
-                      LIMITS_LABEL: self.limits.mode}
-            body = {
-                "name": cfg.name, "pool": cfg.pool, "provider": cfg.provider,
-                "region": cfg.region, "zone": cfg.zone, "rack": cfg.rack,
-                "instance_type": cfg.instance_type, "instance_id": cfg.instance_id,
-                "labels": labels,
-                "capacity": {"cpu_milli": cfg.cpu_milli or detect_cpu_milli(),
-                             "memory_mib": cfg.memory_mib or detect_memory_mib(),
-                             "gpu": cfg.gpu},
-            }
+            body = registration(cfg, {ADDRESS_LABEL: self.log_server.url,
+                                      LIMITS_LABEL: self.limits.mode})
             answer, _ = self.servers.call("POST", "/v1/nodes", json_body=body, deadline=3600,
                                           stop=self.stop)
             self.node_id, self._node_token = answer["id"], answer["token"]

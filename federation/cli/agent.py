@@ -44,12 +44,19 @@ def register(app: typer.Typer) -> None:
         memory: int | None = typer.Option(
             None, "--memory", min=1, help="MiB (default: all memory)"),
         gpu: int = typer.Option(0, "--gpu", min=0),
-        provider: str = typer.Option("onprem", "--provider"),
+        provider: str = typer.Option(
+            "", "--provider", show_default=False,
+            help="default: the --instance-metadata cloud, else onprem"),
         region: str = typer.Option("", "--region"),
         zone: str = typer.Option("", "--zone"),
         rack: str = typer.Option("", "--rack"),
         instance_type: str = typer.Option("", "--instance-type"),
         instance_id: str = typer.Option("", "--instance-id"),
+        instance_metadata: str = typer.Option(
+            "", "--instance-metadata", metavar="aws|gcp",
+            help="read the instance id, zone, region and instance type (unless given) from "
+                 "this cloud's metadata service; the address can be overridden with "
+                 "FEDERATION_METADATA_URL"),
         http: str = typer.Option(
             "127.0.0.1:0", "--http",
             help="HOST:PORT of the agent's own endpoint (logs, for the servers)"),
@@ -72,11 +79,29 @@ def register(app: typer.Typer) -> None:
             level=getattr(logging, log_level.upper(), logging.INFO),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
         options: dict[str, Any] = {} if name is None else {"name": name}
+        where = {"provider": provider, "region": region, "zone": zone,
+                 "instance_type": instance_type, "instance_id": instance_id}
+        if instance_metadata:
+            from federation.agent.metadata import CLOUDS, discover
+
+            if instance_metadata not in CLOUDS:
+                raise typer.BadParameter(f"one of {', '.join(CLOUDS)}",
+                                         param_hint="--instance-metadata")
+            try:
+                identity = discover(instance_metadata)
+            except FederationError as exc:
+                typer.echo(f"Error: {exc}", err=True)
+                raise typer.Exit(2) from None
+            logging.getLogger("federation.agent").info(
+                "instance metadata (%s): instance %s, zone %s, type %s", instance_metadata,
+                identity.instance_id, identity.zone, identity.instance_type)
+            where = identity.over(where)
         config = AgentConfig(
             servers=[s.strip() for s in server.split(",") if s.strip()],
             data_dir=str(data_dir), pool=pool, labels=_labels(labels), cpu_milli=cpu,
-            memory_mib=memory, gpu=gpu, provider=provider, region=region, zone=zone, rack=rack,
-            instance_type=instance_type, instance_id=instance_id,
+            memory_mib=memory, gpu=gpu, provider=where["provider"] or "onprem",
+            region=where["region"], zone=where["zone"], rack=rack,
+            instance_type=where["instance_type"], instance_id=where["instance_id"],
             token=os.environ.get("FEDERATION_TOKEN") or None, http_bind=http,
             log_max_bytes=log_max_bytes, log_max_files=log_max_files,
             stop_tasks_on_exit=stop_tasks_on_exit, **options)

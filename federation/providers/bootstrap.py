@@ -17,10 +17,18 @@ DEFAULT_INSTALL = "python3 -m pip install --quiet 'federation'"
 _TOKEN = re.compile(r"^[A-Za-z0-9._~+/=:-]{1,512}$")
 
 
-def agent_script(pool: PoolSpec, bootstrap: Bootstrap, install: str | None = None) -> str:
+def agent_script(
+    pool: PoolSpec,
+    bootstrap: Bootstrap,
+    install: str | None = None,
+    instance_metadata: str | None = None,
+) -> str:
     """A POSIX shell script (cloud-init user data / GCE startup-script) that starts the agent.
 
-    The join token goes to a root-only environment file, not to the command line.
+    The join token goes to a root-only environment file, not to the command line. One script
+    serves every instance of a launch, so with ``instance_metadata`` (``aws`` or ``gcp``) the
+    agent reads its own instance id, zone, region and instance type from that cloud's
+    metadata service and registers under the id the provider lists the instance by.
     """
     if not _TOKEN.match(bootstrap.join_token):
         raise ProviderError("the join token has characters that cannot go into a boot script")
@@ -32,7 +40,10 @@ def agent_script(pool: PoolSpec, bootstrap: Bootstrap, install: str | None = Non
         "--server", ",".join(bootstrap.servers),
         "--data-dir", "/var/lib/federation",
         "--pool", pool.name,
+        "--provider", pool.provider,
     ]  # fmt: skip
+    if instance_metadata:
+        argv += ["--instance-metadata", instance_metadata]
     if labels:
         argv += ["--labels", ",".join(f"{k}={v}" for k, v in sorted(labels.items()))]
     template = files("federation.providers").joinpath("agent-bootstrap.sh.tpl").read_text()

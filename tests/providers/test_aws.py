@@ -86,6 +86,8 @@ def test_user_data_starts_the_agent_with_servers_and_token(ec2, moto_url, ami):
     assert "federation agent" in script.replace("'", "")
     assert "http://10.0.0.1:4780" in script
     assert "FEDERATION_TOKEN=join-secret" in script
+    (start,) = [x for x in script.splitlines() if x.startswith("ExecStart=")]
+    assert " --provider aws " in start and start.endswith(" --instance-metadata aws")
 
 
 def test_same_token_twice_does_not_launch_twice(ec2, moto_url, ami):

@@ -55,6 +55,8 @@ def test_launch_inserts_labelled_instances_with_startup_script(gce):
         }
         (item,) = raw["metadata"]["items"]
         assert item["key"] == "startup-script" and "FEDERATION_TOKEN=join-secret" in item["value"]
+        (start,) = [x for x in item["value"].splitlines() if x.startswith("ExecStart=")]
+        assert " --provider gcp " in start and start.endswith(" --instance-metadata gcp")
         assert "scheduling" not in raw or raw["scheduling"].get("provisioningModel") != "SPOT"
     assert all(i.id.startswith("us-central1-a/") and i.state == "running" for i in result.instances)
 

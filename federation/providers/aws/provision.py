@@ -213,7 +213,7 @@ def launch(
     have = describe(ec2, pool, [{"Name": f"tag:{TAG_REQUEST}", "Values": [token]}, _LIVE_FILTER])
     failures: list[str] = []
     last: ProviderError | None = None
-    user_data = agent_script(pool, bootstrap, install)
+    user_data = agent_script(pool, bootstrap, install, instance_metadata="aws")
     tags = [
         {"Key": TAG_CLUSTER, "Value": bootstrap.cluster},
         {"Key": TAG_POOL, "Value": pool.name},

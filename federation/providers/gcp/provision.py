@@ -250,7 +250,7 @@ def launch(
             {LABEL_REQUEST: labels[LABEL_REQUEST], LABEL_POOL: labels[LABEL_POOL]},
         )
     }
-    script = agent_script(pool, bootstrap, install)
+    script = agent_script(pool, bootstrap, install, instance_metadata="gcp")
     markets = {"never": [False], "prefer": [True, False], "only": [True]}[pool.spot]
     options = [(spot, zone) for spot in markets for zone in zones_of(pool)]
     dead: set[tuple[bool, str]] = set()
