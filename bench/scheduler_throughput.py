@@ -21,82 +21,9 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from bench.workload import make_groups, make_nodes  # noqa: E402
 from federation.scheduler.feasibility import Usage  # noqa: E402
-from federation.scheduler.nodeset import NodeSet  # noqa: E402
 from federation.scheduler.planner import plan_group  # noqa: E402
-from federation.scheduler.types import (  # noqa: E402
-    Constraint,
-    NodeView,
-    Resources,
-    Spread,
-    TaskGroupDemand,
-)
-
-SHAPES = [  # (cpu_milli, memory_mib, instance_type, provider, price)
-    (4000, 16384, "m5.xlarge", "aws", 0.192),
-    (8000, 32768, "m5.2xlarge", "aws", 0.384),
-    (16000, 65536, "n2-standard-16", "gcp", 0.777),
-    (32000, 131072, "rack-32c", "onprem", 0.0),
-    (64000, 262144, "rack-64c", "onprem", 0.0),
-]
-
-
-def make_nodes(count: int, rng: random.Random) -> NodeSet:
-    nodes = []
-    for i in range(count):
-        cpu, mem, itype, provider, price = rng.choice(SHAPES)
-        nodes.append(
-            NodeView(
-                id=f"node-{i:05d}",
-                capacity=Resources(cpu, mem),
-                provider=provider,
-                pool=f"{provider}-pool",
-                region="r1",
-                zone=f"z{rng.randrange(4)}",
-                rack=f"rack-{rng.randrange(40)}" if provider == "onprem" else "",
-                instance_type=itype,
-                labels={"disk": rng.choice(["ssd", "hdd"])},
-                price_per_hour=price,
-            )
-        )
-    return NodeSet(nodes)
-
-
-def make_groups(total: int, rng: random.Random) -> list[TaskGroupDemand]:
-    groups = []
-    placed = 0
-    j = 0
-    while placed < total:
-        count = min(rng.randint(10, 200), total - placed)
-        constrained = rng.random() < 0.2
-        spread = rng.random() < 0.1
-        constraints = (
-            (
-                rng.choice(
-                    [
-                        Constraint("provider", "!=", "gcp"),
-                        Constraint("labels.disk", "=", "ssd"),
-                        Constraint("zone", "in", ("z0", "z1")),
-                    ]
-                ),
-            )
-            if constrained
-            else ()
-        )
-        groups.append(
-            TaskGroupDemand(
-                job_id=f"job-{j}",
-                name="main",
-                count=count,
-                resources=Resources(rng.choice([100, 250, 500, 1000]), rng.choice([128, 256, 512])),
-                constraints=constraints,
-                spread=Spread("zone") if spread else None,
-                job_type=rng.choice(["service", "batch"]),
-            )
-        )
-        placed += count
-        j += 1
-    return groups
 
 
 def run(nodes, groups, *, sampling: bool, seed: int) -> tuple[int, int, float, set[str]]:

@@ -13,7 +13,7 @@ from federation.errors import ValidationError
 from federation.specs.job import parse_document
 
 MAX_BODY_BYTES = 1 << 20
-MAX_SNAPSHOT_BYTES = 256 << 20
+MAX_SNAPSHOT_BYTES = 32 << 20  # one Raft entry carries it: see federation.raft.node
 _KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Command ids made here: a random per-process prefix and a counter (uuid4 per request costs a
 # syscall and showed up in profiles of the submission path).

@@ -56,15 +56,15 @@ def _live(alloc: Mapping[str, Any]) -> bool:
 
 
 def allocated_by_node(machine: StateMachine) -> dict[str, Resources]:
-    """Resources held on each node by allocations that run or are about to."""
+    """Resources held on each node by allocations that run or are about to (GPUs: devices
+    with anything on them), from the per-node totals the state keeps."""
+    usage = machine.node_usage
     used: dict[str, Resources] = {}
-    for alloc in list(machine.allocations.values()):
-        if not _live(alloc):
-            continue
-        res = alloc.get("resources") or {}
-        add = Resources(int(res.get("cpu_milli", 0)), int(res.get("memory_mib", 0)),
-                        int(math.ceil(float(res.get("gpu", 0)))))
-        used[alloc["node_id"]] = used.get(alloc["node_id"], Resources()) + add
+    for node_id in usage.cpu_milli.keys() | usage.memory_mib.keys() | usage.gpu_milli.keys():
+        devices = usage.gpu_milli.get(node_id, {})
+        used[node_id] = Resources(usage.cpu_milli.get(node_id, 0),
+                                  usage.memory_mib.get(node_id, 0),
+                                  sum(1 for milli in devices.values() if milli > 0))
     return used
 
 
@@ -280,6 +280,8 @@ def under_threshold(machine: StateMachine, specs: Iterable[PoolSpec]) -> set[str
     """Ready nodes of pools with ``scale_down_utilization`` whose utilisation is under it."""
     thresholds = {s.name: s.scale_down_utilization for s in specs
                   if s.scale_down_utilization is not None}
+    if not thresholds:
+        return set()
     used = allocated_by_node(machine)
     out = set()
     for node in list(machine.nodes.values()):

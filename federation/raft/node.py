@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import queue
 import threading
 import time
@@ -47,6 +48,9 @@ class RaftSettings:
     leader_fallback: float = 3.0
     commit_timeout: float = 5.0
     max_batch: int = 1024
+    # Bytes of commands per replicated entry: a follower applies an entry in one go, so an
+    # entry must stay small enough to apply well within an election timeout.
+    max_batch_bytes: int = 2 << 20
     max_inflight_batches: int = 4
     compaction_min_entries: int = 20_000
     compaction_min_seconds: float = 120.0
@@ -85,10 +89,18 @@ class ReplicatedState(SyncObjConsumer):
             self.on_applied()
 
 
+# pysyncobj splits an entry larger than ``appendEntriesBatchSizeBytes`` into chunks, and its
+# chunking can mark a chunk before the last one as final: the followers then fail to read the
+# entry, forever. Entries are kept far below this size, so they are never split.
+APPEND_ENTRIES_BYTES = 64 << 20
+MAX_COMMAND_BYTES = 32 << 20
+
+
 @dataclass
 class _Pending:
     command: dict[str, Any]
     future: Future[dict[str, Any]]
+    size: int = 0
 
 
 _LEADER_CHANGE = (FAIL_REASON.DISCARDED, FAIL_REASON.NOT_LEADER, FAIL_REASON.LEADER_CHANGED,
@@ -126,6 +138,7 @@ class RaftNode:
             journalFile=os.path.join(config.data_dir, "raft.journal"),
             fullDumpFile=os.path.join(config.data_dir, "raft.snapshot"),
             appendEntriesUseBatch=False,
+            appendEntriesBatchSizeBytes=APPEND_ENTRIES_BYTES,
             raftMinTimeout=s.election_timeout_min,
             raftMaxTimeout=s.election_timeout_max,
             appendEntriesPeriod=s.heartbeat_period,
@@ -196,10 +209,15 @@ class RaftNode:
         if "time" not in command:
             command["time"] = time.time()
         future: Future[dict[str, Any]] = Future()
-        if self._stopping.is_set():
+        size = len(pickle.dumps(command, protocol=pickle.HIGHEST_PROTOCOL))
+        if size > MAX_COMMAND_BYTES:
+            future.set_exception(ValidationError(
+                f"the command is {size} bytes, more than the {MAX_COMMAND_BYTES} one Raft "
+                "entry may carry"))
+        elif self._stopping.is_set():
             future.set_exception(NoLeader("this server is shutting down"))
         else:
-            self._queue.put(_Pending(command, future))
+            self._queue.put(_Pending(command, future, size))
         return future
 
     def commit(self, command: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
@@ -214,14 +232,17 @@ class RaftNode:
         return int(result["index"])
 
     def _commit_loop(self) -> None:
-        max_batch = self.config.settings.max_batch
+        settings = self.config.settings
+        carried: _Pending | None = None  # taken from the queue but did not fit the last batch
         while True:
-            first = self._queue.get()
+            first = carried if carried is not None else self._queue.get()
+            carried = None
             if first is None:
                 return
             batch = [first]
+            size = first.size
             self._inflight.acquire()
-            while len(batch) < max_batch:
+            while len(batch) < settings.max_batch:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
@@ -229,7 +250,11 @@ class RaftNode:
                 if item is None:
                     self._queue.put(None)
                     break
+                if size + item.size > settings.max_batch_bytes:
+                    carried = item
+                    break
                 batch.append(item)
+                size += item.size
             self._send(batch)
 
     def _send(self, batch: list[_Pending]) -> None:

@@ -6,6 +6,7 @@ Used by the leader's scheduling loop (which commits the result) and by ``POST
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -86,7 +87,7 @@ def plan_work(snapshot: Snapshot, job: Mapping[str, Any], work: JobWork, *, seed
     groups_by_name = {g["name"]: g for g in job["spec"]["groups"]}
     demands = {d.name: d for d in task_groups(job["spec"])}
     usage = usage if usage is not None else Usage()
-    for i, gw in enumerate(work.groups):
+    for gw in work.groups:
         result.stops.extend(gw.stop)
         if gw.exhausted:
             result.exhausted[gw.group] = list(gw.exhausted)
@@ -97,7 +98,9 @@ def plan_work(snapshot: Snapshot, job: Mapping[str, Any], work: JobWork, *, seed
         for indexes, affinities in _batches(gw, demands[gw.group].gang):
             demand = replace(demands[gw.group], count=len(indexes))
             placed, evicted, report, usage = plan_group(
-                snapshot.nodes, demand, snapshot.allocations, usage=usage, seed=seed + i,
+                snapshot.nodes, demand, snapshot.allocations, usage=usage,
+                own=snapshot.live_allocations_of(job["id"]),
+                seed=_group_seed(seed, job["id"], gw.group),
                 preempt=preempt and demand.priority > 0, affinities=affinities)
             for decision in placed:
                 index = indexes[decision.index]
@@ -114,6 +117,12 @@ def plan_work(snapshot: Snapshot, job: Mapping[str, Any], work: JobWork, *, seed
             result.unplaced[gw.group] = unplaced
     result.usage = usage
     return result
+
+
+def _group_seed(seed: int, job_id: str, group: str) -> int:
+    """The sampling seed of one group: jobs planned with the same seed must still draw
+    different nodes, or every job of a pass probes the same few."""
+    return seed * 1_000_003 + zlib.crc32(f"{job_id}/{group}".encode())
 
 
 def _batches(gw: GroupWork, gang: bool) -> list[tuple[list[int], tuple[Affinity, ...]]]:

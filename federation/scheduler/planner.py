@@ -101,18 +101,20 @@ def plan_group(
     preempt: bool = False,
     affinities: Sequence[Affinity] = (),
     first_index: int = 0,
+    own: Sequence[AllocationView] | None = None,
 ) -> tuple[list[PlacementDecision], list[Eviction], FilterReport | None, Usage]:
     """Place ``group.count`` instances (numbered from ``first_index``) on ``nodes``.
 
     Returns the placements, the evictions they need, a report when some instances stay
     unplaced (``None`` when all placed) and the usage overlay after this group. The input
-    ``usage`` is not modified.
+    ``usage`` is not modified. ``own`` is the job's share of ``allocations`` when the caller
+    has it already (``allocations`` then only matters for preemption).
     """
     nodes = NodeSet.of(nodes)
     rng = random.Random(seed)
     work = usage.copy() if usage is not None else Usage()
     cache = ConstraintCache(group.constraints)
-    mine = [a for a in allocations if a.job_id == group.job_id]
+    mine = own if own is not None else [a for a in allocations if a.job_id == group.job_id]
     existing = count_existing(mine, group)
     job_on_node: dict[str, int] = {}
     for alloc in mine:

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("federation.scheduler")
 
 PASS_INTERVAL = 1.0
-MAX_PLANS_IN_FLIGHT = 64  # plan entries submitted and not yet applied, per pass
+MAX_PLANS_IN_FLIGHT = 16  # plan entries submitted and not yet applied, per pass
+MAX_PASS_DELAY = 0.5  # seconds a pass may wait for more changes to gather
 COMMIT_WAIT = 30.0  # seconds to wait for one plan entry before giving the pass up
 
 
@@ -68,6 +69,8 @@ class Scheduler:
         self._seen_index = -1  # state index the previous pass looked at
         self._retry: set[str] = set()  # jobs whose plan was refused: look again
         self._expired_seen: frozenset[str] = frozenset()  # drains already past deadline
+        self._views = snap.ViewCache()  # node and allocation views reused across passes
+        self.snapshot_seconds = 0.0  # how long the last pass's snapshot took
 
     def run(self, stop: threading.Event) -> None:
         seen = -1
@@ -76,6 +79,10 @@ class Scheduler:
             if machine.index == seen:
                 with self.master.changed:
                     self.master.changed.wait(PASS_INTERVAL)
+            # A pass costs a snapshot however little changed: while changes keep coming
+            # (a burst of submissions), wait as long as the last snapshot took, so passes
+            # gather many jobs each and the API threads get the time to take them in.
+            stop.wait(min(self.snapshot_seconds, MAX_PASS_DELAY))
             seen = self.master.machine.index
             try:
                 self.dispatch_periodic()
@@ -127,9 +134,15 @@ class Scheduler:
         self._retry = set()
         jobs = sorted((j for j in (machine.jobs.get(i) for i in dirty)
                        if j is not None and not j["stopped"]), key=_job_order)
+        if not jobs:  # heartbeats and other writes that leave every job as it was
+            self._seen_index = start_index
+            return 0
         status_of = _StatusOf(machine)
         placed = 0
-        snapshot = snap.take(machine, time.time())
+        started = time.perf_counter()
+        snapshot = snap.take(machine, time.time(), self._views)
+        snapshot_taken = time.perf_counter()
+        self.snapshot_seconds = snapshot_taken - started
         candidates = []
         for job in jobs:
             if job["spec"].get("schedule"):
@@ -177,6 +190,9 @@ class Scheduler:
                 placed += self._settle(*in_flight.popleft())
         self._seen_index = start_index
         self.placed += placed
+        log.debug("pass %d: %d job(s) planned, %d placed in %.3f s (snapshot %.3f s)",
+                  self.passes, len(ordered), placed, time.perf_counter() - started,
+                  snapshot_taken - started)
         return placed
 
     def _settle(self, job_id: str, planned: int, future: Future[dict[str, Any]]) -> int:

@@ -28,15 +28,59 @@ def fitting_placements(
     placements: list[dict[str, Any]],
     released: Iterable[str],
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """The placements that fit, in their order, and the ids of the nodes that refused."""
+    """The placements that fit, in their order, and the ids of the nodes that refused.
+
+    CPU and memory are summed per node straight from the records; a node that is also given
+    GPUs, or freed by the plan's stops and evictions, goes through the planner's own
+    re-check (:func:`verify_plan`), which knows devices and releases."""
     if not placements:
         return [], []
+    released = list(released)
+    freeing = {allocations[a]["node_id"] for a in released if a in allocations}
+    by_node: dict[str, list[dict[str, Any]]] = {}
+    for p in placements:
+        by_node.setdefault(p["node_id"], []).append(p)
+    rejected: list[str] = []
+    careful: set[str] = set()  # nodes with GPUs asked for or room freed: the full check
+    for node_id, here in by_node.items():
+        record = nodes.get(node_id)
+        if record is None or record.get("status") != "ready" or record.get("draining"):
+            rejected.append(node_id)
+            continue
+        if node_id in freeing or any((p.get("resources") or {}).get("gpu") for p in here):
+            careful.add(node_id)
+            continue
+        capacity = record.get("capacity") or {}
+        cpu = sum(int((p.get("resources") or {}).get("cpu_milli", 0) or 0) for p in here)
+        memory = sum(int((p.get("resources") or {}).get("memory_mib", 0) or 0) for p in here)
+        if (usage.cpu_milli.get(node_id, 0) + cpu > int(capacity.get("cpu_milli", 0) or 0)
+                or usage.memory_mib.get(node_id, 0) + memory
+                > int(capacity.get("memory_mib", 0) or 0)):
+            rejected.append(node_id)
+    if careful:
+        rejected += _careful_check(nodes, allocations, usage, job,
+                                   [p for p in placements if p["node_id"] in careful], released)
+    if not rejected:
+        return placements, []
+    refused = set(rejected)
+    gangs = {g["name"] for g in job["spec"]["groups"] if g.get("gang")}
+    broken = {p["group"] for p in placements if p["group"] in gangs and p["node_id"] in refused}
+    kept = [p for p in placements if p["node_id"] not in refused and p["group"] not in broken]
+    return kept, sorted(refused)
+
+
+def _careful_check(
+    nodes: Mapping[str, Mapping[str, Any]],
+    allocations: Mapping[str, Mapping[str, Any]],
+    usage: NodeUsage,
+    job: Mapping[str, Any],
+    placements: list[dict[str, Any]],
+    released: Iterable[str],
+) -> list[str]:
     touched = {p["node_id"] for p in placements}
     views: list[NodeView] = []
     for node_id in touched:
-        record = nodes.get(node_id)
-        if record is None:
-            continue
+        record = nodes[node_id]
         gpus = int((record.get("capacity") or {}).get("gpu", 0) or 0)
         views.append(node_view({
             **record,
@@ -53,14 +97,7 @@ def fitting_placements(
         placements=[_decision(p) for p in placements],
         evictions=[Eviction(a.id, a.node_id, a.priority, str(job["id"])) for a in freed],
     )
-    _, rejected = verify_plan(plan, views, freed)
-    if not rejected:
-        return placements, []
-    refused = set(rejected)
-    gangs = {g["name"] for g in job["spec"]["groups"] if g.get("gang")}
-    broken = {p["group"] for p in placements if p["group"] in gangs and p["node_id"] in refused}
-    kept = [p for p in placements if p["node_id"] not in refused and p["group"] not in broken]
-    return kept, sorted(refused)
+    return verify_plan(plan, views, freed)[1]
 
 
 def _view(alloc: Mapping[str, Any]) -> AllocationView:

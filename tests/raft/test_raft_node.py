@@ -46,6 +46,27 @@ def test_concurrent_commands_are_coalesced_and_each_caller_gets_its_own_result(n
         wait_for(lambda n=node: len(n.machine.jobs) == 2000, 10, "replication")
 
 
+def test_large_commands_replicate_in_entries_of_bounded_size(nodes) -> None:
+    """Entries of several MiB (big plans) reach every server intact, a few per entry."""
+    leader = leader_of(nodes)
+    batches_before = leader.batches_committed
+    padding = "x" * (900 << 10)  # about 0.9 MiB per command: two fit the 2 MiB entry cap
+    futures = [leader.submit({"type": "job.register", "spec": {
+        "id": f"big{i}", "groups": [], "depends_on": [], "note": padding}}) for i in range(12)]
+    assert all(f.result(timeout=30)["ok"] for f in futures)
+    assert leader.batches_committed - batches_before >= 6  # never more than 2 per entry
+    for node in nodes:
+        wait_for(lambda n=node: all(f"big{i}" in n.machine.jobs for i in range(12)), 20,
+                 "large entries replicated")
+
+
+def test_a_command_too_large_for_one_entry_is_refused_before_replication(nodes) -> None:
+    leader = leader_of(nodes)
+    future = leader.submit({"type": "noop", "blob": "x" * (33 << 20)})
+    with pytest.raises(ValidationError, match="more than"):
+        future.result(timeout=5)
+
+
 def test_a_command_submitted_to_a_follower_is_committed(nodes) -> None:
     follower = next(n for n in nodes if not n.is_leader())
     result = follower.commit({"type": "node.register",
