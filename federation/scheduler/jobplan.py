@@ -62,12 +62,33 @@ class JobPlan:
         out = []
         for i, chunk in enumerate(chunks):
             last = i == len(chunks) - 1
-            out.append({**whole, "allocations": chunk,
+            shared, compact = _factor_group_fields(chunk)
+            out.append({**whole, "allocations": compact, "group_fields": shared,
                         "stops": whole["stops"] if i == 0 else [],
                         "evictions": whole["evictions"] if i == 0 else [],
                         "unplaced": whole["unplaced"] if last else {},
                         "exhausted": whole["exhausted"] if last else {}})
         return out
+
+
+# Fields every allocation of a group gets from the job spec: sent once per group in a
+# plan entry instead of once per allocation (most of an allocation's bytes), and put back
+# into each record when the entry is applied.
+GROUP_FIELDS = ("job_version", "job_type", "task", "ports", "restart", "priority", "health")
+
+
+def _factor_group_fields(allocations: list[dict[str, Any]]
+                         ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    shared: dict[str, dict[str, Any]] = {}
+    compact = []
+    for alloc in allocations:
+        fields = shared.get(alloc["group"])
+        if fields is None:
+            fields = {k: alloc[k] for k in GROUP_FIELDS if k in alloc}
+            shared[alloc["group"]] = fields
+        compact.append({k: v for k, v in alloc.items()
+                        if k not in fields or not (v is fields[k] or v == fields[k])})
+    return shared, compact
 
 
 def _by_group(allocations: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:

@@ -5,6 +5,7 @@ Reads a ``StateMachine`` (plain data, no I/O) and builds the immutable inputs of
 
 from __future__ import annotations
 
+import functools
 import itertools
 import secrets
 from collections.abc import Mapping, Sequence
@@ -41,8 +42,14 @@ def alloc_resources(alloc: Mapping[str, Any]) -> Resources:
     res = alloc.get("resources") or {}
     gpu = float(res.get("gpu", 0) or 0)
     share = int(round(gpu * MILLI_PER_GPU)) if 0 < gpu < 1 else 0
-    return Resources(int(res.get("cpu_milli", 0)), int(res.get("memory_mib", 0)),
-                     0 if share else int(gpu), share)
+    return _resources(int(res.get("cpu_milli", 0)), int(res.get("memory_mib", 0)),
+                      0 if share else int(gpu), share)
+
+
+@functools.lru_cache(maxsize=4096)
+def _resources(cpu_milli: int, memory_mib: int, gpu: int, gpu_share_milli: int) -> Resources:
+    # Allocations come in few shapes: one immutable value per shape, checked once.
+    return Resources(cpu_milli, memory_mib, gpu, gpu_share_milli)
 
 
 def expired_drains(machine: Any, now: float) -> frozenset[str]:
@@ -157,9 +164,10 @@ def new_allocation(job: Mapping[str, Any], group: Mapping[str, Any], index: int,
         "node_id": node_id,
         "resources": {"cpu_milli": res["cpu"], "memory_mib": res["memory"],
                       "gpu": res.get("gpu", 0), "gpu_devices": list(gpu_devices)},
-        "task": dict(group["task"]),
-        "ports": list(group.get("ports") or []),
-        "restart": dict(group.get("restart") or {}),
+        # Shared with every allocation of the group (never changed in place).
+        "task": group["task"],
+        "ports": group.get("ports") or [],
+        "restart": group.get("restart") or {},
         "priority": int(spec.get("priority", 50)),
     }
     if group.get("health") is not None:

@@ -399,7 +399,14 @@ def _plan_apply(sm: StateMachine, command: Command) -> dict[str, Any]:
         raise NotFound(f"no job {job_id!r}", field="job_id")
     if job["version"] != command.get("job_version") or job["stopped"]:
         raise Conflict("the job changed since this plan was made", field="job_version")
-    allocations = command.get("allocations") or []
+    group_fields = command.get("group_fields") or {}
+    if not isinstance(group_fields, dict) or not all(
+            isinstance(v, dict) for v in group_fields.values()):
+        raise ValidationError("group_fields maps a group to its fields", field="group_fields")
+    allocations = [
+        {**group_fields.get(a["group"], {}), **a}
+        if isinstance(a, dict) and isinstance(a.get("group"), str) else a
+        for a in command.get("allocations") or []]
     stops = command.get("stops") or []
     evictions = command.get("evictions") or []
     for i, alloc in enumerate(allocations):

@@ -53,3 +53,26 @@ def test_a_large_plan_is_committed_in_bounded_entries_keeping_gangs_whole() -> N
     assert entries[0]["stops"] == ["s"] and all(e["stops"] == [] for e in entries[1:])
     assert entries[-1]["unplaced"] == {"web": {"unplaced": 1}}
     assert all(e["unplaced"] == {} for e in entries[:-1])
+
+
+def test_plan_entries_carry_a_groups_fields_once_and_applying_restores_every_record() -> None:
+    from federation.state.machine import StateMachine
+
+    job = batch_job()
+    job["spec"]["groups"][0]["count"] = 6
+    sm = StateMachine()
+    sm.apply({"id": "j", "type": "job.register", "time": 1.0, "spec": job["spec"]})
+    for i in (1, 2):
+        sm.apply({"id": f"n{i}", "type": "node.register", "time": 1.0, "node": {
+            "id": f"n{i}", "name": f"n{i}", "token_hash": "h",
+            "capacity": {"cpu_milli": 4000, "memory_mib": 4096}}})
+    plan = plan_work(snapshot(), job, reconcile_job(job, []))
+    [entry] = plan.commands()
+    assert set(entry["group_fields"]["g"]) >= {"task", "restart", "job_version", "priority"}
+    assert all("task" not in a for a in entry["allocations"])
+    result = sm.apply({"id": "plan", "time": 2.0, **entry})
+    assert result["value"]["placed"] == 6
+    stored = {a["id"]: a for a in sm.allocations.values()}
+    for planned in plan.allocations:
+        record = stored[planned["id"]]
+        assert {k: record[k] for k in planned} == planned
