@@ -189,6 +189,22 @@ def feasible_nodes(
     return out
 
 
+def can_take(
+    node: NodeView,
+    group: TaskGroupDemand,
+    usage: Usage,
+    existing: Mapping[str, int],
+    cache: ConstraintCache,
+) -> bool:
+    """Whether ``node`` can take one more instance of ``group`` now: :func:`feasible_nodes`
+    for one node, without the bookkeeping of reasons (the planner's sampling loop)."""
+    limit = 1 if group.distinct_hosts else group.max_per_node
+    return _rejection(node, group, usage, existing, cache, limit, explain=False) is None
+
+
+_REJECTED = "rejected"
+
+
 def _rejection(
     node: NodeView,
     group: TaskGroupDemand,
@@ -196,14 +212,15 @@ def _rejection(
     existing: Mapping[str, int],
     cache: ConstraintCache,
     limit: int | None,
+    explain: bool = True,
 ) -> str | None:
     if node.status != "ready":
-        return f"filter:status {node.status}"
+        return f"filter:status {node.status}" if explain else _REJECTED
     if node.draining:
         return "filter:draining"
     failing = cache.first_failing(node)
     if failing is not None:
-        return f"filter:constraint {failing}"
+        return f"filter:constraint {failing}" if explain else _REJECTED
     if limit is not None:
         here = existing.get(node.id, 0) + usage.group_count.get(
             (group.job_id, group.name, node.id), 0
@@ -212,5 +229,5 @@ def _rejection(
             return "filter:distinct_hosts" if group.distinct_hosts else "filter:max_per_node"
     short = resource_shortfall(node, group.resources, usage)
     if short is not None:
-        return f"resource:{short}"
+        return f"resource:{short}" if explain else _REJECTED
     return None

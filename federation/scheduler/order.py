@@ -37,6 +37,11 @@ def _resources(spec_resources: Mapping[str, Any]) -> Resources:
 def queue_usage(snapshot: Snapshot, queue_of: Mapping[str, str]) -> dict[str, Resources]:
     """Resources each queue's live allocations hold."""
     usage: dict[str, Resources] = {}
+    if snapshot.live_totals is not None:
+        for job_id, total in snapshot.live_totals.items():
+            queue = queue_of.get(job_id, "default")
+            usage[queue] = usage.get(queue, Resources()) + total
+        return usage
     for alloc in snapshot.allocations:
         queue = queue_of.get(alloc.job_id, "default")
         usage[queue] = usage.get(queue, Resources()) + alloc.resources

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from federation.scheduler.feasibility import (
     ConstraintCache,
     Usage,
+    can_take,
     count_existing,
     feasible_nodes,
     free_gpu_devices,
@@ -65,9 +66,8 @@ def _sample(
             if i is None or i in seen:
                 continue
             seen.add(i)
-            found += feasible_nodes(
-                [nodes[i]], group, usage=usage, existing_per_node=existing, cache=cache
-            )
+            if can_take(nodes[i], group, usage, existing, cache):
+                found.append(nodes[i])
             recent += 1
             if recent >= limit:
                 break
@@ -78,9 +78,8 @@ def _sample(
         if i in seen:
             continue
         seen.add(i)
-        found += feasible_nodes(
-            [nodes[i]], group, usage=usage, existing_per_node=existing, cache=cache
-        )
+        if can_take(nodes[i], group, usage, existing, cache):
+            found.append(nodes[i])
         if len(found) >= wanted:
             return found
     everything = feasible_nodes(nodes, group, usage=usage, existing_per_node=existing, cache=cache)
@@ -270,7 +269,7 @@ def _rerank(
     affinities: Sequence[Affinity],
 ) -> RankedNode | None:
     """``node`` scored again after the plan's last placement, ``None`` if it is now full."""
-    if not feasible_nodes([node], group, usage=work, existing_per_node=existing, cache=cache):
+    if not can_take(node, group, work, existing, cache):
         return None
     return rank(
         [node],

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import itertools
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ class Snapshot:
     drain_expired: frozenset[str] = frozenset()  # draining past their deadline
     index: int = -1  # the state index it was taken at
     live_by_job: Mapping[str, tuple[AllocationView, ...]] | None = None
+    live_totals: Mapping[str, Resources] | None = None  # job id -> what its live allocs hold
 
     def live_allocations_of(self, job_id: str) -> tuple[AllocationView, ...]:
         """The job's live allocations (grouped once per snapshot when taken from the state)."""
@@ -60,17 +61,53 @@ def expired_drains(machine: Any, now: float) -> frozenset[str]:
         and n["drain_deadline"] <= now)
 
 
+@dataclass
+class _JobViews:
+    key: tuple[int, int, int] | None  # (epoch, writes, priority) it was built at; None: unsure
+    records: tuple[Mapping[str, Any], ...]  # every allocation record, oldest first
+    live: tuple[AllocationView, ...]
+    total: Resources  # what the live allocations hold
+    views: dict[str, tuple[int, AllocationView]]  # alloc id -> (modify_index, view)
+
+
 class ViewCache:
     """Views built by earlier snapshots, reused while their records are unchanged.
 
-    The leader's scheduler keeps one across passes: between two passes most nodes and
-    allocations do not change, and building their views again was most of a pass's cost on
-    a large cluster."""
+    The leader's scheduler keeps one across passes: between two passes most nodes and jobs
+    do not change, and building their views again was most of a pass's cost on a large
+    cluster. A job's views are rebuilt only when the state counts new allocation writes for
+    it (or its priority changed)."""
 
     def __init__(self) -> None:
         self.nodes: dict[str, tuple[tuple[Any, ...], NodeView]] = {}
-        self.allocations: dict[str, tuple[tuple[Any, ...], AllocationView]] = {}
+        self.jobs: dict[str, _JobViews] = {}
         self.node_set: NodeSet = NodeSet()
+
+
+def _job_views(machine: Any, ids: Iterable[str], priority: int,
+               previous: _JobViews | None) -> _JobViews:
+    known = previous.views if previous is not None else {}
+    allocations = machine.allocations
+    records = sorted((a for a in (allocations.get(i) for i in ids) if a is not None),
+                     key=lambda a: (a.get("create_index", 0), a["id"]))
+    live = []
+    views: dict[str, tuple[int, AllocationView]] = {}
+    total = Resources()
+    for alloc in records:
+        if not is_live(alloc):
+            continue
+        seen = known.get(alloc["id"])
+        if seen is not None and seen[0] == alloc["modify_index"] and seen[1].priority == priority:
+            view = seen[1]
+        else:
+            view = AllocationView(
+                alloc["id"], alloc["job_id"], alloc["group"], alloc["node_id"],
+                alloc_resources(alloc), priority,
+                tuple(int(d) for d in (alloc.get("resources") or {}).get("gpu_devices") or ()))
+        views[alloc["id"]] = (alloc["modify_index"], view)
+        live.append(view)
+        total = total + view.resources
+    return _JobViews(None, tuple(records), tuple(live), total, views)
 
 
 def take(machine: Any, now: float | None = None, cache: ViewCache | None = None) -> Snapshot:
@@ -81,30 +118,23 @@ def take(machine: Any, now: float | None = None, cache: ViewCache | None = None)
     index = machine.index
     jobs = dict(machine.jobs)
     priorities = {job_id: int(job["spec"].get("priority", 50)) for job_id, job in jobs.items()}
-    records = list(machine.allocations.values())
-    by_job: dict[str, list[Mapping[str, Any]]] = {}
-    views = []
-    known_allocations = cache.allocations
-    live_by_job: dict[str, list[AllocationView]] = {}
-    kept_allocations: dict[str, tuple[tuple[Any, ...], AllocationView]] = {}
-    for alloc in records:
-        by_job.setdefault(alloc["job_id"], []).append(alloc)
-        if not is_live(alloc):
-            continue
-        priority = priorities.get(alloc["job_id"], 50)
-        alloc_key = (alloc["modify_index"], priority)
-        known = known_allocations.get(alloc["id"])
-        if known is not None and known[0] == alloc_key:
-            view = known[1]
-        else:
-            view = AllocationView(
-                alloc["id"], alloc["job_id"], alloc["group"], alloc["node_id"],
-                alloc_resources(alloc), priority,
-                tuple(int(d) for d in (alloc.get("resources") or {}).get("gpu_devices") or ()))
-        kept_allocations[alloc["id"]] = (alloc_key, view)
-        views.append(view)
-        live_by_job.setdefault(view.job_id, []).append(view)
-    cache.allocations = kept_allocations
+    epoch, writes = machine.alloc_epoch, machine.alloc_writes
+    kept_jobs: dict[str, _JobViews] = {}
+    for job_id, ids in list(machine.alloc_ids_by_job.items()):
+        priority = priorities.get(job_id, 50)
+        key = (epoch, writes.get(job_id, 0), priority)
+        entry = cache.jobs.get(job_id)
+        if entry is None or entry.key != key:
+            entry = _job_views(machine, list(ids), priority, entry)
+            # Trusted only if no write for the job landed while it was read.
+            if (machine.alloc_epoch, writes.get(job_id, 0), priority) == key:
+                entry.key = key
+        kept_jobs[job_id] = entry
+    cache.jobs = kept_jobs
+    by_job = {job_id: entry.records for job_id, entry in kept_jobs.items()}
+    live_by_job = {job_id: entry.live for job_id, entry in kept_jobs.items() if entry.live}
+    views = tuple(itertools.chain.from_iterable(live_by_job.values()))
+    totals = {job_id: entry.total for job_id, entry in kept_jobs.items() if entry.live}
     usage = machine.node_usage
     node_views = []
     known_nodes = cache.nodes
@@ -114,16 +144,16 @@ def take(machine: Any, now: float | None = None, cache: ViewCache | None = None)
         gpus = int(node["capacity"].get("gpu", 0) or 0)
         cpu, memory = usage.cpu_milli.get(node_id, 0), usage.memory_mib.get(node_id, 0)
         gpu_used = tuple(usage.gpu_used(node_id, gpus)) if gpus else ()
-        key = (node.get("modify_index"), node.get("status"), node.get("draining"), cpu, memory,
-               gpu_used)
+        node_key = (node.get("modify_index"), node.get("status"), node.get("draining"), cpu,
+                    memory, gpu_used)
         known_node = known_nodes.get(node_id)
-        if known_node is not None and known_node[0] == key:
+        if known_node is not None and known_node[0] == node_key:
             view_of_node = known_node[1]
         else:
             view_of_node = node_view({
                 **node, "allocated": {"cpu_milli": cpu, "memory_mib": memory, "gpu": 0},
                 "gpu_used_milli": gpu_used})
-        kept_nodes[node_id] = (key, view_of_node)
+        kept_nodes[node_id] = (node_key, view_of_node)
         node_views.append(view_of_node)
     cache.nodes = kept_nodes
     node_views.sort(key=lambda n: n.id)
@@ -133,9 +163,8 @@ def take(machine: Any, now: float | None = None, cache: ViewCache | None = None)
         cache.node_set = NodeSet(node_views)  # reused as is, it keeps its lookups too
     draining = frozenset(n.id for n in node_views if n.draining)
     expired = expired_drains(machine, now) if now is not None else frozenset()
-    return Snapshot(cache.node_set, tuple(views),
-                    {k: tuple(v) for k, v in by_job.items()}, priorities, draining, expired,
-                    index, {k: tuple(v) for k, v in live_by_job.items()})
+    return Snapshot(cache.node_set, views, by_job, priorities, draining, expired, index,
+                    live_by_job, totals)
 
 
 # Allocation ids: a random per-process prefix and a counter, 32 hex digits like a uuid4 but

@@ -47,6 +47,10 @@ class StateMachine:
         self.allocations: dict[str, dict[str, Any]] = {}
         self.alloc_ids_by_job: dict[str, set[str]] = {}
         self.node_usage = NodeUsage()
+        # Allocation writes per job, and the index the counts restart from after a restore:
+        # readers cache per-job views keyed by both (local bookkeeping, not in snapshots).
+        self.alloc_writes: dict[str, int] = {}
+        self.alloc_epoch = 0
         self.pools: dict[str, dict[str, Any]] = {}
         self.launches: dict[str, dict[str, Any]] = {}
         self.queues: dict[str, dict[str, Any]] = {}
@@ -122,7 +126,12 @@ class StateMachine:
         for alloc in machine.allocations.values():
             machine.alloc_ids_by_job.setdefault(alloc["job_id"], set()).add(alloc["id"])
         machine.node_usage = NodeUsage.of(machine.allocations)
+        machine.recount_alloc_writes()
         return machine
+
+    def recount_alloc_writes(self) -> None:
+        self.alloc_writes = {job_id: len(ids) for job_id, ids in self.alloc_ids_by_job.items()}
+        self.alloc_epoch = self.index
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Raft snapshots and journals pickle the machine; ones written before the per-node
@@ -130,12 +139,15 @@ class StateMachine:
         self.__dict__.update(state)
         if "node_usage" not in state:
             self.node_usage = NodeUsage.of(self.allocations)
+        if "alloc_writes" not in state:
+            self.recount_alloc_writes()
 
     def put_allocation(self, record: dict[str, Any]) -> None:
         """Write an allocation record, keeping the per-job and per-node indexes current."""
         self.node_usage.replace(self.allocations.get(record["id"]), record)
         self.allocations[record["id"]] = record
         self.alloc_ids_by_job.setdefault(record["job_id"], set()).add(record["id"])
+        self.alloc_writes[record["job_id"]] = self.alloc_writes.get(record["job_id"], 0) + 1
 
     # -- derived views -------------------------------------------------------------------
     def allocation_counts(self, job_id: str) -> dict[str, int]:
@@ -465,6 +477,7 @@ def _state_restore(sm: StateMachine, command: Command) -> dict[str, Any]:
         for node_id, node in restored.nodes.items()}
     sm.__dict__.update(restored.__dict__)
     sm.index = index
+    sm.alloc_epoch = index
     return {"nodes": len(sm.nodes), "jobs": len(sm.jobs), "allocations": len(sm.allocations)}
 
 
