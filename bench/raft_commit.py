@@ -47,7 +47,7 @@ def one_run(commands: int, settings: RaftSettings) -> float:
     for p in procs:
         p.start()
     leader_settings = RaftSettings(
-        election_timeout_min=0.2, election_timeout_max=0.3,
+        election_timeout_min=0.3, election_timeout_max=0.4,
         max_batch=settings.max_batch, max_inflight_batches=settings.max_inflight_batches)
     node = RaftNode(RaftConfig(addrs[0], addrs[1:], f"{root}/0", SECRET, leader_settings))
     try:

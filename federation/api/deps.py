@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import itertools
 import re
-import secrets
 from typing import Any
 
 from fastapi import Request
 
 from federation.errors import ValidationError
+from federation.ids import new_id
 from federation.specs.job import parse_document
 
 MAX_BODY_BYTES = 1 << 20
 MAX_SNAPSHOT_BYTES = 32 << 20  # one Raft entry carries it: see federation.raft.node
 _KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-# Command ids made here: a random per-process prefix and a counter (uuid4 per request costs a
-# syscall and showed up in profiles of the submission path).
-_ID_PREFIX = secrets.token_hex(8)
-_ID_COUNTER = itertools.count()
 
 
 def master(request: Request) -> Any:
@@ -29,7 +24,7 @@ def command_id(request: Request, scope: str) -> str:
     """The command id: the client's Idempotency-Key (so a retry is applied once) or a new id."""
     key = request.headers.get("idempotency-key")
     if key is None:
-        return f"{scope}:{_ID_PREFIX}-{next(_ID_COUNTER)}"
+        return f"{scope}:{new_id()}"
     if not _KEY.match(key):
         raise ValidationError(
             "Idempotency-Key must be 1-128 characters of letters, digits and . _ : -",

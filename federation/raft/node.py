@@ -18,7 +18,6 @@ import pickle
 import queue
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
 from pysyncobj.config import FAIL_REASON
 
 from federation.errors import CommitTimeout, FederationError, NoLeader, ValidationError
+from federation.ids import new_id
 from federation.raft.transport import AuditedTransport
 from federation.state.machine import StateMachine
 
@@ -205,7 +205,7 @@ class RaftNode:
     def submit(self, command: dict[str, Any]) -> Future[dict[str, Any]]:
         """Queue one command for the next replicated batch; the future holds its result."""
         if "id" not in command:
-            command["id"] = uuid.uuid4().hex
+            command["id"] = new_id()
         if "time" not in command:
             command["time"] = time.time()
         future: Future[dict[str, Any]] = Future()

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import functools
 import itertools
-import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from federation.ids import new_id
 from federation.scheduler.adapters import node_view
 from federation.scheduler.nodeset import NodeSet
 from federation.scheduler.types import MILLI_PER_GPU, AllocationView, NodeView, Resources
@@ -167,16 +167,6 @@ def take(machine: Any, now: float | None = None, cache: ViewCache | None = None)
                     live_by_job, totals)
 
 
-# Allocation ids: a random per-process prefix and a counter, 32 hex digits like a uuid4 but
-# without a system call per id (a large plan makes tens of thousands).
-_ID_PREFIX = secrets.token_hex(8)
-_ID_COUNTER = itertools.count(int.from_bytes(secrets.token_bytes(4), "big"))
-
-
-def _new_allocation_id() -> str:
-    return f"{_ID_PREFIX}{next(_ID_COUNTER) & (2**64 - 1):016x}"
-
-
 def new_allocation(job: Mapping[str, Any], group: Mapping[str, Any], index: int, node_id: str,
                    gpu_devices: Sequence[int], previous: Mapping[str, Any] | None
                    ) -> dict[str, Any]:
@@ -184,7 +174,7 @@ def new_allocation(job: Mapping[str, Any], group: Mapping[str, Any], index: int,
     spec = job["spec"]
     res = group["resources"]
     record: dict[str, Any] = {
-        "id": _new_allocation_id(),
+        "id": new_id(),
         "job_id": job["id"],
         "job_version": job["version"],
         "job_type": spec["type"],
