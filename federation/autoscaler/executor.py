@@ -551,28 +551,51 @@ class Executor:
                                 "why": down.reason},
                     )
                 return
-            token = uuid.uuid4().hex
-            iid = instance_id_of(node)
-            begun = self._commit(
-                {
-                    "type": "instance.terminate.begin",
-                    "id": f"terminate.begin:{token}",
-                    "termination": {
-                        "token": token,
-                        "pool": spec.name,
-                        "provider": spec.provider,
-                        "instance_ids": [iid],
-                        "node_ids": [down.node_id],
-                        "hourly_cost": down.hourly_cost,
-                        "reason": f"node {node['name']}: {down.reason}",
-                        "decision": format(span.get_span_context().trace_id, "032x"),
-                    },
-                }
+            self._terminate(
+                spec,
+                span,
+                instance_id_of(node),
+                [down.node_id],
+                down.hourly_cost,
+                f"node {node['name']}: {down.reason}",
+                report,
             )
-            if begun is None or not begun.get("changed"):
-                return
-            self._terminate_call(spec, token, [iid])
-            report.terminated.append(token)
+
+    def _terminate(
+        self,
+        spec: PoolSpec,
+        span: trace.Span,
+        instance_id: str,
+        node_ids: list[str],
+        hourly_cost: float,
+        reason: str,
+        report: TickReport,
+    ) -> bool:
+        """Commit ``instance.terminate.begin`` for one instance under a new token, then call
+        the provider and record the token; False (and no call) when the commit was rejected
+        or changed nothing. ``span`` is the decision's span, whose trace the record names."""
+        token = uuid.uuid4().hex
+        begun = self._commit(
+            {
+                "type": "instance.terminate.begin",
+                "id": f"terminate.begin:{token}",
+                "termination": {
+                    "token": token,
+                    "pool": spec.name,
+                    "provider": spec.provider,
+                    "instance_ids": [instance_id],
+                    "node_ids": node_ids,
+                    "hourly_cost": hourly_cost,
+                    "reason": reason,
+                    "decision": format(span.get_span_context().trace_id, "032x"),
+                },
+            }
+        )
+        if begun is None or not begun.get("changed"):
+            return False
+        self._terminate_call(spec, token, [instance_id])
+        report.terminated.append(token)
+        return True
 
     def _terminate_call(self, spec: PoolSpec, token: str, ids: list[str]) -> None:
         error: str | None = None
@@ -632,26 +655,9 @@ class Executor:
                         report,
                     )
                     continue
-                token = uuid.uuid4().hex
-                begun = self._commit(
-                    {
-                        "type": "instance.terminate.begin",
-                        "id": f"terminate.begin:{token}",
-                        "termination": {
-                            "token": token,
-                            "pool": spec.name,
-                            "provider": spec.provider,
-                            "instance_ids": [item.instance_id],
-                            "node_ids": [],
-                            "hourly_cost": item.price_per_hour,
-                            "reason": item.reason,
-                            "decision": format(span.get_span_context().trace_id, "032x"),
-                        },
-                    }
-                )
-                if begun is not None and begun.get("changed"):
-                    self._terminate_call(spec, token, [item.instance_id])
-                    report.terminated.append(token)
+                if self._terminate(
+                    spec, span, item.instance_id, [], item.price_per_hour, item.reason, report
+                ):
                     first_seen.pop(item.instance_id, None)
 
 
