@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,16 @@ import boto3
 import httpx
 import pytest
 
+from tests.autoscaler.cloud_cluster import (
+    Agents,
+    Identity,
+    launches,
+    put_pool,
+    start_cluster,
+    stays,
+    submit_wide_job,
+    terminated,
+)
 from tests.harness import Cluster, ServerProcess, wait_for
 
 CLUSTER_TAG = "fedtest"
@@ -33,20 +42,6 @@ def ec2(moto_url: str, aws_env: None) -> Any:
 @pytest.fixture
 def ami(ec2: Any) -> str:
     return sorted(i["ImageId"] for i in ec2.describe_images(Owners=["amazon"])["Images"])[0]
-
-
-def start_cluster(root: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> Cluster:
-    monkeypatch.setenv("FEDERATION_AUTOSCALER_INTERVAL", "0.3")
-    monkeypatch.setenv("FEDERATION_AUTOSCALER_RECONCILE", "1")
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    cluster = Cluster(root).start()
-    try:
-        cluster.wait_leader()
-    except BaseException:
-        cluster.kill_all()
-        raise
-    return cluster
 
 
 @pytest.fixture
@@ -76,12 +71,6 @@ def pool_spec(moto_url: str, ami: str, **extra: Any) -> dict[str, Any]:
     return spec
 
 
-def put_pool(server: ServerProcess, spec: dict[str, Any]) -> dict[str, Any]:
-    response = httpx.put(f"{server.url}/v1/pools/{spec['name']}", json=spec, timeout=10)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
 def alive(ec2: Any) -> list[dict[str, Any]]:
     return [
         i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
@@ -93,68 +82,15 @@ def tags(instance: dict[str, Any]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
 
 
-def activities(server: ServerProcess) -> list[dict[str, Any]]:
-    return server.get("/v1/autoscaler/activities").json()
+def ec2_identity(instance: dict[str, Any]) -> Identity:
+    """An EC2 instance as its agent reports it: named by its instance id."""
+    return Identity(name=instance["InstanceId"], instance_id=instance["InstanceId"],
+                    zone=instance["Placement"]["AvailabilityZone"],
+                    instance_type=instance["InstanceType"])
 
 
-def launches(server: ServerProcess) -> list[dict[str, Any]]:
-    return [a for a in activities(server) if a["kind"] == "launch"]
-
-
-def stays(predicate: Any, seconds: float) -> None:
-    """``predicate`` holds for ``seconds`` (checked every 0.2 s): nothing more happens."""
-    done = threading.Event()
-    deadline = seconds
-    while deadline > 0:
-        assert predicate()
-        done.wait(0.2)
-        deadline -= 0.2
-
-
-class Agents:
-    """Registers one node per instance and heart-beats them, as agents on them would."""
-
-    def __init__(self, urls: list[str]) -> None:
-        self.urls = urls
-        self.nodes: dict[str, tuple[str, str]] = {}  # instance id -> (node id, token)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, daemon=True)
-
-    def join(self, instance: dict[str, Any], pool: str, cpu_milli: int = 2000,
-             memory_mib: int = 8192) -> None:
-        body = {"name": instance["InstanceId"], "pool": pool, "provider": "aws",
-                "region": "us-east-1", "zone": instance["Placement"]["AvailabilityZone"],
-                "instance_type": instance["InstanceType"], "instance_id": instance["InstanceId"],
-                "capacity": {"cpu_milli": cpu_milli, "memory_mib": memory_mib}}
-        for url in self.urls:
-            try:
-                response = httpx.post(url + "/v1/nodes", json=body, timeout=5)
-            except httpx.HTTPError:
-                continue
-            if response.status_code == 201:
-                data = response.json()
-                self.nodes[instance["InstanceId"]] = (data["id"], data["token"])
-                return
-        raise AssertionError(f"no server registered {instance['InstanceId']}")
-
-    def start(self) -> Agents:
-        self._thread.start()
-        return self
-
-    def _beat(self) -> None:
-        while not self._stop.wait(0.4):
-            for node_id, token in list(self.nodes.values()):
-                for url in self.urls:
-                    try:
-                        httpx.post(f"{url}/v1/nodes/{node_id}/heartbeat", timeout=2,
-                                   headers={"X-Node-Token": token})
-                        break
-                    except httpx.HTTPError:
-                        continue
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
+def ec2_agents(cluster: Cluster) -> Agents:
+    return Agents(cluster.urls, "aws", "us-east-1", ec2_identity)
 
 
 def test_min_nodes_launch_exactly_the_planned_instances_then_idle_ones_go(
@@ -178,7 +114,7 @@ def test_min_nodes_launch_exactly_the_planned_instances_then_idle_ones_go(
     assert (pool["launching"], pool["hourly_cost"]) == (2, pytest.approx(0.192))
     stays(lambda: len(alive(ec2)) == 2 and len(launches(leader)) == 1, 2.0)
 
-    agents = Agents(cluster.urls)
+    agents = ec2_agents(cluster)
     try:
         for inst in instances:
             agents.join(inst, "burst")
@@ -187,10 +123,7 @@ def test_min_nodes_launch_exactly_the_planned_instances_then_idle_ones_go(
                  "both nodes ready")
         put_pool(leader, pool_spec(moto_url, ami, min_nodes=1))
         wait_for(lambda: len(alive(ec2)) == 1, 30, "one idle instance terminated")
-        (term,) = wait_for(
-            lambda: [a for a in activities(leader)
-                     if a["kind"] == "terminate" and a["status"] == "done"], 10,
-            "the termination recorded")
+        (term,) = wait_for(lambda: terminated(leader), 10, "the termination recorded")
         assert "idle for" in term["reason"] and term["hourly_cost"] == pytest.approx(0.096)
         gone = term["node_ids"][0]
         # Drained, terminated, and gone from the node table.
@@ -205,12 +138,7 @@ def test_blocked_demand_buys_what_fits_and_releases_it_when_the_job_stops(
     cluster = make_cluster()
     leader = cluster.wait_leader()
     put_pool(leader, pool_spec(moto_url, ami))
-    job = {"id": "wide", "type": "batch", "groups": [{
-        "name": "w", "count": 2, "resources": {"cpu": 6000, "memory": 4096},
-        "constraints": [{"attribute": "provider", "operator": "=", "value": "aws"}],
-        "task": {"driver": "exec", "command": ["true"]}}]}
-    response = httpx.post(f"{leader.url}/v1/jobs", json=job, timeout=10)
-    assert response.status_code == 201, response.text
+    submit_wide_job(leader, "aws")
     # 6 cores a task: only c5.2xlarge (8 cores) holds one, and one each is the cheapest.
     instances = wait_for(lambda: len(alive(ec2)) == 2 and alive(ec2), 30, "two instances")
     assert {i["InstanceType"] for i in instances} == {"c5.2xlarge"}
@@ -219,7 +147,7 @@ def test_blocked_demand_buys_what_fits_and_releases_it_when_the_job_stops(
     assert {tags(i)["federation:request"] for i in instances} == {launch["token"]}
     stays(lambda: len(alive(ec2)) == 2 and len(launches(leader)) == 1, 2.0)
 
-    agents = Agents(cluster.urls)
+    agents = ec2_agents(cluster)
     try:
         for inst in instances:
             agents.join(inst, "burst", cpu_milli=8000, memory_mib=16384)

@@ -8,7 +8,6 @@ instance through the agent protocol itself, as the agent on it would.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,19 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.autoscaler.cloud_cluster import (
+    Agents,
+    Identity,
+    activities,
+    launches,
+    put_pool,
+    start_cluster,
+    stays,
+    submit_wide_job,
+    terminated,
+)
 from tests.fakes.gce_server import FakeGCE
-from tests.harness import Cluster, ServerProcess, wait_for
+from tests.harness import Cluster, wait_for
 
 PROJECT = "fed-test"
 CLUSTER_TAG = "fedtest"
@@ -35,11 +45,8 @@ def gce() -> Iterator[FakeGCE]:
 
 @pytest.fixture
 def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
-    monkeypatch.setenv("FEDERATION_AUTOSCALER_INTERVAL", "0.3")
-    monkeypatch.setenv("FEDERATION_AUTOSCALER_RECONCILE", "1")
-    started = Cluster(tmp_path / "cluster").start()
+    started = start_cluster(tmp_path / "cluster", monkeypatch)
     try:
-        started.wait_leader()
         yield started
     finally:
         started.kill_all()
@@ -61,80 +68,20 @@ def instances(gce: FakeGCE) -> dict[tuple[str, str, str], dict[str, Any]]:
         return {k: dict(v) for k, v in gce.instances.items() if v["status"] != "STOPPING"}
 
 
-def activities(server: ServerProcess) -> list[dict[str, Any]]:
-    return server.get("/v1/autoscaler/activities").json()
-
-
-def terminated(server: ServerProcess) -> list[dict[str, Any]]:
-    return [a for a in activities(server) if a["kind"] == "terminate" and a["status"] == "done"]
-
-
-def stays(predicate: Any, seconds: float) -> None:
-    """``predicate`` holds for ``seconds`` (checked every 0.2 s): nothing more happens."""
-    done = threading.Event()
-    left = seconds
-    while left > 0:
-        assert predicate()
-        done.wait(0.2)
-        left -= 0.2
-
-
-class Agents:
-    """Registers one node per GCE instance and heart-beats them, as agents on them would."""
-
-    def __init__(self, urls: list[str]) -> None:
-        self.urls = urls
-        self.nodes: list[tuple[str, str]] = []  # (node id, token)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, daemon=True)
-
-    def join(self, zone: str, raw: dict[str, Any], pool: str) -> None:
-        body = {"name": raw["name"], "pool": pool, "provider": "gcp", "region": "us-central1",
-                "zone": zone, "instance_type": raw["machineType"].rsplit("/", 1)[-1],
-                "instance_id": f"{zone}/{raw['name']}",
-                "capacity": {"cpu_milli": 8000, "memory_mib": 8192}}
-        for url in self.urls:
-            try:
-                response = httpx.post(url + "/v1/nodes", json=body, timeout=5)
-            except httpx.HTTPError:
-                continue
-            if response.status_code == 201:
-                self.nodes.append((response.json()["id"], response.json()["token"]))
-                return
-        raise AssertionError(f"no server registered {raw['name']}")
-
-    def start(self) -> Agents:
-        self._thread.start()
-        return self
-
-    def _beat(self) -> None:
-        while not self._stop.wait(0.4):
-            for node_id, token in list(self.nodes):
-                for url in self.urls:
-                    try:
-                        httpx.post(f"{url}/v1/nodes/{node_id}/heartbeat", timeout=2,
-                                   headers={"X-Node-Token": token})
-                        break
-                    except httpx.HTTPError:
-                        continue
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
+def gce_identity(item: tuple[tuple[str, str, str], dict[str, Any]]) -> Identity:
+    """A fake GCE instance, an item of ``instances``, as its agent reports it: named by its
+    name, with the instance id ``zone/name``."""
+    (_, zone, _), raw = item
+    return Identity(name=raw["name"], instance_id=f"{zone}/{raw['name']}", zone=zone,
+                    instance_type=raw["machineType"].rsplit("/", 1)[-1])
 
 
 def test_blocked_demand_buys_gce_instances_in_the_next_zone_and_releases_them_when_idle(
         gce: FakeGCE, cluster: Cluster) -> None:
     gce.exhausted_zones.add("us-central1-a")
     leader = cluster.wait_leader()
-    response = httpx.put(f"{leader.url}/v1/pools/gburst", json=pool_spec(gce), timeout=10)
-    assert response.status_code == 200, response.text
-    job = {"id": "wide", "type": "batch", "groups": [{
-        "name": "w", "count": 2, "resources": {"cpu": 6000, "memory": 4096},
-        "constraints": [{"attribute": "provider", "operator": "=", "value": "gcp"}],
-        "task": {"driver": "exec", "command": ["true"]}}]}
-    response = httpx.post(f"{leader.url}/v1/jobs", json=job, timeout=10)
-    assert response.status_code == 201, response.text
+    put_pool(leader, pool_spec(gce))
+    submit_wide_job(leader, "gcp")
 
     # 6 cores a task: one e2-highcpu-8 each is the cheapest fit; zone a has no capacity.
     launched = wait_for(lambda: len(instances(gce)) == 2 and instances(gce), 30,
@@ -160,13 +107,12 @@ def test_blocked_demand_buys_gce_instances_in_the_next_zone_and_releases_them_wh
         assert "FEDERATION_TOKEN=" in item["value"]
     with gce.lock:
         assert not [k for k in gce.instances if k[1] == "us-central1-a"]
-    stays(lambda: len(instances(gce)) == 2
-          and len([a for a in activities(leader) if a["kind"] == "launch"]) == 1, 2.0)
+    stays(lambda: len(instances(gce)) == 2 and len(launches(leader)) == 1, 2.0)
 
-    agents = Agents(cluster.urls)
+    agents = Agents(cluster.urls, "gcp", "us-central1", gce_identity)
     try:
-        for (_, zone, _), raw in launched.items():
-            agents.join(zone, raw, "gburst")
+        for item in launched.items():
+            agents.join(item, "gburst", cpu_milli=8000)
         agents.start()
         wait_for(lambda: len(leader.get("/v1/allocations?job=wide").json()) == 2, 15,
                  "the scheduler to place both tasks on the new nodes")
@@ -176,7 +122,7 @@ def test_blocked_demand_buys_gce_instances_in_the_next_zone_and_releases_them_wh
         terms = terminated(leader)
         assert sorted(i for t in terms for i in t["instance_ids"]) == sorted(launch["instances"])
         assert all("idle for" in t["reason"] for t in terms)
-        assert len([a for a in activities(leader) if a["kind"] == "launch"]) == 1
+        assert len(launches(leader)) == 1
         wait_for(lambda: [n for n in leader.get("/v1/nodes").json()
                           if n["pool"] == "gburst"] == [], 10, "the released nodes forgotten")
     finally:
