@@ -1,8 +1,17 @@
-"""A pysyncobj TCP transport that reports connections which never authenticate.
+"""A pysyncobj TCP transport that reports connections which never authenticate, and keeps
+the leader from re-sending entries a follower already has.
 
 pysyncobj silently drops a connection whose first frame fails to decrypt. With an
 authenticated cluster that is exactly what a peer with the wrong secret, or anyone probing the
 Raft port, looks like, and operators need to see it: this transport logs and counts them.
+
+A pysyncobj leader sends entries ahead of acknowledgements and moves a follower's next index
+to the end of what it sent. A late acknowledgement of an earlier send then moves that index
+back, so the next send repeats entries the follower holds; the follower truncates its log
+there (logging ``truncating already-applied log entries``) and appends the same entries
+again. Under a stream of large plan entries that doubled the bytes sent. An acknowledgement
+never lowers the index here; a follower that really lacks entries answers with a reset,
+which still does.
 """
 
 from __future__ import annotations
@@ -63,6 +72,18 @@ class AuditedTransport(TCPTransport):
             "rejected a Raft connection from %s: it did not authenticate "
             "(wrong or missing cluster secret?)%s", peer, more,
         )
+
+    def _onMessageReceived(self, node: Any, message: Any) -> None:  # noqa: N802
+        acknowledged = (isinstance(message, dict) and message.get("type") == "next_node_idx"
+                        and message.get("success") and not message.get("reset"))
+        if not acknowledged:
+            super()._onMessageReceived(node, message)
+            return
+        next_index = getattr(self._syncObj, "_SyncObj__raftNextIndex", None)
+        before = next_index.get(node) if isinstance(next_index, dict) else None
+        super()._onMessageReceived(node, message)
+        if before is not None and next_index is not None and next_index.get(node, before) < before:
+            next_index[node] = before
 
     def _onNewIncomingConnection(self, conn: Any) -> None:  # noqa: N802
         with self._pending_lock:
