@@ -22,7 +22,7 @@ from federation.autoscaler.planner import (
 from federation.autoscaler.scaledown import Destination, Occupancy, Work, utilisation
 from federation.providers.base import InstanceType
 from federation.specs.pool import PoolSpec, parse_duration
-from federation.state.capacity import in_flight
+from federation.state.capacity import RELEASE_DRAIN_ACTION, in_flight
 from federation.state.machine import StateMachine
 
 ACTIVE_CLIENT_STATUSES = ("pending", "running")
@@ -215,7 +215,7 @@ def demand(machine: StateMachine) -> list[Task]:
 
 
 # -- what scale-down under a utilisation threshold reads ---------------------------------------
-DRAIN_ACTION = "drain"  # the note the executor records when it drains a node to release it
+DRAIN_ACTION = RELEASE_DRAIN_ACTION  # the note the executor records when it drains a node
 
 
 def node_work(machine: StateMachine) -> dict[str, tuple[Work, ...]]:

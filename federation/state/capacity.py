@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from federation.state.machine import Command, StateMachine
 
 ACTIVITY_LIMIT = 500
+RELEASE_DRAIN_ACTION = "drain"  # the note action of a node drained to be released
 MAX_INSTANCES_PER_RECORD = 10_000
 LAUNCH_STATUSES = ("pending", "done", "partial", "failed")
 INSTANCE_STATES = ("running", "terminating", "terminated")
@@ -87,9 +88,20 @@ def in_flight(record: dict[str, Any]) -> bool:
     return False
 
 
+def _release_pending(sm: StateMachine, record: dict[str, Any]) -> bool:
+    """A note that the autoscaler drained a node to release it, while that node still
+    drains: the note is how a leader knows to terminate the node once it is empty."""
+    if record["kind"] != "note" or record.get("action") != RELEASE_DRAIN_ACTION:
+        return False
+    node = sm.nodes.get((record.get("detail") or {}).get("node_id") or "")
+    return node is not None and bool(node.get("draining"))
+
+
 def _prune(sm: StateMachine) -> None:
-    """Keep in-flight records and the ``ACTIVITY_LIMIT`` most recent settled ones."""
-    settled = [r for r in sm.launches.values() if not in_flight(r)]
+    """Keep in-flight records, notes of drains still pending a release, and the
+    ``ACTIVITY_LIMIT`` most recent settled records."""
+    settled = [r for r in sm.launches.values()
+               if not in_flight(r) and not _release_pending(sm, r)]
     if len(settled) <= ACTIVITY_LIMIT:
         return
     settled.sort(key=lambda r: (r["modify_index"], r["token"]))

@@ -163,6 +163,24 @@ def test_the_activity_log_keeps_in_flight_records_and_the_last_n_settled(sm, mon
     assert set(sm.launches) == {"live", "open", "n-3", "n-4", "n-5"}
 
 
+def test_a_drain_pending_release_outlives_the_activity_limit_until_the_node_stops_draining(
+        sm, monkeypatch):
+    monkeypatch.setattr(capacity, "ACTIVITY_LIMIT", 2)
+    sm.apply(cmd("node.register", node={"id": "n1", "name": "n1", "token_hash": "h",
+                                        "capacity": {"cpu_milli": 1000, "memory_mib": 512}}))
+    sm.apply(cmd("node.drain", node_id="n1", draining=True))
+    sm.apply(cmd("autoscaler.record", note={"token": "drain-n1", "action": "drain",
+                                             "reason": "under 50%", "detail": {"node_id": "n1"}}))
+    for i in range(5):
+        sm.apply(cmd("autoscaler.record", note={"token": f"n-{i}", "action": "launch",
+                                                 "reason": "dry run"}))
+    assert "drain-n1" in sm.launches  # the next leader still knows to release n1
+    sm.apply(cmd("node.drain", node_id="n1", draining=False))
+    sm.apply(cmd("autoscaler.record", note={"token": "n-5", "action": "launch",
+                                             "reason": "dry run"}))
+    assert set(sm.launches) == {"n-4", "n-5"}
+
+
 def test_two_machines_applying_the_same_log_hold_the_same_records():
     log = [cmd("pool.apply", spec=POOL), launch("a"), launch("b"),
            cmd("launch.end", token="a", instances=["i-1"]),
