@@ -140,6 +140,11 @@ def plan_group(
     # sample's best and the next instance goes there without drawing a new sample.
     last: RankedNode | None = None
     runner_up: tuple[float, float, str] | None = None
+
+    def rank_now(candidates: Sequence[NodeView]) -> list[RankedNode]:
+        # The overlay, counts and spread values are updated in place as instances land.
+        return rank(candidates, group, work, profile=profile, value_counts=value_counts,
+                    known_values=known_values, job_on_node=job_on_node, affinities=affinities)
     # Scoring every node: feasibility and scores change only on the node just used, so keep
     # them and refresh that one node per instance (spread is added per attribute value).
     pool: dict[str, RankedNode] = {}
@@ -174,25 +179,15 @@ def plan_group(
             else:
                 best = _best_of_pool(pool, group, value_counts, known_values)
         else:
-            if last is not None:
-                best = _rerank(last.node, group, work, existing, cache, profile, value_counts,
-                               known_values, job_on_node, affinities)
-                if best is not None and runner_up is not None and best.sort_key() > runner_up:
+            if last is not None and can_take(last.node, group, work, existing, cache):
+                best = rank_now([last.node])[0]  # scored again after the last placement
+                if runner_up is not None and best.sort_key() > runner_up:
                     best = None
             if best is None:
                 candidates = _sample(nodes, group, work, existing, cache, rng, limit)
-                ranked = rank(
-                    candidates,
-                    group,
-                    work,
-                    profile=profile,
-                    value_counts=value_counts,
-                    known_values=known_values,
-                    job_on_node=job_on_node,
-                    affinities=affinities,
-                )
-                best = ranked[0] if ranked else None
-                runner_up = ranked[1].sort_key() if len(ranked) > 1 else None
+                ranked_sample = rank_now(candidates)
+                best = ranked_sample[0] if ranked_sample else None
+                runner_up = ranked_sample[1].sort_key() if len(ranked_sample) > 1 else None
             last = best
         if best is not None:
             chosen_node, devices, score = best.node, best.devices, best.score
@@ -254,33 +249,6 @@ def plan_group(
         report.unplaced = group.count
         return [], [], report, usage.copy() if usage is not None else Usage()
     return placements, evictions, report, work
-
-
-def _rerank(
-    node: NodeView,
-    group: TaskGroupDemand,
-    work: Usage,
-    existing: dict[str, int],
-    cache: ConstraintCache,
-    profile: WorkloadProfile | None,
-    value_counts: dict[str, int],
-    known_values: list[str],
-    job_on_node: dict[str, int],
-    affinities: Sequence[Affinity],
-) -> RankedNode | None:
-    """``node`` scored again after the plan's last placement, ``None`` if it is now full."""
-    if not can_take(node, group, work, existing, cache):
-        return None
-    return rank(
-        [node],
-        group,
-        work,
-        profile=profile,
-        value_counts=value_counts,
-        known_values=known_values,
-        job_on_node=job_on_node,
-        affinities=affinities,
-    )[0]
 
 
 def _best_of_pool(
