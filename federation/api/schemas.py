@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic import ValidationError as PydanticValidationError
 
 from federation.errors import ValidationError
-from federation.specs.job import field_path
+from federation.specs.job import validate_model as validate_spec_model
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$"
 _LABEL_KEY = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$"
@@ -47,13 +46,4 @@ class NodeRegistration(BaseModel):
 
 
 def validate_model(model: type[BaseModel], data: Any) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise ValidationError("the body must be a JSON object")
-    try:
-        return model.model_validate(data).model_dump(mode="json")
-    except PydanticValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        message = str(first["msg"]).removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            message = "unknown field"
-        raise ValidationError(message, field=field_path(tuple(first["loc"])) or None) from None
+    return validate_spec_model(model, data, not_a_mapping="the body must be a JSON object")

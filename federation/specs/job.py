@@ -278,6 +278,17 @@ def _translate(exc: PydanticValidationError) -> ValidationError:
     return ValidationError(message, field=field_path(loc) or None)
 
 
+def validate_model(model: type[BaseModel], data: Any, *, not_a_mapping: str) -> dict[str, Any]:
+    """Validate ``data`` against ``model``; its normalised plain-dict form, or the first
+    problem as a ValidationError naming the field (``not_a_mapping`` when it is not a dict)."""
+    if not isinstance(data, dict):
+        raise ValidationError(not_a_mapping)
+    try:
+        return model.model_validate(data).model_dump(mode="json")
+    except PydanticValidationError as exc:
+        raise _translate(exc) from None
+
+
 def validate_job(data: Any) -> dict[str, Any]:
     """Validate a decoded spec; return its normalised plain-dict form or raise ValidationError."""
     if not isinstance(data, dict):
@@ -286,11 +297,7 @@ def validate_job(data: Any) -> dict[str, Any]:
         raise ValidationError(
             "Kubernetes manifests are not accepted as jobs yet", field="apiVersion"
         )
-    try:
-        spec = JobSpec.model_validate(data)
-    except PydanticValidationError as exc:
-        raise _translate(exc) from None
-    return spec.model_dump(mode="json")
+    return validate_model(JobSpec, data, not_a_mapping="a job spec must be a mapping")
 
 
 def parse_document(text: str | bytes, *, content_type: str = "") -> Any:

@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic import ValidationError as PydanticValidationError
 
-from federation.errors import ValidationError
-from federation.specs.job import NAME_PATTERN, field_path
+from federation.specs.job import NAME_PATTERN, validate_model
 
 
 class Quota(BaseModel):
@@ -26,13 +24,4 @@ class QueueSpec(BaseModel):
 
 
 def validate_queue(data: Any) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise ValidationError("a queue spec must be a mapping")
-    try:
-        return QueueSpec.model_validate(data).model_dump(mode="json")
-    except PydanticValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        message = str(first["msg"]).removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            message = "unknown field"
-        raise ValidationError(message, field=field_path(tuple(first["loc"])) or None) from None
+    return validate_model(QueueSpec, data, not_a_mapping="a queue spec must be a mapping")
