@@ -77,6 +77,7 @@ class Scheduler:
         self._views = snap.ViewCache()  # node and allocation views reused across passes
         self.snapshot_seconds = 0.0  # how long the last pass's snapshot took
         self._aside: dict[str, tuple[int, str]] = {}  # jobs set aside, to log each once
+        self._order_error = ""  # the last fair-share failure logged
 
     def run(self, stop: threading.Event) -> None:
         seen = -1
@@ -174,12 +175,11 @@ class Scheduler:
             candidates.append((job, work))
         queue_of = {j["id"]: j["spec"].get("queue", "default")
                     for j in list(machine.jobs.values())}
+        queue_records = list(machine.queues.values())
         try:
-            ordered, held = order_jobs(candidates, list(machine.queues.values()), snapshot,
-                                       queue_of)
-        except Exception:  # noqa: BLE001 - fair share failed: plan by priority alone
-            log.exception("fair-share ordering failed; planning by priority this pass")
-            ordered, held = candidates, {}
+            ordered, held = order_jobs(candidates, queue_records, snapshot, queue_of)
+        except Exception as exc:  # noqa: BLE001 - fair share failed: see _unordered
+            ordered, held = self._unordered(candidates, queue_records, queue_of, exc)
         for job_id, reason in held.items():
             self._block(machine.jobs[job_id], reason)
         # Every job of the pass is planned against the one snapshot plus what the pass
@@ -236,6 +236,21 @@ class Scheduler:
             log.info("%d of %d placements for %s no longer fit nodes %s; re-planning them",
                      value["refused"], planned, job_id, value["refused_nodes"])
         return int(value["placed"])
+
+    def _unordered(self, candidates: list[Any], queue_records: list[dict[str, Any]],
+                   queue_of: dict[str, str], exc: Exception) -> tuple[list[Any], dict[str, str]]:
+        """Fair-share ordering failed for the whole pass (it sums over every queue): plan
+        by priority alone, holding back the jobs of queues with a quota, which could not
+        be enforced."""
+        reason = f"fair-share ordering failed: {type(exc).__name__}: {str(exc)[:500]}"
+        if reason != self._order_error:  # once, not every pass
+            self._order_error = reason
+            log.error("%s; planning by priority, jobs of queues with a quota wait",
+                      reason, exc_info=exc)
+        quota = {q["name"] for q in queue_records if (q.get("spec") or {}).get("quota")}
+        held = {job["id"]: reason for job, _ in candidates
+                if queue_of.get(job["id"], "default") in quota}
+        return [c for c in candidates if c[0]["id"] not in held], held
 
     def _set_aside(self, job: dict[str, Any], stage: str, exc: Exception) -> None:
         """A job whose scheduling raised: say why in its status, log it, and go on."""

@@ -619,6 +619,10 @@ def _plan_apply(sm: StateMachine, command: Command) -> dict[str, Any]:
         for i, alloc_id in enumerate(ids):
             if alloc_id not in sm.allocations:
                 raise NotFound("no such allocation", field=f"{field}[{i}]")
+    # An allocation released twice is released once: the fit check must not free it twice.
+    stopping = dict.fromkeys(stops)
+    stops = list(stopping)
+    evictions = [a for a in dict.fromkeys(evictions) if a not in stopping]
     accepted, refused = fitting_placements(sm.nodes, sm.allocations, sm.node_usage, job,
                                            allocations, [*stops, *evictions])
     index = sm._bump()
