@@ -78,6 +78,7 @@ class Scheduler:
         self.snapshot_seconds = 0.0  # how long the last pass's snapshot took
         self._aside: dict[str, tuple[int, str]] = {}  # jobs set aside, to log each once
         self._order_error = ""  # the last fair-share failure logged
+        self._epoch = 0  # the state's alloc_epoch the previous pass saw (moves on restore)
 
     def run(self, stop: threading.Event) -> None:
         seen = -1
@@ -110,6 +111,11 @@ class Scheduler:
         Heartbeats do not change a node record's modify_index, so they wake nothing."""
         since = self._seen_index
         jobs = dict(machine.jobs)
+        if machine.alloc_epoch != self._epoch:
+            # A restore (or a Raft snapshot loaded) replaced the state: records keep the
+            # indexes they had, so only a full look finds what changed.
+            self._epoch = machine.alloc_epoch
+            since = -1
         if since < 0:
             return set(jobs)
         dirty = {job_id for job_id, job in jobs.items() if job["modify_index"] > since}
