@@ -511,7 +511,8 @@ def _check_update(update: dict[str, Any], where: str) -> None:
         checks.integer(signal, f"{where}.signal", high=255)
     elif signal is not None:
         checks.text(signal, f"{where}.signal", limit=64)
-    checks.optional_text(update.get("message"), f"{where}.message")
+    if update.get("message") is not None and not isinstance(update["message"], str):
+        raise checks.fail(f"{where}.message", "must be a string")
     if update.get("healthy") is not None:
         checks.boolean(update["healthy"], f"{where}.healthy")
     if update.get("ports") is not None:
@@ -545,7 +546,11 @@ def _alloc_update_status(sm: StateMachine, command: Command) -> dict[str, Any]:
     index = sm._bump()
     for update in updates:
         alloc = sm.allocations[update["id"]]
-        sm.put_allocation({**alloc, **update, "modify_index": index})
+        record = {**alloc, **update, "modify_index": index}
+        if isinstance(record.get("message"), str) and len(record["message"]) > checks.MAX_TEXT:
+            # A task's last words can be long: kept short, never a reason to lose the status.
+            record["message"] = record["message"][:checks.MAX_TEXT]
+        sm.put_allocation(record)
     return {"count": len(updates)}
 
 
