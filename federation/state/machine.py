@@ -226,7 +226,10 @@ class StateMachine:
         """Write an allocation record, keeping the per-job and per-node indexes current."""
         self.node_usage.replace(self.allocations.get(record["id"]), record)
         self.allocations[record["id"]] = record
-        self.alloc_ids_by_job.setdefault(record["job_id"], set()).add(record["id"])
+        ids = self.alloc_ids_by_job.get(record["job_id"])
+        if ids is None:
+            ids = self.alloc_ids_by_job[record["job_id"]] = set()
+        ids.add(record["id"])
         self.alloc_writes[record["job_id"]] = self.alloc_writes.get(record["job_id"], 0) + 1
 
     # -- derived views -------------------------------------------------------------------
@@ -554,17 +557,9 @@ def _alloc_update_status(sm: StateMachine, command: Command) -> dict[str, Any]:
     return {"count": len(updates)}
 
 
-def _placement_ok(alloc: Any) -> bool:
-    """The cheap type check of one placement of a plan (the hot path of scheduling): the
-    fields the fit check and the per-node usage read, of the types they need."""
-    if not isinstance(alloc, dict):
-        return False
-    if not (isinstance(alloc.get("id"), str) and isinstance(alloc.get("node_id"), str)
-            and isinstance(alloc.get("group"), str)):
-        return False
-    res = alloc.get("resources")
-    if res is None:
-        return True
+def _resources_ok(res: Any) -> bool:
+    """The resources of a placement, of the types the fit check and the per-node usage
+    read: whole non-negative millicores and MiB, a GPU count or share, device numbers."""
     if not isinstance(res, dict):
         return False
     cpu, memory, gpu = res.get("cpu_milli"), res.get("memory_mib"), res.get("gpu")
@@ -608,12 +603,21 @@ def _plan_apply(sm: StateMachine, command: Command) -> dict[str, Any]:
         for a in raw]
     stops = _ids(command.get("stops"), "stops")
     evictions = _ids(command.get("evictions"), "evictions")
+    # The hot path of scheduling: cheap type checks per placement, and each resources
+    # mapping checked once (placements of a group share their group's).
     fresh: set[str] = set()
+    resources_ok: set[int] = set()
     for i, alloc in enumerate(allocations):
-        if not _placement_ok(alloc):
-            raise ValidationError("an allocation needs a string id, node_id and group, and "
-                                  "resources of whole non-negative numbers",
+        if type(alloc) is not dict or type(alloc.get("id")) is not str \
+                or type(alloc.get("node_id")) is not str or type(alloc.get("group")) is not str:
+            raise ValidationError("an allocation needs a string id, node_id and group",
                                   field=f"allocations[{i}]")
+        res = alloc.get("resources")
+        if res is not None and id(res) not in resources_ok:
+            if not _resources_ok(res):
+                raise ValidationError("resources must be whole non-negative numbers",
+                                      field=f"allocations[{i}].resources")
+            resources_ok.add(id(res))
         if alloc.get("job_id") != job_id:
             raise ValidationError("an allocation of another job",
                                   field=f"allocations[{i}].job_id")

@@ -341,7 +341,7 @@ def test_a_plan_that_fails_late_changes_nothing_not_even_the_index() -> None:
                        "job_version": 1, "allocations": [
                            {"id": "a2", "job_id": "web", "group": "g", "node_id": "id-n1",
                             "resources": {"cpu_milli": "lots"}}]})
-    assert result["ok"] is False and result["error"]["field"] == "allocations[0]"
+    assert result["ok"] is False and result["error"]["field"] == "allocations[0].resources"
     assert digest(sm) == before
 
 
