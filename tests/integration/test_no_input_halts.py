@@ -185,7 +185,7 @@ def test_a_per_second_cron_keeps_a_bounded_number_of_children(
         for server in cluster.servers:  # collected on every server alike
             ids = {j["id"] for j in server.get("/v1/jobs", params={"consistent": "true"}
                                                ).json() if j.get("parent") == "tick"}
-            assert ids <= seen
+            assert len(ids) <= 3 + 2, f"{len(ids)} children on {server.id}"
     finally:
         agent.terminate()
         try:
