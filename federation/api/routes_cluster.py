@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from federation.api.auth import require_token
-from federation.api.deps import MAX_SNAPSHOT_BYTES, before_read, command_id, document, master
+from federation.api.deps import before_read, command_id, document, master
+from federation.specs.documents import SNAPSHOT_LIMITS
 
 public = APIRouter()
 router = APIRouter(dependencies=[Depends(require_token)])
@@ -53,6 +54,6 @@ async def snapshot(request: Request) -> dict[str, Any]:
 @router.post("/v1/snapshot", tags=["cluster"])
 async def restore(request: Request) -> dict[str, Any]:
     """Replace the whole state with a snapshot, through Raft (every server adopts it)."""
-    data = await document(request, MAX_SNAPSHOT_BYTES)
+    data = await document(request, SNAPSHOT_LIMITS)
     return await master(request).commit(
         {"type": "state.restore", "id": command_id(request, "restore"), "snapshot": data})

@@ -73,6 +73,9 @@ def register(app: typer.Typer) -> None:
         heartbeat_ttl: float = typer.Option(
             10.0, "--heartbeat-ttl", help="seconds of silence before a node is down"),
         log_level: str = typer.Option("info", "--log-level"),
+        max_body_bytes: int = typer.Option(
+            1 << 20, "--max-body-bytes",
+            help="largest API request body accepted (snapshot restore: 32 MiB)"),
         raft_max_batch: int = typer.Option(
             RaftSettings.max_batch, "--raft-max-batch", hidden=True,
             help="commands coalesced per Raft entry (1 disables group commit; benchmarks)"),
@@ -99,7 +102,7 @@ def register(app: typer.Typer) -> None:
         config = ServerConfig(
             id=id, data_dir=str(data_dir), http=http, raft=raft, secret=secret,
             peers=[p.strip() for p in peers.split(",") if p.strip()], token=token,
-            insecure=insecure, heartbeat_ttl=heartbeat_ttl,
+            insecure=insecure, heartbeat_ttl=heartbeat_ttl, max_body_bytes=max_body_bytes,
             raft_settings=replace(RaftSettings(), max_batch=max(1, raft_max_batch),
                                   max_inflight_batches=max(1, raft_max_inflight)),
         )

@@ -48,6 +48,7 @@ class ServerConfig:
     token: str | None = None
     insecure: bool = False
     heartbeat_ttl: float = 10.0
+    max_body_bytes: int = 1 << 20
     raft_settings: RaftSettings = field(default_factory=RaftSettings)
 
     def validate(self) -> None:
@@ -73,6 +74,9 @@ class ServerConfig:
             )
         if self.heartbeat_ttl <= 0:
             raise ValidationError("--heartbeat-ttl must be positive", field="--heartbeat-ttl")
+        if not 1024 <= self.max_body_bytes <= 32 << 20:
+            raise ValidationError("--max-body-bytes must be between 1024 and 33554432",
+                                  field="--max-body-bytes")
 
     @property
     def http_url(self) -> str:
