@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ProcessPoolExecutor
@@ -118,7 +119,8 @@ class _ProcessParser:
                 # spawn, not fork: the server has Raft and HTTP threads a fork would copy
                 # mid-flight.
                 self._pool = ProcessPoolExecutor(
-                    self.workers, mp_context=multiprocessing.get_context("spawn"))
+                    self.workers, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_lower_priority)
             return self._pool
 
     def _discard(self, pool: ProcessPoolExecutor) -> None:
@@ -138,6 +140,11 @@ class _ProcessParser:
             raise ValidationError(
                 "the request body could not be decoded within the server's limits",
                 field="body") from None
+
+
+def _lower_priority() -> None:
+    # Parsing is background work: the server's own threads (Raft, HTTP) come first.
+    os.nice(10)
 
 
 def _decode_in_worker(body: bytes, content_type: str, limits: Limits) -> Any:
