@@ -20,6 +20,7 @@ from fastapi.responses import StreamingResponse
 from federation.agent.signing import ADDRESS_LABEL, sign
 from federation.api.auth import check_node_token, require_token
 from federation.api.deps import command_id, document, master
+from federation.api.offload import json_off_loop
 from federation.errors import FederationError, Forbidden, NotFound, ValidationError
 from federation.state.machine import ALLOC_CLIENT_FIELDS
 
@@ -61,9 +62,13 @@ async def node_allocations(
     if index is not None:
         await m.wait_for_index(index, wait)
     machine = m.machine
-    response.headers["X-Federation-Index"] = str(machine.index)
-    allocs = [a for a in list(machine.allocations.values()) if a["node_id"] == node_id]
-    return sorted(allocs, key=lambda a: (a["job_id"], a["group"], a.get("index", 0), a["id"]))
+
+    def view() -> list[dict[str, Any]]:
+        allocs = [a for a in list(machine.allocations.values()) if a["node_id"] == node_id]
+        return sorted(allocs, key=lambda a: (a["job_id"], a["group"], a.get("index", 0), a["id"]))
+
+    return await json_off_loop(  # type: ignore[return-value]
+        view, headers={"X-Federation-Index": str(machine.index)})
 
 
 @router.post("/v1/nodes/{node_id}/allocations")

@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from federation.api.auth import require_token
 from federation.api.deps import before_read, command_id, document, master
+from federation.api.offload import json_off_loop
 from federation.specs.documents import SNAPSHOT_LIMITS
 
 public = APIRouter()
@@ -48,7 +49,7 @@ def metrics(request: Request) -> Response:
 async def snapshot(request: Request) -> dict[str, Any]:
     """The whole state as JSON, read after a barrier so it holds every acknowledged write."""
     await before_read(request, True)
-    return master(request).machine.snapshot()
+    return await json_off_loop(master(request).machine.snapshot)  # type: ignore[return-value]
 
 
 @router.post("/v1/snapshot", tags=["cluster"])
