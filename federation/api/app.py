@@ -22,6 +22,7 @@ from federation.api.auth import require_token
 from federation.api.bodies import MAX_BODY_BYTES, BodyLimit
 from federation.api.errors import install_error_handlers
 from federation.api.metrics import RequestTimer
+from federation.api.openapi import build_openapi
 
 
 def tracing_enabled(provider: Any) -> bool:
@@ -42,6 +43,7 @@ def create_app(master: Any) -> FastAPI:
         redoc_url=None if protected else "/redoc",
     )
     app.state.master = master
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     install_error_handlers(app)
     app.include_router(routes_cluster.public)
     app.include_router(routes_cluster.router)
