@@ -76,6 +76,10 @@ def register(app: typer.Typer) -> None:
         raft_max_batch: int = typer.Option(
             RaftSettings.max_batch, "--raft-max-batch", hidden=True,
             help="commands coalesced per Raft entry (1 disables group commit; benchmarks)"),
+        raft_fsync: bool = typer.Option(
+            RaftSettings.fsync, "--raft-fsync/--no-raft-fsync",
+            help="fsync the Raft journal per batch, term/vote and snapshots (off: a power cut "
+                 "may lose acknowledged writes; see docs/operations.md)"),
         raft_max_inflight: int = typer.Option(
             RaftSettings.max_inflight_batches, "--raft-max-inflight", hidden=True,
             help="Raft entries in flight at once (benchmarks)"),
@@ -101,7 +105,8 @@ def register(app: typer.Typer) -> None:
             peers=[p.strip() for p in peers.split(",") if p.strip()], token=token,
             insecure=insecure, heartbeat_ttl=heartbeat_ttl,
             raft_settings=replace(RaftSettings(), max_batch=max(1, raft_max_batch),
-                                  max_inflight_batches=max(1, raft_max_inflight)),
+                                  max_inflight_batches=max(1, raft_max_inflight),
+                                  fsync=raft_fsync),
         )
         _run(config)
 
