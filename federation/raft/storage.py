@@ -21,12 +21,12 @@ before pysyncobj sends the vote or request that reflects them. Compaction rewrit
 journal the same atomic way. ``fsync=False`` keeps every write and the atomic renames but
 skips the fsyncs: a process crash loses nothing, a power cut may.
 
-On open, a damaged tail (a record cut short, a bad checksum in the last record, or zeros
-where the last records should be) is truncated to the last good record and logged; the
-leader re-sends what was dropped. Damage with good data after it is refused
-(``StorageDamaged`` naming the file and byte offset): truncating there would throw away
-entries this server acknowledged. A journal in pysyncobj's own format (no checksums) is
-converted on first open.
+On open, a damaged tail (a record cut short, a bad checksum in the last record, zeros where
+the last records should be: anything after which no record checks out) is truncated to the
+last good record and logged; the leader re-sends what was dropped. Damage with a good record
+after it is refused (``StorageDamaged`` naming the file and byte offset): truncating there
+would throw away entries this server acknowledged. A journal in pysyncobj's own format (no
+checksums) is converted on first open.
 """
 
 from __future__ import annotations
@@ -90,50 +90,67 @@ def encode_record(command: bytes, index: int, term: int) -> bytes:
     return length + _LENGTH.pack(zlib.crc32(body, zlib.crc32(length))) + body
 
 
+def _valid_record_at(data: bytes, pos: int) -> bool:
+    if pos + _RECORD.size + _ENTRY.size > len(data):
+        return False
+    length, crc = _RECORD.unpack_from(data, pos)
+    end = pos + _RECORD.size + length
+    if length < _ENTRY.size or end > len(data):
+        return False
+    return zlib.crc32(data[pos + _RECORD.size:end], zlib.crc32(data[pos:pos + 4])) == crc
+
+
+def _first_valid_record_after(data: bytes, pos: int) -> int | None:
+    """Offset of the first byte position after ``pos`` where a whole record checks out.
+    Only run on damage; most positions fail at the length test."""
+    for candidate in range(pos + 1, len(data) - _RECORD.size - _ENTRY.size + 1):
+        if _valid_record_at(data, candidate):
+            return candidate
+    return None
+
+
 def scan_records(data: bytes, path: str) -> Scan:
     """Read every record after the header. Pure: ``path`` only names the file in errors.
 
-    A bad record is a damaged *tail* when nothing trustworthy can follow it: it runs past the
-    end of the file, it is exactly the last record, or only zeros follow. Otherwise it is
-    damage in the middle and ``StorageDamaged`` names the offset."""
+    A bad record is a damaged *tail* when no record that checks out follows it anywhere in
+    the file (a torn last write, a cut, zeros, a changed byte in the last record): it is
+    truncated there. If a good record follows, the damage is in the middle: truncating would
+    drop entries this server acknowledged, so ``StorageDamaged`` names the offset."""
     entries: list[Entry] = []
     offsets: list[int] = []
     pos = len(HEADER)
     size = len(data)
     while pos < size:
-        reason = None
-        end = size + 1
         if size - pos < _RECORD.size:
             reason = "a record header cut short"
         else:
             length, crc = _RECORD.unpack_from(data, pos)
             end = pos + _RECORD.size + length
-            body = data[pos + _RECORD.size:end]
             if length < _ENTRY.size:
                 reason = f"an impossible record length ({length})"
             elif end > size:
                 reason = f"a record cut short ({size - pos} of {end - pos} bytes)"
-            elif zlib.crc32(body, zlib.crc32(data[pos:pos + 4])) != crc:
+            elif not _valid_record_at(data, pos):
                 reason = "a record whose checksum does not match"
             else:
-                index, term = _ENTRY.unpack_from(body)
+                index, term = _ENTRY.unpack_from(data, pos + _RECORD.size)
                 if entries and index != entries[-1][1] + 1:
                     # A record that checks out but is out of place was never a torn write.
                     raise StorageDamaged(
                         f"the Raft journal {path} is damaged at byte offset {pos} (index "
                         f"{index} after index {entries[-1][1]}): refusing to start")
-                entries.append((body[_ENTRY.size:], index, term))
+                entries.append((data[pos + _RECORD.size + _ENTRY.size:end], index, term))
                 offsets.append(pos)
                 pos = end
                 continue
-        tail = end >= size or not any(data[pos:])
-        if not tail:
+        good = _first_valid_record_after(data, pos)
+        if good is not None:
             raise StorageDamaged(
-                f"the Raft journal {path} is damaged at byte offset {pos} ({reason}) and "
-                f"{size - end} bytes of records follow it: refusing to start. Restore the "
-                "data directory from a backup, or remove it to rejoin as an empty member "
-                "that copies everything from the leader")
-        return Scan(entries, offsets, pos, Damage(pos, size - pos, reason or "damage"))
+                f"the Raft journal {path} is damaged at byte offset {pos} ({reason}) and good "
+                f"records follow (from byte offset {good}): refusing to start. Restore the "
+                "data directory from a backup, or remove it to rejoin as an empty member that "
+                "copies everything from the leader")
+        return Scan(entries, offsets, pos, Damage(pos, size - pos, reason))
     return Scan(entries, offsets, pos, None)
 
 
