@@ -272,19 +272,21 @@ class BoundedConnection:
     def _dispatch(self) -> None:
         consumed = 0
         buffer = self._read
-        while consumed < self._scanned and self._state != CONNECTION_STATE.DISCONNECTED:
+        # A callback may disconnect, and pysyncobj may then reconnect this same object at
+        # once (fresh buffers): stop as soon as the buffer is no longer the one being read.
+        while consumed < self._scanned and self._read is buffer:
             (length,) = _LENGTH.unpack_from(buffer, consumed)
             start = consumed + _LENGTH.size
             data = bytes(buffer[start:start + length])
             consumed = start + length
             message = self._decode(data)
-            if self._state == CONNECTION_STATE.DISCONNECTED:
+            if self._read is not buffer or self._state == CONNECTION_STATE.DISCONNECTED:
                 return
             if self._on_message is not None:
                 self._on_message(message)
-        if self._state == CONNECTION_STATE.DISCONNECTED:
+        if self._read is not buffer:
             return
-        del self._read[:consumed]
+        del buffer[:consumed]
         self._scanned -= consumed
 
     def _decode(self, data: bytes) -> Any:
