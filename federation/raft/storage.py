@@ -419,19 +419,27 @@ class DurableSerializer(Serializer):
         self._fsync = fsync
         self._incoming_path: str | None = None
 
+    # pysyncobj keeps the serializer's state in private (name-mangled) attributes; these two
+    # are the only way in, and keep the names in one place.
+    def _get(self, name: str) -> Any:
+        return getattr(self, "_Serializer__" + name)
+
+    def _set(self, name: str, value: Any) -> None:
+        setattr(self, "_Serializer__" + name, value)
+
     def serialize(self, data: Any, id: Any) -> None:  # noqa: A002 - pysyncobj's name
-        path = self._Serializer__fileName  # type: ignore[attr-defined]
-        if path is None or self._Serializer__serializer is not None:  # type: ignore[attr-defined]
+        path = self._get("fileName")
+        if path is None or self._get("serializer") is not None:
             super().serialize(data, id)
             return
-        if self._Serializer__pid != 0:  # type: ignore[attr-defined]
+        if self._get("pid") != 0:
             return
-        self._Serializer__currentID = id
-        use_fork = self._Serializer__useFork  # type: ignore[attr-defined]
+        self._set("currentID", id)
+        use_fork = self._get("useFork")
         if use_fork:
             pid = os.fork()
             if pid != 0:
-                self._Serializer__pid = pid
+                self._set("pid", pid)
                 return
         try:
             write_snapshot(path, data, fsync=self._fsync)
@@ -439,14 +447,14 @@ class DurableSerializer(Serializer):
             if use_fork:
                 os._exit(1)
             log.exception("writing the Raft snapshot %s failed", path)
-            self._Serializer__pid = -2
+            self._set("pid", -2)
             return
         if use_fork:
             os._exit(0)
-        self._Serializer__pid = -1
+        self._set("pid", -1)
 
     def setTransmissionData(self, data: Any) -> bool:  # noqa: N802
-        path = self._Serializer__fileName  # type: ignore[attr-defined]
+        path = self._get("fileName")
         if path is None or data is None:
             return bool(super().setTransmissionData(data))
         chunk, is_first, is_last = data
