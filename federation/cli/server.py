@@ -89,6 +89,10 @@ def register(app: typer.Typer) -> None:
         raft_max_batch: int = typer.Option(
             RaftSettings.max_batch, "--raft-max-batch", hidden=True,
             help="commands coalesced per Raft entry (1 disables group commit; benchmarks)"),
+        raft_fsync: bool = typer.Option(
+            RaftSettings.fsync, "--raft-fsync/--no-raft-fsync",
+            help="fsync the Raft journal per batch, term/vote and snapshots (off: a power cut "
+                 "may lose acknowledged writes; see docs/operations.md)"),
         raft_max_inflight: int = typer.Option(
             RaftSettings.max_inflight_batches, "--raft-max-inflight", hidden=True,
             help="Raft entries in flight at once (benchmarks)"),
@@ -117,7 +121,8 @@ def register(app: typer.Typer) -> None:
                 periodic_keep=gc_periodic_keep, job_age=gc_job_age,
                 allocs_per_job=gc_allocs_per_job)),
             raft_settings=replace(RaftSettings(), max_batch=max(1, raft_max_batch),
-                                  max_inflight_batches=max(1, raft_max_inflight)),
+                                  max_inflight_batches=max(1, raft_max_inflight),
+                                  fsync=raft_fsync),
         )
         _run(config)
 
