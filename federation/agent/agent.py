@@ -29,7 +29,7 @@ from typing import Any
 from federation.agent import drivers
 from federation.agent.logs import LogServer
 from federation.agent.remote import Servers, ServersUnreachable
-from federation.agent.runner import TaskRunner, client_update
+from federation.agent.runner import TERMINAL_PHASES, TaskRunner, client_update
 from federation.agent.signing import ADDRESS_LABEL, token_hash
 from federation.agent.store import Store
 from federation.errors import FederationError, Forbidden, NotFound, Unauthorized
@@ -327,7 +327,7 @@ class Agent:
             if alloc is None or state is None:
                 continue
             runner_state = dict(state)
-            if runner_state.get("phase") in ("complete", "failed", "lost"):
+            if runner_state.get("phase") in TERMINAL_PHASES:
                 self.report(client_update(alloc_id, runner_state))
                 self.finished.add(alloc_id)
                 continue

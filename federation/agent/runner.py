@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from federation.agent.agent import Agent
 
 log = logging.getLogger("federation.agent")
-TERMINAL_PHASES = ("complete", "failed", "lost")
+# ``stopped``: stopped on request (job stop, replacement, drain, lost node); never a success.
+TERMINAL_PHASES = ("complete", "failed", "lost", "stopped")
 STOP_GRACE_SECONDS = 5.0
 
 
@@ -279,19 +280,25 @@ class TaskRunner:
         extra: dict[str, Any] = {}
         if outcome is not None:
             extra = {"exit_code": outcome.get("exit_code"), "signal": outcome.get("signal")}
-        self._set(phase="complete", finished_at=time.time(), message=f"stopped ({reason})",
+        self._set(phase="stopped", finished_at=time.time(), message=f"stopped ({reason})",
                   **extra)
 
     def _decide(self, outcome: dict[str, Any]) -> None:
         if outcome.get("lost"):
             self._set(phase="lost", finished_at=time.time(), message=outcome["message"])
             return
-        if self.state.get("stop_requested"):
-            self._finish_stopped(outcome)
-            return
         exit_code, signum = outcome.get("exit_code"), outcome.get("signal")
         message = str(outcome.get("message") or "")
         batch = self.alloc.get("job_type") == "batch"
+        if self.state.get("stop_requested"):
+            if batch and exit_code == 0 and not outcome.get("stopped"):
+                # It finished on its own before the stop reached it: a real success (the
+                # servers still count only the copies they want, see batch_succeeded).
+                self._set(phase="complete", exit_code=0, signal=None,
+                          finished_at=time.time(), message=message)
+                return
+            self._finish_stopped(outcome)
+            return
         if batch and exit_code == 0:
             self._set(phase="complete", exit_code=0, signal=None, finished_at=time.time(),
                       message=message)
