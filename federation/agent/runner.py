@@ -184,6 +184,7 @@ class TaskRunner:
                 return drivers.Run(0, None)  # it ended while the agent was away
             # The executor is gone and left no outcome: whatever ran is not ours to trust.
             drivers.kill_task_group(self.run_dir)
+            self._finish_run(None)  # its container (docker) or cgroup goes too
             self._set(phase="lost", finished_at=time.time(),
                       message="the task's executor vanished while the agent was away")
             return None

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 
@@ -105,3 +107,21 @@ def test_a_go_program_runs_under_the_exec_drivers_memory_limit(fed: Fed, agents)
         "task": {"driver": "exec", "command": ["docker", "--version"]}}]})
     (alloc,) = fed.wait_allocs("go", 1, "complete", timeout=60)
     assert cli_logs(fed, alloc["id"]).startswith("Docker version")
+
+
+def test_a_wiped_agent_removes_the_containers_it_started_before(
+        fed: Fed, agents, docker_engine: DockerEngine) -> None:
+    a1 = agents("a1", "--docker-host", docker_engine.host)
+    fed.run(docker_job("boxed-svc", docker_engine, ["sleep", "300"], job_type="service"))
+    (old,) = fed.wait_allocs("boxed-svc", 1, "running", timeout=60)
+    wait_for(lambda: containers(docker_engine, old["id"]), 20, "the container")
+    a1.stop(signal.SIGKILL)
+    shutil.rmtree(a1.data_dir)
+    a1.start()
+    wait_for(lambda: not containers(docker_engine, old["id"]), 30, "the old container removed")
+    new = wait_for(lambda: [a for a in fed.allocs("boxed-svc")
+                            if a["client_status"] == "running" and a["id"] != old["id"]],
+                   60, "a replacement running")
+    wait_for(lambda: containers(docker_engine, new[0]["id"]), 20, "the new container")
+    assert fed.http.delete("/v1/jobs/boxed-svc").status_code == 200
+    wait_for(lambda: not containers(docker_engine, new[0]["id"]), 30, "every container removed")
