@@ -160,7 +160,9 @@ def command_for(task: dict[str, Any], alloc_id: str, env: dict[str, str],
             cmd += ["--memory", f"{memory_mib}m", "--memory-swap", f"{memory_mib}m"]
         cpu_milli = int(resources.get("cpu_milli") or 0)
         if cpu_milli:
-            cmd += ["--cpus", f"{cpu_milli / 1000:g}"]
+            # A hard cap at the reservation, and the same weight an exec task gets.
+            cmd += ["--cpus", f"{cpu_milli / 1000:g}",
+                    "--cpu-shares", str(max(2, cpu_milli * 1024 // 1000))]
         for key, value in sorted(env.items()):
             if key.startswith("FEDERATION_") or key in (task.get("env") or {}):
                 cmd += ["-e", f"{key}={value}"]

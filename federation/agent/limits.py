@@ -10,18 +10,23 @@ In order of preference:
 ``cgroup-v2``
     the agent's cgroup v2 group is delegated to it with the ``cpu`` and ``memory``
     controllers: the agent moves into ``<its group>/agent`` and each task runs in
-    ``<its group>/allocs/<alloc id>`` with ``memory.max`` and ``cpu.max``.
+    ``<its group>/allocs/<alloc id>`` with ``memory.max`` and ``cpu.weight``.
 ``cgroup-v1``
     the v1 ``memory`` controller is mounted and writable (and ``cpu`` when mounted): each task
     runs in ``<agent's group>/federation/<node name>/<alloc id>`` of each hierarchy with
     ``memory.limit_in_bytes`` (and ``memory.memsw.limit_in_bytes`` when swap is accounted)
-    and ``cpu.cfs_quota_us``/``cpu.cfs_period_us``.
+    and ``cpu.shares``.
 ``rlimit``
     ``RLIMIT_AS`` = the allocation's memory; CPU is not capped.
 
 Per-allocation groups are named by allocation id under a directory of this node's own, so an
 agent that lost its data directory still finds the groups (and processes) of the tasks it
 started before (see ``federation/agent/orphans.py``).
+
+CPU is a weight proportional to the reservation (1000 millicores = 1024 shares, the
+kernel's default weight), not a hard cap: an ``exec`` task may use idle CPU, and under
+contention each task gets CPU in proportion to what it reserved. (A hard cap at the
+reservation makes a 100-millicore task start a Python interpreter in seconds.)
 
 Docker tasks never go through these limits: the container gets ``--memory``/``--cpus``.
 """
@@ -36,7 +41,15 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("federation.agent")
-CPU_PERIOD_US = 100_000
+
+def cpu_shares(cpu_milli: int) -> int:
+    """cgroup v1 ``cpu.shares`` for a reservation: 1024 per CPU, at least 2."""
+    return max(2, cpu_milli * 1024 // 1000)
+
+
+def cpu_weight(cpu_milli: int) -> int:
+    """cgroup v2 ``cpu.weight`` (1 … 10000) for the same shares, as runc converts them."""
+    return 1 + ((cpu_shares(cpu_milli) - 2) * 9999) // 262142
 
 
 def _safe(name: str) -> str:
@@ -62,8 +75,8 @@ class Limits:
         if self.mode == "cgroup-v2":
             group = self.bases[0] / alloc_id
             (group / "memory.max").write_text(str(memory_mib << 20) if memory_mib else "max")
-            quota = f"{max(1000, cpu_milli * 100)} {CPU_PERIOD_US}" if cpu_milli else "max"
-            (group / "cpu.max").write_text(quota)
+            if cpu_milli:
+                (group / "cpu.weight").write_text(str(cpu_weight(cpu_milli)))
         else:
             if self.memory_base is not None:
                 group = self.memory_base / alloc_id
@@ -75,11 +88,8 @@ class Limits:
                         swap.write_text(limit)
                     except OSError as exc:
                         log.info("cannot limit swap of %s: %s", alloc_id, exc)
-            if self.cpu_base is not None:
-                group = self.cpu_base / alloc_id
-                (group / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
-                quota = str(max(1000, cpu_milli * 100)) if cpu_milli else "-1"
-                (group / "cpu.cfs_quota_us").write_text(quota)
+            if self.cpu_base is not None and cpu_milli:
+                (self.cpu_base / alloc_id / "cpu.shares").write_text(str(cpu_shares(cpu_milli)))
         return {"cgroup_procs": procs}
 
     def oom_killed(self, alloc_id: str) -> bool:

@@ -56,7 +56,7 @@ class Agent:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[tuple[Cluster, httpx.Client, list[Agent]]]:
+def truth_cluster(tmp_path: Path) -> Iterator[tuple[Cluster, httpx.Client, list[Agent]]]:
     servers = Cluster(tmp_path / "servers", size=3).start()  # loopback: no API token
     agents: list[Agent] = []
     try:
@@ -117,8 +117,8 @@ def job_status(http: httpx.Client, job_id: str) -> str:
 
 
 def test_a_partitioned_agents_stopped_copy_is_not_success_and_dependents_wait(
-        cluster, tmp_path: Path) -> None:
-    servers, http, agents = cluster
+        truth_cluster, tmp_path: Path) -> None:
+    servers, http, agents = truth_cluster
     release = tmp_path / "release"
     # Runs until the test creates the release file, then succeeds.
     wait_then_succeed = ["sh", "-c", f"while [ ! -e {release} ]; do sleep 0.1; done"]
