@@ -33,7 +33,9 @@ Result = dict[str, Any]
 
 DEDUPE_WINDOW_SECONDS = 600.0
 DEDUPE_MAX_ENTRIES = 200_000
-ALLOC_CLIENT_STATUSES = ("pending", "running", "complete", "failed", "lost")
+# ``stopped``: the task was stopped on request (job stop, replacement, drain, lost node); it
+# never counts as success, whatever its exit code.
+ALLOC_CLIENT_STATUSES = ("pending", "running", "complete", "failed", "lost", "stopped")
 ALLOC_DESIRED_STATUSES = ("run", "stop", "evict")
 # What an agent may report about an allocation; placement fields are the scheduler's alone.
 ALLOC_CLIENT_FIELDS = frozenset({
@@ -238,6 +240,19 @@ class StateMachine:
                 counts[alloc["client_status"]] += 1
         return counts
 
+    def batch_succeeded(self, job: dict[str, Any]) -> bool:
+        """True when every instance the job still wants (each group's indexes below its
+        count) has an allocation that is still meant to run and completed. A copy told to
+        stop (replaced after its node was lost, drained, stopped) never counts, even if it
+        reported ``complete``: its replacement has to succeed."""
+        wanted = {(g["name"], i) for g in job["spec"]["groups"] for i in range(int(g["count"]))}
+        for alloc_id in list(self.alloc_ids_by_job.get(job["id"], ())):
+            alloc = self.allocations.get(alloc_id)
+            if (alloc is not None and alloc["client_status"] == "complete"
+                    and alloc["desired_status"] == "run"):
+                wanted.discard((alloc.get("group"), alloc.get("index", 0)))
+        return not wanted
+
     def job_status(self, job: dict[str, Any]) -> str:
         """pending | running | complete | failed | dead, derived from the allocations."""
         if job["stopped"]:
@@ -246,7 +261,7 @@ class StateMachine:
         wanted = sum(g["count"] for g in job["spec"]["groups"])
         if job["spec"]["type"] == "batch" and job.get("exhausted"):
             return "failed"
-        if job["spec"]["type"] == "batch" and wanted and counts["complete"] >= wanted:
+        if job["spec"]["type"] == "batch" and wanted and self.batch_succeeded(job):
             return "complete"
         if counts["running"]:
             return "running"
