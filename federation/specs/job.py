@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic import ValidationError as PydanticValidationError
 
 from federation.errors import ValidationError
-from federation.specs.documents import decode
 from federation.scheduler.periodic import check_schedule
+from federation.specs.documents import decode
 from federation.specs.duration import parse_duration
 
 ID_PATTERN = r"^[a-z0-9-]{1,63}$"
