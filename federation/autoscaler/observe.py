@@ -20,12 +20,12 @@ from federation.autoscaler.planner import (
     Task,
 )
 from federation.autoscaler.scaledown import Destination, Occupancy, Work, utilisation
+from federation.model import is_live, node_attributes
 from federation.providers.base import InstanceType
 from federation.specs.pool import PoolSpec, parse_duration
 from federation.state.capacity import RELEASE_DRAIN_ACTION, in_flight
 from federation.state.machine import StateMachine
 
-ACTIVE_CLIENT_STATUSES = ("pending", "running")
 DEFAULT_JOIN_GRACE = 600.0
 DEFAULT_ORPHAN_GRACE = 600.0
 
@@ -50,27 +50,21 @@ def instance_id_of(node: Mapping[str, Any]) -> str:
     return str(node.get("instance_id") or node.get("name") or "")
 
 
-def _live(alloc: Mapping[str, Any]) -> bool:
-    return (alloc.get("desired_status") == "run"
-            and alloc.get("client_status") in ACTIVE_CLIENT_STATUSES)
-
-
 def allocated_by_node(machine: StateMachine) -> dict[str, Resources]:
     """Resources held on each node by allocations that run or are about to (GPUs: devices
     with anything on them), from the per-node totals the state keeps."""
     usage = machine.node_usage
     used: dict[str, Resources] = {}
     for node_id in usage.cpu_milli.keys() | usage.memory_mib.keys() | usage.gpu_milli.keys():
-        devices = usage.gpu_milli.get(node_id, {})
         used[node_id] = Resources(usage.cpu_milli.get(node_id, 0),
                                   usage.memory_mib.get(node_id, 0),
-                                  sum(1 for milli in devices.values() if milli > 0))
+                                  usage.gpu_devices_busy(node_id))
     return used
 
 
 def busy_nodes(machine: StateMachine) -> set[str]:
     """Nodes with at least one allocation that runs or is about to."""
-    return {a["node_id"] for a in list(machine.allocations.values()) if _live(a)}
+    return {a["node_id"] for a in list(machine.allocations.values()) if is_live(a)}
 
 
 def last_finished_on(machine: StateMachine) -> dict[str, float]:
@@ -224,7 +218,7 @@ def node_work(machine: StateMachine) -> dict[str, tuple[Work, ...]]:
     out: dict[str, list[Work]] = {}
     jobs = dict(machine.jobs)
     for alloc in sorted(list(machine.allocations.values()), key=lambda a: a["id"]):
-        if not _live(alloc):
+        if not is_live(alloc):
             continue
         job = jobs.get(alloc.get("job_id", ""))
         spec = job["spec"] if job is not None else {}
@@ -245,24 +239,12 @@ def node_work(machine: StateMachine) -> dict[str, tuple[Work, ...]]:
     return {node_id: tuple(items) for node_id, items in out.items()}
 
 
-def node_attributes(node: Mapping[str, Any]) -> dict[str, str | None]:
-    """The attributes a job constraint reads on a node (empty values are missing)."""
-    attrs: dict[str, str | None] = {
-        key: (str(node.get(key)) if node.get(key) not in (None, "") else None)
-        for key in ("provider", "pool", "region", "zone", "rack", "instance_type")
-    }
-    attrs["node.id"] = str(node["id"])
-    for key, value in (node.get("labels") or {}).items():
-        attrs[f"labels.{key}"] = str(value)
-    return attrs
-
-
 def destinations(machine: StateMachine) -> tuple[Destination, ...]:
     """Every ready node that is not draining, with its free room and the groups on it."""
     used = allocated_by_node(machine)
     groups: dict[str, dict[str, int]] = {}
     for alloc in list(machine.allocations.values()):
-        if _live(alloc):
+        if is_live(alloc):
             key = f"{alloc.get('job_id')}/{alloc.get('group')}"
             on_node = groups.setdefault(alloc["node_id"], {})
             on_node[key] = on_node.get(key, 0) + 1

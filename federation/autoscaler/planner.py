@@ -20,13 +20,12 @@ honoured throughout.
 
 from __future__ import annotations
 
-import functools
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from federation.model import Constraint
 from federation.providers.base import InstanceType, select_types
 from federation.specs.pool import PoolSpec
 
@@ -72,59 +71,6 @@ class Resources:
     def describe(self) -> str:
         text = f"{self.cpu_milli}m CPU, {self.memory_mib} MiB"
         return text + (f", {self.gpu} GPU" if self.gpu else "")
-
-
-@dataclass(frozen=True)
-class Constraint:
-    """A placement constraint as in the job spec: ``attribute operator value``.
-
-    Operators: ``=``/``==``, ``!=``, ``in``, ``not_in``, ``regex``, ``exists``/``is_set``,
-    ``is_not_set``. A missing attribute fails every operator except ``!=``, ``not_in`` and
-    ``is_not_set``.
-    """
-
-    attribute: str
-    operator: str = "="
-    value: Any = None
-
-    def __post_init__(self) -> None:
-        # lists from YAML/JSON become tuples so constraints can key the demand grouping
-        if isinstance(self.value, list | set | frozenset):
-            object.__setattr__(self, "value", tuple(self.value))
-
-    def holds(self, attrs: Mapping[str, str | None]) -> bool:
-        actual = attrs.get(self.attribute)
-        op = self.operator
-        if op in ("=", "=="):
-            return actual is not None and actual == str(self.value)
-        if op == "!=":
-            return actual is None or actual != str(self.value)
-        values = {str(v) for v in _as_list(self.value)}
-        if op == "in":
-            return actual is not None and actual in values
-        if op in ("not_in", "not in"):
-            return actual is None or actual not in values
-        if op in ("is_set", "exists"):
-            return actual is not None
-        if op == "regex":
-            return actual is not None and _regex(str(self.value)).search(actual) is not None
-        if op == "is_not_set":
-            return actual is None
-        return False  # an unknown operator admits nothing rather than everything
-
-
-@functools.lru_cache(maxsize=256)
-def _regex(pattern: str) -> re.Pattern[str]:
-    try:
-        return re.compile(pattern)
-    except re.error:
-        return re.compile(r"(?!)")  # an invalid pattern matches nothing
-
-
-def _as_list(value: Any) -> list[Any]:
-    if isinstance(value, list | tuple | set | frozenset):
-        return list(value)
-    return [value]
 
 
 @dataclass(frozen=True)

@@ -14,18 +14,18 @@ import heapq
 import random
 from collections.abc import Sequence
 
+from federation.model import fit
 from federation.scheduler.feasibility import (
     ConstraintCache,
     Usage,
+    add_instance,
     can_take,
     count_existing,
     feasible_nodes,
-    free_gpu_devices,
-    resource_shortfall,
 )
 from federation.scheduler.fragmentation import WorkloadProfile
 from federation.scheduler.nodeset import NodeSet
-from federation.scheduler.preemption import plan_preemption, release
+from federation.scheduler.preemption import plan_preemption
 from federation.scheduler.ranking import (
     Affinity,
     RankedNode,
@@ -34,7 +34,6 @@ from federation.scheduler.ranking import (
     spread_score,
 )
 from federation.scheduler.types import (
-    MILLI_PER_GPU,
     AllocationView,
     Eviction,
     FilterReport,
@@ -197,7 +196,7 @@ def plan_group(
             )
             if option is not None:
                 for victim in option.victims:
-                    release(work, option.node, victim)
+                    work.release(option.node, victim)
                     victims_taken.add(victim.id)
                     evictions.append(
                         Eviction(victim.id, option.node.id, victim.priority, group.job_id)
@@ -216,7 +215,7 @@ def plan_group(
             )
             report.unplaced = first_index + group.count - index
             break
-        work.add(chosen_node, group, devices)
+        add_instance(work, chosen_node, group, devices)
         job_on_node[chosen_node.id] = job_on_node.get(chosen_node.id, 0) + 1
         if group.spread is not None:
             value = chosen_node.attribute(group.spread.attribute)
@@ -292,7 +291,7 @@ def _preemption_option(nodes, group, allocations, work, existing, cache, victims
 def _at_limit(
     node: NodeView, group: TaskGroupDemand, work: Usage, existing: dict[str, int]
 ) -> bool:
-    limit = 1 if group.distinct_hosts else group.max_per_node
+    limit = fit.per_node_limit(group.distinct_hosts, group.max_per_node)
     if limit is None:
         return False
     here = existing.get(node.id, 0) + work.group_count.get((group.job_id, group.name, node.id), 0)
@@ -363,32 +362,11 @@ def verify_plan(
             if here:
                 rejected.append(node_id)
             continue
-        usage = Usage()
-        for e in evictions:
-            release(usage, node, alive[e.allocation_id])
-        ok = True
-        for p in here:
-            demand = TaskGroupDemand(p.job_id, p.group, 1, p.resources)
-            if resource_shortfall(node, p.resources, usage) is not None or not _devices_free(
-                node, p, usage
-            ):
-                ok = False
-                break
-            usage.add(node, demand, p.gpu_devices)
+        asks = [(p.job_id, p.group, p.resources, p.gpu_devices) for p in here]
+        ok = fit.node_takes(node, asks, [alive[e.allocation_id] for e in evictions])
         if ok:
             accepted.placements.extend(here)
             accepted.evictions.extend(evictions)
         else:
             rejected.append(node_id)
     return accepted, rejected
-
-
-def _devices_free(node: NodeView, placement: PlacementDecision, usage: Usage) -> bool:
-    free = free_gpu_devices(node, usage)
-    need = placement.resources.gpu_share_milli or MILLI_PER_GPU
-    if placement.resources.gpu_milli == 0:
-        return True
-    expected = placement.resources.gpu or 1
-    if len(set(placement.gpu_devices)) != expected:
-        return False
-    return all(0 <= d < len(free) and free[d] >= need for d in placement.gpu_devices)

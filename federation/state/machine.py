@@ -16,8 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from federation.errors import Conflict, FederationError, NotFound, ValidationError
+from federation.model.usage import NodeUsage
 from federation.state import capacity, queues
-from federation.state.node_usage import NodeUsage
 from federation.state.plan_check import fitting_placements
 
 Command = dict[str, Any]
