@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from federation.model.fit import CHECK_VERSION
 from federation.scheduler.adapters import task_groups
 from federation.scheduler.feasibility import Usage
 from federation.scheduler.planner import plan_group
@@ -36,7 +37,8 @@ class JobPlan:
 
     def command(self) -> dict[str, Any]:
         return {
-            "type": "plan.apply", "job_id": self.job_id, "job_version": self.job_version,
+            "type": "plan.apply", "check_version": CHECK_VERSION,
+            "job_id": self.job_id, "job_version": self.job_version,
             "allocations": self.allocations, "stops": self.stops,
             "evictions": [e.allocation_id for e in self.evictions],
             "unplaced": self.unplaced, "exhausted": self.exhausted,
