@@ -13,6 +13,7 @@ from federation.errors import NotFound
 from federation.scheduler.jobplan import plan_work
 from federation.scheduler.reconcile import reconcile_job
 from federation.scheduler.snapshot import take as take_snapshot
+from federation.scheduler.workload import pass_profile
 from federation.specs.job import JobSpec, validate_job
 
 router = APIRouter(dependencies=[Depends(require_token)])
@@ -47,7 +48,7 @@ async def plan(request: Request) -> dict[str, Any]:
     job = {"id": spec["id"], "spec": spec, "version": version, "stopped": False}
     snapshot = take_snapshot(machine)
     work = reconcile_job(job, snapshot.by_job.get(spec["id"], ()), snapshot.draining)
-    result = plan_work(snapshot, job, work)
+    result = plan_work(snapshot, job, work, profile=pass_profile(snapshot, [(job, work)]))
     names = {n["id"]: n["name"] for n in list(machine.nodes.values())}
     return {
         "id": spec["id"],

@@ -7,21 +7,19 @@ meet, so a change of record shape is fixed here once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from federation.errors import ValidationError
 from federation.model import node_view
-from federation.scheduler.fragmentation import TaskShape, WorkloadProfile, build_profile
 from federation.scheduler.types import (
-    MILLI_PER_GPU,
     Constraint,
     Resources,
     Spread,
     TaskGroupDemand,
 )
 
-__all__ = ["node_view", "task_groups", "workload_profile"]
+__all__ = ["node_view", "task_groups"]
 
 
 def _spread(value: Any) -> Spread | None:
@@ -67,17 +65,3 @@ def task_groups(spec: Mapping[str, Any]) -> list[TaskGroupDemand]:
             )
         )
     return out
-
-
-def workload_profile(demands: Iterable[Resources]) -> WorkloadProfile:
-    """The GPU fragmentation profile of a workload: the shapes of its instances, e.g. the
-    running allocations plus the pending groups (one entry per instance)."""
-    shapes = []
-    for res in demands:
-        if res.gpu_share_milli:
-            shapes.append(TaskShape(res.cpu_milli, 1, res.gpu_share_milli))
-        elif res.gpu:
-            shapes.append(TaskShape(res.cpu_milli, res.gpu, MILLI_PER_GPU))
-        else:
-            shapes.append(TaskShape(res.cpu_milli))
-    return build_profile(shapes)

@@ -14,6 +14,7 @@ from typing import Any
 from federation.model.fit import CHECK_VERSION
 from federation.scheduler.adapters import task_groups
 from federation.scheduler.feasibility import Usage
+from federation.scheduler.fragmentation import WorkloadProfile
 from federation.scheduler.planner import plan_group
 from federation.scheduler.ranking import Affinity
 from federation.scheduler.reconcile import GroupWork, JobWork
@@ -101,11 +102,14 @@ def _by_group(allocations: list[dict[str, Any]]) -> list[tuple[str, list[dict[st
 
 
 def plan_work(snapshot: Snapshot, job: Mapping[str, Any], work: JobWork, *, seed: int = 0,
-              preempt: bool = True, usage: Usage | None = None) -> JobPlan:
+              preempt: bool = True, usage: Usage | None = None,
+              profile: WorkloadProfile | None = None) -> JobPlan:
     """Place what ``work`` asks for; groups of one job see each other's placements.
 
     ``usage`` is what plans made since the snapshot already take (several jobs planned
-    against one snapshot); it is not modified, and the plan's ``usage`` adds this job's."""
+    against one snapshot); it is not modified, and the plan's ``usage`` adds this job's.
+    ``profile`` is the workload GPU placements are ranked against (see
+    :mod:`federation.scheduler.workload`); without one a GPU share takes the tightest fit."""
     result = JobPlan(job["id"], job["version"])
     groups_by_name = {g["name"]: g for g in job["spec"]["groups"]}
     demands = {d.name: d for d in task_groups(job["spec"])}
@@ -123,7 +127,7 @@ def plan_work(snapshot: Snapshot, job: Mapping[str, Any], work: JobWork, *, seed
             placed, evicted, report, usage = plan_group(
                 snapshot.nodes, demand, snapshot.allocations, usage=usage,
                 own=snapshot.live_allocations_of(job["id"]),
-                seed=_group_seed(seed, job["id"], gw.group),
+                seed=_group_seed(seed, job["id"], gw.group), profile=profile,
                 preempt=preempt and demand.priority > 0, affinities=affinities)
             for decision in placed:
                 index = indexes[decision.index]

@@ -26,6 +26,7 @@ from federation.scheduler.jobplan import plan_work
 from federation.scheduler.order import order_jobs
 from federation.scheduler.periodic import due_launches
 from federation.scheduler.reconcile import dependencies_ready, reconcile_job
+from federation.scheduler.workload import pass_profile
 
 if TYPE_CHECKING:
     from federation.server.master import Master
@@ -168,11 +169,13 @@ class Scheduler:
         # (group commit puts many in one Raft entry). Applying a plan re-checks its nodes
         # against the latest state, so a plan that no longer fits loses only what does not.
         overlay = Usage()
+        profile = pass_profile(snapshot, ordered)  # the live and pending mix, once a pass
         in_flight: deque[tuple[str, int, Future[dict[str, Any]]]] = deque()
         try:
             for ordered_job, work in ordered:
                 job = dict(ordered_job)
-                plan = plan_work(snapshot, job, work, seed=self.passes, usage=overlay)
+                plan = plan_work(snapshot, job, work, seed=self.passes, usage=overlay,
+                                 profile=profile)
                 overlay = plan.usage
                 command = plan.command()
                 if (not command["allocations"] and not command["stops"]
