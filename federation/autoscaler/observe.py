@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from federation import model
 from federation.autoscaler.planner import (
     Constraint,
     Launching,
@@ -20,7 +21,7 @@ from federation.autoscaler.planner import (
     Task,
 )
 from federation.autoscaler.scaledown import Destination, Occupancy, Work, utilisation
-from federation.model import is_live, node_attributes
+from federation.model import fit, is_live, node_attributes
 from federation.providers.base import InstanceType
 from federation.specs.pool import PoolSpec, parse_duration
 from federation.state.capacity import RELEASE_DRAIN_ACTION, in_flight
@@ -149,10 +150,13 @@ def pool_state(
     """The planner's view of one pool."""
     used = allocated_by_node(machine)
     prices = node_prices(machine, spec.name)
+    members = pool_nodes(machine, spec.name)
+    groups = groups_on_nodes(machine, {n["id"] for n in members})
     nodes = []
-    for node in pool_nodes(machine, spec.name):
+    for node in members:
         iid = instance_id_of(node)
         price = node.get("price_per_hour") or prices.get(iid)
+        gpus = int((node.get("capacity") or {}).get("gpu", 0) or 0)
         nodes.append(Node(
             id=node["id"],
             instance_type=str(node.get("instance_type") or ""),
@@ -164,9 +168,24 @@ def pool_state(
             price_per_hour=float(price) if price is not None else None,
             idle_since=idle_since.get(node["id"]),
             draining=bool(node.get("draining")),
+            gpu_used_milli=tuple(machine.node_usage.gpu_used(node["id"], gpus)),
+            groups=groups.get(node["id"], {}),
         ))
     return PoolState(spec=spec, catalog=tuple(catalog), nodes=tuple(nodes),
                      launching=tuple(launching(machine, spec.name)))
+
+
+def groups_on_nodes(machine: StateMachine, node_ids: set[str]) -> dict[str, dict[str, int]]:
+    """Live instances per ``job/group`` on each of ``node_ids``."""
+    out: dict[str, dict[str, int]] = {}
+    if not node_ids:
+        return out
+    for alloc in list(machine.allocations.values()):
+        if alloc["node_id"] in node_ids and is_live(alloc):
+            key = f"{alloc.get('job_id')}/{alloc.get('group')}"
+            row = out.setdefault(alloc["node_id"], {})
+            row[key] = row.get(key, 0) + 1
+    return out
 
 
 def _constraint(raw: Mapping[str, Any]) -> Constraint:
@@ -198,12 +217,17 @@ def demand(machine: StateMachine) -> list[Task]:
             if group is None or not isinstance(count, int) or count <= 0:
                 continue
             res = group.get("resources") or {}
+            limit = group.get("max_per_node")
             out.append(Task(
                 id=f"{job['id']}/{name}",
                 resources=Resources(int(res.get("cpu", 0)), int(res.get("memory", 0)),
                                     int(math.ceil(float(res.get("gpu", 0))))),
                 constraints=tuple(_constraint(c) for c in group.get("constraints") or []),
                 count=count,
+                ask=model.Resources.from_spec(res),
+                max_per_node=fit.per_node_limit(
+                    bool(group.get("distinct_hosts")),
+                    int(limit) if isinstance(limit, int) and limit > 0 else None),
             ))
     return out
 

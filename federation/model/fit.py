@@ -133,3 +133,15 @@ def count_on_nodes(allocations: Sequence[AllocationView], job_id: str, group: st
         if alloc.job_id == job_id and alloc.group == group:
             counts[alloc.node_id] = counts.get(alloc.node_id, 0) + 1
     return counts
+
+
+def pick_devices(node: NodeView, resources: Resources, usage: Usage) -> tuple[int, ...]:
+    """GPU devices for one instance that fits (:func:`resource_shortfall` is ``None``): the
+    lowest-numbered fully free devices for whole GPUs, the tightest device for a share."""
+    if resources.gpu_milli == 0:
+        return ()
+    free = free_gpu_devices(node, usage)
+    if resources.gpu:
+        return tuple(d for d, f in enumerate(free) if f >= MILLI_PER_GPU)[: resources.gpu]
+    fitting = [d for d, f in enumerate(free) if f >= resources.gpu_share_milli]
+    return (min(fitting, key=lambda d: (free[d], d)),)
