@@ -78,11 +78,15 @@ class Usage:
     memory_mib: dict[str, int] = field(default_factory=dict)
     gpu_milli: dict[str, list[int]] = field(default_factory=dict)  # per device
     group_count: dict[tuple[str, str, str], int] = field(default_factory=dict)  # job, group, node
+    # A derived index of free resources kept in step with the overlay (the scheduler's
+    # GpuIndex): anything with ``copy()`` and ``changed(node, usage)``.
+    index: Any = field(default=None, compare=False, repr=False)
 
     def copy(self) -> Usage:
         # Device lists are replaced, never changed in place, so a shallow copy is enough.
         return Usage(dict(self.cpu_milli), dict(self.memory_mib), dict(self.gpu_milli),
-                     dict(self.group_count))
+                     dict(self.group_count),
+                     self.index.copy() if self.index is not None else None)
 
     def add(self, node: NodeView, job_id: str, group: str, res: Resources,
             devices: Sequence[int]) -> None:
@@ -97,6 +101,8 @@ class Usage:
             self.gpu_milli[node.id] = used
         key = (job_id, group, node.id)
         self.group_count[key] = self.group_count.get(key, 0) + 1
+        if self.index is not None:
+            self.index.changed(node, self)
 
     def release(self, node: NodeView, alloc: AllocationView) -> None:
         """Give back what ``alloc`` holds on ``node`` (an eviction or stop in the plan)."""
@@ -110,6 +116,8 @@ class Usage:
                 if 0 <= d < len(used):
                     used[d] -= per_device
             self.gpu_milli[node.id] = used
+        if self.index is not None:
+            self.index.changed(node, self)
 
 
 def free_cpu(node: NodeView, usage: Usage) -> int:

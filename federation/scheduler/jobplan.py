@@ -103,16 +103,18 @@ def _by_group(allocations: list[dict[str, Any]]) -> list[tuple[str, list[dict[st
 
 def plan_work(snapshot: Snapshot, job: Mapping[str, Any], work: JobWork, *, seed: int = 0,
               preempt: bool = True, usage: Usage | None = None,
-              profile: WorkloadProfile | None = None) -> JobPlan:
+              profile: WorkloadProfile | None = None, reuse_usage: bool = False) -> JobPlan:
     """Place what ``work`` asks for; groups of one job see each other's placements.
 
     ``usage`` is what plans made since the snapshot already take (several jobs planned
-    against one snapshot); it is not modified, and the plan's ``usage`` adds this job's.
+    against one snapshot); it is not modified (unless ``reuse_usage``: the caller gives it
+    up, and it becomes the plan's ``usage``), and the plan's ``usage`` adds this job's.
     ``profile`` is the workload GPU placements are ranked against (see
     :mod:`federation.scheduler.workload`); without one a GPU share takes the tightest fit."""
     result = JobPlan(job["id"], job["version"])
     groups_by_name = {g["name"]: g for g in job["spec"]["groups"]}
     demands = {d.name: d for d in task_groups(job["spec"])}
+    owned = reuse_usage or usage is None
     usage = usage if usage is not None else Usage()
     for gw in work.groups:
         result.stops.extend(gw.stop)
@@ -128,7 +130,9 @@ def plan_work(snapshot: Snapshot, job: Mapping[str, Any], work: JobWork, *, seed
                 snapshot.nodes, demand, snapshot.allocations, usage=usage,
                 own=snapshot.live_allocations_of(job["id"]),
                 seed=_group_seed(seed, job["id"], gw.group), profile=profile,
-                preempt=preempt and demand.priority > 0, affinities=affinities)
+                preempt=preempt and demand.priority > 0, affinities=affinities,
+                usage_owned=owned)
+            owned = True  # what plan_group returned is this plan's own
             for decision in placed:
                 index = indexes[decision.index]
                 result.allocations.append(new_allocation(

@@ -175,7 +175,7 @@ class Scheduler:
             for ordered_job, work in ordered:
                 job = dict(ordered_job)
                 plan = plan_work(snapshot, job, work, seed=self.passes, usage=overlay,
-                                 profile=profile)
+                                 profile=profile, reuse_usage=True)
                 overlay = plan.usage
                 command = plan.command()
                 if (not command["allocations"] and not command["stops"]
