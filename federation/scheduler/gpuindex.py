@@ -123,10 +123,10 @@ class GpuIndex:
         for i, node in enumerate(nodes):
             self._load(i, node, usage)
         self.ready = np.array([v.status == "ready" and not v.draining for v in nodes], bool)
-        self.price = np.array([v.price_per_hour for v in nodes], np.float64)
-        order = sorted(range(n), key=lambda i: nodes[i].id)
-        self.id_rank = np.empty(n, np.int64)
-        self.id_rank[order] = np.arange(n)
+        # rank()'s tie-break after the score: cheaper first, then the node id.
+        order = sorted(range(n), key=lambda i: (nodes[i].price_per_hour, nodes[i].id))
+        self.tie_rank = np.empty(n, np.int64)
+        self.tie_rank[order] = np.arange(n)
         classes: dict[tuple[Any, ...], int] = {}
         self.class_of = np.array([classes.setdefault(v.class_key, len(classes)) for v in nodes],
                                  np.int64)
@@ -160,13 +160,16 @@ class GpuIndex:
 
     # -- choosing ------------------------------------------------------------------------
 
-    def fits(self, res: Resources) -> np.ndarray:
-        """Nodes with room for one instance of ``res``."""
-        ok = (self.cpu_free >= res.cpu_milli) & (self.mem_free >= res.memory_mib)
+    def fits(self, res: Resources, allowed: np.ndarray | None = None) -> np.ndarray:
+        """Nodes with room for one instance of ``res`` (among ``allowed`` when given)."""
+        ok = self.cpu_free >= res.cpu_milli
+        ok &= self.mem_free >= res.memory_mib
         if res.gpu:
             ok &= self.full >= res.gpu
         elif res.gpu_share_milli:
             ok &= self.max_free >= res.gpu_share_milli
+        if allowed is not None:
+            ok &= allowed
         return ok
 
     def allowed(self, cache: ConstraintCache) -> np.ndarray:
@@ -199,7 +202,7 @@ class GpuIndex:
             rounded = [round(float(c), 9) for c in near]
             top = min(rounded)
             band = band[[r == top for r in rounded]]
-        pick = band[np.lexsort((self.id_rank[where[band]], self.price[where[band]]))[0]]
+        pick = band[int(np.argmin(self.tie_rank[where[band]]))] if band.size > 1 else band[0]
         key = np.array([round(float(cost[pick]), 9)])
         i = int(where[pick])
         free = [int(f) for f in self.gpu_free[i, : self.nodes[i].capacity.gpu]]
@@ -214,7 +217,7 @@ class GpuIndex:
         return i, devices, -float(key[0])
 
     def report(self, group: TaskGroupDemand, cache: ConstraintCache,
-               at_limit: np.ndarray, limit_reason: str) -> FilterReport:
+               at_limit: np.ndarray | None, limit_reason: str) -> FilterReport:
         """Why no node can take the group, counted as :func:`feasible_nodes` counts it."""
         report = FilterReport(nodes_evaluated=len(self.nodes))
         left = np.ones(len(self.nodes), bool)
@@ -231,10 +234,11 @@ class GpuIndex:
                 report.filtered[reason] = report.filtered.get(reason, 0) + n
         passing = np.array([f is None for f in failing], bool)
         left &= passing[self.class_of]
-        n = int((left & at_limit).sum())
-        if n:
-            report.filtered[limit_reason] = report.filtered.get(limit_reason, 0) + n
-        left &= ~at_limit
+        if at_limit is not None:
+            n = int((left & at_limit).sum())
+            if n:
+                report.filtered[limit_reason] = report.filtered.get(limit_reason, 0) + n
+            left &= ~at_limit
         res = group.resources
         checks = [("cpu", self.cpu_free < res.cpu_milli),
                   ("memory", self.mem_free < res.memory_mib)]

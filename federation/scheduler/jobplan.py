@@ -125,7 +125,9 @@ def plan_work(snapshot: Snapshot, job: Mapping[str, Any], work: JobWork, *, seed
         group = groups_by_name[gw.group]
         unplaced: dict[str, Any] | None = None
         for indexes, affinities in _batches(gw, demands[gw.group].gang):
-            demand = replace(demands[gw.group], count=len(indexes))
+            demand = demands[gw.group]
+            if demand.count != len(indexes):
+                demand = replace(demand, count=len(indexes))
             placed, evicted, report, usage = plan_group(
                 snapshot.nodes, demand, snapshot.allocations, usage=usage,
                 own=snapshot.live_allocations_of(job["id"]),

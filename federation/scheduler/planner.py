@@ -120,7 +120,7 @@ def plan_group(
     node by node instead.
     """
     nodes = NodeSet.of(nodes)
-    rng = random.Random(seed)
+    rng: random.Random | None = None  # drawn from only when sampling
     if usage is not None and usage_owned and not group.gang:
         work = usage
     else:
@@ -168,11 +168,11 @@ def plan_group(
     fast = indexed and frag and fast_path_applies(group, profile, affinities)
     gpu_index = index_for(nodes, work) if fast else None
     per_node = fit.per_node_limit(group.distinct_hosts, group.max_per_node)
-    at_limit = np.zeros(len(nodes), bool)
-    allowed = at_limit
+    at_limit = allowed = np.zeros(0, bool)
     if gpu_index is not None:
         allowed = gpu_index.allowed(cache)
         if per_node is not None:
+            at_limit = np.zeros(len(nodes), bool)
             for key, n in work.group_count.items():
                 if key[0] == group.job_id and key[1] == group.name:
                     existing_here = existing.get(key[2], 0)
@@ -201,7 +201,7 @@ def plan_group(
         score = 0.0
         best: RankedNode | None = None
         if gpu_index is not None:
-            candidates = allowed & gpu_index.fits(group.resources)
+            candidates = gpu_index.fits(group.resources, allowed)
             if per_node is not None:
                 candidates &= ~at_limit
             choice = gpu_index.best(group, candidates, profile, job_on_node)
@@ -223,6 +223,7 @@ def plan_group(
                 if runner_up is not None and best.sort_key() > runner_up:
                     best = None
             if best is None:
+                rng = rng if rng is not None else random.Random(seed)
                 candidates = _sample(nodes, group, work, existing, cache, rng, limit)
                 ranked_sample = rank_now(candidates)
                 best = ranked_sample[0] if ranked_sample else None
@@ -244,7 +245,7 @@ def plan_group(
                 again = rank([option.node], group, work, profile=profile, fragmentation=frag)
                 chosen_node, devices, score = option.node, again[0].devices, again[0].score
         if chosen_node is None and gpu_index is not None:
-            report = gpu_index.report(group, cache, at_limit,
+            report = gpu_index.report(group, cache, at_limit if per_node is not None else None,
                                       fit.limit_reason(group.distinct_hosts))
             report.unplaced = first_index + group.count - index
             break
