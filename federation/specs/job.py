@@ -9,10 +9,10 @@ Every rejection names the offending field in the path form users see in their fi
 from __future__ import annotations
 
 import json
+import time
 from typing import Annotated, Any, Literal
 
 import yaml
-from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
@@ -22,6 +22,7 @@ from federation.model.constraints import (
     compile_regex,
     is_known_attribute,
 )
+from federation.scheduler.periodic import check_schedule
 from federation.specs.duration import parse_duration
 
 ID_PATTERN = r"^[a-z0-9-]{1,63}$"
@@ -203,8 +204,10 @@ class JobSpec(_Strict):
     @field_validator("schedule")
     @classmethod
     def _valid_cron(cls, schedule: str | None) -> str | None:
-        if schedule is not None and not croniter.is_valid(schedule):
-            raise ValueError(f"invalid cron expression {schedule!r}")
+        if schedule is not None:
+            # Valid syntax that never fires (``0 0 31 2 *``) is refused too: the next tick
+            # must exist within the horizon the dispatcher searches.
+            check_schedule(schedule, time.time())
         return schedule
 
     @model_validator(mode="after")
