@@ -23,9 +23,10 @@ from collections.abc import Callable
 from typing import Any
 
 from federation.errors import Conflict, FederationError, NotFound, ValidationError
+from federation.model.fit import KNOWN_CHECK_VERSIONS
+from federation.model.usage import NodeUsage
 from federation.state import capacity, checks, gc, queues
 from federation.state.journal import Journal, Table
-from federation.state.node_usage import NodeUsage
 from federation.state.plan_check import fitting_placements
 
 Command = dict[str, Any]
@@ -33,7 +34,9 @@ Result = dict[str, Any]
 
 DEDUPE_WINDOW_SECONDS = 600.0
 DEDUPE_MAX_ENTRIES = 200_000
-ALLOC_CLIENT_STATUSES = ("pending", "running", "complete", "failed", "lost")
+# ``stopped``: the task was stopped on request (job stop, replacement, drain, lost node); it
+# never counts as success, whatever its exit code.
+ALLOC_CLIENT_STATUSES = ("pending", "running", "complete", "failed", "lost", "stopped")
 ALLOC_DESIRED_STATUSES = ("run", "stop", "evict")
 # What an agent may report about an allocation; placement fields are the scheduler's alone.
 ALLOC_CLIENT_FIELDS = frozenset({
@@ -241,6 +244,19 @@ class StateMachine:
                 counts[alloc["client_status"]] += 1
         return counts
 
+    def batch_succeeded(self, job: dict[str, Any]) -> bool:
+        """True when every instance the job still wants (each group's indexes below its
+        count) has an allocation that is still meant to run and completed. A copy told to
+        stop (replaced after its node was lost, drained, stopped) never counts, even if it
+        reported ``complete``: its replacement has to succeed."""
+        wanted = {(g["name"], i) for g in job["spec"]["groups"] for i in range(int(g["count"]))}
+        for alloc_id in list(self.alloc_ids_by_job.get(job["id"], ())):
+            alloc = self.allocations.get(alloc_id)
+            if (alloc is not None and alloc["client_status"] == "complete"
+                    and alloc["desired_status"] == "run"):
+                wanted.discard((alloc.get("group"), alloc.get("index", 0)))
+        return not wanted
+
     def job_status(self, job: dict[str, Any]) -> str:
         """pending | running | complete | failed | dead, derived from the allocations."""
         if job["stopped"]:
@@ -249,7 +265,7 @@ class StateMachine:
         wanted = sum(g["count"] for g in job["spec"]["groups"])
         if job["spec"]["type"] == "batch" and job.get("exhausted"):
             return "failed"
-        if job["spec"]["type"] == "batch" and wanted and counts["complete"] >= wanted:
+        if job["spec"]["type"] == "batch" and wanted and self.batch_succeeded(job):
             return "complete"
         if counts["running"]:
             return "running"
@@ -585,6 +601,11 @@ def _plan_apply(sm: StateMachine, command: Command) -> dict[str, Any]:
     could not be placed (the blocked demand the autoscaler reads). Refused when the job
     changed since it was planned, so a stale plan never lands."""
     job_id = _require(command, "job_id", str)
+    # The fit rules a plan was made under: an entry from before versions existed was made
+    # under version 1; a version this server does not know is refused on every server.
+    if command.get("check_version", 1) not in KNOWN_CHECK_VERSIONS:
+        raise ValidationError(f"unknown plan check version {command.get('check_version')!r}",
+                              field="check_version")
     job = sm.jobs.get(job_id)
     if job is None:
         raise NotFound(f"no job {job_id[:checks.MAX_ID]!r}", field="job_id")
