@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 _MISSING: Any = object()
+MISSING = _MISSING  # "no previous value" in a journal entry
 
 
 class Journal:

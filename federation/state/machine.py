@@ -26,7 +26,7 @@ from federation.errors import Conflict, FederationError, NotFound, ValidationErr
 from federation.model.fit import KNOWN_CHECK_VERSIONS
 from federation.model.usage import NodeUsage
 from federation.state import capacity, checks, gc, queues
-from federation.state.journal import Journal, Table
+from federation.state.journal import MISSING, Journal, Table
 from federation.state.plan_check import fitting_placements
 
 Command = dict[str, Any]
@@ -227,8 +227,16 @@ class StateMachine:
 
     def put_allocation(self, record: dict[str, Any]) -> None:
         """Write an allocation record, keeping the per-job and per-node indexes current."""
-        self.node_usage.replace(self.allocations.get(record["id"]), record)
-        self.allocations[record["id"]] = record
+        allocations, alloc_id = self.allocations, record["id"]
+        previous = allocations.get(alloc_id)
+        self.node_usage.replace(previous, record)
+        # The hot path of plan.apply: the journal entry written here, then the plain dict
+        # write (what Table.__setitem__ does, without a second lookup).
+        journal = self.journal
+        if journal.active and isinstance(allocations, Table):
+            journal.entries.append((allocations, alloc_id,
+                                    previous if previous is not None else MISSING))
+        dict.__setitem__(allocations, alloc_id, record)
         ids = self.alloc_ids_by_job.get(record["job_id"])
         if ids is None:
             ids = self.alloc_ids_by_job[record["job_id"]] = set()
