@@ -335,10 +335,10 @@ def _node_register(sm: StateMachine, command: Command) -> dict[str, Any]:
         checks.optional_text(node.get(key), f"node.{key}")
     if node.get("price_per_hour") is not None:
         checks.number(node["price_per_hour"], "node.price_per_hour")
-    for key in ("status", "draining", "last_heartbeat", "registered_at", "create_index",
-                "modify_index"):
-        if key in node:
-            raise checks.fail(f"node.{key}", "is set by the cluster, not by a registration")
+    # status, draining, heartbeat and indexes are the cluster's: the record below sets them
+    # whatever the registration says.
+    if node.get("drain_deadline") is not None:
+        checks.number(node["drain_deadline"], "node.drain_deadline")
     now = _time(command)
     existing_id = sm.node_ids_by_name.get(node["name"])
     existing = sm.nodes.get(existing_id) if existing_id else None
