@@ -14,6 +14,7 @@ from federation.errors import NotFound
 from federation.scheduler.jobplan import plan_work
 from federation.scheduler.reconcile import reconcile_job
 from federation.scheduler.snapshot import take as take_snapshot
+from federation.scheduler.workload import pass_profile
 from federation.specs.job import JobSpec, validate_job
 
 router = APIRouter(dependencies=[Depends(require_token)])
@@ -53,7 +54,7 @@ def _plan(machine: Any, spec: dict[str, Any]) -> dict[str, Any]:
     job = {"id": spec["id"], "spec": spec, "version": version, "stopped": False}
     snapshot = take_snapshot(machine)
     work = reconcile_job(job, snapshot.by_job.get(spec["id"], ()), snapshot.draining)
-    result = plan_work(snapshot, job, work)
+    result = plan_work(snapshot, job, work, profile=pass_profile(snapshot, [(job, work)]))
     names = {n["id"]: n["name"] for n in list(machine.nodes.values())}
     return {
         "id": spec["id"],

@@ -64,12 +64,12 @@ def _queue_report(machine: Any) -> list[dict[str, Any]]:
     out = []
     for name in names:
         spec = configured.get(name, {"name": name, "weight": 1.0, "quota": None})
-        used = usage.get(name, snap.Resources())
+        used = usage.get(name, snap.ResourceTotals())
         out.append({
             "name": name, "weight": spec["weight"], "quota": spec["quota"],
             "configured": name in configured,
             "usage": {"cpu": used.cpu_milli, "memory": used.memory_mib,
-                      "gpu": used.gpu + used.gpu_share_milli / 1000},
+                      "gpu": used.gpu_milli / 1000},
             "dominant_share": round(dominant_share(used, total, spec["weight"]), 6),
             "jobs_waiting": pending.get(name, 0),
         })

@@ -8,7 +8,6 @@ Every rejection names the offending field in the path form users see in their fi
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Annotated, Any, Literal
 
@@ -16,6 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic import ValidationError as PydanticValidationError
 
 from federation.errors import ValidationError
+from federation.model.constraints import (
+    NODE_ATTRIBUTES,
+    compile_regex,
+    is_known_attribute,
+)
 from federation.scheduler.periodic import check_schedule
 from federation.specs.documents import decode
 from federation.specs.duration import parse_duration
@@ -23,15 +27,7 @@ from federation.specs.duration import parse_duration
 ID_PATTERN = r"^[a-z0-9-]{1,63}$"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 ENV_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-NODE_ATTRIBUTES = ("provider", "pool", "region", "zone", "rack", "instance_type", "node.id")
-OPERATORS = ("=", "!=", "in", "not_in", "regex", "exists")
 MAX_COUNT = 10_000
-
-def is_known_attribute(attribute: str) -> bool:
-    return attribute in NODE_ATTRIBUTES or (
-        attribute.startswith("labels.") and len(attribute) > len("labels.")
-    )
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -78,9 +74,9 @@ class Constraint(_Strict):
                 raise _FieldError("value", f"operator {op!r} needs a single string as value")
             if op == "regex":
                 try:
-                    re.compile(value)
-                except re.error as exc:
-                    raise _FieldError("value", f"invalid regular expression: {exc}") from exc
+                    compile_regex(value)  # linear-time RE2, bounded in size
+                except ValidationError as exc:
+                    raise _FieldError("value", exc.message) from exc
         return self
 
 
