@@ -16,6 +16,7 @@ import asyncio
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -120,7 +121,7 @@ class _ProcessParser:
                 # mid-flight.
                 self._pool = ProcessPoolExecutor(
                     self.workers, mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_lower_priority)
+                    initializer=_start_worker)
             return self._pool
 
     def _discard(self, pool: ProcessPoolExecutor) -> None:
@@ -142,9 +143,19 @@ class _ProcessParser:
                 field="body") from None
 
 
-def _lower_priority() -> None:
-    # Parsing is background work: the server's own threads (Raft, HTTP) come first.
+def _start_worker() -> None:
+    """In each parser process: run at a lower priority (parsing is background work: the
+    server's own Raft and HTTP threads come first), and exit as soon as the server is
+    gone, even when it was killed without a chance to stop its pool."""
     os.nice(10)
+    server = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == server:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _decode_in_worker(body: bytes, content_type: str, limits: Limits) -> Any:

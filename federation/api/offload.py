@@ -11,22 +11,43 @@ OpenAPI document.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import Response
 from starlette.concurrency import run_in_threadpool
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
-def _encode(value: Any) -> bytes:
-    # The same output as Starlette's JSONResponse (compact, no NaN), built in one pass.
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=None,
-                      separators=(",", ":")).encode("utf-8")
+
+def _encode(value: Any, depth: int = 0) -> bytes:
+    """The same output as Starlette's JSONResponse (compact, no NaN), encoded record by
+    record down to the second level: the C encoder holds the GIL for a whole call, so one
+    call per record keeps the event loop's and the Raft thread's waits short."""
+    if depth < 2 and isinstance(value, list):
+        return b"[" + b",".join(_encode(item, depth + 1) for item in value) + b"]"
+    if depth < 2 and isinstance(value, dict):
+        return b"{" + b",".join(
+            _ENCODER.encode(str(key)).encode("utf-8") + b":" + _encode(item, depth + 1)
+            for key, item in value.items()) + b"}"
+    return _ENCODER.encode(value).encode("utf-8")
+
+
+# One heavy read computes at a time: under the GIL several would not finish sooner, but each
+# busy thread lengthens every GIL hand-over the event loop and the Raft thread wait for.
+# The others wait on this lock in their worker threads, not holding the GIL.
+_HEAVY = threading.Lock()
+
+
+def _compute_and_encode(compute: Callable[[], Any]) -> bytes:
+    with _HEAVY:
+        return _encode(compute())
 
 
 async def json_off_loop(compute: Callable[[], Any], *, status_code: int = 200,
                         headers: Mapping[str, str] | None = None) -> Response:
     """``compute()`` run and JSON-encoded in the thread pool; the bytes sent as the answer."""
-    body = await run_in_threadpool(lambda: _encode(compute()))
+    body = await run_in_threadpool(_compute_and_encode, compute)
     return Response(body, status_code=status_code, headers=dict(headers or {}),
                     media_type="application/json")

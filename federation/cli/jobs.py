@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 
 from federation.cli.allocs import ALLOC_COLUMNS, alloc_rows
 from federation.cli.common import (
@@ -26,6 +24,8 @@ from federation.cli.common import (
     session,
     timestamp,
 )
+from federation.errors import ValidationError
+from federation.specs.documents import decode
 
 job_app = typer.Typer(help="Jobs: run, inspect and stop workloads.", no_args_is_help=True)
 
@@ -39,24 +39,13 @@ def load_spec(path: str) -> dict[str, Any]:
         fail(f"cannot read {name}: {exc.strerror or exc}")
     except UnicodeDecodeError:
         fail(f"cannot read {name}: not a UTF-8 text file")
-    if path.endswith(".json"):
-        try:
-            documents = [json.loads(text)]
-        except json.JSONDecodeError as exc:
-            fail(f"{name}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}")
-    else:
-        try:
-            documents = [d for d in yaml.safe_load_all(text) if d is not None]
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(exc, "problem", None) or str(exc)
-            fail(f"{name}: not valid YAML: {problem}{where}")
-    if not documents:
+    content_type = "application/json" if path.endswith(".json") else "application/yaml"
+    try:
+        spec = decode(text, content_type=content_type)
+    except ValidationError as exc:
+        fail(f"{name}: {exc.message}")
+    if spec is None:
         fail(f"{name}: empty file, expected a job spec")
-    if len(documents) > 1:
-        fail(f"{name}: holds {len(documents)} documents; give one job spec per file")
-    spec = documents[0]
     if not isinstance(spec, dict):
         fail(f"{name}: a job spec is a mapping (id, type, groups, ...), not a {_kind(spec)}")
     if "apiVersion" in spec or "kind" in spec:
@@ -65,8 +54,7 @@ def load_spec(path: str) -> dict[str, Any]:
             f"{name} is a Kubernetes manifest ({kind}); `job run` does not run Kubernetes "
             "workloads yet: give a federation job spec (id, type, groups)"
         )
-    # YAML may produce dates and other non-JSON values; send them as the text they were.
-    return json.loads(json.dumps(spec, default=str))
+    return dict(spec)
 
 
 def _kind(value: Any) -> str:

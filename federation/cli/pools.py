@@ -3,13 +3,11 @@ autoscaler did with them."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 
 from federation.cli.common import (
     ConsistentOption,
@@ -25,6 +23,7 @@ from federation.cli.common import (
     session,
 )
 from federation.errors import ValidationError
+from federation.specs.documents import decode
 from federation.specs.pool import parse_pool
 
 pool_app = typer.Typer(help="Pools: where nodes come from (providers).", no_args_is_help=True)
@@ -41,17 +40,18 @@ def load_pool(path: str) -> dict[str, Any]:
         fail(f"cannot read {name}: {exc.strerror or exc}")
     except UnicodeDecodeError:
         fail(f"cannot read {name}: not a UTF-8 text file")
+    content_type = "application/json" if path.endswith(".json") else "application/yaml"
     try:
-        data = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        fail(f"{name}: not valid {'JSON' if path.endswith('.json') else 'YAML'}: {exc}")
+        data = decode(text, content_type=content_type)
+    except ValidationError as exc:
+        fail(f"{name}: {exc.message}")
     if not isinstance(data, dict):
         fail(f"{name}: a pool spec is a mapping (name, provider, ...)")
     try:
         parse_pool(data)
     except ValidationError as exc:
         fail(f"{name}: {exc.message}")
-    return dict(json.loads(json.dumps(data, default=str)))
+    return dict(data)
 
 
 @pool_app.command("apply")

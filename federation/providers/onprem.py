@@ -24,9 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from federation.errors import CapacityError, ProviderError, TransientError
+from federation.errors import CapacityError, ProviderError, TransientError, ValidationError
 from federation.providers.base import (
     RUNNING,
     STOPPED,
@@ -37,6 +35,7 @@ from federation.providers.base import (
     Provider,
     select_types,
 )
+from federation.specs.documents import decode
 
 if TYPE_CHECKING:
     from federation.specs.pool import PoolSpec
@@ -66,8 +65,8 @@ class OnPremProvider(Provider):
                 f"pool {pool.name}: settings.inventory is required", field="settings.inventory"
             )
         try:
-            data = yaml.safe_load(Path(path).read_text())
-        except (OSError, yaml.YAMLError) as exc:
+            data = decode(Path(path).read_bytes(), content_type="application/yaml")
+        except (OSError, ValidationError) as exc:
             raise ProviderError(f"pool {pool.name}: cannot read inventory {path}: {exc}") from exc
         if not isinstance(data, dict) or not isinstance(data.get("hosts"), list):
             raise ProviderError(f"inventory {path} must be a mapping with a list of hosts")

@@ -86,7 +86,7 @@ def decode(data: str | bytes, *, content_type: str = "",
             value = _load_json(text, limits)
         except _NotJson as exc:
             if "json" in content_type.lower():
-                raise _refuse(f"invalid JSON: {exc.reason}") from None
+                raise _refuse(f"not valid JSON: {exc.reason}") from None
         else:
             check_value(value, limits)
             return value
@@ -94,9 +94,9 @@ def decode(data: str | bytes, *, content_type: str = "",
     try:
         value = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise _refuse(f"invalid YAML: {_one_line(exc)}") from None
+        raise _refuse(f"not valid YAML: {_one_line(exc)}") from None
     except (ValueError, TypeError, OverflowError) as exc:
-        raise _refuse(f"invalid YAML: {exc}") from None
+        raise _refuse(f"not valid YAML: {exc}") from None
     check_value(value, limits)
     return value
 
@@ -155,8 +155,6 @@ def _check_yaml_events(text: str, limits: Limits) -> None:
             size = 0
             if isinstance(event, yaml.DocumentStartEvent):
                 documents += 1
-                if documents > 1:
-                    raise _refuse("expected one YAML document, found several")
                 continue
             if isinstance(event, yaml.AliasEvent):
                 if event.anchor not in sizes:
@@ -198,7 +196,9 @@ def _check_yaml_events(text: str, limits: Limits) -> None:
             if total > limits.max_expanded:
                 raise _expanded_error(limits)
     except yaml.YAMLError as exc:
-        raise _refuse(f"invalid YAML: {_one_line(exc)}") from None
+        raise _refuse(f"not valid YAML: {_one_line(exc)}") from None
+    if documents > 1:
+        raise _refuse(f"holds {documents} documents: expected one")
 
 
 def _expanded_error(limits: Limits) -> ValidationError:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
 import httpx
 import pytest
 
-from tests.harness import Cluster
+from tests.harness import Cluster, wait_for
 from tests.specs.test_documents import billion_laughs
 
 HOSTILE = [
@@ -84,3 +85,40 @@ def test_three_concurrent_large_yaml_bodies_stall_neither_health_nor_leadership(
     assert max(latencies) < 0.5, f"health took {sorted(latencies)[-5:]}s while parsing"
     after = leader.status()
     assert after["leader"] == leader.id and after["term"] == term
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_parser_processes_exit_when_their_server_is_killed(tmp_path) -> None:
+    c = Cluster(tmp_path / "c", size=1).start()
+    try:
+        server = c.wait_leader()
+        response = httpx.post(server.url + "/v1/jobs", content=_big_yaml(40), timeout=60,
+                              headers={"content-type": "application/yaml"})
+        assert response.status_code == 400  # parsed (in a parser process) and judged
+        assert server.proc is not None
+        workers = _children(server.proc.pid)
+        assert workers, "the YAML body was parsed in a child process"
+    finally:
+        c.kill_all()
+    wait_for(lambda: not any(_alive(pid) for pid in workers), 10,
+             "the parser processes to exit after their server was killed")
