@@ -9,8 +9,22 @@ import os
 import socket
 import struct
 import time
+from collections.abc import Iterator
+
+import pytest
 
 from tests.harness import Cluster, wait_for
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One 3-server cluster for this module: the bind check only reads it."""
+    c = Cluster(tmp_path_factory.mktemp("raft-port") / "cluster").start()
+    try:
+        c.wait_leader()
+        yield c
+    finally:
+        c.kill_all()
 
 
 def job(job_id: str) -> dict:
