@@ -92,7 +92,7 @@ def one_run(
 ) -> tuple[float, list[float], int]:
     c = cluster(extra_args).start()
     try:
-        leader = c.wait_leader()
+        leader = c.wait_leader(60)  # a loaded machine can take longer than 15 s to start 3 servers
         urls = c.urls if spread else [leader.url]
         if use_wrk:
             return wrk_run(urls[0], seconds)

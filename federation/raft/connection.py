@@ -38,7 +38,10 @@ from pysyncobj.tcp_connection import CONNECTION_STATE, _getAddrType, set_keepali
 _LENGTH = struct.Struct("i")  # pysyncobj's native-order signed int: kept for compatibility
 _RETRY = (errno.EAGAIN, errno.EWOULDBLOCK)
 # Read at most this much in one poll event, so one busy peer cannot hold the Raft thread.
-_READ_PER_EVENT = 4 << 20
+_READ_PER_EVENT = 1 << 20
+# Call ``after_read`` (which sends the replies held back until the journal is synced) at
+# least every this many frames, so a long read does not delay every acknowledgement in it.
+_FRAMES_PER_FLUSH = 64
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,8 @@ class BoundedConnection:
     def __init__(self, poller: Any, *, limits: FrameLimits, timeout: float,
                  send_buffer_size: int, recv_buffer_size: int,
                  keepalive: tuple[int, int, int] | None = None,
-                 sock: socket.socket | None = None) -> None:
+                 sock: socket.socket | None = None,
+                 after_read: Callable[[], None] | None = None) -> None:
         self.sendRandKey: Any = None
         self.recvRandKey: Any = None
         self.recvLastTimestamp = 0
@@ -86,6 +90,7 @@ class BoundedConnection:
         self._on_message: Callable[[Any], None] | None = None
         self._on_connected: Callable[[], None] | None = None
         self._on_disconnected: Callable[[], None] | None = None
+        self._after_read = after_read
         self._socket = sock
         self._fileno: int | None = None
         self._state = CONNECTION_STATE.DISCONNECTED
@@ -215,6 +220,8 @@ class BoundedConnection:
         if event & POLL_EVENT_TYPE.READ:
             self._receive()
             self._dispatch()
+            if self._after_read is not None:
+                self._after_read()
 
     def _flush(self) -> None:
         if self._state == CONNECTION_STATE.DISCONNECTED or self._socket is None:
@@ -274,7 +281,13 @@ class BoundedConnection:
         buffer = self._read
         # A callback may disconnect, and pysyncobj may then reconnect this same object at
         # once (fresh buffers): stop as soon as the buffer is no longer the one being read.
+        handled = 0
         while consumed < self._scanned and self._read is buffer:
+            if handled and handled % _FRAMES_PER_FLUSH == 0 and self._after_read is not None:
+                self._after_read()
+                if self._read is not buffer:
+                    return
+            handled += 1
             (length,) = _LENGTH.unpack_from(buffer, consumed)
             start = consumed + _LENGTH.size
             data = bytes(buffer[start:start + length])

@@ -9,9 +9,13 @@ how a leader's re-sent entries are handled.
   Here an incoming connection that has not authenticated within ``auth_timeout`` seconds is
   closed on the next tick, at most ``max_unauthenticated`` wait at once (``per_host`` of them
   from one host), and every such rejection is logged (rate-limited) and counted.
-* **Durable before sent.** ``before_send`` runs before any message leaves this node: the
-  storage layer makes the journal durable there, so a follower's acknowledgement, a vote, or a
-  leader's append never reports entries that a power cut could still take away.
+* **Durable before sent, one fsync per round.** Messages pysyncobj sends are held in an
+  outbox and go out together, after ``before_send`` (the journal's fsync), at two points:
+  at the end of each Raft tick, and after the frames of one socket read have been handled.
+  So a follower's acknowledgement, a vote, or a leader's append never reports entries that a
+  power cut could still take away, and one fsync covers every entry a tick appended (on the
+  leader) or a read delivered (on a follower), as etcd persists a whole ``Ready`` before
+  sending its messages.
 * **Late acknowledgements.** A pysyncobj leader sends entries ahead of acknowledgements and
   moves a follower's next index to the end of what it sent; a late acknowledgement of an
   earlier send then moves that index back, and the next send repeats entries the follower
@@ -34,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pysyncobj.dns_resolver import globalDnsResolver
+from pysyncobj.tcp_connection import CONNECTION_STATE
 from pysyncobj.transport import TCPTransport
 
 from federation.raft.connection import BoundedConnection, BoundedServer, FrameLimits
@@ -130,6 +135,7 @@ class AuditedTransport(TCPTransport):
     def __init__(self, syncObj: Any, selfNode: Any, otherNodes: Any) -> None:  # noqa: N803
         self._pending_peers: dict[int, str] = {}
         self._last_logged: dict[str, tuple[float, int]] = {}
+        self._outbox: list[tuple[Any, Any]] = []
         super().__init__(syncObj, selfNode, otherNodes)
 
     # -- connections ---------------------------------------------------------------------
@@ -141,7 +147,7 @@ class AuditedTransport(TCPTransport):
         return BoundedConnection(
             self._syncObj._poller, limits=self.port_limits.frames, timeout=conf.connectionTimeout,
             send_buffer_size=conf.sendBufferSize, recv_buffer_size=conf.recvBufferSize,
-            keepalive=conf.tcp_keepalive, sock=sock)
+            keepalive=conf.tcp_keepalive, sock=sock, after_read=self._flush_outbox)
 
     def _createServer(self) -> None:  # noqa: N802
         """Listen on exactly the host of this node's address (pysyncobj used 0.0.0.0)."""
@@ -199,6 +205,7 @@ class AuditedTransport(TCPTransport):
         deadline = time.monotonic() - self.port_limits.auth_timeout
         for conn in [c for c in self._unknownConnections if c.opened_at < deadline]:
             conn.disconnect()  # reported by _onDisconnected
+        self._flush_outbox()
 
     def _report(self, peer: str, why: str) -> None:
         """Log a rejection, at most once per host every LOG_INTERVAL seconds (a peer with the
@@ -217,9 +224,21 @@ class AuditedTransport(TCPTransport):
 
     # -- messages ------------------------------------------------------------------------
     def send(self, node: Any, message: Any) -> bool:
+        """Queue ``message``; False, as pysyncobj expects, if ``node`` is not connected."""
+        conn = self._connections.get(node)
+        if conn is None or conn.state != CONNECTION_STATE.CONNECTED:
+            return False
+        self._outbox.append((node, message))
+        return True
+
+    def _flush_outbox(self) -> None:
+        if not self._outbox:
+            return
         if self.before_send is not None:
             self.before_send()
-        return bool(super().send(node, message))
+        outbox, self._outbox = self._outbox, []
+        for node, message in outbox:
+            super().send(node, message)
 
     def _onMessageReceived(self, node: Any, message: Any) -> None:  # noqa: N802
         kind = message.get("type") if isinstance(message, dict) else None

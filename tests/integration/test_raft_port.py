@@ -5,12 +5,27 @@ are closed, and the port listens on 127.0.0.1 only."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import struct
 import time
+from collections.abc import Iterator
+
+import pytest
 
 from tests.harness import Cluster, wait_for
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One 3-server cluster for this module: the bind check only reads it."""
+    c = Cluster(tmp_path_factory.mktemp("raft-port") / "cluster").start()
+    try:
+        c.wait_leader()
+        yield c
+    finally:
+        c.kill_all()
 
 
 def job(job_id: str) -> dict:
@@ -33,7 +48,8 @@ def closed_by_peer(sock: socket.socket, timeout: float) -> bool:
 
 
 def listening_on(port: int) -> set[str]:
-    """Addresses with a listening TCP socket on ``port``, from /proc/net/tcp and tcp6."""
+    """Addresses with a listening TCP socket on ``port``, from /proc/net/tcp and tcp6.
+    (``ipaddress``, not ``socket.inet_ntop``: importing pysyncobj replaces the latter.)"""
     found = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with open(table) as f:
@@ -43,10 +59,10 @@ def listening_on(port: int) -> set[str]:
                 if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
                     raw = bytes.fromhex(host)
                     if len(raw) == 4:
-                        found.add(socket.inet_ntop(socket.AF_INET, raw[::-1]))
+                        found.add(str(ipaddress.IPv4Address(raw[::-1])))
                     else:
                         words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
-                        found.add(socket.inet_ntop(socket.AF_INET6, words))
+                        found.add(str(ipaddress.IPv6Address(words)))
     return found
 
 

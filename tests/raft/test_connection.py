@@ -107,3 +107,10 @@ def test_a_callback_that_reconnects_the_connection_stops_the_dispatch_cleanly(pa
     assert received == ["one"]
     assert conn.getSendBufferSize() == 0 and conn._scanned == 0
     listener.close()
+
+
+def test_importing_the_raft_package_leaves_socket_inet_ntop_working() -> None:
+    import federation.raft  # noqa: F401 - pysyncobj is imported with it
+
+    assert socket.inet_ntop(socket.AF_INET, b"\x7f\x00\x00\x01") == "127.0.0.1"
+    assert socket.inet_ntop(socket.AF_INET6, b"\x00" * 15 + b"\x01") == "::1"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from federation.errors import ValidationError
+from federation.errors import FederationError, ValidationError
 from federation.raft.node import RaftConfig, RaftNode
 from tests.harness import SECRET, free_ports, wait_for
 
@@ -22,11 +22,23 @@ def nodes(tmp_path: Path) -> Iterator[list[RaftNode]]:
         for i, addr in enumerate(addrs)
     ]
     try:
-        wait_for(lambda: any(n.is_leader() for n in started), 10, "a leader")
+        # Until the first commit, a split vote at start can still unseat the first leader.
+        wait_for(lambda: leader_commits(started), 10, "a leader that commits")
         yield started
     finally:
         for node in started:
             node.stop()
+
+
+def leader_commits(nodes: list[RaftNode]) -> bool:
+    leader = next((n for n in nodes if n.is_leader()), None)
+    if leader is None:
+        return False
+    try:
+        leader.barrier(timeout=2)
+    except FederationError:
+        return False
+    return leader.is_leader()
 
 
 def leader_of(nodes: list[RaftNode]) -> RaftNode:
