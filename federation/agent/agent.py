@@ -410,3 +410,4 @@ class Agent:
                 runner.thread.join(max(0.0, deadline - time.monotonic()))
         self.log_server.stop()
         self.servers.close()
+        self.limits.close()

@@ -132,6 +132,14 @@ class Limits:
             except OSError:
                 pass
 
+    def close(self) -> None:
+        """Remove the agent's own cgroup directories if no task group is left in them."""
+        for base in self.bases:
+            try:
+                base.rmdir()
+            except OSError:
+                pass
+
 
 def _mounts() -> list[tuple[str, Path, str, set[str]]]:
     """(fstype, mount point, mount root, super options) of every cgroup mount."""
