@@ -107,6 +107,7 @@ class Agent:
         # What this agent marks its tasks with, to find them again without its data dir.
         self.marks = Marks(config.name, str(self.store.root))
         self.limits = detect_limits(self.marks.group())
+        self.limits.weigh(config.cpu_milli or detect_cpu_milli())
         self.docker_host = config.docker_host
         self.node_id: str | None = None
         self._node_token: str | None = None

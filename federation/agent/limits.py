@@ -132,6 +132,23 @@ class Limits:
             except OSError:
                 pass
 
+    def weigh(self, capacity_milli: int) -> None:
+        """Give the agent's task directory (and its parent) the weight of the node's whole
+        CPU capacity: the tasks together compete with the host's other processes as that
+        many CPUs' worth, and share it among themselves by their reservations. (A new
+        group's default weight is one CPU's: every task of the node would share that.)"""
+        if self.cpu_base is None:
+            return
+        for group in (self.cpu_base.parent, self.cpu_base):
+            try:
+                if self.mode == "cgroup-v2":
+                    (group / "cpu.weight").write_text(str(cpu_weight(capacity_milli)))
+                else:
+                    shares = min(262144, cpu_shares(capacity_milli))
+                    (group / "cpu.shares").write_text(str(shares))
+            except OSError as exc:
+                log.info("cannot weigh %s: %s", group, exc.strerror or exc)
+
     def close(self) -> None:
         """Remove the agent's own cgroup directories if no task group is left in them."""
         for base in self.bases:
