@@ -29,6 +29,7 @@ from typing import Any
 from federation.agent import drivers, orphans
 from federation.agent.limits import detect_limits
 from federation.agent.logs import LogServer
+from federation.agent.marks import Marks
 from federation.agent.remote import Servers, ServersUnreachable
 from federation.agent.runner import TERMINAL_PHASES, TaskRunner, client_update
 from federation.agent.signing import ADDRESS_LABEL, token_hash
@@ -103,7 +104,10 @@ class Agent:
         self.config = config
         self.store = Store(config.data_dir)
         self.servers = Servers(config.servers, config.token)
-        self.limits = detect_limits(config.name)
+        # What this agent marks its tasks with, to find them again without its data dir.
+        self.marks = Marks(config.name, str(self.store.root))
+        self.limits = detect_limits(self.marks.group())
+        self.limits.weigh(config.cpu_milli or detect_cpu_milli())
         self.docker_host = config.docker_host
         self.node_id: str | None = None
         self._node_token: str | None = None
@@ -181,7 +185,7 @@ class Agent:
             "FEDERATION_NODE_ID": self.node_id or "",
             "FEDERATION_ALLOC_DIR": str(base),
             # Found again by a restarted agent that lost its data directory (orphans.py).
-            drivers.NODE_MARKER: self.config.name,
+            **self.marks.env(),
         })
         for name, port in ports.items():
             env[f"FEDERATION_PORT_{name.upper()}"] = str(port)
@@ -334,7 +338,7 @@ class Agent:
             _, state = self.store.load(alloc_id)
             if state is not None and state.get("phase") not in TERMINAL_PHASES:
                 keep.add(alloc_id)
-        stopped = orphans.stop_orphans(self.config.name, keep, self.limits, self.docker_host)
+        stopped = orphans.stop_orphans(self.marks, keep, self.limits, self.docker_host)
         if stopped:
             log.warning("stopped the tasks of %d allocation(s) left by an earlier run of this "
                         "agent without a record: %s", len(stopped), ", ".join(stopped))
@@ -407,3 +411,4 @@ class Agent:
                 runner.thread.join(max(0.0, deadline - time.monotonic()))
         self.log_server.stop()
         self.servers.close()
+        self.limits.close()

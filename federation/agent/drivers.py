@@ -10,9 +10,9 @@ allocation, ``RLIMIT_AS`` only as a last resort). A ``docker`` task's limits are
 container's own (``--memory``, ``--memory-swap``, ``--cpus``): the Docker CLI itself runs
 unconfined, since a Go program aborts under a small address-space limit.
 
-Every task process and every container is marked with the node's name (the environment
-variable ``FEDERATION_AGENT_NODE`` and the container label ``federation.node``), so an agent
-that lost its data directory still finds what it started before (``orphans.py``).
+Every task process and every container is marked with the agent's node name and data
+directory path (``marks.py``), so an agent that lost its data directory still finds what it
+started before (``orphans.py``).
 """
 
 from __future__ import annotations
@@ -31,15 +31,13 @@ from typing import Any
 import httpx
 
 from federation.agent import executor as executor_module
+from federation.agent.marks import ALLOC_LABEL, Marks
 from federation.agent.store import pid_alive
 
 log = logging.getLogger("federation.agent")
 EXECUTOR_PATH = os.path.abspath(executor_module.__file__)
 DOCKER_SOCKET = "/var/run/docker.sock"
 DEFAULT_DOCKER_HOST = f"unix://{DOCKER_SOCKET}"
-NODE_MARKER = "FEDERATION_AGENT_NODE"  # environment marker of every task this agent starts
-NODE_LABEL = "federation.node"  # container labels: the node's name and the allocation id
-ALLOC_LABEL = "federation.alloc"
 DOCKER_CLI_TIMEOUT = 30.0
 
 
@@ -98,10 +96,10 @@ def docker_finish(host: str, alloc_id: str) -> str | None:
     return "the container ran out of memory (killed by the kernel at its limit)" if oom else None
 
 
-def docker_containers(host: str, node_name: str) -> dict[str, str]:
-    """Container id -> allocation id of every container this node started (any state)."""
-    listed = docker_cli(host, "ps", "--all", "--no-trunc", "--filter",
-                        f"label={NODE_LABEL}={node_name}",
+def docker_containers(host: str, marks: Marks) -> dict[str, str]:
+    """Container id -> allocation id of every container this agent started (any state)."""
+    filters = [arg for k, v in marks.labels().items() for arg in ("--filter", f"label={k}={v}")]
+    listed = docker_cli(host, "ps", "--all", "--no-trunc", *filters,
                         "--format", f'{{{{.ID}}}} {{{{.Label "{ALLOC_LABEL}"}}}}')
     if listed.returncode != 0:
         return {}
@@ -133,7 +131,8 @@ class Run:
 
 def command_for(task: dict[str, Any], alloc_id: str, env: dict[str, str],
                 ports: dict[str, int], resources: dict[str, Any] | None = None,
-                node_name: str = "", docker_host: str = DEFAULT_DOCKER_HOST) -> list[str]:
+                marks: Marks | None = None, docker_host: str = DEFAULT_DOCKER_HOST
+                ) -> list[str]:
     """The command line to run; raises DriverRefused when the driver cannot run here."""
     driver = task.get("driver", "exec")
     command = [str(part) for part in task.get("command") or []]
@@ -152,8 +151,9 @@ def command_for(task: dict[str, Any], alloc_id: str, env: dict[str, str],
         # Host networking: the ports the agent picked are the ports the container listens on.
         # No --rm: the agent reads the outcome (OOM kill) and removes the container itself.
         cmd = ["docker", "--host", docker_host, "run", "--init", "--network", "host",
-               "--name", container_name(alloc_id), "--label", f"{NODE_LABEL}={node_name}",
-               "--label", f"{ALLOC_LABEL}={alloc_id}"]
+               "--name", container_name(alloc_id), "--label", f"{ALLOC_LABEL}={alloc_id}"]
+        for key, value in (marks.labels() if marks else {}).items():
+            cmd += ["--label", f"{key}={value}"]
         memory_mib = int(resources.get("memory_mib") or 0)
         if memory_mib:
             # --memory-swap equal to --memory: no swapping past the limit.

@@ -10,16 +10,17 @@ In order of preference:
 ``cgroup-v2``
     the agent's cgroup v2 group is delegated to it with the ``cpu`` and ``memory``
     controllers: the agent moves into ``<its group>/agent`` and each task runs in
-    ``<its group>/allocs/<alloc id>`` with ``memory.max`` and ``cpu.weight``.
+    ``<its group>/allocs/<agent>/<alloc id>`` with ``memory.max`` and ``cpu.weight``.
 ``cgroup-v1``
     the v1 ``memory`` controller is mounted and writable (and ``cpu`` when mounted): each task
-    runs in ``<agent's group>/federation/<node name>/<alloc id>`` of each hierarchy with
+    runs in ``<agent's group>/federation/<agent>/<alloc id>`` of each hierarchy with
     ``memory.limit_in_bytes`` (and ``memory.memsw.limit_in_bytes`` when swap is accounted)
     and ``cpu.shares``.
 ``rlimit``
     ``RLIMIT_AS`` = the allocation's memory; CPU is not capped.
 
-Per-allocation groups are named by allocation id under a directory of this node's own, so an
+Per-allocation groups are named by allocation id under a directory of this agent's own
+(``<agent>`` = ``Marks.group()``: node name and a hash of the data directory path), so an
 agent that lost its data directory still finds the groups (and processes) of the tasks it
 started before (see ``federation/agent/orphans.py``).
 
@@ -35,7 +36,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,10 +50,6 @@ def cpu_shares(cpu_milli: int) -> int:
 def cpu_weight(cpu_milli: int) -> int:
     """cgroup v2 ``cpu.weight`` (1 … 10000) for the same shares, as runc converts them."""
     return 1 + ((cpu_shares(cpu_milli) - 2) * 9999) // 262142
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:100] or "node"
 
 
 @dataclass
@@ -136,6 +132,31 @@ class Limits:
             except OSError:
                 pass
 
+    def weigh(self, capacity_milli: int) -> None:
+        """Give the agent's task directory (and its parent) the weight of the node's whole
+        CPU capacity: the tasks together compete with the host's other processes as that
+        many CPUs' worth, and share it among themselves by their reservations. (A new
+        group's default weight is one CPU's: every task of the node would share that.)"""
+        if self.cpu_base is None:
+            return
+        for group in (self.cpu_base.parent, self.cpu_base):
+            try:
+                if self.mode == "cgroup-v2":
+                    (group / "cpu.weight").write_text(str(cpu_weight(capacity_milli)))
+                else:
+                    shares = min(262144, cpu_shares(capacity_milli))
+                    (group / "cpu.shares").write_text(str(shares))
+            except OSError as exc:
+                log.info("cannot weigh %s: %s", group, exc.strerror or exc)
+
+    def close(self) -> None:
+        """Remove the agent's own cgroup directories if no task group is left in them."""
+        for base in self.bases:
+            try:
+                base.rmdir()
+            except OSError:
+                pass
+
 
 def _mounts() -> list[tuple[str, Path, str, set[str]]]:
     """(fstype, mount point, mount root, super options) of every cgroup mount."""
@@ -176,7 +197,7 @@ def _enable(group: Path, controllers: tuple[str, ...]) -> None:
     (group / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in controllers))
 
 
-def _cgroup_v2(mounts: list[Any], own: dict[str, str]) -> Limits | None:
+def _cgroup_v2(mounts: list[Any], own: dict[str, str], group: str) -> Limits | None:
     mount = next(((m, r) for kind, m, r, _ in mounts if kind == "cgroup2"), None)
     if mount is None or "" not in own:
         return None
@@ -194,20 +215,23 @@ def _cgroup_v2(mounts: list[Any], own: dict[str, str]) -> Limits | None:
         allocs = base / "allocs"
         allocs.mkdir(exist_ok=True)
         _enable(allocs, wanted)
+        allocs = allocs / group
+        allocs.mkdir(exist_ok=True)
+        _enable(allocs, wanted)
     except OSError as exc:
         log.info("cgroup v2 not usable here (%s)", exc.strerror or exc)
         return None
     return Limits("cgroup-v2", allocs, allocs, [allocs])
 
 
-def _cgroup_v1(mounts: list[Any], own: dict[str, str], node_name: str) -> Limits | None:
+def _cgroup_v1(mounts: list[Any], own: dict[str, str], group: str) -> Limits | None:
     bases: dict[str, Path] = {}
     for controller in ("memory", "cpu"):
         mount = next(((m, r) for kind, m, r, opts in mounts
                       if kind == "cgroup" and controller in opts), None)
         if mount is None or controller not in own:
             continue
-        base = _under(mount[0], mount[1], own[controller]) / "federation" / _safe(node_name)
+        base = _under(mount[0], mount[1], own[controller]) / "federation" / group
         try:
             base.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -219,10 +243,11 @@ def _cgroup_v1(mounts: list[Any], own: dict[str, str], node_name: str) -> Limits
     return Limits("cgroup-v1", bases["memory"], bases.get("cpu"), list(bases.values()))
 
 
-def detect_limits(node_name: str) -> Limits:
-    """The best limits this host allows the agent (see the module docstring)."""
+def detect_limits(group: str) -> Limits:
+    """The best limits this host allows the agent (see the module docstring); ``group`` names
+    the directory of the agent's per-allocation groups."""
     mounts, own = _mounts(), _own_groups()
-    found = _cgroup_v2(mounts, own) or _cgroup_v1(mounts, own, node_name)
+    found = _cgroup_v2(mounts, own, group) or _cgroup_v1(mounts, own, group)
     if found is None:
         log.warning("no writable cgroup memory controller: task memory is limited by "
                     "RLIMIT_AS (programs that reserve large address ranges, such as Go and "

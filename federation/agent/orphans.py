@@ -28,6 +28,7 @@ from collections.abc import Iterable
 
 from federation.agent import drivers
 from federation.agent.limits import Limits
+from federation.agent.marks import ALLOC_MARKER, Marks
 
 log = logging.getLogger("federation.agent")
 GRACE_SECONDS = 5.0
@@ -43,16 +44,16 @@ def _environ(pid: int) -> dict[bytes, bytes]:
     return {key: value for key, _, value in pairs}
 
 
-def marked_processes(node_name: str) -> dict[int, str]:
-    """pid -> allocation id of every live process marked as started by this node's agent."""
-    marker, own = node_name.encode(), os.getpid()
+def marked_processes(marks: Marks) -> dict[int, str]:
+    """pid -> allocation id of every live process marked as started by this agent."""
+    own = os.getpid()
     found: dict[int, str] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == own:
             continue
         env = _environ(int(entry))
-        if env.get(drivers.NODE_MARKER.encode()) == marker:
-            found[int(entry)] = env.get(b"FEDERATION_ALLOC_ID", b"").decode(errors="replace")
+        if marks.matches(env):
+            found[int(entry)] = env.get(ALLOC_MARKER.encode(), b"").decode(errors="replace")
     return found
 
 
@@ -91,13 +92,13 @@ def _running(pid: int) -> bool:
     return stat[stat.rfind(")") + 2:].split()[:1] not in (["Z"], ["X"])
 
 
-def stop_orphans(node_name: str, keep: set[str], limits: Limits,
+def stop_orphans(marks: Marks, keep: set[str], limits: Limits,
                  docker_host: str | None = None, grace: float = GRACE_SECONDS) -> list[str]:
     """Stop what this node started for allocations not in ``keep``; returns their ids."""
     def find() -> tuple[set[int], set[str]]:
         pids: set[int] = set()
         allocs: set[str] = set()
-        for pid, alloc_id in marked_processes(node_name).items():
+        for pid, alloc_id in marked_processes(marks).items():
             if alloc_id not in keep:
                 pids.add(pid)
                 allocs.add(alloc_id)
@@ -112,7 +113,7 @@ def stop_orphans(node_name: str, keep: set[str], limits: Limits,
 
     pids, allocs = find()
     if docker_host is not None and drivers.docker_answers(docker_host) is None:
-        for container, alloc_id in drivers.docker_containers(docker_host, node_name).items():
+        for container, alloc_id in drivers.docker_containers(docker_host, marks).items():
             if alloc_id not in keep:
                 log.warning("removing container %s of allocation %s: this agent has no "
                             "record of it", container[:12], alloc_id)

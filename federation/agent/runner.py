@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from federation.agent import drivers
 from federation.agent.health import HealthSpec, check
+from federation.agent.marks import ALLOC_MARKER
 from federation.specs.job import parse_duration
 
 if TYPE_CHECKING:
@@ -201,7 +202,7 @@ class TaskRunner:
         env = self.agent.task_env(alloc, ports, self.base)
         resources = alloc.get("resources") or {}
         command = drivers.command_for(task, self.id, env, ports, resources,
-                                      self.agent.config.name, self.agent.docker_host)
+                                      self.agent.marks, self.agent.docker_host)
         limits: dict[str, Any] = {}
         if self._driver() == "exec":
             # A container's limits are its own (on the docker command line): the Docker CLI
@@ -221,8 +222,7 @@ class TaskRunner:
                   runs=int(self.state.get("runs", 0)) + 1, executor_pid=None)
         if self._driver() == "docker":
             drivers.docker_finish(self.agent.docker_host, self.id)  # a container left before
-        run = drivers.start(self.run_dir, spec, {drivers.NODE_MARKER: self.agent.config.name,
-                                                 "FEDERATION_ALLOC_ID": self.id})
+        run = drivers.start(self.run_dir, spec, {**self.agent.marks.env(), ALLOC_MARKER: self.id})
         self._unhealthy = None
         self._set(phase="running", executor_pid=run.executor_pid,
                   executor_start=run.executor_start, started_at=time.time(),

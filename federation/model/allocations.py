@@ -10,7 +10,7 @@ from typing import Any
 from federation.model.resources import Resources, resources_of_record
 
 DESIRED_STATUSES = ("run", "stop", "evict")  # what the scheduler wants
-CLIENT_STATUSES = ("pending", "running", "complete", "failed", "lost")  # what the agent saw
+CLIENT_STATUSES = ("pending", "running", "complete", "failed", "lost", "stopped")  # agent saw
 LIVE_CLIENT_STATUSES = ("pending", "running")  # still holding the node's resources
 
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from federation.state.machine import Command, StateMachine
 
 FINISHED = ("complete", "failed", "dead")
-ENDED = ("complete", "failed", "lost")
+ENDED = ("complete", "failed", "lost", "stopped")
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ def test_a_wiped_agent_stops_its_old_tasks_and_only_the_replacement_runs(
     # Stopping the job leaves nothing behind.
     assert fed.http.delete("/v1/jobs/kept-alive").status_code == 200
     wait_for(lambda: not task_pids(new[0]["id"]), 20, "the replacement stopped")
-    assert not [p for p in _all_marked("a1")]
+    assert not _all_marked(a1.data_dir)
 
 
 def _alive(pid: int) -> bool:
@@ -99,8 +99,9 @@ def _group_members(pids: list[int]) -> list[int]:
     return members
 
 
-def _all_marked(node_name: str) -> list[int]:
-    needle = f"FEDERATION_AGENT_NODE={node_name}".encode()
+def _all_marked(data_dir: Path) -> list[int]:
+    """Live processes marked as started by the agent with this data directory."""
+    needle = f"FEDERATION_AGENT_DIR={data_dir.resolve()}".encode()
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
