@@ -146,7 +146,7 @@ def plan_group(
     placements: list[PlacementDecision] = []
     evictions: list[Eviction] = []
     report: FilterReport | None = None
-    frag = ranks_by_fragmentation(group, profile, nodes.has_gpus())
+    frag = ranks_by_fragmentation(group, profile, nodes.has_gpus)
     limit = candidate_limit(group, len(nodes)) if sampling and not frag else None
     # Sampling: the node chosen last, and the sort key of the runner-up of that sample. Placing
     # an instance only lowers scores (the chosen node's and, with spread, those sharing its
