@@ -8,11 +8,9 @@ Every rejection names the offending field in the path form users see in their fi
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
@@ -23,6 +21,7 @@ from federation.model.constraints import (
     is_known_attribute,
 )
 from federation.scheduler.periodic import check_schedule
+from federation.specs.documents import decode
 from federation.specs.duration import parse_duration
 
 ID_PATTERN = r"^[a-z0-9-]{1,63}$"
@@ -300,19 +299,6 @@ def validate_job(data: Any) -> dict[str, Any]:
 
 
 def parse_document(text: str | bytes, *, content_type: str = "") -> Any:
-    """Decode a YAML or JSON document; YAML is a superset, JSON is tried first for speed."""
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ValidationError("the document is not valid UTF-8") from exc
-    if "yaml" not in content_type:
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            if "json" in content_type:
-                raise ValidationError(f"invalid JSON: {exc}") from exc
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValidationError(f"invalid YAML: {exc}") from exc
+    """Decode a YAML or JSON document within the default bounds (see
+    ``federation.specs.documents``: the one decoder of the project)."""
+    return decode(text, content_type=content_type)
