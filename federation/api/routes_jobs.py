@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 
 from federation.api.auth import require_token
 from federation.api.deps import before_read, command_id, document, master
@@ -52,9 +51,8 @@ def _plan(machine: Any, spec: dict[str, Any]) -> dict[str, Any]:
     version = (existing["version"] + (1 if changed else 0)) if existing else 1
     job = {"id": spec["id"], "spec": spec, "version": version, "stopped": False,
            "create_index": machine.index + 1}
-    # The leader's pass's own steps (dependencies, expired drains, quotas, the workload
-    # profile), off the event loop: planning a large cluster takes a while.
-    outcome = await run_in_threadpool(preview, machine, job, time.time())
+    # The leader's pass's own steps: dependencies, expired drains, quotas, the profile.
+    outcome = preview(machine, job, time.time())
     if outcome.plan is None:
         return {"id": spec["id"], "version": version, "placements": [], "stops": [],
                 "evictions": [], "unplaced": {"*": {"explanation": outcome.blocked,
