@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -11,10 +12,7 @@ from federation.api.deps import before_read, command_id, document, master
 from federation.api.offload import json_off_loop
 from federation.api.views import job_view
 from federation.errors import NotFound
-from federation.scheduler.jobplan import plan_work
-from federation.scheduler.reconcile import reconcile_job
-from federation.scheduler.snapshot import take as take_snapshot
-from federation.scheduler.workload import pass_profile
+from federation.scheduler.service import preview
 from federation.specs.job import JobSpec, validate_job
 
 router = APIRouter(dependencies=[Depends(require_token)])
@@ -51,10 +49,15 @@ def _plan(machine: Any, spec: dict[str, Any]) -> dict[str, Any]:
     existing = machine.jobs.get(spec["id"])
     changed = existing is None or existing["spec"] != spec or existing["stopped"]
     version = (existing["version"] + (1 if changed else 0)) if existing else 1
-    job = {"id": spec["id"], "spec": spec, "version": version, "stopped": False}
-    snapshot = take_snapshot(machine)
-    work = reconcile_job(job, snapshot.by_job.get(spec["id"], ()), snapshot.draining)
-    result = plan_work(snapshot, job, work, profile=pass_profile(snapshot, [(job, work)]))
+    job = {"id": spec["id"], "spec": spec, "version": version, "stopped": False,
+           "create_index": machine.index + 1}
+    # The leader's pass's own steps: dependencies, expired drains, quotas, the profile.
+    outcome = preview(machine, job, time.time())
+    if outcome.plan is None:
+        return {"id": spec["id"], "version": version, "placements": [], "stops": [],
+                "evictions": [], "unplaced": {"*": {"explanation": outcome.blocked,
+                                                    "unplaced": 0}}}
+    result = outcome.plan
     names = {n["id"]: n["name"] for n in list(machine.nodes.values())}
     return {
         "id": spec["id"],

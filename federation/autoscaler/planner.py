@@ -595,8 +595,9 @@ class _ScaleUpPlanner:
             ):
                 if need > 0:
                     n = min(n, have // need)
-            if self.groups[gi].cap is not None:
-                n = min(n, self.groups[gi].cap)
+            cap = self.groups[gi].cap
+            if cap is not None:
+                n = min(n, cap)
             if n <= 0:
                 continue
             contents[gi] = n

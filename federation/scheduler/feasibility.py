@@ -71,7 +71,7 @@ def feasible_nodes(
     usage = usage if usage is not None else Usage()
     existing = existing_per_node or {}
     cache = cache if cache is not None else ConstraintCache(group.constraints)
-    limit = fit.per_node_limit(group.distinct_hosts, group.max_per_node)
+    limit = group.node_limit[0]
     out = []
     for node in nodes:
         if report is not None:
@@ -99,8 +99,11 @@ def can_take(
 ) -> bool:
     """Whether ``node`` can take one more instance of ``group`` now: :func:`feasible_nodes`
     for one node, without the bookkeeping of reasons (the planner's sampling loop)."""
-    limit = fit.per_node_limit(group.distinct_hosts, group.max_per_node)
-    return _rejection(node, group, usage, existing, cache, limit, explain=False) is None
+    limit, reason = group.node_limit
+    here = 0 if limit is None else existing.get(node.id, 0) + usage.group_count.get(
+        (group.job_id, group.name, node.id), 0)
+    return fit.rejection(node, group.resources, usage, cache, limit, here, limit_reason=reason,
+                         explain=False) is None
 
 
 def _rejection(
@@ -117,4 +120,4 @@ def _rejection(
         here = existing.get(node.id, 0) + usage.group_count.get(
             (group.job_id, group.name, node.id), 0)
     return fit.rejection(node, group.resources, usage, cache, limit, here,
-                         limit_reason=fit.limit_reason(group.distinct_hosts), explain=explain)
+                         limit_reason=group.node_limit[1], explain=explain)

@@ -146,7 +146,7 @@ def plan_group(
     placements: list[PlacementDecision] = []
     evictions: list[Eviction] = []
     report: FilterReport | None = None
-    frag = ranks_by_fragmentation(group, profile, nodes.has_gpus())
+    frag = ranks_by_fragmentation(group, profile, nodes.has_gpus)
     limit = candidate_limit(group, len(nodes)) if sampling and not frag else None
     # Sampling: the node chosen last, and the sort key of the runner-up of that sample. Placing
     # an instance only lowers scores (the chosen node's and, with spread, those sharing its
@@ -201,10 +201,10 @@ def plan_group(
         score = 0.0
         best: RankedNode | None = None
         if gpu_index is not None:
-            candidates = gpu_index.fits(group.resources, allowed)
+            room = gpu_index.fits(group.resources, allowed)
             if per_node is not None:
-                candidates &= ~at_limit
-            choice = gpu_index.best(group, candidates, profile, job_on_node)
+                room &= ~at_limit
+            choice = gpu_index.best(group, room, profile, job_on_node)
             if choice is not None:
                 i, picked, fast_score = choice
                 best = RankedNode(nodes[i], fast_score, picked)

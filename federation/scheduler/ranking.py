@@ -18,7 +18,7 @@ batch work at two, GPU work at all of them since fragmentation is where quality 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,13 +87,13 @@ def fragmentation_shape(resources: Resources) -> TaskShape:
 
 
 def ranks_by_fragmentation(group: TaskGroupDemand, profile: WorkloadProfile | None,
-                           has_gpus: bool) -> bool:
+                           has_gpus: Callable[[], bool]) -> bool:
     """Whether ``group`` is ranked by the GPU it leaves usable (all nodes scored): GPU work
     always; CPU-only work packed with the binpack algorithm when a workload profile is given
     and the cluster has GPUs, since CPU taken from a GPU node can strand its GPUs."""
     if group.resources.gpu_milli:
         return True
-    return profile is not None and group.algorithm == "binpack" and has_gpus
+    return profile is not None and group.algorithm == "binpack" and has_gpus()
 
 
 def gpu_choices(

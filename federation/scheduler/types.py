@@ -21,6 +21,7 @@ from federation.model import (
     Resources,
     ResourceTotals,
 )
+from federation.model.fit import limit_reason, per_node_limit
 
 __all__ = [
     "MILLI_PER_GPU", "NODE_ATTRIBUTES", "OPERATORS", "AllocationView", "Constraint",
@@ -56,7 +57,13 @@ class TaskGroupDemand:
     queue: str = "default"
     algorithm: str = "binpack"  # or "spread": prefer emptier nodes
 
+    # Instances one node may hold (None: any) and the limit's name in reasons; set once.
+    node_limit: tuple[int | None, str] = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
+        object.__setattr__(self, "node_limit", (
+            per_node_limit(self.distinct_hosts, self.max_per_node),
+            limit_reason(self.distinct_hosts)))
         if self.count < 0:
             raise ValidationError("count must not be negative", field="count")
         if not 0 <= self.priority <= 100:

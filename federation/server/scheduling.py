@@ -30,7 +30,7 @@ from federation.scheduler.feasibility import Usage
 from federation.scheduler.jobplan import plan_work
 from federation.scheduler.order import order_jobs
 from federation.scheduler.periodic import due_launches_checked
-from federation.scheduler.reconcile import dependencies_ready, reconcile_job
+from federation.scheduler.service import StatusOf, job_work
 from federation.scheduler.workload import pass_profile
 
 if TYPE_CHECKING:
@@ -42,23 +42,6 @@ PASS_INTERVAL = 1.0
 MAX_PLANS_IN_FLIGHT = 16  # plan entries submitted and not yet applied, per pass
 MAX_PASS_DELAY = 0.5  # seconds a pass may wait for more changes to gather
 COMMIT_WAIT = 30.0  # seconds to wait for one plan entry before giving the pass up
-
-
-class _StatusOf(dict[str, str]):
-    """Job statuses, computed on first use (only jobs with dependencies need them)."""
-
-    def __init__(self, machine: Any) -> None:
-        super().__init__()
-        self._machine = machine
-
-    def __missing__(self, job_id: str) -> str:
-        job = self._machine.jobs.get(job_id)
-        status = self._machine.job_status(job) if job is not None else "missing"
-        self[job_id] = status
-        return status
-
-    def get(self, job_id: str, default: Any = None) -> Any:  # type: ignore[override]
-        return self[job_id]
 
 
 def _job_order(job: dict[str, Any]) -> tuple[int, float, str]:
@@ -155,7 +138,7 @@ class Scheduler:
         if not jobs:  # heartbeats and other writes that leave every job as it was
             self._seen_index = start_index
             return 0
-        status_of = _StatusOf(machine)
+        status_of = StatusOf(machine)
         placed = 0
         started = time.perf_counter()
         snapshot = snap.take(machine, time.time(), self._views)
@@ -166,15 +149,12 @@ class Scheduler:
             if job["spec"].get("schedule"):
                 continue  # a periodic template: its children run
             try:
-                waiting = dependencies_ready(job, status_of)
-                work = None if waiting is not None else reconcile_job(
-                    job, snapshot.by_job.get(job["id"], ()), snapshot.draining,
-                    snapshot.drain_expired)
+                work = job_work(job, snapshot, status_of)  # the plan preview's own steps
             except Exception as exc:  # noqa: BLE001 - one job's failure is its own
                 self._set_aside(job, "reconciling", exc)
                 continue
-            if work is None:
-                self._block(job, str(waiting))
+            if isinstance(work, str):
+                self._block(job, work)
                 continue
             if work.empty and not job.get("unplaced") and not any(
                     g.exhausted for g in work.groups):

@@ -61,12 +61,14 @@ def test_shares_that_add_up_past_one_gpu_are_all_placed(server) -> None:
 
 def test_a_whole_gpu_job_still_fits_beside_shares(server) -> None:
     gpu_node(server, "gpu-0")
-    for i in range(3):
-        assert server.post("/v1/jobs", json=share_job(f"share-{i}", 0.3)).status_code == 201
-    wait_for(lambda: all(live(server, f"share-{i}") for i in range(3)), 15, "three shares")
-    # 0.9 of one device is taken (packed onto one), so one whole device is left.
+    for i in range(2):
+        assert server.post("/v1/jobs", json=share_job(f"share-{i}", 0.5)).status_code == 201
+    wait_for(lambda: all(live(server, f"share-{i}") for i in range(2)), 15, "two shares")
+    # Two halves fill one device (either way loses the same usable GPU; the tighter wins),
+    # so one whole device is left.
     assert server.post("/v1/jobs", json=share_job("whole", 1)).status_code == 201
     (alloc,) = wait_for(lambda: live(server, "whole") or None, 15, "the whole-GPU job")
-    shares = {a["resources"]["gpu_devices"][0] for i in range(3)
+    shares = {a["resources"]["gpu_devices"][0] for i in range(2)
               for a in live(server, f"share-{i}")}
+    assert len(shares) == 1
     assert set(alloc["resources"]["gpu_devices"]).isdisjoint(shares)
