@@ -117,6 +117,7 @@ class RotatingLog:
 def _limits(spec: dict[str, Any]) -> Any:
     memory_bytes = spec.get("rlimit_as_bytes")
     cgroup_procs = spec.get("cgroup_procs")
+    uid, gid = spec.get("uid"), spec.get("gid")
 
     def apply() -> None:
         # Runs in the child between fork and exec (the executor is single-threaded).
@@ -125,6 +126,11 @@ def _limits(spec: dict[str, Any]) -> Any:
                 handle.write(str(os.getpid()))
         if memory_bytes:
             resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+        if uid is not None:
+            # Last, once the cgroup (root's file) is joined: the task's own identity.
+            os.setgroups([])
+            os.setgid(int(gid if gid is not None else uid))
+            os.setuid(int(uid))
 
     return apply
 

@@ -6,7 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from federation.api.auth import require_token
+from federation.acl.authorizer import Need
+from federation.api.acl import check, record_namespace, require, visible
 from federation.api.deps import before_read, command_id, document, master
 from federation.api.views import job_view
 from federation.errors import NotFound
@@ -15,10 +16,13 @@ from federation.scheduler.reconcile import reconcile_job
 from federation.scheduler.snapshot import take as take_snapshot
 from federation.specs.job import JobSpec, validate_job
 
-router = APIRouter(dependencies=[Depends(require_token)])
+router = APIRouter()
+SUBMIT = Need("namespace", "submit-job")
+LIST = Need("namespace", "list-jobs")
+READ = Need("namespace", "read-job")
 
 
-@router.post("/v1/jobs", status_code=201, tags=["jobs"],
+@router.post("/v1/jobs", status_code=201, tags=["jobs"], dependencies=[Depends(require(SUBMIT))],
              openapi_extra={"requestBody": {"content": {
                  "application/json": {"schema": JobSpec.model_json_schema()},
                  "application/yaml": {"schema": JobSpec.model_json_schema()}},
@@ -26,12 +30,13 @@ router = APIRouter(dependencies=[Depends(require_token)])
 async def submit(request: Request) -> dict[str, Any]:
     """Create or update a job. A spec identical to the current one creates no new version."""
     spec = validate_job(await document(request))
+    check(request, SUBMIT, namespace=record_namespace({"spec": spec}))
     value = await master(request).commit(
         {"type": "job.register", "id": command_id(request, "job"), "spec": spec})
     return {"id": value["id"], "version": value["version"], "index": value["index"]}
 
 
-@router.post("/v1/jobs/plan", tags=["jobs"],
+@router.post("/v1/jobs/plan", tags=["jobs"], dependencies=[Depends(require(SUBMIT))],
              openapi_extra={"requestBody": {"content": {
                  "application/json": {"schema": JobSpec.model_json_schema()},
                  "application/yaml": {"schema": JobSpec.model_json_schema()}},
@@ -40,6 +45,7 @@ async def plan(request: Request) -> dict[str, Any]:
     """What submitting this spec would place where, and what would stay unplaced and why.
     Nothing is committed."""
     spec = validate_job(await document(request))
+    check(request, SUBMIT, namespace=record_namespace({"spec": spec}))
     machine = master(request).machine
     existing = machine.jobs.get(spec["id"])
     changed = existing is None or existing["spec"] != spec or existing["stopped"]
@@ -63,36 +69,41 @@ async def plan(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/jobs", tags=["jobs"])
+@router.get("/v1/jobs", tags=["jobs"], dependencies=[Depends(require(LIST))])
 async def list_jobs(request: Request, response: Response,
                     consistent: bool = False) -> list[dict[str, Any]]:
     await before_read(request, consistent)
     machine = master(request).machine
     response.headers["X-Federation-Index"] = str(machine.index)
-    jobs = sorted(list(machine.jobs.values()), key=lambda j: j["id"])
+    jobs = sorted((j for j in list(machine.jobs.values()) if visible(request, j, "list-jobs")),
+                  key=lambda j: j["id"])
     return [job_view(machine, job) for job in jobs]
 
 
-@router.get("/v1/jobs/{job_id}", tags=["jobs"])
+@router.get("/v1/jobs/{job_id}", tags=["jobs"], dependencies=[Depends(require(READ))])
 async def get_job(request: Request, job_id: str, consistent: bool = False) -> dict[str, Any]:
     await before_read(request, consistent)
     machine = master(request).machine
     job = machine.jobs.get(job_id)
     if job is None:
         raise NotFound(f"no job {job_id!r}")
+    check(request, READ, namespace=record_namespace(job))
     return job_view(machine, job)
 
 
-@router.delete("/v1/jobs/{job_id}", tags=["jobs"])
+@router.delete("/v1/jobs/{job_id}", tags=["jobs"], dependencies=[Depends(require(SUBMIT))])
 async def stop_job(request: Request, job_id: str) -> dict[str, Any]:
     """Stop a job: it is kept (status dead) and its allocations are told to stop."""
+    job = master(request).machine.jobs.get(job_id)
+    if job is not None:
+        check(request, SUBMIT, namespace=record_namespace(job))
     value = await master(request).commit(
         {"type": "job.deregister", "id": command_id(request, f"stop:{job_id}"),
          "job_id": job_id})
     return {"id": value["id"], "version": value["version"], "index": value["index"]}
 
 
-@router.get("/v1/allocations", tags=["allocations"])
+@router.get("/v1/allocations", tags=["allocations"], dependencies=[Depends(require(READ))])
 async def list_allocations(
     request: Request, response: Response,
     job: str | None = Query(default=None, description="only this job's allocations"),
@@ -114,4 +125,5 @@ async def list_allocations(
         allocs = list(machine.allocations.values())
     if node is not None:
         allocs = [a for a in allocs if a["node_id"] == node]
+    allocs = [a for a in allocs if visible(request, machine.jobs.get(a["job_id"]), "read-job")]
     return sorted(allocs, key=lambda a: (a["job_id"], a["group"], a.get("index", 0), a["id"]))

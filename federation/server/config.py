@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from federation.errors import ValidationError
 from federation.raft.node import MIN_SECRET_LENGTH, RaftSettings
@@ -49,6 +50,13 @@ class ServerConfig:
     insecure: bool = False
     heartbeat_ttl: float = 10.0
     raft_settings: RaftSettings = field(default_factory=RaftSettings)
+    # Credentials and transport security (docs/security.md).
+    join_token: str | None = None  # may only register nodes
+    agent_networks: list[Any] = field(default_factory=list)  # ip_network objects
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_ca: str | None = None
+    tls_verify_clients: bool = False  # require a client certificate signed by tls_ca
 
     def validate(self) -> None:
         """Refuse unsafe or inconsistent settings with a message that says what to do."""
@@ -71,6 +79,14 @@ class ServerConfig:
                 f"refusing to serve the API on non-loopback address {self.http} without "
                 "--token-file; pass --insecure to do it anyway", field="--token-file",
             )
+        if self.join_token is not None and self.join_token == self.token:
+            raise ValidationError("the join token must differ from the management token",
+                                  field="--join-token-file")
+        tls = (self.tls_cert, self.tls_key)
+        if any(tls) and not all(tls):
+            raise ValidationError("--tls-cert and --tls-key go together", field="--tls-cert")
+        if self.tls_verify_clients and not self.tls_ca:
+            raise ValidationError("--tls-verify-clients needs --tls-ca", field="--tls-ca")
         if self.heartbeat_ttl <= 0:
             raise ValidationError("--heartbeat-ttl must be positive", field="--heartbeat-ttl")
 
@@ -79,4 +95,5 @@ class ServerConfig:
         host, port = split_host_port(self.http, "--http")
         if host in ("0.0.0.0", "::"):
             host = os.environ.get("FEDERATION_ADVERTISE_HOST", "127.0.0.1")
-        return f"http://{host}:{port}"
+        scheme = "https" if self.tls_cert else "http"
+        return f"{scheme}://{host}:{port}"

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from federation.errors import Conflict, FederationError, NotFound, ValidationError
-from federation.state import capacity, queues
+from federation.state import acl, capacity, queues
 from federation.state.node_usage import NodeUsage
 from federation.state.plan_check import fitting_placements
 
@@ -55,6 +55,11 @@ class StateMachine:
         self.launches: dict[str, dict[str, Any]] = {}
         self.queues: dict[str, dict[str, Any]] = {}
         self.applied: OrderedDict[str, tuple[float, Result]] = OrderedDict()
+        # ACL policies and tokens (hashes of secrets only): see federation.state.acl.
+        self.acl_policies: dict[str, dict[str, Any]] = {}
+        self.acl_tokens: dict[str, dict[str, Any]] = {}
+        self.acl_token_by_hash: dict[str, dict[str, Any]] = {}
+        self.acl_bootstrapped = False
 
     # -- applying commands ---------------------------------------------------------------
     def apply(self, command: Command) -> Result:
@@ -102,6 +107,7 @@ class StateMachine:
             "pools": list(self.pools.values()),
             "launches": list(self.launches.values()),
             "queues": list(self.queues.values()),
+            **acl.snapshot(self),
         }
 
     @classmethod
@@ -120,6 +126,7 @@ class StateMachine:
             machine.pools = {p["name"]: dict(p) for p in data.get("pools", [])}
             machine.launches = {la["token"]: dict(la) for la in data.get("launches", [])}
             machine.queues = {q["name"]: dict(q) for q in data.get("queues", [])}
+            acl.load(machine, data)
         except (KeyError, TypeError, ValueError) as exc:
             raise ValidationError(f"malformed snapshot: {exc!r}") from None
         machine.node_ids_by_name = {n["name"]: n["id"] for n in machine.nodes.values()}
@@ -141,6 +148,8 @@ class StateMachine:
             self.node_usage = NodeUsage.of(self.allocations)
         if "alloc_writes" not in state:
             self.recount_alloc_writes()
+        if "acl_tokens" not in state:
+            acl.init(self)
 
     def put_allocation(self, record: dict[str, Any]) -> None:
         """Write an allocation record, keeping the per-job and per-node indexes current."""
@@ -498,4 +507,5 @@ _HANDLERS: dict[str, Callable[[StateMachine, Command], dict[str, Any]]] = {
 }
 _HANDLERS.update(capacity.HANDLERS)
 _HANDLERS.update(queues.HANDLERS)
+_HANDLERS.update(acl.HANDLERS)
 COMMAND_TYPES = tuple(_HANDLERS)
