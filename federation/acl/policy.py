@@ -142,3 +142,25 @@ def normalise(data: Any) -> dict[str, Any]:
                                   field=f"rules.{area}")
         out[area] = block["policy"]
     return out
+
+
+def check_normalised(rules: Any) -> dict[str, Any]:
+    """Validate rules already in the normalised form (what a state machine command carries)."""
+    if not isinstance(rules, dict) or not isinstance(rules.get("namespace", {}), dict):
+        raise ValidationError("normalised rules map namespace globs to capabilities",
+                              field="rules")
+    unknown = sorted(set(rules) - {"namespace", *AREAS})
+    if unknown:
+        raise ValidationError(f"unknown rule {unknown[0]!r}", field=f"rules.{unknown[0]}")
+    for glob, caps in rules.get("namespace", {}).items():
+        where = f"rules.namespace.{glob}"
+        if not isinstance(glob, str) or not _GLOB.match(glob):
+            raise ValidationError("malformed namespace glob", field=where)
+        if not isinstance(caps, list) or not caps or any(
+                c not in NAMESPACE_CAPABILITIES for c in caps):
+            raise ValidationError("a list of known capabilities is required", field=where)
+    for area in AREAS:
+        if area in rules and rules[area] not in LEVELS:
+            raise ValidationError(f"{area} is one of {', '.join(LEVELS)}", field=f"rules.{area}")
+    return {"namespace": dict(rules.get("namespace", {})),
+            **{a: rules[a] for a in AREAS if a in rules}}

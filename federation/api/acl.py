@@ -146,3 +146,24 @@ def visible(request: Request, record: dict[str, Any] | None, capability: str) ->
     """Whether the caller holds ``capability`` in the namespace of ``record``."""
     return allowed(authenticate(request), Need("namespace", capability),
                    record_namespace(record))
+
+
+def effective_routes(routes: list[Any]) -> list[tuple[str, str, Any]]:
+    """``(methods, path, dependant)`` of every route an app serves, with the dependencies
+    a router adds to its routes (newer FastAPI keeps included routers as one entry)."""
+    out: list[tuple[str, str, Any]] = []
+    for route in routes:
+        contexts = getattr(route, "effective_route_contexts", None)
+        if callable(contexts):
+            for context in contexts():
+                dependant = getattr(context, "dependant", None)
+                if dependant is None:
+                    out.append(("", str(getattr(context, "path", context)), None))
+                else:
+                    out.append((",".join(sorted(context.methods or ())), context.path,
+                                dependant))
+            continue
+        dependant = getattr(route, "dependant", None)
+        out.append((",".join(sorted(getattr(route, "methods", None) or ())),
+                    str(getattr(route, "path", route)), dependant))
+    return out

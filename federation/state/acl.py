@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from federation.acl.policy import check_name, normalise
+from federation.acl.policy import check_name, check_normalised
 from federation.errors import Conflict, NotFound, ValidationError
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ def _policy_upsert(sm: StateMachine, command: Command) -> dict[str, Any]:
     if not isinstance(policy, dict):
         raise ValidationError("command field 'policy' is missing or malformed", field="policy")
     name = check_name(policy.get("name"))
-    rules = normalise(policy.get("rules"))
+    rules = check_normalised(policy.get("rules"))
     description = policy.get("description") or ""
     if not isinstance(description, str) or len(description) > 1024:
         raise ValidationError("description is a string of at most 1024 characters",
