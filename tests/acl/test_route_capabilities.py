@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+
 from federation.api.acl import declared_needs, effective_routes
 from federation.api.app import create_app
 from federation.server.config import ServerConfig
