@@ -35,7 +35,7 @@ def credentials(master: Any) -> Credentials:
     config = master.config
     machine = master.machine
     bootstrap = getattr(config, "token", None)
-    join = getattr(config, "join_token", None)
+    join = getattr(master, "join_token", None) or getattr(config, "join_token", None)
     return Credentials(
         enforced=bootstrap is not None or bool(getattr(machine, "acl_bootstrapped", False)),
         bootstrap_hash=secret_hash(bootstrap) if bootstrap else None,

@@ -46,6 +46,9 @@ class Master:
         self._acl_key = hashlib.sha256(b"federation-acl-token:" + config.secret.encode()).digest()
         self._signing_key = hashlib.sha256(
             b"federation-agent-signing:" + config.secret.encode()).digest()
+        # The join secret: given (--join-token-file), or derived from the cluster secret, so
+        # every master accepts what the autoscaler hands to the machines it launches.
+        self.join_token = config.join_token or self.node_token("agent-join")
         self.raft: RaftNode | None = None
         self.loops = LeaderLoops()
         self._http: uvicorn.Server | None = None
