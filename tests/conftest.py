@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.docker_env import DockerEngine, EngineUnavailable, start_engine
 from tests.harness import Cluster
 
 # Agents run as root run their tasks as `nobody` by default. Most tests run tasks with the
@@ -27,3 +28,17 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         yield c
     finally:
         c.kill_all()
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[DockerEngine]:
+    """A private dockerd (own socket and data root) with the offline test image
+    ``DockerEngine.image``; skipped, naming the reason, only when dockerd cannot start."""
+    try:
+        engine = start_engine()
+    except EngineUnavailable as exc:
+        pytest.skip(f"no Docker engine for this test: {exc}")
+    try:
+        yield engine
+    finally:
+        engine.stop()

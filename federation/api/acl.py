@@ -167,3 +167,14 @@ def effective_routes(routes: list[Any]) -> list[tuple[str, str, Any]]:
         out.append((",".join(sorted(getattr(route, "methods", None) or ())),
                     str(getattr(route, "path", route)), dependant))
     return out
+
+
+def visibility(request: Request) -> Callable[[dict[str, Any] | None, str], bool]:
+    """``may(record, capability)`` for filtering lists, with the caller resolved now (the
+    filter may run on another thread)."""
+    principal = authenticate(request)
+
+    def may(record: dict[str, Any] | None, capability: str) -> bool:
+        return allowed(principal, Need("namespace", capability), record_namespace(record))
+
+    return may

@@ -7,13 +7,15 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from federation.acl.authorizer import Need
-from federation.api.acl import check, record_namespace, require, visible
+from federation.api.acl import check, record_namespace, require, visibility
 from federation.api.deps import before_read, command_id, document, master
+from federation.api.offload import json_off_loop
 from federation.api.views import job_view
 from federation.errors import NotFound
 from federation.scheduler.jobplan import plan_work
 from federation.scheduler.reconcile import reconcile_job
 from federation.scheduler.snapshot import take as take_snapshot
+from federation.scheduler.workload import pass_profile
 from federation.specs.job import JobSpec, validate_job
 
 router = APIRouter()
@@ -47,13 +49,18 @@ async def plan(request: Request) -> dict[str, Any]:
     spec = validate_job(await document(request))
     check(request, SUBMIT, namespace=record_namespace({"spec": spec}))
     machine = master(request).machine
+    # Planning scores the whole pool: a worker thread's work, not the event loop's.
+    return await json_off_loop(lambda: _plan(machine, spec))  # type: ignore[return-value]
+
+
+def _plan(machine: Any, spec: dict[str, Any]) -> dict[str, Any]:
     existing = machine.jobs.get(spec["id"])
     changed = existing is None or existing["spec"] != spec or existing["stopped"]
     version = (existing["version"] + (1 if changed else 0)) if existing else 1
     job = {"id": spec["id"], "spec": spec, "version": version, "stopped": False}
     snapshot = take_snapshot(machine)
     work = reconcile_job(job, snapshot.by_job.get(spec["id"], ()), snapshot.draining)
-    result = plan_work(snapshot, job, work)
+    result = plan_work(snapshot, job, work, profile=pass_profile(snapshot, [(job, work)]))
     names = {n["id"]: n["name"] for n in list(machine.nodes.values())}
     return {
         "id": spec["id"],
@@ -74,10 +81,15 @@ async def list_jobs(request: Request, response: Response,
                     consistent: bool = False) -> list[dict[str, Any]]:
     await before_read(request, consistent)
     machine = master(request).machine
-    response.headers["X-Federation-Index"] = str(machine.index)
-    jobs = sorted((j for j in list(machine.jobs.values()) if visible(request, j, "list-jobs")),
-                  key=lambda j: j["id"])
-    return [job_view(machine, job) for job in jobs]
+    may = visibility(request)
+
+    def view() -> list[dict[str, Any]]:
+        jobs = sorted((j for j in list(machine.jobs.values()) if may(j, "list-jobs")),
+                      key=lambda j: j["id"])
+        return [job_view(machine, job) for job in jobs]
+
+    return await json_off_loop(  # type: ignore[return-value]
+        view, headers={"X-Federation-Index": str(machine.index)})
 
 
 @router.get("/v1/jobs/{job_id}", tags=["jobs"], dependencies=[Depends(require(READ))])
@@ -117,13 +129,18 @@ async def list_allocations(
     if index is not None:
         await master(request).wait_for_index(index, wait)
     machine = master(request).machine
-    response.headers["X-Federation-Index"] = str(machine.index)
-    if job is not None:
-        ids = list(machine.alloc_ids_by_job.get(job, ()))
-        allocs = [machine.allocations[i] for i in ids if i in machine.allocations]
-    else:
-        allocs = list(machine.allocations.values())
-    if node is not None:
-        allocs = [a for a in allocs if a["node_id"] == node]
-    allocs = [a for a in allocs if visible(request, machine.jobs.get(a["job_id"]), "read-job")]
-    return sorted(allocs, key=lambda a: (a["job_id"], a["group"], a.get("index", 0), a["id"]))
+    may = visibility(request)
+
+    def view() -> list[dict[str, Any]]:
+        if job is not None:
+            ids = list(machine.alloc_ids_by_job.get(job, ()))
+            allocs = [machine.allocations[i] for i in ids if i in machine.allocations]
+        else:
+            allocs = list(machine.allocations.values())
+        if node is not None:
+            allocs = [a for a in allocs if a["node_id"] == node]
+        allocs = [a for a in allocs if may(machine.jobs.get(a["job_id"]), "read-job")]
+        return sorted(allocs, key=lambda a: (a["job_id"], a["group"], a.get("index", 0), a["id"]))
+
+    return await json_off_loop(  # type: ignore[return-value]
+        view, headers={"X-Federation-Index": str(machine.index)})

@@ -15,6 +15,7 @@ from federation.api.acl import require
 from federation.api.agent_address import validate_agent_address
 from federation.api.auth import token_hash
 from federation.api.deps import before_read, command_id, document, master
+from federation.api.offload import json_off_loop
 from federation.api.schemas import NodeRegistration, validate_model
 from federation.api.views import allocated_by_node, node_view
 from federation.errors import Conflict, Forbidden, NotFound, ValidationError
@@ -85,10 +86,14 @@ async def list_nodes(request: Request, response: Response,
                      consistent: bool = False) -> list[dict[str, Any]]:
     await before_read(request, consistent)
     machine = master(request).machine
-    response.headers["X-Federation-Index"] = str(machine.index)
-    usage = allocated_by_node(machine)
-    nodes = sorted(list(machine.nodes.values()), key=lambda n: n["name"])
-    return [node_view(n, usage.get(n["id"])) for n in nodes]
+
+    def view() -> list[dict[str, Any]]:
+        usage = allocated_by_node(machine)
+        nodes = sorted(list(machine.nodes.values()), key=lambda n: n["name"])
+        return [node_view(n, usage.get(n["id"])) for n in nodes]
+
+    return await json_off_loop(  # type: ignore[return-value]
+        view, headers={"X-Federation-Index": str(machine.index)})
 
 
 @router.get("/v1/nodes/{node_id}", dependencies=[Depends(require(Need("node", "read")))])

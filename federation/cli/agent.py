@@ -85,6 +85,9 @@ def register(app: typer.Typer) -> None:
         tls_require_client_cert: bool = typer.Option(
             False, "--tls-require-client-cert",
             help="the endpoint accepts only callers with a certificate of --tls-ca"),
+        docker_host: str = typer.Option(
+            "unix:///var/run/docker.sock", "--docker-host", envvar="DOCKER_HOST",
+            help="the Docker engine the docker driver uses (unix://PATH or tcp://HOST:PORT)"),
         log_level: str = typer.Option("info", "--log-level"),
     ) -> None:
         """Run the node agent: register, heart-beat, run the allocations placed here.
@@ -133,7 +136,7 @@ def register(app: typer.Typer) -> None:
             tls_key=str(tls_key) if tls_key else None,
             tls_require_client_cert=tls_require_client_cert,
             log_max_bytes=log_max_bytes, log_max_files=log_max_files,
-            stop_tasks_on_exit=stop_tasks_on_exit, **options)
+            stop_tasks_on_exit=stop_tasks_on_exit, docker_host=docker_host, **options)
         try:
             node_agent = Agent(config)
         except (FederationError, OSError, ValueError) as exc:

@@ -16,7 +16,8 @@ from federation.api.agent_address import parse_networks
 from federation.errors import FederationError, ValidationError
 from federation.raft.node import RaftSettings
 from federation.server import Master, ServerConfig
-from federation.server.config import read_secret_file
+from federation.server.config import GcSettings, read_secret_file
+from federation.state.gc import Policy as GcPolicy
 from federation.tls import private_dir, write_private
 from federation.tracing import configure_tracing
 
@@ -88,9 +89,28 @@ def register(app: typer.Typer) -> None:
         heartbeat_ttl: float = typer.Option(
             10.0, "--heartbeat-ttl", help="seconds of silence before a node is down"),
         log_level: str = typer.Option("info", "--log-level"),
+        max_body_bytes: int = typer.Option(
+            1 << 20, "--max-body-bytes",
+            help="largest API request body accepted (snapshot restore: 32 MiB)"),
+        gc_interval: float = typer.Option(
+            GcSettings.interval, "--gc-interval",
+            help="seconds between garbage collections of finished work (0 disables)"),
+        gc_job_age: float = typer.Option(
+            GcPolicy.job_age, "--gc-job-age",
+            help="seconds a finished job is kept before it is collected"),
+        gc_periodic_keep: int = typer.Option(
+            GcPolicy.periodic_keep, "--gc-periodic-keep",
+            help="finished children kept per periodic job"),
+        gc_allocs_per_job: int = typer.Option(
+            GcPolicy.allocs_per_job, "--gc-allocs-per-job",
+            help="ended, stopped allocations kept per job"),
         raft_max_batch: int = typer.Option(
             RaftSettings.max_batch, "--raft-max-batch", hidden=True,
             help="commands coalesced per Raft entry (1 disables group commit; benchmarks)"),
+        raft_fsync: bool = typer.Option(
+            RaftSettings.fsync, "--raft-fsync/--no-raft-fsync",
+            help="fsync the Raft journal per batch, term/vote and snapshots (off: a power cut "
+                 "may lose acknowledged writes; see docs/operations.md)"),
         raft_max_inflight: int = typer.Option(
             RaftSettings.max_inflight_batches, "--raft-max-inflight", hidden=True,
             help="Raft entries in flight at once (benchmarks)"),
@@ -117,13 +137,17 @@ def register(app: typer.Typer) -> None:
         config = ServerConfig(
             id=id, data_dir=str(data_dir), http=http, raft=raft, secret=secret,
             peers=[p.strip() for p in peers.split(",") if p.strip()], token=token,
-            insecure=insecure, heartbeat_ttl=heartbeat_ttl, join_token=join,
-            agent_networks=networks,
+            insecure=insecure, heartbeat_ttl=heartbeat_ttl, max_body_bytes=max_body_bytes,
+            join_token=join, agent_networks=networks,
             tls_cert=str(tls_cert) if tls_cert else None,
             tls_key=str(tls_key) if tls_key else None,
             tls_ca=str(tls_ca) if tls_ca else None, tls_verify_clients=tls_verify_clients,
+            gc=GcSettings(interval=gc_interval, policy=GcPolicy(
+                periodic_keep=gc_periodic_keep, job_age=gc_job_age,
+                allocs_per_job=gc_allocs_per_job)),
             raft_settings=replace(RaftSettings(), max_batch=max(1, raft_max_batch),
-                                  max_inflight_batches=max(1, raft_max_inflight)),
+                                  max_inflight_batches=max(1, raft_max_inflight),
+                                  fsync=raft_fsync),
         )
         _run(config)
 

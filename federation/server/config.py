@@ -9,6 +9,7 @@ from typing import Any
 
 from federation.errors import ValidationError
 from federation.raft.node import MIN_SECRET_LENGTH, RaftSettings
+from federation.state.gc import Policy as GcPolicy
 
 
 def split_host_port(value: str, flag: str) -> tuple[str, int]:
@@ -38,6 +39,14 @@ def read_secret_file(path: str, what: str) -> str:
     return value
 
 
+@dataclass(frozen=True)
+class GcSettings:
+    """How often the leader collects finished work, and by what policy (federation.state.gc)."""
+
+    interval: float = 60.0  # seconds; 0 disables collection
+    policy: GcPolicy = field(default_factory=GcPolicy)
+
+
 @dataclass
 class ServerConfig:
     id: str
@@ -49,6 +58,7 @@ class ServerConfig:
     token: str | None = None
     insecure: bool = False
     heartbeat_ttl: float = 10.0
+    max_body_bytes: int = 1 << 20
     raft_settings: RaftSettings = field(default_factory=RaftSettings)
     # Credentials and transport security (docs/security.md).
     join_token: str | None = None  # may only register nodes
@@ -57,6 +67,7 @@ class ServerConfig:
     tls_key: str | None = None
     tls_ca: str | None = None
     tls_verify_clients: bool = False  # require a client certificate signed by tls_ca
+    gc: GcSettings = field(default_factory=GcSettings)
 
     def validate(self) -> None:
         """Refuse unsafe or inconsistent settings with a message that says what to do."""
@@ -87,8 +98,14 @@ class ServerConfig:
             raise ValidationError("--tls-cert and --tls-key go together", field="--tls-cert")
         if self.tls_verify_clients and not self.tls_ca:
             raise ValidationError("--tls-verify-clients needs --tls-ca", field="--tls-ca")
+        if self.gc.interval < 0 or self.gc.policy.job_age < 0 \
+                or self.gc.policy.periodic_keep < 0 or self.gc.policy.allocs_per_job < 0:
+            raise ValidationError("--gc-* settings cannot be negative", field="--gc-interval")
         if self.heartbeat_ttl <= 0:
             raise ValidationError("--heartbeat-ttl must be positive", field="--heartbeat-ttl")
+        if not 1024 <= self.max_body_bytes <= 32 << 20:
+            raise ValidationError("--max-body-bytes must be between 1024 and 33554432",
+                                  field="--max-body-bytes")
 
     @property
     def http_url(self) -> str:

@@ -25,9 +25,11 @@ _ACCESSOR = re.compile(r"^[0-9a-f-]{36}$")
 
 
 def init(sm: StateMachine) -> None:
-    sm.acl_policies = {}
-    sm.acl_tokens = {}
-    sm.acl_token_by_hash = {}
+    from federation.state.journal import Table
+
+    sm.acl_policies = Table()
+    sm.acl_tokens = Table()
+    sm.acl_token_by_hash = Table()
     sm.acl_bootstrapped = False
 
 
@@ -38,16 +40,39 @@ def snapshot(sm: StateMachine) -> dict[str, Any]:
 
 
 def load(sm: StateMachine, data: dict[str, Any]) -> None:
-    """Fill the ACL tables from a snapshot (one without them leaves them empty)."""
+    """Fill the ACL tables from a snapshot (one without them leaves them empty), checking
+    every record first: a malformed one is refused with its field named."""
+    from federation.state.journal import Table
+
+    policies = data.get("acl_policies", [])
+    tokens = data.get("acl_tokens", [])
+    if not isinstance(policies, list) or not isinstance(tokens, list):
+        raise ValidationError("acl_policies and acl_tokens are lists", field="acl_policies")
+    checked_policies = {}
+    for i, policy in enumerate(policies):
+        if not isinstance(policy, dict):
+            raise ValidationError("a policy is a mapping", field=f"acl_policies[{i}]")
+        name = check_name(policy.get("name"))
+        try:
+            rules = check_normalised(policy.get("rules"))
+        except ValidationError as exc:
+            raise ValidationError(exc.message, field=f"acl_policies[{i}].rules") from None
+        checked_policies[name] = {**policy, "rules": rules}
+    checked_tokens = {}
+    for i, token in enumerate(tokens):
+        if not isinstance(token, dict) or not isinstance(token.get("accessor_id"), str) \
+                or not isinstance(token.get("secret_hash"), str) \
+                or not _HASH.match(token["secret_hash"]) \
+                or token.get("type") not in TOKEN_TYPES \
+                or not isinstance(token.get("policies", []), list) \
+                or not isinstance(token.get("expiration_time"), int | float | None):
+            raise ValidationError("a malformed ACL token", field=f"acl_tokens[{i}]")
+        checked_tokens[token["accessor_id"]] = dict(token)
     init(sm)
-    sm.acl_policies = {p["name"]: dict(p) for p in data.get("acl_policies", [])}
-    sm.acl_tokens = {t["accessor_id"]: dict(t) for t in data.get("acl_tokens", [])}
-    sm.acl_bootstrapped = bool(data.get("acl_bootstrapped", False))
-    reindex(sm)
-
-
-def reindex(sm: StateMachine) -> None:
-    sm.acl_token_by_hash = {t["secret_hash"]: t for t in sm.acl_tokens.values()}
+    sm.acl_policies = Table(checked_policies)
+    sm.acl_tokens = Table(checked_tokens)
+    sm.acl_bootstrapped = data.get("acl_bootstrapped", False) is True
+    sm.acl_token_by_hash = Table({t["secret_hash"]: t for t in checked_tokens.values()})
 
 
 def _token(sm: StateMachine, command: Command) -> dict[str, Any]:
