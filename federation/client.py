@@ -522,7 +522,7 @@ class Client:
                 # Final: another attempt would meet the same certificate.
                 raise Unreachable(
                     f"{address}: TLS: the server's certificate is not trusted ({_describe(exc)}); "
-                    "give the cluster's CA certificate with FEDERATION_CACERT or --cacert"
+                    "give the cluster's CA certificate with FEDERATION_CACERT"
                 ) from exc
             self._rotate_from(address)
             raise _Retryable(Unreachable(f"{address}: {_describe(exc)}")) from exc

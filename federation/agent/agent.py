@@ -129,6 +129,10 @@ class Agent:
 
         self.config = config
         self.task_user = identity.task_user(config.task_user)
+        if not self.task_user.switches:
+            log.warning("tasks run as the agent's own user (%s): they can read its data dir "
+                        "and node credential; run the agent as root to give tasks another "
+                        "identity (--task-user)", self.task_user.name)
         self.store = Store(config.data_dir)
         self._join_token = config.token or self._read_join_file()
         config.token = None  # held once, in _join_token, until registered
