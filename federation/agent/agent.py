@@ -185,7 +185,8 @@ class Agent:
 
     def advertised_url(self) -> str:
         """The endpoint address to register: an IP the servers can reach (and validate)."""
-        host, port = self.log_server.server.server_address[:2]
+        bound, port = self.log_server.server.server_address[:2]
+        host = bound.decode() if isinstance(bound, bytes) else str(bound)
         scheme = "https" if self.log_server.tls else "http"
         if self.config.advertise:
             host = self.config.advertise

@@ -95,12 +95,12 @@ def register(app: typer.Typer) -> None:
         It joins with --join-token-file (or a token in FEDERATION_TOKEN), then holds only
         its node credential. Credentials are removed from its environment once read.
         """
-        from federation.agent import identity
+        from federation.agent import identity as agent_identity
         from federation.agent.agent import Agent, AgentConfig
 
-        identity.make_non_dumpable()
+        agent_identity.make_non_dumpable()
         join_from_env = os.environ.get("FEDERATION_TOKEN") or None
-        identity.scrub_environment()
+        agent_identity.scrub_environment()
 
         logging.basicConfig(
             level=getattr(logging, log_level.upper(), logging.INFO),
