@@ -61,8 +61,11 @@ THIEF = textwrap.dedent("""
 """)
 
 
-@pytest.fixture
-def secured(tmp_path: Path):
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory):
+    # One server for the module (each test uses its own node names): starting one per test
+    # would cost more than the tests.
+    tmp_path = tmp_path_factory.mktemp("secured")
     join = tmp_path / "join.token"
     join.write_text(JOIN)
     join.chmod(0o600)
