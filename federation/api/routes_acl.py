@@ -41,7 +41,7 @@ async def _create(request: Request, kind: str, body: dict[str, Any]) -> dict[str
     if body.get("ttl") is not None:
         try:
             seconds = parse_duration(body["ttl"])
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             raise ValidationError(str(exc), field="ttl") from None
         if seconds <= 0:
             raise ValidationError("ttl must be positive", field="ttl")
