@@ -19,7 +19,9 @@ from tests.harness import SECRET, Cluster, wait_for
 BOOT = "credentials-bootstrap-token-0123"
 JOIN = "credentials-join-token-456789abc"
 SYSTEM_PYTHON = "/usr/bin/python3"
-root_only = pytest.mark.skipif(os.geteuid() != 0, reason="task identities need root")
+root_only = pytest.mark.skipif(
+    os.geteuid() != 0 or not os.access(SYSTEM_PYTHON, os.X_OK),
+    reason="task identities need root, and tasks need a system Python `nobody` can run")
 
 # What a malicious task tries: every environment it can read, the agent's data dir, its own
 # environment, and a link in its log dir. It prints everything it manages to read.
