@@ -209,6 +209,7 @@ class Client:
         backoff: float = 0.1,
         max_backoff: float = 2.0,
         transport: httpx.BaseTransport | None = None,
+        cacert: str | None = None,
     ) -> None:
         self._addresses = _split_addresses(addresses)
         if not self._addresses:
@@ -228,7 +229,18 @@ class Client:
         headers = {"User-Agent": f"federation-client/{__version__}", "Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._http = httpx.Client(headers=headers, transport=transport, follow_redirects=False)
+        verify: Any = True
+        if cacert:
+            # Trust the cluster's own CA (federation tls ca create), not the system store.
+            from federation.tls import client_context
+
+            try:
+                verify = client_context(cacert)
+            except (OSError, ValueError) as exc:
+                raise ValidationError(f"cannot load the CA certificate {cacert!r}: {exc}",
+                                      field="cacert") from None
+        self._http = httpx.Client(headers=headers, transport=transport, follow_redirects=False,
+                                  verify=verify)
 
     # -- lifecycle --
 
@@ -385,6 +397,44 @@ class Client:
         return cast(list[dict[str, Any]], self._get(
             "/v1/autoscaler/activities", params=params, consistent=consistent))
 
+    # -- access control --
+
+    def acl_bootstrap(self) -> dict[str, Any]:
+        """The first management token (once per cluster); its ``secret_id`` is shown once."""
+        return cast(dict[str, Any], self._write("POST", "/v1/acl/bootstrap", {}, None))
+
+    def apply_acl_policy(self, name: str, rules: str | Mapping[str, Any],
+                         description: str = "") -> dict[str, Any]:
+        """Create or replace a policy; ``rules`` as HCL/YAML/JSON text or a mapping."""
+        body = {"rules": rules if isinstance(rules, str) else dict(rules),
+                "description": description}
+        return cast(dict[str, Any], self._write("PUT", f"/v1/acl/policy/{_seg(name)}", body,
+                                                None))
+
+    def acl_policies(self) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], self._get("/v1/acl/policies"))
+
+    def delete_acl_policy(self, name: str) -> dict[str, Any]:
+        return cast(dict[str, Any], self._write("DELETE", f"/v1/acl/policy/{_seg(name)}",
+                                                None, None))
+
+    def create_acl_token(self, name: str, policies: Sequence[str] = (), *,
+                         type: str = "client", ttl: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"name": name, "type": type, "policies": list(policies)}
+        if ttl:
+            body["ttl"] = ttl
+        return cast(dict[str, Any], self._write("POST", "/v1/acl/tokens", body, None))
+
+    def acl_tokens(self) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], self._get("/v1/acl/tokens"))
+
+    def delete_acl_token(self, accessor_id: str) -> dict[str, Any]:
+        return cast(dict[str, Any], self._write(
+            "DELETE", f"/v1/acl/token/{_seg(accessor_id)}", None, None))
+
+    def acl_token_self(self) -> dict[str, Any]:
+        return cast(dict[str, Any], self._get("/v1/acl/token/self"))
+
     # -- plumbing --
 
     def _get(
@@ -467,6 +517,15 @@ class Client:
                 headers=request_headers,
                 timeout=timeout,
             )
+        except httpx.ConnectError as exc:
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc) or "SSL" in str(exc):
+                # Final: another attempt would meet the same certificate.
+                raise Unreachable(
+                    f"{address}: TLS: the server's certificate is not trusted ({_describe(exc)}); "
+                    "give the cluster's CA certificate with FEDERATION_CACERT"
+                ) from exc
+            self._rotate_from(address)
+            raise _Retryable(Unreachable(f"{address}: {_describe(exc)}")) from exc
         except _RETRYABLE_TRANSPORT as exc:
             self._rotate_from(address)
             raise _Retryable(Unreachable(f"{address}: {_describe(exc)}")) from exc

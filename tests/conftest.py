@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +11,12 @@ import pytest
 
 from tests.docker_env import DockerEngine, EngineUnavailable, start_engine
 from tests.harness import Cluster
+
+# Agents run as root run their tasks as `nobody` by default. Most tests run tasks with the
+# test's own interpreter and files under its private temporary directory, which `nobody`
+# cannot reach: they keep tasks as the test's user. Tests of the task identity itself
+# (tests/integration/test_credentials.py) start agents without this variable.
+os.environ.setdefault("FEDERATION_TASK_USER", getpass.getuser())
 
 
 @pytest.fixture

@@ -10,6 +10,12 @@
    start what should run and does not, stop what should not run and does.
 
 Any server address works: calls move to the next server on failure (``remote.Servers``).
+
+Credentials: the agent joins with a join credential (``--join-token-file``, or
+``FEDERATION_TOKEN``) that it drops once registered; from then on it holds only its node
+credential (``node.json``, 0600 in a 0700 data dir), presents it alone, and re-reads the join
+file only if the servers forget the node. See ``federation.agent.identity`` for what keeps
+tasks away from them.
 Stopping the agent leaves its tasks running (a restarted agent adopts them) unless
 ``stop_tasks_on_exit`` is set, as `federation dev` does.
 """
@@ -26,13 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from federation.agent import drivers, orphans
+from federation.agent import drivers, identity, orphans
 from federation.agent.limits import detect_limits
 from federation.agent.logs import LogServer
 from federation.agent.marks import Marks
 from federation.agent.remote import Servers, ServersUnreachable
 from federation.agent.runner import TERMINAL_PHASES, TaskRunner, client_update
-from federation.agent.signing import ADDRESS_LABEL, token_hash
 from federation.agent.store import Store
 from federation.errors import FederationError, Forbidden, NotFound, Unauthorized
 
@@ -81,6 +86,26 @@ class AgentConfig:
     stop_tasks_on_exit: bool = False
     docker_host: str = field(
         default_factory=lambda: os.environ.get("DOCKER_HOST") or drivers.DEFAULT_DOCKER_HOST)
+    join_token_file: str | None = None
+    task_user: str | None = None  # None: nobody when the agent is root
+    advertise: str | None = None  # the IP servers reach this agent's endpoint at
+    tls_ca: str | None = None  # verify servers with this CA (and serve logs over TLS)
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_require_client_cert: bool = False  # servers must present a certificate of tls_ca
+
+
+def local_ip_towards(server_url: str) -> str:
+    """The local IP this host uses to reach ``server_url`` (no packet is sent)."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(server_url if "://" in server_url else f"http://{server_url}").hostname
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.connect((host or "127.0.0.1", 9))
+            return str(sock.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"
 
 
 def registration(config: AgentConfig, labels: dict[str, str]) -> dict[str, Any]:
@@ -101,9 +126,22 @@ def registration(config: AgentConfig, labels: dict[str, str]) -> dict[str, Any]:
 
 class Agent:
     def __init__(self, config: AgentConfig) -> None:
+        from federation import tls
+
         self.config = config
+        self.task_user = identity.task_user(config.task_user)
+        if not self.task_user.switches:
+            log.warning("tasks run as the agent's own user (%s): they can read its data dir "
+                        "and node credential; run the agent as root to give tasks another "
+                        "identity (--task-user)", self.task_user.name)
         self.store = Store(config.data_dir)
-        self.servers = Servers(config.servers, config.token)
+        self._join_token = config.token or self._read_join_file()
+        config.token = None  # held once, in _join_token, until registered
+        verify: Any = True
+        if config.tls_ca:
+            verify = tls.client_context(config.tls_ca, config.tls_cert, config.tls_key)
+        self.servers = Servers(config.servers, self._join_token, verify=verify,
+                               server_name=tls.server_name(config.region))
         # What this agent marks its tasks with, to find them again without its data dir.
         self.marks = Marks(config.name, str(self.store.root))
         self.limits = detect_limits(self.marks.group())
@@ -111,6 +149,11 @@ class Agent:
         self.docker_host = config.docker_host
         self.node_id: str | None = None
         self._node_token: str | None = None
+        self._signing_key: str | None = None
+        known = self.store.node() or {}
+        if known.get("name") == config.name and known.get("token"):
+            self.node_id, self._node_token = known.get("id"), known["token"]
+            self._signing_key = known.get("signing_key")
         self._lock = threading.Lock()
         self._register_lock = threading.Lock()
         self.runners: dict[str, TaskRunner] = {}
@@ -122,12 +165,38 @@ class Agent:
         self.stop = threading.Event()
         self._shut_down = False
         self.ttl = 10.0
-        self.log_server = LogServer(config.http_bind, self._alloc_logs, self._key)
+        tls_context = None
+        if config.tls_cert and config.tls_key:
+            tls_context = tls.server_context(config.tls_cert, config.tls_key, config.tls_ca,
+                                             config.tls_require_client_cert)
+        self.log_server = LogServer(config.http_bind, self._alloc_logs, self._key,
+                                    tls_context=tls_context)
 
     # -- identity ------------------------------------------------------------------------
     def _key(self) -> str | None:
-        token = self._node_token
-        return token_hash(token) if token else None
+        return self._signing_key
+
+    def _read_join_file(self) -> str | None:
+        path = self.config.join_token_file
+        if not path:
+            return None
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return handle.read().strip() or None
+        except OSError as exc:
+            log.warning("cannot read the join token file %s: %s", path, exc.strerror)
+            return None
+
+    def advertised_url(self) -> str:
+        """The endpoint address to register: an IP the servers can reach (and validate)."""
+        bound, port = self.log_server.server.server_address[:2]
+        host = bound.decode() if isinstance(bound, bytes) else str(bound)
+        scheme = "https" if self.log_server.tls else "http"
+        if self.config.advertise:
+            host = self.config.advertise
+        elif host in ("0.0.0.0", "::"):
+            host = local_ip_towards(self.servers.addresses[0])
+        return f"{scheme}://{host}:{port}"
 
     def node_headers(self) -> dict[str, str]:
         return {"X-Node-Token": self._node_token or ""}
@@ -135,15 +204,37 @@ class Agent:
     def register(self) -> None:
         with self._register_lock:
             cfg = self.config
-            body = registration(cfg, {ADDRESS_LABEL: self.log_server.url,
-                                      LIMITS_LABEL: self.limits.mode})
-            answer, _ = self.servers.call("POST", "/v1/nodes", json_body=body, deadline=3600,
-                                          stop=self.stop)
+            body = {**registration(cfg, {LIMITS_LABEL: self.limits.mode}),
+                    "http_address": self.advertised_url()}
+            # The node's own credential vouches for taking its name again; the join secret
+            # (if still held) for a first registration.
+            headers = {"X-Node-Token": self._node_token} if self._node_token else {}
+            try:
+                answer, _ = self.servers.call("POST", "/v1/nodes", json_body=body,
+                                              headers=headers, deadline=3600, stop=self.stop)
+            except (Forbidden, Unauthorized) as exc:
+                join = self._read_join_file()
+                if self._join_token is not None or join is None:
+                    raise
+                log.warning("the servers refused the node credential (%s): joining again "
+                            "with the join token", exc.message)
+                self.servers.set_token(join)
+                try:
+                    answer, _ = self.servers.call("POST", "/v1/nodes", json_body=body,
+                                                  headers=headers, deadline=3600,
+                                                  stop=self.stop)
+                finally:
+                    self.servers.set_token(None)
             self.node_id, self._node_token = answer["id"], answer["token"]
+            self._signing_key = answer.get("signing_key")
             self.store.save_node({"id": self.node_id, "token": self._node_token,
-                                  "name": cfg.name})
-            log.info("registered as node %s (%s); limits by %s; logs at %s", self.node_id,
-                     cfg.name, self.limits.mode, self.log_server.url)
+                                  "signing_key": self._signing_key, "name": cfg.name})
+            # Registered: from now on only the node credential is presented or held.
+            self._join_token = None
+            self.servers.set_token(None)
+            log.info("registered as node %s (%s); limits by %s; logs at %s; tasks run as %s",
+                     self.node_id, cfg.name, self.limits.mode, body["http_address"],
+                     self.task_user.name)
 
     def _call_as_node(self, method: str, suffix: str, **kwargs: Any) -> tuple[Any, Any]:
         """A call on ``/v1/nodes/<this node><suffix>`` with the node token; registers again
@@ -173,8 +264,11 @@ class Agent:
         raise FederationError("no free port found")
 
     def task_env(self, alloc: dict[str, Any], ports: dict[str, int], base: Path) -> dict[str, str]:
-        # The agent's own FEDERATION_* settings (its API token above all) stay with it.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATION_")}
+        # The agent's own FEDERATION_* settings (its credentials above all) stay with it, and
+        # no variable may carry its node credential or signing key, whatever its name.
+        secrets = [s for s in (self._node_token, self._signing_key, self._join_token) if s]
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("FEDERATION_") and not any(s in v for s in secrets)}
         declared = (alloc.get("task") or {}).get("env") or {}
         env.update({str(k): str(v) for k, v in declared.items()})
         env.update({
@@ -190,6 +284,15 @@ class Agent:
         for name, port in ports.items():
             env[f"FEDERATION_PORT_{name.upper()}"] = str(port)
         return env
+
+    def task_identity(self, task: dict[str, Any], local_dir: Path) -> dict[str, Any]:
+        """Executor spec fields that run the task as the task user (exec driver; the docker
+        driver's CLI needs the agent's access to the docker socket)."""
+        user = self.task_user
+        if not user.switches or task.get("driver", "exec") != "exec":
+            return {}
+        os.chown(local_dir, user.uid, user.gid)  # the task's working directory is its own
+        return {"uid": user.uid, "gid": user.gid}
 
     def health_for(self, alloc: dict[str, Any]) -> dict[str, Any] | None:
         """The task's health check: on the allocation, or else in its job's spec."""
@@ -373,6 +476,7 @@ class Agent:
 
     # -- life ----------------------------------------------------------------------------
     def run(self) -> None:
+        identity.make_non_dumpable()
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft < hard:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

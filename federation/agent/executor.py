@@ -119,6 +119,7 @@ def _limits(spec: dict[str, Any]) -> Any:
     cgroup_procs = spec.get("cgroup_procs") or []
     if isinstance(cgroup_procs, str):
         cgroup_procs = [cgroup_procs]
+    uid, gid = spec.get("uid"), spec.get("gid")
 
     def apply() -> None:
         # Runs in the child between fork and exec (the executor is single-threaded): the
@@ -128,6 +129,11 @@ def _limits(spec: dict[str, Any]) -> Any:
                 handle.write(str(os.getpid()))
         if memory_bytes:  # the last resort, when no cgroup memory controller is usable
             resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+        if uid is not None:
+            # Last, once the cgroup (root's file) is joined: the task's own identity.
+            os.setgroups([])
+            os.setgid(int(gid if gid is not None else uid))
+            os.setuid(int(uid))
 
     return apply
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import ssl
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -26,18 +28,35 @@ FOLLOW_POLL_SECONDS = 0.2
 
 
 def segments(log_dir: Path, stream: str) -> list[tuple[int, Path]]:
+    """The stream's segments: regular files only (a link a task planted is not a segment)."""
     prefix = stream + "."
     found = []
     try:
-        names = os.listdir(log_dir)
-    except FileNotFoundError:
+        entries = list(os.scandir(log_dir))
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    for name in names:
+    for entry in entries:
+        name = entry.name
         if name.startswith(prefix) and name.endswith(".log"):
             middle = name[len(prefix):-len(".log")]
-            if middle.isdigit():
+            if middle.isdigit() and entry.is_file(follow_symlinks=False):
                 found.append((int(middle), log_dir / name))
     return sorted(found)
+
+
+def open_segment(path: Path) -> int | None:
+    """Open a segment without following a link, and only if it is a regular file with one
+    name (a hard link to a file elsewhere has two): None otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        log.warning("refusing to serve %s: not a plain log file", path)
+        return None
+    return fd
 
 
 def stream_end(log_dir: Path, stream: str) -> int:
@@ -58,18 +77,18 @@ def read(log_dir: Path, stream: str, offset: int, limit: int = MAX_READ) -> tupl
     out = bytearray()
     start = None
     for seg_start, path in segments(log_dir, stream):
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            continue  # rotated away while we looked
-        if seg_start + size <= offset:
-            continue
-        position = max(offset, seg_start)
-        if start is None:
-            start = position
-        elif position != start + len(out):
-            break
-        with open(path, "rb") as handle:
+        fd = open_segment(path)
+        if fd is None:
+            continue  # rotated away while we looked, or not a file of ours
+        with os.fdopen(fd, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if seg_start + size <= offset:
+                continue
+            position = max(offset, seg_start)
+            if start is None:
+                start = position
+            elif position != start + len(out):
+                break
             handle.seek(position - seg_start)
             out += handle.read(limit - len(out))
         if len(out) >= limit:
@@ -83,7 +102,8 @@ class LogServer:
 
     def __init__(self, bind: str, alloc_logs: Callable[[str], tuple[Path, Callable[[], bool]]
                                                           | None],
-                 key: Callable[[], str | None]) -> None:
+                 key: Callable[[], str | None],
+                 tls_context: ssl.SSLContext | None = None) -> None:
         host, _, port = bind.rpartition(":")
         outer = self
 
@@ -100,6 +120,9 @@ class LogServer:
         self.key = key
         self.server = ThreadingHTTPServer((host or "127.0.0.1", int(port or 0)), Handler)
         self.server.daemon_threads = True
+        self.tls = tls_context is not None
+        if tls_context is not None:
+            self.server.socket = tls_context.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, name="agent-http",
                                        daemon=True)
 
@@ -108,7 +131,7 @@ class LogServer:
         host, port = self.server.server_address[:2]
         if host in ("0.0.0.0", "::"):
             host = socket.getfqdn()  # bound everywhere: advertise a name servers can reach
-        return f"http://{host!s}:{port}"
+        return f"{'https' if self.tls else 'http'}://{host!s}:{port}"
 
     def start(self) -> None:
         self.thread.start()

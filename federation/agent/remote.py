@@ -27,7 +27,11 @@ class ServersUnreachable(FederationError):
 
 
 class Servers:
-    def __init__(self, addresses: list[str], token: str | None) -> None:
+    def __init__(self, addresses: list[str], token: str | None, verify: Any = True,
+                 server_name: str | None = None) -> None:
+        """``verify``: an SSL context trusting the cluster's CA; ``server_name``: the name
+        every server's certificate must carry (``server.<region>.federation``), checked
+        whatever address is dialled."""
         self.addresses = [a.rstrip("/") if "://" in a else f"http://{a.rstrip('/')}"
                           for a in addresses if a.strip()]
         if not self.addresses:
@@ -37,7 +41,16 @@ class Servers:
         headers = {"User-Agent": f"federation-agent/{__version__}"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._http = httpx.Client(headers=headers, timeout=10.0)
+        self._server_name = server_name
+        self._http = httpx.Client(headers=headers, timeout=10.0, verify=verify,
+                                  follow_redirects=False)
+
+    def set_token(self, token: str | None) -> None:
+        """Present ``token`` as the bearer from now on (None: present none)."""
+        if token:
+            self._http.headers["Authorization"] = f"Bearer {token}"
+        else:
+            self._http.headers.pop("Authorization", None)
 
     def close(self) -> None:
         self._http.close()
@@ -70,8 +83,11 @@ class Servers:
         while True:
             address = self._address()
             try:
+                extensions = ({"sni_hostname": self._server_name}
+                              if self._server_name and address.startswith("https://") else None)
                 response = self._http.request(method, address + path, json=json_body,
-                                              params=params, headers=extra, timeout=timeout)
+                                              params=params, headers=extra, timeout=timeout,
+                                              extensions=extensions)
             except _TRANSIENT as exc:
                 last = exc
                 self._move_on(address)

@@ -218,6 +218,7 @@ class TaskRunner:
         }
         for sub in (self.run_dir, self.log_dir, self.local_dir):
             sub.mkdir(parents=True, exist_ok=True)
+        spec.update(self.agent.task_identity(task, self.local_dir))
         self._set(report=False, phase="starting", ports=ports,
                   runs=int(self.state.get("runs", 0)) + 1, executor_pid=None)
         if self._driver() == "docker":

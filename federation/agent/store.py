@@ -38,7 +38,10 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 class Store:
     def __init__(self, data_dir: str | Path) -> None:
-        self.root = Path(data_dir).resolve()
+        from federation.tls import private_dir
+
+        # 0700: the node credential lives here, and tasks (another user) must not even look.
+        self.root = private_dir(Path(data_dir).resolve())
         self.allocs = self.root / "allocs"
         self.allocs.mkdir(parents=True, exist_ok=True)
 
@@ -47,9 +50,9 @@ class Store:
         return read_json(self.root / "node.json")
 
     def save_node(self, data: dict[str, Any]) -> None:
-        path = self.root / "node.json"
-        write_json(str(path), data)
-        path.chmod(0o600)
+        from federation.tls import write_private
+
+        write_private(self.root / "node.json", json.dumps(data).encode())
 
     # -- allocations --
     def alloc_dir(self, alloc_id: str) -> Path:

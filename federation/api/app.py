@@ -10,7 +10,9 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 
 import federation
+from federation.acl.authorizer import Need
 from federation.api import (
+    routes_acl,
     routes_agent,
     routes_cluster,
     routes_jobs,
@@ -18,7 +20,7 @@ from federation.api import (
     routes_pools,
     routes_queues,
 )
-from federation.api.auth import require_token
+from federation.api.acl import require
 from federation.api.bodies import MAX_BODY_BYTES, BodyLimit
 from federation.api.errors import install_error_handlers
 from federation.api.metrics import RequestTimer
@@ -31,6 +33,8 @@ def tracing_enabled(provider: Any) -> bool:
 
 
 def create_app(master: Any) -> FastAPI:
+    # With ACLs possible (a bootstrap token given), the schema needs a token and the browser
+    # pages are off; a cluster bootstrapped later keeps serving them until restarted.
     protected = master.config.token is not None
     app = FastAPI(
         title="federation",
@@ -52,9 +56,10 @@ def create_app(master: Any) -> FastAPI:
     app.include_router(routes_queues.router)
     app.include_router(routes_pools.router)
     app.include_router(routes_agent.router)
+    app.include_router(routes_acl.router)
     if protected:
         @app.get("/openapi.json", include_in_schema=False,
-                 dependencies=[Depends(require_token)])
+                 dependencies=[Depends(require(Need("authenticated")))])
         async def openapi() -> dict[str, Any]:
             return app.openapi()
     if tracing_enabled(master.tracer_provider):

@@ -1,4 +1,9 @@
-"""Bearer-token authentication of API callers and node-token checks of agents."""
+"""Authentication helpers kept for routes written before ACLs.
+
+``require_token`` is the conservative default for a route that has not declared a finer
+capability: it needs a management credential (or a cluster without ACLs). New routes declare
+their capability with ``federation.api.acl.require(Need(...))``.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +12,11 @@ import hmac
 
 from fastapi import Request
 
+from federation.acl.authorizer import Need
+from federation.api.acl import require
 from federation.errors import Forbidden, Unauthorized
 
-
-async def require_token(request: Request) -> None:
-    """With a token configured, every endpoint but health needs ``Authorization: Bearer``.
-
-    Async although it awaits nothing: FastAPI runs sync dependencies in a thread pool.
-    """
-    expected = request.app.state.master.config.token
-    if expected is None:
-        return
-    header = request.headers.get("authorization")
-    if not header:
-        raise Unauthorized("this server requires an API token: Authorization: Bearer <token>")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("malformed Authorization header: expected 'Bearer <token>'")
-    if not hmac.compare_digest(token.strip().encode(), expected.encode()):
-        raise Forbidden("the API token is not valid for this cluster")
+require_token = require(Need("acl", "management"))
 
 
 def token_hash(token: str) -> str:

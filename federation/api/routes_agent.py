@@ -2,9 +2,10 @@
 
 A node authenticates with the token it got at registration (``X-Node-Token``) and may only
 read and report the allocations placed on it. Logs live on the nodes; a server proxies them
-(``GET /v1/allocations/{id}/logs``) to the agent's own HTTP endpoint, whose address the agent
-registers in the label ``federation/agent-http``, signing the request with the node token's
-hash (see ``federation.agent.signing``), so a user never needs to reach a node.
+(``GET /v1/allocations/{id}/logs``) to the agent's own HTTP endpoint, at the address the agent
+registered and the servers validated (``http_address``, see ``federation.api.agent_address``),
+on a path and query the server builds, signing the request with the node's signing key (see
+``federation.agent.signing``), so a user never needs to reach a node.
 """
 
 from __future__ import annotations
@@ -17,14 +18,18 @@ import httpx
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from federation.agent.signing import ADDRESS_LABEL, sign
-from federation.api.auth import check_node_token, require_token
+from federation.acl.authorizer import Need
+from federation.agent.signing import sign
+from federation.api.acl import check, record_namespace, require
+from federation.api.auth import check_node_token
 from federation.api.deps import command_id, document, master
 from federation.api.offload import json_off_loop
 from federation.api.reports import StatusReport, parse_report
 from federation.errors import FederationError, Forbidden, NotFound
 
-router = APIRouter(dependencies=[Depends(require_token)], tags=["agent"])
+router = APIRouter(tags=["agent"])
+NODE_SELF = [Depends(require(Need("node-self")))]
+READ_LOGS = Need("namespace", "read-logs")
 
 LOG_CONNECT_TIMEOUT = 5.0
 
@@ -34,21 +39,13 @@ class AgentUnreachable(FederationError):
     http_status = 502
 
 
-def _node(request: Request, node_id: str) -> dict[str, Any]:
-    node = master(request).machine.nodes.get(node_id)
-    if node is None:
-        raise NotFound(f"no node {node_id!r}")
-    check_node_token(request, node["token_hash"])
-    return node
-
-
-@router.get("/v1/agent/settings")
+@router.get("/v1/agent/settings", dependencies=[Depends(require(Need("agent")))])
 async def agent_settings(request: Request) -> dict[str, Any]:
     """What an agent needs to know about the servers (its heartbeat interval is ttl/3)."""
     return {"heartbeat_ttl": master(request).config.heartbeat_ttl}
 
 
-@router.get("/v1/nodes/{node_id}/allocations")
+@router.get("/v1/nodes/{node_id}/allocations", dependencies=NODE_SELF)
 async def node_allocations(
     request: Request, response: Response, node_id: str,
     index: int | None = Query(default=None, ge=0, description=(
@@ -56,7 +53,6 @@ async def node_allocations(
     wait: float = Query(default=30.0, gt=0, le=300, description="blocking query timeout, s"),
 ) -> list[dict[str, Any]]:
     """The allocations placed on this node (node token required): the agent's work list."""
-    _node(request, node_id)
     m = master(request)
     if index is not None:
         await m.wait_for_index(index, wait)
@@ -70,12 +66,11 @@ async def node_allocations(
         view, headers={"X-Federation-Index": str(machine.index)})
 
 
-@router.post("/v1/nodes/{node_id}/allocations",
+@router.post("/v1/nodes/{node_id}/allocations", dependencies=NODE_SELF,
              openapi_extra={"requestBody": {"content": {"application/json": {
                  "schema": StatusReport.model_json_schema()}}, "required": True}})
 async def report_status(request: Request, node_id: str) -> dict[str, Any]:
     """An agent reports what happened to its allocations (client fields only)."""
-    _node(request, node_id)
     updates = parse_report(await document(request))
     machine = master(request).machine
     for i, update in enumerate(updates):
@@ -91,7 +86,8 @@ async def report_status(request: Request, node_id: str) -> dict[str, Any]:
     return {"count": value["count"], "index": m.machine.index}
 
 
-@router.get("/v1/allocations/{alloc_id}/logs", tags=["allocations"])
+@router.get("/v1/allocations/{alloc_id}/logs", tags=["allocations"],
+            dependencies=[Depends(require(READ_LOGS))])
 async def allocation_logs(
     request: Request, alloc_id: str,
     stream: str = Query(default="stdout", pattern="^(stdout|stderr)$"),
@@ -104,23 +100,32 @@ async def allocation_logs(
     alloc = machine.allocations.get(alloc_id)
     if alloc is None:
         raise NotFound(f"no allocation {alloc_id!r}")
+    check(request, READ_LOGS, namespace=record_namespace(
+        alloc if alloc.get("namespace") else machine.jobs.get(alloc["job_id"])))
     node = machine.nodes.get(alloc["node_id"])
     if node is None:
         raise NotFound(f"the node of allocation {alloc_id!r} is gone")
     if request.headers.get("x-node-token") is not None:
         # A caller speaking as a node may read its own allocations only.
         check_node_token(request, node["token_hash"])
-    address = (node.get("labels") or {}).get(ADDRESS_LABEL)
+    # Only the address the servers validated at registration: never a label a caller chose.
+    address = node.get("http_address")
     if not address:
-        raise NotFound(f"node {node['name']!r} does not serve logs (no {ADDRESS_LABEL} label)")
+        raise NotFound(f"node {node['name']!r} does not serve logs (no agent address)")
     target = f"/v1/allocations/{quote(alloc_id, safe='')}/logs?" + urlencode(
         {"stream": stream, "offset": offset, "follow": "true" if follow else "false"})
-    headers = sign(node["token_hash"], "GET", target)
-    client = httpx.AsyncClient(timeout=httpx.Timeout(
-        LOG_CONNECT_TIMEOUT, read=None if follow else 30.0))
+    m = master(request)
+    headers = sign(m.agent_signing_key(node["token_hash"]), "GET", target)
+    tls = m.agent_tls(node)
+    client = httpx.AsyncClient(
+        timeout=httpx.Timeout(LOG_CONNECT_TIMEOUT, read=None if follow else 30.0),
+        follow_redirects=False, verify=tls[0] if tls else True)
+    # The agent's certificate must name an agent of the node's region, whatever the address.
+    extensions = {"sni_hostname": tls[1]} if tls else {}
     try:
         upstream = await client.send(
-            client.build_request("GET", address.rstrip("/") + target, headers=headers),
+            client.build_request("GET", address.rstrip("/") + target, headers=headers,
+                                 extensions=extensions),
             stream=True)
     except httpx.HTTPError as exc:
         await client.aclose()

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from federation.api.auth import require_token
+from federation.acl.authorizer import PUBLIC, Need
+from federation.api.acl import require
 from federation.api.deps import before_read, command_id, document, master
 from federation.api.offload import json_off_loop
 from federation.specs.documents import SNAPSHOT_LIMITS
@@ -16,10 +17,11 @@ from federation.state.checks import snapshot as check_snapshot
 from federation.state.machine import SNAPSHOT_VERSION
 
 public = APIRouter()
-router = APIRouter(dependencies=[Depends(require_token)])
+router = APIRouter()
 
 
-@public.get("/v1/health", tags=["cluster"])
+@public.get("/v1/health", tags=["cluster"],
+            dependencies=[Depends(require(PUBLIC))])
 async def health(request: Request) -> dict[str, Any]:
     """Liveness: the process serves HTTP. Says whether a leader is known, without auth."""
     m = master(request)
@@ -27,13 +29,15 @@ async def health(request: Request) -> dict[str, Any]:
             "leader_known": m.raft is not None and m.raft.leader_addr() is not None}
 
 
-@router.get("/v1/status", tags=["cluster"])
+@router.get("/v1/status", tags=["cluster"],
+            dependencies=[Depends(require(Need("operator", "read")))])
 async def status(request: Request, consistent: bool = False) -> dict[str, Any]:
     await before_read(request, consistent)
     return master(request).status()
 
 
-@router.get("/metrics", tags=["cluster"], include_in_schema=False)
+@router.get("/metrics", tags=["cluster"], include_in_schema=False,
+            dependencies=[Depends(require(Need("operator", "read")))])
 def metrics(request: Request) -> Response:
     m = master(request)
     if m.raft is not None:
@@ -48,14 +52,16 @@ def metrics(request: Request) -> Response:
     return Response(generate_latest(m.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/v1/snapshot", tags=["cluster"])
+@router.get("/v1/snapshot", tags=["cluster"],
+            dependencies=[Depends(require(Need("operator", "write")))])
 async def snapshot(request: Request) -> dict[str, Any]:
     """The whole state as JSON, read after a barrier so it holds every acknowledged write."""
     await before_read(request, True)
     return await json_off_loop(master(request).machine.snapshot)  # type: ignore[return-value]
 
 
-@router.post("/v1/snapshot", tags=["cluster"])
+@router.post("/v1/snapshot", tags=["cluster"],
+             dependencies=[Depends(require(Need("operator", "write")))])
 async def restore(request: Request) -> dict[str, Any]:
     """Replace the whole state with a snapshot, through Raft (every server adopts it)."""
     data = await document(request, SNAPSHOT_LIMITS)

@@ -7,7 +7,8 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from federation.api.auth import require_token
+from federation.acl.authorizer import Need
+from federation.api.acl import check, record_namespace, require, visibility
 from federation.api.deps import before_read, command_id, document, master
 from federation.api.offload import json_off_loop
 from federation.api.views import job_view
@@ -15,10 +16,13 @@ from federation.errors import NotFound
 from federation.scheduler.service import preview
 from federation.specs.job import JobSpec, validate_job
 
-router = APIRouter(dependencies=[Depends(require_token)])
+router = APIRouter()
+SUBMIT = Need("namespace", "submit-job")
+LIST = Need("namespace", "list-jobs")
+READ = Need("namespace", "read-job")
 
 
-@router.post("/v1/jobs", status_code=201, tags=["jobs"],
+@router.post("/v1/jobs", status_code=201, tags=["jobs"], dependencies=[Depends(require(SUBMIT))],
              openapi_extra={"requestBody": {"content": {
                  "application/json": {"schema": JobSpec.model_json_schema()},
                  "application/yaml": {"schema": JobSpec.model_json_schema()}},
@@ -26,12 +30,13 @@ router = APIRouter(dependencies=[Depends(require_token)])
 async def submit(request: Request) -> dict[str, Any]:
     """Create or update a job. A spec identical to the current one creates no new version."""
     spec = validate_job(await document(request))
+    check(request, SUBMIT, namespace=record_namespace({"spec": spec}))
     value = await master(request).commit(
         {"type": "job.register", "id": command_id(request, "job"), "spec": spec})
     return {"id": value["id"], "version": value["version"], "index": value["index"]}
 
 
-@router.post("/v1/jobs/plan", tags=["jobs"],
+@router.post("/v1/jobs/plan", tags=["jobs"], dependencies=[Depends(require(SUBMIT))],
              openapi_extra={"requestBody": {"content": {
                  "application/json": {"schema": JobSpec.model_json_schema()},
                  "application/yaml": {"schema": JobSpec.model_json_schema()}},
@@ -40,6 +45,7 @@ async def plan(request: Request) -> dict[str, Any]:
     """What submitting this spec would place where, and what would stay unplaced and why.
     Nothing is committed."""
     spec = validate_job(await document(request))
+    check(request, SUBMIT, namespace=record_namespace({"spec": spec}))
     machine = master(request).machine
     # Planning scores the whole pool: a worker thread's work, not the event loop's.
     return await json_off_loop(lambda: _plan(machine, spec))  # type: ignore[return-value]
@@ -73,40 +79,46 @@ def _plan(machine: Any, spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/jobs", tags=["jobs"])
+@router.get("/v1/jobs", tags=["jobs"], dependencies=[Depends(require(LIST))])
 async def list_jobs(request: Request, response: Response,
                     consistent: bool = False) -> list[dict[str, Any]]:
     await before_read(request, consistent)
     machine = master(request).machine
+    may = visibility(request)
 
     def view() -> list[dict[str, Any]]:
-        jobs = sorted(list(machine.jobs.values()), key=lambda j: j["id"])
+        jobs = sorted((j for j in list(machine.jobs.values()) if may(j, "list-jobs")),
+                      key=lambda j: j["id"])
         return [job_view(machine, job) for job in jobs]
 
     return await json_off_loop(  # type: ignore[return-value]
         view, headers={"X-Federation-Index": str(machine.index)})
 
 
-@router.get("/v1/jobs/{job_id}", tags=["jobs"])
+@router.get("/v1/jobs/{job_id}", tags=["jobs"], dependencies=[Depends(require(READ))])
 async def get_job(request: Request, job_id: str, consistent: bool = False) -> dict[str, Any]:
     await before_read(request, consistent)
     machine = master(request).machine
     job = machine.jobs.get(job_id)
     if job is None:
         raise NotFound(f"no job {job_id!r}")
+    check(request, READ, namespace=record_namespace(job))
     return job_view(machine, job)
 
 
-@router.delete("/v1/jobs/{job_id}", tags=["jobs"])
+@router.delete("/v1/jobs/{job_id}", tags=["jobs"], dependencies=[Depends(require(SUBMIT))])
 async def stop_job(request: Request, job_id: str) -> dict[str, Any]:
     """Stop a job: it is kept (status dead) and its allocations are told to stop."""
+    job = master(request).machine.jobs.get(job_id)
+    if job is not None:
+        check(request, SUBMIT, namespace=record_namespace(job))
     value = await master(request).commit(
         {"type": "job.deregister", "id": command_id(request, f"stop:{job_id}"),
          "job_id": job_id})
     return {"id": value["id"], "version": value["version"], "index": value["index"]}
 
 
-@router.get("/v1/allocations", tags=["allocations"])
+@router.get("/v1/allocations", tags=["allocations"], dependencies=[Depends(require(READ))])
 async def list_allocations(
     request: Request, response: Response,
     job: str | None = Query(default=None, description="only this job's allocations"),
@@ -120,6 +132,7 @@ async def list_allocations(
     if index is not None:
         await master(request).wait_for_index(index, wait)
     machine = master(request).machine
+    may = visibility(request)
 
     def view() -> list[dict[str, Any]]:
         if job is not None:
@@ -129,6 +142,7 @@ async def list_allocations(
             allocs = list(machine.allocations.values())
         if node is not None:
             allocs = [a for a in allocs if a["node_id"] == node]
+        allocs = [a for a in allocs if may(machine.jobs.get(a["job_id"]), "read-job")]
         return sorted(allocs, key=lambda a: (a["job_id"], a["group"], a.get("index", 0), a["id"]))
 
     return await json_off_loop(  # type: ignore[return-value]

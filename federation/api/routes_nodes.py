@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from federation.api.auth import check_node_token, require_token, token_hash
+from federation.acl.authorizer import Need
+from federation.agent.signing import ADDRESS_LABEL
+from federation.api.acl import require
+from federation.api.agent_address import validate_agent_address
+from federation.api.auth import token_hash
 from federation.api.deps import before_read, command_id, document, master
 from federation.api.offload import json_off_loop
 from federation.api.schemas import NodeRegistration, validate_model
 from federation.api.views import allocated_by_node, node_view
-from federation.errors import NotFound, ValidationError
+from federation.errors import Conflict, Forbidden, NotFound, ValidationError
 from federation.specs.duration import parse_duration
 
-router = APIRouter(dependencies=[Depends(require_token)], tags=["nodes"])
+router = APIRouter(tags=["nodes"])
 
 
 def _node_or_404(request: Request, node_id: str) -> dict[str, Any]:
@@ -26,32 +31,57 @@ def _node_or_404(request: Request, node_id: str) -> dict[str, Any]:
     return node
 
 
-@router.post("/v1/nodes", status_code=201,
+@router.post("/v1/nodes", status_code=201, dependencies=[Depends(require(Need("node-register")))],
              openapi_extra={"requestBody": {"content": {"application/json": {
                  "schema": NodeRegistration.model_json_schema()}}, "required": True}})
 async def register(request: Request) -> dict[str, Any]:
-    """Register a node (an agent re-registering under the same name keeps its id)."""
+    """Register a node (an agent re-registering under the same name keeps its id).
+
+    A name already registered is taken over only with that node's own credential
+    (``X-Node-Token``) or a management token; a node credential registers its own name only.
+    """
     body = validate_model(NodeRegistration, await document(request))
+    if ADDRESS_LABEL in body["labels"]:
+        raise ValidationError(
+            f"the label {ADDRESS_LABEL!r} is reserved: register the agent's endpoint in "
+            "http_address", field=f"labels.{ADDRESS_LABEL}")
     m = master(request)
+    principal = request.state.principal
+    existing_id = m.machine.node_ids_by_name.get(body["name"])
+    existing = m.machine.nodes.get(existing_id) if existing_id else None
+    presented = request.headers.get("x-node-token")
+    own = existing is not None and presented is not None and hmac.compare_digest(
+        token_hash(presented), existing["token_hash"])
+    if principal.kind == "node" and not own:
+        raise Forbidden("a node credential may only register its own node again",
+                        field="name")
+    if existing is not None and not own and not principal.unrestricted:
+        raise Conflict(
+            f"node {body['name']!r} is registered: registering it again needs its node "
+            "token (X-Node-Token) or a management token", field="name")
+    if body["http_address"]:
+        body["http_address"] = validate_agent_address(
+            body["http_address"], request.client.host if request.client else None,
+            m.config.agent_networks)
     cid = command_id(request, "node-register")
     token = m.node_token(cid)
     proposed_id = hashlib.sha256(cid.encode()).hexdigest()[:32]
     node = {**body, "id": proposed_id, "token_hash": token_hash(token)}
     value = await m.commit({"type": "node.register", "id": cid, "node": node})
-    return {"id": value["id"], "token": token}
+    return {"id": value["id"], "token": token,
+            "signing_key": m.agent_signing_key(node["token_hash"])}
 
 
-@router.post("/v1/nodes/{node_id}/heartbeat")
+@router.post("/v1/nodes/{node_id}/heartbeat",
+             dependencies=[Depends(require(Need("node-self")))])
 async def heartbeat(request: Request, node_id: str) -> dict[str, Any]:
-    node = _node_or_404(request, node_id)
-    check_node_token(request, node["token_hash"])
     m = master(request)
     await m.commit({"type": "node.heartbeat", "id": command_id(request, f"heartbeat:{node_id}"),
                     "node_id": node_id})
     return node_view(m.machine.nodes[node_id], allocated_by_node(m.machine).get(node_id))
 
 
-@router.get("/v1/nodes")
+@router.get("/v1/nodes", dependencies=[Depends(require(Need("node", "read")))])
 async def list_nodes(request: Request, response: Response,
                      consistent: bool = False) -> list[dict[str, Any]]:
     await before_read(request, consistent)
@@ -66,14 +96,15 @@ async def list_nodes(request: Request, response: Response,
         view, headers={"X-Federation-Index": str(machine.index)})
 
 
-@router.get("/v1/nodes/{node_id}")
+@router.get("/v1/nodes/{node_id}", dependencies=[Depends(require(Need("node", "read")))])
 async def get_node(request: Request, node_id: str, consistent: bool = False) -> dict[str, Any]:
     await before_read(request, consistent)
     node = _node_or_404(request, node_id)
     return node_view(node, allocated_by_node(master(request).machine).get(node_id))
 
 
-@router.post("/v1/nodes/{node_id}/drain")
+@router.post("/v1/nodes/{node_id}/drain",
+             dependencies=[Depends(require(Need("node", "write")))])
 async def drain(request: Request, node_id: str) -> dict[str, Any]:
     """Drain a node. Body (optional): ``{"deadline": "10m"}``: batch work still running
     then is stopped and placed elsewhere; without it batch work may finish."""

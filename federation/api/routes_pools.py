@@ -6,14 +6,17 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from federation.api.auth import require_token
+from federation.acl.authorizer import Need
+from federation.api.acl import require
 from federation.api.deps import before_read, command_id, document, master
 from federation.api.offload import json_off_loop
 from federation.autoscaler.observe import activities, pool_view
 from federation.errors import NotFound, ValidationError
 from federation.specs.pool import PoolSpec, parse_pool
 
-router = APIRouter(dependencies=[Depends(require_token)])
+router = APIRouter()
+READ = [Depends(require(Need("pool", "read")))]
+WRITE = [Depends(require(Need("pool", "write")))]
 
 
 def _pool_or_404(request: Request, name: str) -> dict[str, Any]:
@@ -23,7 +26,7 @@ def _pool_or_404(request: Request, name: str) -> dict[str, Any]:
     return pool
 
 
-@router.put("/v1/pools/{name}", tags=["pools"],
+@router.put("/v1/pools/{name}", tags=["pools"], dependencies=WRITE,
             openapi_extra={"requestBody": {"content": {
                 "application/json": {"schema": PoolSpec.model_json_schema()},
                 "application/yaml": {"schema": PoolSpec.model_json_schema()}},
@@ -44,7 +47,7 @@ async def apply_pool(request: Request, name: str) -> dict[str, Any]:
             "index": m.machine.index}
 
 
-@router.get("/v1/pools", tags=["pools"])
+@router.get("/v1/pools", tags=["pools"], dependencies=READ)
 async def list_pools(request: Request, response: Response,
                      consistent: bool = False) -> list[dict[str, Any]]:
     """Pools with their live node counts (by node status) and what they cost per hour."""
@@ -59,13 +62,13 @@ async def list_pools(request: Request, response: Response,
         view, headers={"X-Federation-Index": str(machine.index)})
 
 
-@router.get("/v1/pools/{name}", tags=["pools"])
+@router.get("/v1/pools/{name}", tags=["pools"], dependencies=READ)
 async def get_pool(request: Request, name: str, consistent: bool = False) -> dict[str, Any]:
     await before_read(request, consistent)
     return pool_view(master(request).machine, _pool_or_404(request, name))
 
 
-@router.delete("/v1/pools/{name}", tags=["pools"])
+@router.delete("/v1/pools/{name}", tags=["pools"], dependencies=WRITE)
 async def delete_pool(request: Request, name: str) -> dict[str, Any]:
     """Forget a pool: the autoscaler stops buying from it (its instances are not touched)."""
     _pool_or_404(request, name)
@@ -75,7 +78,7 @@ async def delete_pool(request: Request, name: str) -> dict[str, Any]:
     return {"name": value["name"], "index": m.machine.index}
 
 
-@router.get("/v1/autoscaler/activities", tags=["autoscaler"])
+@router.get("/v1/autoscaler/activities", tags=["autoscaler"], dependencies=READ)
 async def list_activities(
     request: Request, response: Response, consistent: bool = False,
     limit: int = Query(default=100, ge=1, le=1000, description="most recent first"),

@@ -6,7 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
-from federation.api.auth import require_token
+from federation.acl.authorizer import Need
+from federation.api.acl import require
 from federation.api.deps import before_read, command_id, document, master
 from federation.api.offload import json_off_loop
 from federation.errors import ValidationError
@@ -15,10 +16,12 @@ from federation.scheduler.fairshare import dominant_share
 from federation.scheduler.order import capacity, queue_usage
 from federation.specs.queue import QueueSpec, validate_queue
 
-router = APIRouter(dependencies=[Depends(require_token)], tags=["queues"])
+router = APIRouter(tags=["queues"])
+READ = [Depends(require(Need("queue", "read")))]
+WRITE = [Depends(require(Need("queue", "write")))]
 
 
-@router.put("/v1/queues/{name}", openapi_extra={"requestBody": {"content": {
+@router.put("/v1/queues/{name}", dependencies=WRITE, openapi_extra={"requestBody": {"content": {
     "application/json": {"schema": QueueSpec.model_json_schema()}}, "required": True}})
 async def apply_queue(request: Request, name: str) -> dict[str, Any]:
     """Create or replace a queue: ``{"weight": 2, "quota": {"cpu": 8000, "memory": 16384}}``."""
@@ -33,14 +36,14 @@ async def apply_queue(request: Request, name: str) -> dict[str, Any]:
         {"type": "queue.apply", "id": command_id(request, f"queue:{name}"), "spec": spec})
 
 
-@router.delete("/v1/queues/{name}")
+@router.delete("/v1/queues/{name}", dependencies=WRITE)
 async def delete_queue(request: Request, name: str) -> dict[str, Any]:
     return await master(request).commit(
         {"type": "queue.delete", "id": command_id(request, f"queue-delete:{name}"),
          "name": name})
 
 
-@router.get("/v1/queues")
+@router.get("/v1/queues", dependencies=READ)
 async def list_queues(request: Request, consistent: bool = False) -> list[dict[str, Any]]:
     """Every queue in use or configured, with weight, quota, usage and dominant share."""
     await before_read(request, consistent)

@@ -33,6 +33,8 @@ class NodeRegistration(BaseModel):
     price_per_hour: float = Field(default=0.0, ge=0)
     labels: dict[str, str] = Field(default_factory=dict)
     capacity: Capacity
+    # The agent's own endpoint (logs), checked by federation.api.agent_address.
+    http_address: str = Field(default="", max_length=300)
 
     def model_post_init(self, context: Any) -> None:
         import re

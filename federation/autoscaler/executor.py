@@ -693,8 +693,8 @@ class Executor:
 
 
 def default_bootstrap(join_token: str | None) -> Callable[[StateMachine, PoolSpec], Bootstrap]:
-    """Bootstrap for new machines: the servers' advertised HTTP addresses and a join token
-    (the API token when the cluster has one)."""
+    """Bootstrap for new machines: the servers' advertised HTTP addresses and the join
+    secret (it may register a node and nothing else)."""
     join = join_token or "no-api-token"
 
     def build(machine: StateMachine, spec: PoolSpec) -> Bootstrap:
@@ -715,7 +715,8 @@ def executor_loop(master: Any) -> Callable[[threading.Event], None]:
         master.commit_sync,
         tracer=master.tracer,
         settings=ExecutorSettings.from_env(),
-        bootstrap=default_bootstrap(master.config.token or master.node_token("agent-join")),
+        # The join secret, never the management token: a launched machine can only join.
+        bootstrap=default_bootstrap(master.join_token),
     )
     return executor.run
 

@@ -67,6 +67,24 @@ def register(app: typer.Typer) -> None:
         stop_tasks_on_exit: bool = typer.Option(
             False, "--stop-tasks-on-exit",
             help="stop every task when the agent stops (default: leave them to be adopted)"),
+        join_token_file: Path | None = typer.Option(
+            None, "--join-token-file",
+            help="file holding the servers' join secret (or a token that may register "
+                 "nodes); dropped once the node is registered"),
+        task_user: str | None = typer.Option(
+            None, "--task-user", envvar="FEDERATION_TASK_USER",
+            help="user[:group] tasks run as (default: nobody when the agent is root)"),
+        advertise: str | None = typer.Option(
+            None, "--advertise", help="IP the servers reach this agent's endpoint at"),
+        tls_ca: Path | None = typer.Option(
+            None, "--tls-ca", envvar="FEDERATION_CACERT",
+            help="CA certificate the servers' certificates must chain to"),
+        tls_cert: Path | None = typer.Option(
+            None, "--tls-cert", help="this agent's certificate (serves its endpoint on TLS)"),
+        tls_key: Path | None = typer.Option(None, "--tls-key"),
+        tls_require_client_cert: bool = typer.Option(
+            False, "--tls-require-client-cert",
+            help="the endpoint accepts only callers with a certificate of --tls-ca"),
         docker_host: str = typer.Option(
             "unix:///var/run/docker.sock", "--docker-host", envvar="DOCKER_HOST",
             help="the Docker engine the docker driver uses (unix://PATH or tcp://HOST:PORT)"),
@@ -74,9 +92,15 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the node agent: register, heart-beat, run the allocations placed here.
 
-        The API token is read from FEDERATION_TOKEN.
+        It joins with --join-token-file (or a token in FEDERATION_TOKEN), then holds only
+        its node credential. Credentials are removed from its environment once read.
         """
+        from federation.agent import identity as agent_identity
         from federation.agent.agent import Agent, AgentConfig
+
+        agent_identity.make_non_dumpable()
+        join_from_env = os.environ.get("FEDERATION_TOKEN") or None
+        agent_identity.scrub_environment()
 
         logging.basicConfig(
             level=getattr(logging, log_level.upper(), logging.INFO),
@@ -105,12 +129,17 @@ def register(app: typer.Typer) -> None:
             memory_mib=memory, gpu=gpu, provider=where["provider"] or "onprem",
             region=where["region"], zone=where["zone"], rack=rack,
             instance_type=where["instance_type"], instance_id=where["instance_id"],
-            token=os.environ.get("FEDERATION_TOKEN") or None, http_bind=http,
+            token=join_from_env, http_bind=http,
+            join_token_file=str(join_token_file) if join_token_file else None,
+            task_user=task_user, advertise=advertise,
+            tls_ca=str(tls_ca) if tls_ca else None, tls_cert=str(tls_cert) if tls_cert else None,
+            tls_key=str(tls_key) if tls_key else None,
+            tls_require_client_cert=tls_require_client_cert,
             log_max_bytes=log_max_bytes, log_max_files=log_max_files,
             stop_tasks_on_exit=stop_tasks_on_exit, docker_host=docker_host, **options)
         try:
             node_agent = Agent(config)
-        except (FederationError, OSError) as exc:
+        except (FederationError, OSError, ValueError) as exc:
             typer.echo(f"Error: {exc}", err=True)
             raise typer.Exit(2) from None
 

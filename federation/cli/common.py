@@ -7,6 +7,7 @@ cluster becomes one line on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -96,6 +97,7 @@ def session(ctx: typer.Context) -> Iterator[Client]:
         with Client(
             opts.address,
             token=opts.token or None,
+            cacert=os.environ.get("FEDERATION_CACERT") or None,
             timeout=min(10.0, opts.timeout),
             deadline=opts.timeout,
         ) as client:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from federation.cli import acl as acl_cmds
 from federation.cli import agent as agent_cmds
 from federation.cli import allocs as alloc_cmds
 from federation.cli import jobs as job_cmds
@@ -16,6 +17,7 @@ from federation.cli import server as server_cmds
 from federation.cli import simulate as simulate_cmds
 from federation.cli import snapshot as snapshot_cmds
 from federation.cli import status as status_cmds
+from federation.cli import tls as tls_cmds
 from federation.cli.common import Output, Settings
 from federation.client import DEFAULT_ADDRESS
 
@@ -76,6 +78,8 @@ queue_cmds.register(app)
 simulate_cmds.register(app)
 agent_cmds.register(app)
 pool_cmds.register(app)
+acl_cmds.register(app)
+tls_cmds.register(app)
 
 
 def main() -> None:

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import typer
 
+from federation.api.agent_address import parse_networks
 from federation.errors import FederationError, ValidationError
 from federation.raft.node import RaftSettings
 from federation.server import Master, ServerConfig
 from federation.server.config import GcSettings, read_secret_file
 from federation.state.gc import Policy as GcPolicy
+from federation.tls import private_dir, write_private
 from federation.tracing import configure_tracing
 
 DEV_ADDRESS = "127.0.0.1:4780"
@@ -69,6 +71,19 @@ def register(app: typer.Typer) -> None:
             None, "--secret-file", help="file holding the Raft secret (or FEDERATION_RAFT_SECRET)"),
         token_file: Path | None = typer.Option(
             None, "--token-file", help="file holding the API token; then every call needs it"),
+        join_token_file: Path | None = typer.Option(
+            None, "--join-token-file",
+            help="file holding the join secret: it may register nodes and nothing else"),
+        agent_networks: str = typer.Option(
+            "", "--agent-networks",
+            help="CIDRs agents may register endpoints in, besides the address they call "
+                 "from (comma-separated)"),
+        tls_cert: Path | None = typer.Option(None, "--tls-cert", help="serve HTTPS: cert"),
+        tls_key: Path | None = typer.Option(None, "--tls-key", help="serve HTTPS: key"),
+        tls_ca: Path | None = typer.Option(
+            None, "--tls-ca", help="CA that signs agents' and clients' certificates"),
+        tls_verify_clients: bool = typer.Option(
+            False, "--tls-verify-clients", help="require a client certificate of --tls-ca"),
         insecure: bool = typer.Option(
             False, "--insecure", help="allow a non-loopback API without a token"),
         heartbeat_ttl: float = typer.Option(
@@ -113,6 +128,9 @@ def register(app: typer.Typer) -> None:
                     "FEDERATION_RAFT_SECRET (Raft traffic is unpickled: an open Raft port "
                     "would let anyone run code on this server)")
             token = read_secret_file(str(token_file), "API token") if token_file else None
+            join = (read_secret_file(str(join_token_file), "join token")
+                    if join_token_file else None)
+            networks = parse_networks(agent_networks)
         except FederationError as exc:
             _fail(str(exc))
             return
@@ -120,6 +138,10 @@ def register(app: typer.Typer) -> None:
             id=id, data_dir=str(data_dir), http=http, raft=raft, secret=secret,
             peers=[p.strip() for p in peers.split(",") if p.strip()], token=token,
             insecure=insecure, heartbeat_ttl=heartbeat_ttl, max_body_bytes=max_body_bytes,
+            join_token=join, agent_networks=networks,
+            tls_cert=str(tls_cert) if tls_cert else None,
+            tls_key=str(tls_key) if tls_key else None,
+            tls_ca=str(tls_ca) if tls_ca else None, tls_verify_clients=tls_verify_clients,
             gc=GcSettings(interval=gc_interval, policy=GcPolicy(
                 periodic_keep=gc_periodic_keep, job_age=gc_job_age,
                 allocs_per_job=gc_allocs_per_job)),
@@ -147,19 +169,17 @@ def register(app: typer.Typer) -> None:
         import threading
 
         _setup_logging(log_level)
-        data_dir = data_dir.resolve()
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir = private_dir(data_dir.resolve())
         files: dict[str, str] = {}
-        for name in ("raft.secret", "api.token"):
+        for name in ("raft.secret", "api.token", "join.token"):
             path = data_dir / name
             if not path.exists():
-                path.write_text(secrets.token_urlsafe(32))
-                path.chmod(0o600)
+                write_private(path, secrets.token_urlsafe(32).encode())
             files[name] = path.read_text().strip()
         token = files["api.token"]
         config = ServerConfig(
             id="dev", data_dir=str(data_dir / "server"), http=http, raft=raft,
-            secret=files["raft.secret"], token=token,
+            secret=files["raft.secret"], token=token, join_token=files["join.token"],
         )
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -177,7 +197,8 @@ def register(app: typer.Typer) -> None:
             # The agents share this machine: each offers its share of it.
             cpu_milli = max(1000, (os.cpu_count() or 1) * 1000 // max(1, agents))
             memory_mib = max(256, detect_memory_mib() // max(1, agents))
-            env = {**os.environ, "FEDERATION_TOKEN": token}
+            # Agents get the join secret (register a node, nothing else), never the API token.
+            env = {k: v for k, v in os.environ.items() if k != "FEDERATION_TOKEN"}
             for n in range(1, agents + 1):
                 log_file = open(data_dir / f"agent-{n}.log", "ab")  # noqa: SIM115
                 procs.append(subprocess.Popen(
@@ -185,6 +206,7 @@ def register(app: typer.Typer) -> None:
                      "--server", config.http_url, "--data-dir", str(data_dir / f"agent-{n}"),
                      "--name", f"dev-agent-{n}", "--pool", "dev", "--cpu", str(cpu_milli),
                      "--memory", str(memory_mib),
+                     "--join-token-file", str(data_dir / "join.token"),
                      "--stop-tasks-on-exit", "--log-level", log_level],
                     stdout=log_file, stderr=log_file, env=env, start_new_session=True))
                 log_file.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from federation.errors import ValidationError
 from federation.raft.node import MIN_SECRET_LENGTH, RaftSettings
@@ -59,6 +60,13 @@ class ServerConfig:
     heartbeat_ttl: float = 10.0
     max_body_bytes: int = 1 << 20
     raft_settings: RaftSettings = field(default_factory=RaftSettings)
+    # Credentials and transport security (docs/security.md).
+    join_token: str | None = None  # may only register nodes
+    agent_networks: list[Any] = field(default_factory=list)  # ip_network objects
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_ca: str | None = None
+    tls_verify_clients: bool = False  # require a client certificate signed by tls_ca
     gc: GcSettings = field(default_factory=GcSettings)
 
     def validate(self) -> None:
@@ -82,6 +90,14 @@ class ServerConfig:
                 f"refusing to serve the API on non-loopback address {self.http} without "
                 "--token-file; pass --insecure to do it anyway", field="--token-file",
             )
+        if self.join_token is not None and self.join_token == self.token:
+            raise ValidationError("the join token must differ from the management token",
+                                  field="--join-token-file")
+        tls = (self.tls_cert, self.tls_key)
+        if any(tls) and not all(tls):
+            raise ValidationError("--tls-cert and --tls-key go together", field="--tls-cert")
+        if self.tls_verify_clients and not self.tls_ca:
+            raise ValidationError("--tls-verify-clients needs --tls-ca", field="--tls-ca")
         if self.gc.interval < 0 or self.gc.policy.job_age < 0 \
                 or self.gc.policy.periodic_keep < 0 or self.gc.policy.allocs_per_job < 0:
             raise ValidationError("--gc-* settings cannot be negative", field="--gc-interval")
@@ -96,4 +112,5 @@ class ServerConfig:
         host, port = split_host_port(self.http, "--http")
         if host in ("0.0.0.0", "::"):
             host = os.environ.get("FEDERATION_ADVERTISE_HOST", "127.0.0.1")
-        return f"http://{host}:{port}"
+        scheme = "https" if self.tls_cert else "http"
+        return f"{scheme}://{host}:{port}"

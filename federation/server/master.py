@@ -8,6 +8,7 @@ import hmac
 import logging
 import threading
 import time
+import uuid
 from concurrent.futures import Future
 from typing import Any
 
@@ -42,6 +43,12 @@ class Master:
         self.tracer = trace.get_tracer("federation.raft", tracer_provider=tracer_provider)
         self._token_key = hashlib.sha256(
             b"federation-node-token:" + config.secret.encode()).digest()
+        self._acl_key = hashlib.sha256(b"federation-acl-token:" + config.secret.encode()).digest()
+        self._signing_key = hashlib.sha256(
+            b"federation-agent-signing:" + config.secret.encode()).digest()
+        # The join secret: given (--join-token-file), or derived from the cluster secret, so
+        # every master accepts what the autoscaler hands to the machines it launches.
+        self.join_token = config.join_token or self.node_token("agent-join")
         self.raft: RaftNode | None = None
         self.loops = LeaderLoops()
         self._http: uvicorn.Server | None = None
@@ -54,7 +61,9 @@ class Master:
     # -- lifecycle -----------------------------------------------------------------------
     def start(self, timeout: float = 15.0) -> None:
         from federation.api.app import create_app
+        from federation.tls import private_dir
 
+        private_dir(self.config.data_dir)  # the journal holds the state: owner only
         self.raft = RaftNode(RaftConfig(
             self_addr=self.config.raft, peers=list(self.config.peers),
             data_dir=self.config.data_dir, secret=self.config.secret,
@@ -71,7 +80,7 @@ class Master:
         app = create_app(self)
         self._http = uvicorn.Server(uvicorn.Config(
             app, host=host, port=port, log_level="warning", access_log=False,
-            lifespan="off", timeout_graceful_shutdown=2,
+            lifespan="off", timeout_graceful_shutdown=2, **self._tls_options(),
         ))
         self._http_thread = threading.Thread(target=self._http.run, name="http", daemon=True)
         self._http_thread.start()
@@ -126,6 +135,41 @@ class Master:
         """The token a node gets at registration: the same on every master and every retry
         of one registration, unguessable without the cluster secret."""
         return hmac.new(self._token_key, registration_id.encode(), hashlib.sha256).hexdigest()
+
+    def acl_secret(self, command_id: str) -> str:
+        """An ACL token's secret: the same on every master and every retry of one request."""
+        digest = hmac.new(self._acl_key, command_id.encode(), hashlib.sha256).digest()
+        return str(uuid.UUID(bytes=digest[:16]))
+
+    def agent_signing_key(self, node_token_hash: str) -> str:
+        """The key that signs this server's calls to a node's agent. Derived from the node
+        token's hash with the cluster secret, so the hash in a snapshot signs nothing."""
+        return hmac.new(self._signing_key, node_token_hash.encode(), hashlib.sha256).hexdigest()
+
+    def _tls_options(self) -> dict[str, Any]:
+        import ssl
+
+        cfg = self.config
+        if not cfg.tls_cert:
+            return {}
+        options: dict[str, Any] = {"ssl_certfile": cfg.tls_cert, "ssl_keyfile": cfg.tls_key}
+        if cfg.tls_ca:
+            options["ssl_ca_certs"] = cfg.tls_ca
+            options["ssl_cert_reqs"] = (ssl.CERT_REQUIRED if cfg.tls_verify_clients
+                                        else ssl.CERT_OPTIONAL)
+        return options
+
+    def agent_tls(self, node: dict[str, Any]) -> tuple[Any, str] | None:
+        """httpx options for calling a node's agent: with ``--tls-ca``, an agent endpoint
+        served over HTTPS must present a certificate of that CA for its region's agent name,
+        and this server presents its own certificate (agents may require it)."""
+        from federation.tls import agent_name, client_context
+
+        cfg = self.config
+        if not cfg.tls_ca or not str(node.get("http_address", "")).startswith("https://"):
+            return None
+        return (client_context(cfg.tls_ca, cfg.tls_cert, cfg.tls_key),
+                agent_name(node.get("region") or ""))
 
     def leader_hint(self) -> dict[str, Any] | None:
         if self.raft is None:

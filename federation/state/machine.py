@@ -25,7 +25,7 @@ from typing import Any
 from federation.errors import Conflict, FederationError, NotFound, ValidationError
 from federation.model.fit import KNOWN_CHECK_VERSIONS
 from federation.model.usage import NodeUsage
-from federation.state import capacity, checks, gc, queues
+from federation.state import acl, capacity, checks, gc, queues
 from federation.state.journal import MISSING, Journal, Table
 from federation.state.plan_check import fitting_placements
 
@@ -47,7 +47,7 @@ SNAPSHOT_VERSION = 1
 
 
 TABLES = ("servers", "nodes", "node_ids_by_name", "jobs", "allocations", "alloc_ids_by_job",
-          "pools", "launches", "queues")
+          "pools", "launches", "queues", "acl_policies", "acl_tokens", "acl_token_by_hash")
 
 
 class StateMachine:
@@ -70,6 +70,11 @@ class StateMachine:
         self.launches: dict[str, dict[str, Any]] = Table()
         self.queues: dict[str, dict[str, Any]] = Table()
         self.applied: OrderedDict[str, tuple[float, Result]] = OrderedDict()
+        # ACL policies and tokens (hashes of secrets only): see federation.state.acl.
+        self.acl_policies: dict[str, dict[str, Any]] = Table()
+        self.acl_tokens: dict[str, dict[str, Any]] = Table()
+        self.acl_token_by_hash: dict[str, dict[str, Any]] = Table()
+        self.acl_bootstrapped = False
         # The writes of the command being applied, undone if it fails (local, not pickled).
         self.journal = Journal()
         self._attach()
@@ -178,6 +183,7 @@ class StateMachine:
             "pools": list(self.pools.values()),
             "launches": list(self.launches.values()),
             "queues": list(self.queues.values()),
+            **acl.snapshot(self),
         }
 
     @classmethod
@@ -194,6 +200,7 @@ class StateMachine:
         machine.pools = Table({p["name"]: dict(p) for p in data.get("pools", [])})
         machine.launches = Table({la["token"]: dict(la) for la in data.get("launches", [])})
         machine.queues = Table({q["name"]: dict(q) for q in data.get("queues", [])})
+        acl.load(machine, data)
         machine.node_ids_by_name = Table(
             {n["name"]: n["id"] for n in machine.nodes.values()})
         by_job: dict[str, set[str]] = {}
@@ -222,6 +229,8 @@ class StateMachine:
             self.node_usage = NodeUsage.of(self.allocations)
         if "alloc_writes" not in state:
             self.recount_alloc_writes()
+        if "acl_tokens" not in state:
+            acl.init(self)
         self.journal = Journal()
         self._attach()
 
@@ -731,4 +740,5 @@ _HANDLERS: dict[str, Callable[[StateMachine, Command], dict[str, Any]]] = {
 }
 _HANDLERS.update(capacity.HANDLERS)
 _HANDLERS.update(queues.HANDLERS)
+_HANDLERS.update(acl.HANDLERS)
 COMMAND_TYPES = tuple(_HANDLERS)

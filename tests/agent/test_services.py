@@ -162,7 +162,7 @@ def test_a_node_cannot_read_or_report_another_nodes_allocations(fed: Fed, agents
     assert logs.status_code == 403
     assert fed.alloc(alloc["id"])["client_status"] == "running"
     # The agent's own endpoint answers only requests signed by a server.
-    address = fed.master.machine.nodes[a1.node_id]["labels"]["federation/agent-http"]
+    address = fed.master.machine.nodes[a1.node_id]["http_address"]
     direct = httpx.get(f"{address}/v1/allocations/{alloc['id']}/logs")
     assert direct.status_code == 403
 

@@ -1,0 +1,1 @@
+"""Access control, credentials and TLS."""
