@@ -8,14 +8,38 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from federation.api.auth import require_token
 from federation.api.deps import before_read, command_id, document, master
-from federation.api.views import job_view
-from federation.errors import NotFound
+from federation.api.views import alloc_view, job_view
+from federation.errors import NotFound, ValidationError
 from federation.scheduler.jobplan import plan_work
 from federation.scheduler.reconcile import reconcile_job
 from federation.scheduler.snapshot import take as take_snapshot
 from federation.specs.job import JobSpec, validate_job
+from federation.specs.namespace import (
+    job_key,
+    read_scope,
+    split_key,
+    to_internal,
+    write_scope,
+)
 
 router = APIRouter(dependencies=[Depends(require_token)])
+
+NamespaceQuery = Query(default=None, description=(
+    "the job's namespace (default `default`); on list reads `*` means every namespace"))
+
+
+def spec_in_namespace(document: object, namespace: str | None) -> dict[str, object]:
+    """Validate a submitted spec and key it for the state. ``?namespace=`` and a
+    ``namespace`` in the body must agree when both are given."""
+    spec = validate_job(document)
+    given = document.get("namespace") if isinstance(document, dict) else None
+    if namespace is not None and given is not None and given != write_scope(namespace):
+        raise ValidationError(
+            f"the spec's namespace {given!r} does not match ?namespace={namespace}",
+            field="namespace")
+    if namespace is not None:
+        spec["namespace"] = write_scope(namespace)
+    return to_internal(spec)
 
 
 @router.post("/v1/jobs", status_code=201, tags=["jobs"],
@@ -23,12 +47,14 @@ router = APIRouter(dependencies=[Depends(require_token)])
                  "application/json": {"schema": JobSpec.model_json_schema()},
                  "application/yaml": {"schema": JobSpec.model_json_schema()}},
                  "required": True}})
-async def submit(request: Request) -> dict[str, Any]:
+async def submit(request: Request, namespace: str | None = NamespaceQuery) -> dict[str, Any]:
     """Create or update a job. A spec identical to the current one creates no new version."""
-    spec = validate_job(await document(request))
+    spec = spec_in_namespace(await document(request), namespace)
     value = await master(request).commit(
         {"type": "job.register", "id": command_id(request, "job"), "spec": spec})
-    return {"id": value["id"], "version": value["version"], "index": value["index"]}
+    ns, job_id = split_key(value["id"])
+    return {"id": job_id, "namespace": ns, "version": value["version"],
+            "index": value["index"]}
 
 
 @router.post("/v1/jobs/plan", tags=["jobs"],
@@ -36,10 +62,10 @@ async def submit(request: Request) -> dict[str, Any]:
                  "application/json": {"schema": JobSpec.model_json_schema()},
                  "application/yaml": {"schema": JobSpec.model_json_schema()}},
                  "required": True}})
-async def plan(request: Request) -> dict[str, Any]:
+async def plan(request: Request, namespace: str | None = NamespaceQuery) -> dict[str, Any]:
     """What submitting this spec would place where, and what would stay unplaced and why.
     Nothing is committed."""
-    spec = validate_job(await document(request))
+    spec = spec_in_namespace(await document(request), namespace)
     machine = master(request).machine
     existing = machine.jobs.get(spec["id"])
     changed = existing is None or existing["spec"] != spec or existing["stopped"]
@@ -50,7 +76,8 @@ async def plan(request: Request) -> dict[str, Any]:
     result = plan_work(snapshot, job, work)
     names = {n["id"]: n["name"] for n in list(machine.nodes.values())}
     return {
-        "id": spec["id"],
+        "id": split_key(spec["id"])[1],
+        "namespace": spec["namespace"],
         "version": version,
         "placements": [{"group": a["group"], "index": a["index"], "node_id": a["node_id"],
                         "node": names.get(a["node_id"]),
@@ -64,32 +91,40 @@ async def plan(request: Request) -> dict[str, Any]:
 
 
 @router.get("/v1/jobs", tags=["jobs"])
-async def list_jobs(request: Request, response: Response,
-                    consistent: bool = False) -> list[dict[str, Any]]:
+async def list_jobs(request: Request, response: Response, consistent: bool = False,
+                    namespace: str | None = NamespaceQuery) -> list[dict[str, Any]]:
+    scope = read_scope(namespace)
     await before_read(request, consistent)
     machine = master(request).machine
     response.headers["X-Federation-Index"] = str(machine.index)
-    jobs = sorted(list(machine.jobs.values()), key=lambda j: j["id"])
+    jobs = sorted((j for j in list(machine.jobs.values())
+                   if scope is None or split_key(j["id"])[0] == scope),
+                  key=lambda j: split_key(j["id"]))
     return [job_view(machine, job) for job in jobs]
 
 
 @router.get("/v1/jobs/{job_id}", tags=["jobs"])
-async def get_job(request: Request, job_id: str, consistent: bool = False) -> dict[str, Any]:
+async def get_job(request: Request, job_id: str, consistent: bool = False,
+                  namespace: str | None = NamespaceQuery) -> dict[str, Any]:
+    ns = write_scope(namespace)
     await before_read(request, consistent)
     machine = master(request).machine
-    job = machine.jobs.get(job_id)
+    job = machine.jobs.get(job_key(ns, job_id))
     if job is None:
-        raise NotFound(f"no job {job_id!r}")
+        raise NotFound(f"no job {job_id!r} in namespace {ns!r}")
     return job_view(machine, job)
 
 
 @router.delete("/v1/jobs/{job_id}", tags=["jobs"])
-async def stop_job(request: Request, job_id: str) -> dict[str, Any]:
+async def stop_job(request: Request, job_id: str,
+                   namespace: str | None = NamespaceQuery) -> dict[str, Any]:
     """Stop a job: it is kept (status dead) and its allocations are told to stop."""
+    ns = write_scope(namespace)
+    key = job_key(ns, job_id)
     value = await master(request).commit(
-        {"type": "job.deregister", "id": command_id(request, f"stop:{job_id}"),
-         "job_id": job_id})
-    return {"id": value["id"], "version": value["version"], "index": value["index"]}
+        {"type": "job.deregister", "id": command_id(request, f"stop:{key}"), "job_id": key})
+    return {"id": job_id, "namespace": ns, "version": value["version"],
+            "index": value["index"]}
 
 
 @router.get("/v1/allocations", tags=["allocations"])
@@ -98,20 +133,26 @@ async def list_allocations(
     job: str | None = Query(default=None, description="only this job's allocations"),
     node: str | None = Query(default=None, description="only allocations on this node"),
     consistent: bool = False,
+    namespace: str | None = NamespaceQuery,
     index: int | None = Query(default=None, ge=0, description=(
         "blocking query: answer once the state index is above this (see X-Federation-Index)")),
     wait: float = Query(default=30.0, gt=0, le=300, description="blocking query timeout, s"),
 ) -> list[dict[str, Any]]:
+    scope = read_scope(namespace)
+    if job is not None and scope is None:
+        raise ValidationError("a job is named within one namespace, not '*'", field="namespace")
     await before_read(request, consistent)
     if index is not None:
         await master(request).wait_for_index(index, wait)
     machine = master(request).machine
     response.headers["X-Federation-Index"] = str(machine.index)
-    if job is not None:
-        ids = list(machine.alloc_ids_by_job.get(job, ()))
+    if job is not None and scope is not None:
+        ids = list(machine.alloc_ids_by_job.get(job_key(scope, job), ()))
         allocs = [machine.allocations[i] for i in ids if i in machine.allocations]
     else:
-        allocs = list(machine.allocations.values())
+        allocs = [a for a in list(machine.allocations.values())
+                  if scope is None or split_key(a["job_id"])[0] == scope]
     if node is not None:
         allocs = [a for a in allocs if a["node_id"] == node]
-    return sorted(allocs, key=lambda a: (a["job_id"], a["group"], a.get("index", 0), a["id"]))
+    allocs.sort(key=lambda a: (a["job_id"], a["group"], a.get("index", 0), a["id"]))
+    return [alloc_view(a) for a in allocs]

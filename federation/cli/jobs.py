@@ -13,6 +13,7 @@ import yaml
 from federation.cli.allocs import ALLOC_COLUMNS, alloc_rows
 from federation.cli.common import (
     ConsistentOption,
+    NamespaceOption,
     Output,
     OutputOption,
     counts,
@@ -24,6 +25,7 @@ from federation.cli.common import (
     print_listing,
     print_table,
     session,
+    settings,
     timestamp,
 )
 
@@ -80,10 +82,11 @@ def run(
     ctx: typer.Context,
     file: Annotated[str, typer.Argument(help="Job spec, YAML or JSON (- for stdin).")],
     output: OutputOption = None,
+    namespace: NamespaceOption = None,
 ) -> None:
     """Submit a job (create it, or update it to a new version)."""
     spec = load_spec(file)
-    with session(ctx) as client:
+    with session(ctx, namespace) as client:
         result = client.submit_job(spec)
     if output_format(ctx, output) is Output.json:
         print_json(result)
@@ -101,10 +104,11 @@ def status(
     job_id: Annotated[str, typer.Argument(metavar="ID", help="Job id.")],
     output: OutputOption = None,
     consistent: ConsistentOption = False,
+    namespace: NamespaceOption = None,
 ) -> None:
     """Show a job: its status, task groups and allocations."""
     fmt = output_format(ctx, output)
-    with session(ctx) as client:
+    with session(ctx, namespace) as client:
         job = client.get_job(job_id, consistent=consistent)
         allocations = (
             client.list_allocations(job=job_id, consistent=consistent)
@@ -125,6 +129,7 @@ def status(
             ("Version", job.get("version")),
             ("Submitted", timestamp(job.get("submit_time"))),
             ("Allocations", counts(job.get("allocations"))),
+            ("Namespace", job.get("namespace", "default")),
         ]
         + ([("Schedule", job["schedule"])] if job.get("schedule") else [])
         + ([("Depends on", job["depends_on"])] if job.get("depends_on") else [])
@@ -167,10 +172,11 @@ def plan(
     ctx: typer.Context,
     file: Annotated[str, typer.Argument(help="Job spec, YAML or JSON (- for stdin).")],
     output: OutputOption = None,
+    namespace: NamespaceOption = None,
 ) -> None:
     """Show what submitting FILE would place where, without committing anything."""
     spec = load_spec(file)
-    with session(ctx) as client:
+    with session(ctx, namespace) as client:
         result = client.plan_job(spec)
     if output_format(ctx, output) is Output.json:
         print_json(result)
@@ -197,9 +203,10 @@ def stop(
     ctx: typer.Context,
     job_id: Annotated[str, typer.Argument(metavar="ID", help="Job id.")],
     output: OutputOption = None,
+    namespace: NamespaceOption = None,
 ) -> None:
     """Stop a job: its allocations are stopped and nothing new is placed."""
-    with session(ctx) as client:
+    with session(ctx, namespace) as client:
         result = client.stop_job(job_id)
     if output_format(ctx, output) is Output.json:
         print_json(result)
@@ -212,16 +219,23 @@ def stop(
 
 @job_app.command("list")
 def list_jobs(
-    ctx: typer.Context, output: OutputOption = None, consistent: ConsistentOption = False
+    ctx: typer.Context, output: OutputOption = None, consistent: ConsistentOption = False,
+    namespace: NamespaceOption = None,
 ) -> None:
     """List jobs with their status and allocation counts."""
-    with session(ctx) as client:
+    with session(ctx, namespace) as client:
         jobs = client.list_jobs(consistent=consistent)
-    print_listing(
-        ctx, output, jobs, "jobs",
-        ("ID", "TYPE", "PRIORITY", "QUEUE", "STATUS", "VERSION", "ALLOCATIONS"),
-        lambda j: (j.get("id"), j.get("type"), j.get("priority"), j.get("queue"),
-                   j.get("status"), j.get("version"), counts(j.get("allocations"))))
+    columns = ("ID", "TYPE", "PRIORITY", "QUEUE", "STATUS", "VERSION", "ALLOCATIONS")
+
+    def row(j: dict[str, Any]) -> tuple[Any, ...]:
+        return (j.get("id"), j.get("type"), j.get("priority"), j.get("queue"),
+                j.get("status"), j.get("version"), counts(j.get("allocations")))
+
+    if (namespace or settings(ctx).namespace) == "*":
+        print_listing(ctx, output, jobs, "jobs", ("NAMESPACE", *columns),
+                      lambda j: (j.get("namespace"), *row(j)))
+    else:
+        print_listing(ctx, output, jobs, "jobs", columns, row)
 
 
 def register(app: typer.Typer) -> None:

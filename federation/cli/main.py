@@ -61,9 +61,21 @@ def global_options(
             help="Give up on a request after this many seconds, retries included.",
         ),
     ] = 30.0,
+    namespace: Annotated[
+        str | None,
+        typer.Option(
+            "--namespace",
+            "-n",
+            envvar="FEDERATION_NAMESPACE",
+            help="Namespace of the jobs a command works on (default: default; * for all "
+            "on listings).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """One control plane for on-prem racks and cloud instances."""
-    ctx.obj = Settings(address=address, token=token, output=output, timeout=timeout)
+    ctx.obj = Settings(address=address, token=token, output=output, timeout=timeout,
+                       namespace=namespace)
 
 
 server_cmds.register(app)

@@ -19,6 +19,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from federation.errors import ValidationError
 from federation.specs.duration import parse_duration
+from federation.specs.namespace import DEFAULT_NAMESPACE, NAMESPACE_PATTERN
 
 ID_PATTERN = r"^[a-z0-9-]{1,63}$"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -195,6 +196,8 @@ class Group(_Strict):
 
 class JobSpec(_Strict):
     id: str = Field(pattern=ID_PATTERN)
+    namespace: str = Field(default=DEFAULT_NAMESPACE, pattern=NAMESPACE_PATTERN, max_length=63,
+                           description="DNS-1123 label; the id is unique within it")
     type: Literal["service", "batch"]
     priority: int = Field(default=50, ge=0, le=100)
     queue: str = Field(default="default", pattern=NAME_PATTERN)

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from federation.errors import Conflict, FederationError, NotFound, ValidationError
-from federation.state import capacity, queues
+from federation.specs.namespace import key_consistent
+from federation.state import capacity, namespaces, queues
 from federation.state.node_usage import NodeUsage
 from federation.state.plan_check import fitting_placements
 
@@ -54,6 +55,7 @@ class StateMachine:
         self.pools: dict[str, dict[str, Any]] = {}
         self.launches: dict[str, dict[str, Any]] = {}
         self.queues: dict[str, dict[str, Any]] = {}
+        self.namespaces: dict[str, dict[str, Any]] = {}
         self.applied: OrderedDict[str, tuple[float, Result]] = OrderedDict()
 
     # -- applying commands ---------------------------------------------------------------
@@ -102,6 +104,7 @@ class StateMachine:
             "pools": list(self.pools.values()),
             "launches": list(self.launches.values()),
             "queues": list(self.queues.values()),
+            "namespaces": list(self.namespaces.values()),
         }
 
     @classmethod
@@ -120,6 +123,7 @@ class StateMachine:
             machine.pools = {p["name"]: dict(p) for p in data.get("pools", [])}
             machine.launches = {la["token"]: dict(la) for la in data.get("launches", [])}
             machine.queues = {q["name"]: dict(q) for q in data.get("queues", [])}
+            machine.namespaces = {n["name"]: dict(n) for n in data.get("namespaces", [])}
         except (KeyError, TypeError, ValueError) as exc:
             raise ValidationError(f"malformed snapshot: {exc!r}") from None
         machine.node_ids_by_name = {n["name"]: n["id"] for n in machine.nodes.values()}
@@ -141,6 +145,8 @@ class StateMachine:
             self.node_usage = NodeUsage.of(self.allocations)
         if "alloc_writes" not in state:
             self.recount_alloc_writes()
+        if "namespaces" not in state:
+            self.namespaces = {}
 
     def put_allocation(self, record: dict[str, Any]) -> None:
         """Write an allocation record, keeping the per-job and per-node indexes current."""
@@ -148,6 +154,16 @@ class StateMachine:
         self.allocations[record["id"]] = record
         self.alloc_ids_by_job.setdefault(record["job_id"], set()).add(record["id"])
         self.alloc_writes[record["job_id"]] = self.alloc_writes.get(record["job_id"], 0) + 1
+
+    def stop_job(self, job_id: str, index: int) -> None:
+        """Mark a job stopped at ``index`` and tell its running allocations to stop."""
+        job = self.jobs[job_id]
+        self.jobs[job_id] = {**job, "stopped": True, "version": job["version"] + 1,
+                             "modify_index": index}
+        for alloc_id in list(self.alloc_ids_by_job.get(job_id, ())):
+            alloc = self.allocations[alloc_id]
+            if alloc["desired_status"] == "run":
+                self.put_allocation({**alloc, "desired_status": "stop", "modify_index": index})
 
     # -- derived views -------------------------------------------------------------------
     def allocation_counts(self, job_id: str) -> dict[str, int]:
@@ -305,8 +321,16 @@ def _job_register(sm: StateMachine, command: Command) -> dict[str, Any]:
             raise ValidationError(f"no job {parent!r} to depend on", field=f"depends_on[{i}]")
     if _depends_on_cycle(sm, job_id, spec.get("depends_on") or []):
         raise ValidationError("dependencies would form a cycle", field="depends_on")
+    if not key_consistent(spec):
+        raise ValidationError("the job key does not match its namespace", field="namespace")
+    # A job made from a Kubernetes object keeps that object (its metadata, the last-applied
+    # configuration kubectl compares against); it is never read by the scheduler.
+    manifest = command.get("manifest")
+    if manifest is not None and not isinstance(manifest, dict):
+        raise ValidationError("a manifest must be a mapping", field="manifest")
     existing = sm.jobs.get(job_id)
-    if existing is not None and existing["spec"] == spec and not existing["stopped"]:
+    if (existing is not None and existing["spec"] == spec and not existing["stopped"]
+            and existing.get("manifest") == manifest):
         return {"id": job_id, "version": existing["version"], "changed": False,
                 "index": sm.index}
     index = sm._bump()
@@ -326,6 +350,8 @@ def _job_register(sm: StateMachine, command: Command) -> dict[str, Any]:
         "create_index": existing["create_index"] if existing else index,
         "modify_index": index,
     }
+    if manifest is not None:
+        record["manifest"] = manifest
     sm.jobs[job_id] = record
     return {"id": job_id, "version": record["version"], "changed": True, "index": index}
 
@@ -338,11 +364,7 @@ def _job_deregister(sm: StateMachine, command: Command) -> dict[str, Any]:
     if job["stopped"]:
         return {"id": job_id, "version": job["version"], "changed": False, "index": sm.index}
     index = sm._bump()
-    sm.jobs[job_id] = {**job, "stopped": True, "version": job["version"] + 1, "modify_index": index}
-    for alloc_id in list(sm.alloc_ids_by_job.get(job_id, ())):
-        alloc = sm.allocations[alloc_id]
-        if alloc["desired_status"] == "run":
-            sm.put_allocation({**alloc, "desired_status": "stop", "modify_index": index})
+    sm.stop_job(job_id, index)
     return {"id": job_id, "version": job["version"] + 1, "changed": True, "index": index}
 
 
@@ -498,4 +520,5 @@ _HANDLERS: dict[str, Callable[[StateMachine, Command], dict[str, Any]]] = {
 }
 _HANDLERS.update(capacity.HANDLERS)
 _HANDLERS.update(queues.HANDLERS)
+_HANDLERS.update(namespaces.HANDLERS)
 COMMAND_TYPES = tuple(_HANDLERS)
