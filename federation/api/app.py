@@ -20,6 +20,7 @@ from federation.api import (
 )
 from federation.api.auth import require_token
 from federation.api.errors import install_error_handlers
+from federation.api.kube import routes as kube_routes
 from federation.api.metrics import RequestTimer
 
 
@@ -49,6 +50,7 @@ def create_app(master: Any) -> FastAPI:
     app.include_router(routes_queues.router)
     app.include_router(routes_pools.router)
     app.include_router(routes_agent.router)
+    kube_routes.install(app)
     if protected:
         @app.get("/openapi.json", include_in_schema=False,
                  dependencies=[Depends(require_token)])

@@ -328,8 +328,14 @@ def _job_register(sm: StateMachine, command: Command) -> dict[str, Any]:
     manifest = command.get("manifest")
     if manifest is not None and not isinstance(manifest, dict):
         raise ValidationError("a manifest must be a mapping", field="manifest")
+    # A suspended job (a CronJob with suspend: true) is registered stopped: nothing runs,
+    # and it stays visible as suspended rather than deleted.
+    suspend = command.get("suspend", False)
+    if not isinstance(suspend, bool):
+        raise ValidationError("suspend must be true or false", field="suspend")
     existing = sm.jobs.get(job_id)
-    if (existing is not None and existing["spec"] == spec and not existing["stopped"]
+    if (existing is not None and existing["spec"] == spec
+            and existing["stopped"] == suspend and existing.get("suspended", False) == suspend
             and existing.get("manifest") == manifest):
         return {"id": job_id, "version": existing["version"], "changed": False,
                 "index": sm.index}
@@ -352,6 +358,8 @@ def _job_register(sm: StateMachine, command: Command) -> dict[str, Any]:
     }
     if manifest is not None:
         record["manifest"] = manifest
+    if suspend:
+        record["stopped"] = record["suspended"] = True
     sm.jobs[job_id] = record
     return {"id": job_id, "version": record["version"], "changed": True, "index": index}
 
@@ -361,9 +369,12 @@ def _job_deregister(sm: StateMachine, command: Command) -> dict[str, Any]:
     job = sm.jobs.get(job_id)
     if job is None:
         raise NotFound(f"no job {job_id!r}", field="job_id")
-    if job["stopped"]:
+    if job["stopped"] and not job.get("suspended"):
         return {"id": job_id, "version": job["version"], "changed": False, "index": sm.index}
     index = sm._bump()
+    if job["stopped"]:  # a suspended job: deleting it leaves it stopped, no longer suspended
+        sm.jobs[job_id] = {**job, "suspended": False, "modify_index": index}
+        return {"id": job_id, "version": job["version"], "changed": True, "index": index}
     sm.stop_job(job_id, index)
     return {"id": job_id, "version": job["version"] + 1, "changed": True, "index": index}
 
