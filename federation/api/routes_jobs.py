@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from federation.api.auth import require_token
 from federation.api.deps import before_read, command_id, document, master
+from federation.api.kube.manifests import (
+    Invalid,
+    is_manifest,
+    namespace_of,
+    stored_manifest,
+    translate,
+)
+from federation.api.kube.objects import iso
 from federation.api.views import alloc_view, job_view
 from federation.errors import NotFound, ValidationError
 from federation.scheduler.jobplan import plan_work
@@ -24,6 +33,19 @@ from federation.specs.namespace import (
 
 router = APIRouter(dependencies=[Depends(require_token)])
 
+def manifest_submission(manifest: Any, namespace: str | None
+                        ) -> tuple[dict[str, Any], dict[str, Any], bool]:
+    """A Kubernetes workload manifest as (stored spec, manifest, suspended)."""
+    try:
+        if manifest.get("kind") == "Namespace":
+            raise Invalid("kind", "a Namespace is not a job: apply it with kubectl")
+        ns = namespace_of(manifest, None if namespace is None else write_scope(namespace))
+        workload = translate(manifest, ns)
+    except Invalid as exc:
+        raise ValidationError(exc.message, field=exc.field) from None
+    return to_internal(validate_job(workload.spec)), manifest, workload.suspend
+
+
 NamespaceQuery = Query(default=None, description=(
     "the job's namespace (default `default`); on list reads `*` means every namespace"))
 
@@ -31,6 +53,8 @@ NamespaceQuery = Query(default=None, description=(
 def spec_in_namespace(document: object, namespace: str | None) -> dict[str, object]:
     """Validate a submitted spec and key it for the state. ``?namespace=`` and a
     ``namespace`` in the body must agree when both are given."""
+    if is_manifest(document):
+        return manifest_submission(document, namespace)[0]
     spec = validate_job(document)
     given = document.get("namespace") if isinstance(document, dict) else None
     if namespace is not None and given is not None and given != write_scope(namespace):
@@ -48,10 +72,20 @@ def spec_in_namespace(document: object, namespace: str | None) -> dict[str, obje
                  "application/yaml": {"schema": JobSpec.model_json_schema()}},
                  "required": True}})
 async def submit(request: Request, namespace: str | None = NamespaceQuery) -> dict[str, Any]:
-    """Create or update a job. A spec identical to the current one creates no new version."""
-    spec = spec_in_namespace(await document(request), namespace)
-    value = await master(request).commit(
-        {"type": "job.register", "id": command_id(request, "job"), "spec": spec})
+    """Create or update a job. A spec identical to the current one creates no new version.
+    A Kubernetes Deployment, Job or CronJob manifest is accepted too (as ``/k8s`` takes it)."""
+    body = await document(request)
+    command: dict[str, Any] = {"type": "job.register", "id": command_id(request, "job")}
+    if is_manifest(body):
+        spec, manifest, suspend = manifest_submission(body, namespace)
+        existing = master(request).machine.jobs.get(spec["id"]) or {}
+        created = ((existing.get("manifest") or {}).get("metadata") or {}).get(
+            "creationTimestamp") if not existing.get("stopped") else None
+        command.update(manifest=stored_manifest(
+            manifest, spec["namespace"], created or iso(time.time())), suspend=suspend)
+    else:
+        spec = spec_in_namespace(body, namespace)
+    value = await master(request).commit({**command, "spec": spec})
     ns, job_id = split_key(value["id"])
     return {"id": job_id, "namespace": ns, "version": value["version"],
             "index": value["index"]}

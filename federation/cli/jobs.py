@@ -33,8 +33,22 @@ job_app = typer.Typer(help="Jobs: run, inspect and stop workloads.", no_args_is_
 
 
 def load_spec(path: str) -> dict[str, Any]:
-    """The job spec in a YAML or JSON file (``-`` reads stdin); exits with one line if bad."""
-    name = "<stdin>" if path == "-" else path
+    """The job spec in a YAML or JSON file (``-`` reads stdin); exits with one line if bad.
+    A Kubernetes manifest is passed on as it is (the server translates it)."""
+    documents = load_documents(path)
+    if len(documents) > 1:
+        fail(f"{_name(path)}: holds {len(documents)} documents; give one job spec per file")
+    return documents[0]
+
+
+def _name(path: str) -> str:
+    return "<stdin>" if path == "-" else path
+
+
+def load_documents(path: str) -> list[dict[str, Any]]:
+    """The documents of a YAML or JSON file: one job spec, or Kubernetes manifests (a file
+    may hold several, as for kubectl)."""
+    name = _name(path)
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -56,19 +70,30 @@ def load_spec(path: str) -> dict[str, Any]:
             fail(f"{name}: not valid YAML: {problem}{where}")
     if not documents:
         fail(f"{name}: empty file, expected a job spec")
-    if len(documents) > 1:
-        fail(f"{name}: holds {len(documents)} documents; give one job spec per file")
-    spec = documents[0]
-    if not isinstance(spec, dict):
-        fail(f"{name}: a job spec is a mapping (id, type, groups, ...), not a {_kind(spec)}")
-    if "apiVersion" in spec or "kind" in spec:
-        kind = spec.get("kind", "unknown kind")
-        fail(
-            f"{name} is a Kubernetes manifest ({kind}); `job run` does not run Kubernetes "
-            "workloads yet: give a federation job spec (id, type, groups)"
-        )
+    for spec in documents:
+        if not isinstance(spec, dict):
+            fail(f"{name}: a job spec is a mapping (id, type, groups, ...), not a {_kind(spec)}")
+    manifests = [d for d in documents if "apiVersion" in d or "kind" in d]
+    if len(documents) > 1 and len(manifests) != len(documents):
+        fail(f"{name}: holds {len(documents)} documents; give one job spec per file "
+             "(only Kubernetes manifests may share a file)")
     # YAML may produce dates and other non-JSON values; send them as the text they were.
-    return json.loads(json.dumps(spec, default=str))
+    return [json.loads(json.dumps(d, default=str)) for d in documents]
+
+
+def _run_manifests(ctx: typer.Context, documents: list[dict[str, Any]],
+                   output: Output | None, namespace: str | None) -> None:
+    results = []
+    with session(ctx, namespace) as client:
+        for manifest in documents:
+            results.append(client.submit_job(manifest))
+    if output_format(ctx, output) is Output.json:
+        print_json(results)
+        return
+    for manifest, result in zip(documents, results, strict=True):
+        kind = str(manifest.get("kind", "")).lower()
+        print_line(f'{kind} "{result.get("id")}" submitted in namespace '
+                   f'{result.get("namespace", "default")}: version {result.get("version", "-")}')
 
 
 def _kind(value: Any) -> str:
@@ -84,8 +109,13 @@ def run(
     output: OutputOption = None,
     namespace: NamespaceOption = None,
 ) -> None:
-    """Submit a job (create it, or update it to a new version)."""
-    spec = load_spec(file)
+    """Submit a job (create it, or update it to a new version). FILE may also hold Kubernetes
+    Deployments, Jobs and CronJobs, as `kubectl apply -f` takes them."""
+    documents = load_documents(file)
+    if "kind" in documents[0] or "apiVersion" in documents[0]:
+        _run_manifests(ctx, documents, output, namespace)
+        return
+    spec = documents[0]
     with session(ctx, namespace) as client:
         result = client.submit_job(spec)
     if output_format(ctx, output) is Output.json:

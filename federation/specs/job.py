@@ -298,8 +298,8 @@ def validate_job(data: Any) -> dict[str, Any]:
         raise ValidationError("a job spec must be a mapping")
     if "apiVersion" in data and "kind" in data:
         raise ValidationError(
-            "Kubernetes manifests are not accepted as jobs yet", field="apiVersion"
-        )
+            "a Kubernetes manifest is not a federation job spec: submit it to /v1/jobs or "
+            "/k8s, which translate it", field="apiVersion")
     return validate_model(JobSpec, data, not_a_mapping="a job spec must be a mapping")
 
 

@@ -623,3 +623,25 @@ def namespace_of(manifest: Mapping[str, Any], request_namespace: str | None) -> 
         raise Invalid("metadata.namespace", f"Invalid value: {chosen!r}: a lowercase RFC 1123 "
                       "label is required")
     return str(chosen)
+
+
+def is_manifest(document: Any) -> bool:
+    return isinstance(document, dict) and "apiVersion" in document and "kind" in document
+
+
+SERVER_FIELDS = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields",
+                 "selfLink")
+
+
+def stored_manifest(manifest: Mapping[str, Any], namespace: str, created: str | None
+                    ) -> dict[str, Any]:
+    """A manifest as kept with its job: without status and server-owned metadata, with its
+    namespace and creation time."""
+    kept = {k: v for k, v in manifest.items() if k != "status"}
+    meta = {k: v for k, v in (manifest.get("metadata") or {}).items()
+            if k not in SERVER_FIELDS}
+    meta["namespace"] = namespace
+    meta["creationTimestamp"] = created
+    kept["metadata"] = meta
+    return kept
+

@@ -22,13 +22,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from federation.api.kube.manifests import DRIVER_ANNOTATION, GANG_ANNOTATION, GROUP_NAME
+from federation.api.kube.manifests import (
+    DRIVER_ANNOTATION,
+    GANG_ANNOTATION,
+    GROUP_NAME,
+)
 from federation.api.kube.quantity import format_cpu, format_memory
 from federation.specs.namespace import DEFAULT_NAMESPACE, split_key
 
 LIVE = ("pending", "running")
-SERVER_FIELDS = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields",
-                 "selfLink")
 JOB_LABEL = "federation.io/job"
 ALLOC_ANNOTATION = "federation.io/allocation"
 
@@ -351,6 +353,8 @@ def workload_template(job: Mapping[str, Any]) -> dict[str, Any]:
 
 def pods_of(view: View, job: Mapping[str, Any]) -> list[dict[str, Any]]:
     pods = [pod(view, job, a) for a in shown_allocations(view.allocations_of.get(job["id"], []))]
+    if job["stopped"]:
+        return pods
     reports = job.get("unplaced") or {}
     missing = sum(int(r.get("unplaced", 0)) for r in reports.values() if isinstance(r, dict))
     reason = unplaced_reason(job) or "not placed yet"

@@ -113,10 +113,13 @@ def _view(request: Request, namespace: str | None) -> View:
                 now=time.time())
 
 
-def _jobs_in(view: View, namespace: str | None, kind: str) -> list[Mapping[str, Any]]:
+def _jobs_in(view: View, namespace: str | None, kind: str, *, deleted: bool = False
+             ) -> list[Mapping[str, Any]]:
+    """The jobs shown as ``kind`` (with ``deleted``, stopped ones too: their allocations
+    may still be terminating)."""
     found = [job for key, job in view.jobs.items()
              if (namespace is None or split_key(key)[0] == namespace)
-             and objects.visible(job) and objects.kind_of(job) == kind]
+             and (deleted or objects.visible(job)) and objects.kind_of(job) == kind]
     return sorted(found, key=lambda j: split_key(j["id"]))
 
 
@@ -127,7 +130,7 @@ def _objects(view: View, resource: discovery.Resource, namespace: str | None
     if resource.kind == "Pod":
         pods = []
         for kind in ("Deployment", "Job"):
-            for job in _jobs_in(view, namespace, kind):
+            for job in _jobs_in(view, namespace, kind, deleted=True):
                 pods.extend(objects.pods_of(view, job))
         return pods
     if resource.kind == "Event":
@@ -264,18 +267,6 @@ async def _commit(request: Request, command: dict[str, Any], scope: str) -> Any:
 
 
 # -- writes ----------------------------------------------------------------------------------
-def _stored_manifest(manifest: Mapping[str, Any], namespace: str,
-                     created: str | None) -> dict[str, Any]:
-    """A manifest as kept in the state: without status and server-owned metadata."""
-    kept = {k: v for k, v in manifest.items() if k != "status"}
-    meta = {k: v for k, v in (manifest.get("metadata") or {}).items()
-            if k not in objects.SERVER_FIELDS}
-    meta["namespace"] = namespace
-    meta["creationTimestamp"] = created
-    kept["metadata"] = meta
-    return kept
-
-
 async def _put_workload(request: Request, resource: discovery.Resource, namespace: str,
                         manifest: Any, *, create: bool, name: str | None = None
                         ) -> tuple[int, dict[str, Any]]:
@@ -323,7 +314,7 @@ async def _put_workload(request: Request, resource: discovery.Resource, namespac
     created = None
     if existing is not None and shown and isinstance(existing.get("manifest"), dict):
         created = existing["manifest"].get("metadata", {}).get("creationTimestamp")
-    stored = _stored_manifest(manifest, ns, created or objects.iso(time.time()))
+    stored = manifests.stored_manifest(manifest, ns, created or objects.iso(time.time()))
     if _dry_run(request):
         preview = {"id": key, "spec": spec, "manifest": stored, "version": 1,
                    "stopped": workload.suspend, "suspended": workload.suspend,
@@ -525,8 +516,9 @@ async def _watch(request: Request, resource: discovery.Resource, namespace: str 
     """``?watch=1``: one JSON event a line (ADDED, MODIFIED, DELETED) as the state changes.
 
     No history is kept: from a given ``resourceVersion`` the stream starts with the objects
-    changed since (a deletion before the watch began is not replayed); without one it starts
-    with every object ADDED, as the API server does."""
+    changed since (a deletion before the watch began is not replayed); without one, or with
+    ``sendInitialEvents=true`` (then followed by the bookmark that ends the initial events),
+    it starts with every object ADDED, as the API server does."""
     query = request.query_params
     since_text = query.get("resourceVersion") or "0"
     since = int(since_text) if since_text.isdigit() else 0
@@ -535,6 +527,7 @@ async def _watch(request: Request, resource: discovery.Resource, namespace: str 
     except ValueError:
         raise KubeError(400, "timeoutSeconds must be a number") from None
     table = _wants_table(request)
+    initial_events = query.get("sendInitialEvents") == "true"
     label_selector, field_selector = query.get("labelSelector"), query.get("fieldSelector")
     m = master(request)
 
@@ -557,8 +550,15 @@ async def _watch(request: Request, resource: discovery.Resource, namespace: str 
         index = m.machine.index
         for obj in known.values():
             rv = int(obj["metadata"].get("resourceVersion") or 0)
-            if since == 0 or rv > since:
-                yield event("ADDED" if since == 0 else "MODIFIED", obj, view)
+            if since == 0 or initial_events or rv > since:
+                yield event("ADDED" if since == 0 or initial_events else "MODIFIED", obj, view)
+        if initial_events:
+            # The watch-list protocol: a bookmark marks the end of the initial state.
+            yield (json.dumps({"type": "BOOKMARK", "object": {
+                "kind": resource.kind, "apiVersion": resource.group_version,
+                "metadata": {"resourceVersion": str(index),
+                             "annotations": {"k8s.io/initial-events-end": "true"}}}})
+                   + "\n").encode()
         while time.monotonic() < deadline:
             if await request.is_disconnected():
                 return
