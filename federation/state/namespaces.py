@@ -28,6 +28,11 @@ def _string_map(value: Any, field: str) -> dict[str, str]:
     return dict(value)
 
 
+def _now(command: Command) -> float:
+    value = command.get("time")
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
 def _namespace_apply(sm: StateMachine, command: Command) -> dict[str, Any]:
     name = command.get("name")
     if not is_namespace(name):
@@ -41,7 +46,7 @@ def _namespace_apply(sm: StateMachine, command: Command) -> dict[str, Any]:
     index = sm._bump()
     sm.namespaces[name] = {
         "name": name, "labels": labels, "annotations": annotations,
-        "created_at": existing["created_at"] if existing else command.get("time", 0.0),
+        "created_at": existing["created_at"] if existing else _now(command),
         "create_index": existing["create_index"] if existing else index,
         "modify_index": index}
     return {"name": name, "changed": True}
@@ -59,7 +64,7 @@ def _namespace_delete(sm: StateMachine, command: Command) -> dict[str, Any]:
     stopped = 0
     for key in in_use:
         if not sm.jobs[key]["stopped"]:
-            sm.stop_job(key, index)
+            sm.stop_job(key, index, _now(command))
             stopped += 1
     return {"name": name, "stopped_jobs": stopped}
 
