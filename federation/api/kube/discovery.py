@@ -213,3 +213,27 @@ def openapi_root(prefix: str) -> dict[str, Any]:
         path = _gv_path(*gv)
         paths[path] = {"serverRelativeURL": f"{prefix}/openapi/v3/{path}?hash={digest.upper()}"}
     return {"paths": paths}
+
+
+# -- OpenAPI v2 -----------------------------------------------------------------------------
+OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+_V2_TITLE = "federation Kubernetes endpoint"
+
+
+def openapi_v2() -> dict[str, Any]:
+    return {"swagger": "2.0", "info": {"title": _V2_TITLE, "version": "v1"}, "paths": {}}
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """One length-delimited protobuf field (wire type 2); payloads here are < 128 bytes."""
+    if len(payload) >= 128:
+        raise ValueError("payload too long for a one-byte length")
+    return bytes([(number << 3) | 2, len(payload)]) + payload
+
+
+def openapi_v2_protobuf() -> bytes:
+    """``openapi_v2.Document`` (gnostic) with swagger (1), info (2: title 1, version 2) and
+    empty paths (8): the same document as :func:`openapi_v2`, in the encoding client-go
+    reads."""
+    info = _field(1, _V2_TITLE.encode()) + _field(2, b"v1")
+    return _field(1, b"2.0") + _field(2, info) + _field(8, b"")
