@@ -267,10 +267,18 @@ async def _commit(request: Request, command: dict[str, Any], scope: str) -> Any:
 
 
 # -- writes ----------------------------------------------------------------------------------
+def _with_type(manifest: Any, resource: discovery.Resource) -> Any:
+    """The API server takes kind and apiVersion from the URL when a body leaves them out."""
+    if isinstance(manifest, dict):
+        return {"apiVersion": resource.group_version, "kind": resource.kind, **manifest}
+    return manifest
+
+
 async def _put_workload(request: Request, resource: discovery.Resource, namespace: str,
                         manifest: Any, *, create: bool, name: str | None = None
                         ) -> tuple[int, dict[str, Any]]:
     """Create or replace a Deployment, Job or CronJob; (HTTP status, object)."""
+    manifest = _with_type(manifest, resource)
     try:
         _, kind = manifests.check_object(manifest)
         if kind != resource.kind:
@@ -329,6 +337,7 @@ async def _put_namespace(request: Request, manifest: Any, *, create: bool,
                          name: str | None = None) -> tuple[int, dict[str, Any]]:
     resource = discovery.find("", "v1", "namespaces")
     assert resource is not None
+    manifest = _with_type(manifest, resource)
     try:
         manifests.check_object(manifest)
         object_name = manifests.check_name(manifest)
