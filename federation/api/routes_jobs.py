@@ -17,11 +17,13 @@ from federation.api.kube.manifests import (
     translate,
 )
 from federation.api.kube.objects import iso
+from federation.api.offload import json_off_loop
 from federation.api.views import alloc_view, job_view
 from federation.errors import NotFound, ValidationError
 from federation.scheduler.jobplan import plan_work
 from federation.scheduler.reconcile import reconcile_job
 from federation.scheduler.snapshot import take as take_snapshot
+from federation.scheduler.workload import pass_profile
 from federation.specs.job import JobSpec, validate_job
 from federation.specs.namespace import (
     job_key,
@@ -101,13 +103,18 @@ async def plan(request: Request, namespace: str | None = NamespaceQuery) -> dict
     Nothing is committed."""
     spec = spec_in_namespace(await document(request), namespace)
     machine = master(request).machine
+    # Planning scores the whole pool: a worker thread's work, not the event loop's.
+    return await json_off_loop(lambda: _plan(machine, spec))  # type: ignore[return-value]
+
+
+def _plan(machine: Any, spec: dict[str, Any]) -> dict[str, Any]:
     existing = machine.jobs.get(spec["id"])
     changed = existing is None or existing["spec"] != spec or existing["stopped"]
     version = (existing["version"] + (1 if changed else 0)) if existing else 1
     job = {"id": spec["id"], "spec": spec, "version": version, "stopped": False}
     snapshot = take_snapshot(machine)
     work = reconcile_job(job, snapshot.by_job.get(spec["id"], ()), snapshot.draining)
-    result = plan_work(snapshot, job, work)
+    result = plan_work(snapshot, job, work, profile=pass_profile(snapshot, [(job, work)]))
     names = {n["id"]: n["name"] for n in list(machine.nodes.values())}
     return {
         "id": split_key(spec["id"])[1],
@@ -130,11 +137,15 @@ async def list_jobs(request: Request, response: Response, consistent: bool = Fal
     scope = read_scope(namespace)
     await before_read(request, consistent)
     machine = master(request).machine
-    response.headers["X-Federation-Index"] = str(machine.index)
-    jobs = sorted((j for j in list(machine.jobs.values())
-                   if scope is None or split_key(j["id"])[0] == scope),
-                  key=lambda j: split_key(j["id"]))
-    return [job_view(machine, job) for job in jobs]
+
+    def view() -> list[dict[str, Any]]:
+        jobs = sorted((j for j in list(machine.jobs.values())
+                       if scope is None or split_key(j["id"])[0] == scope),
+                      key=lambda j: split_key(j["id"]))
+        return [job_view(machine, job) for job in jobs]
+
+    return await json_off_loop(  # type: ignore[return-value]
+        view, headers={"X-Federation-Index": str(machine.index)})
 
 
 @router.get("/v1/jobs/{job_id}", tags=["jobs"])
@@ -179,14 +190,18 @@ async def list_allocations(
     if index is not None:
         await master(request).wait_for_index(index, wait)
     machine = master(request).machine
-    response.headers["X-Federation-Index"] = str(machine.index)
-    if job is not None and scope is not None:
-        ids = list(machine.alloc_ids_by_job.get(job_key(scope, job), ()))
-        allocs = [machine.allocations[i] for i in ids if i in machine.allocations]
-    else:
-        allocs = [a for a in list(machine.allocations.values())
-                  if scope is None or split_key(a["job_id"])[0] == scope]
-    if node is not None:
-        allocs = [a for a in allocs if a["node_id"] == node]
-    allocs.sort(key=lambda a: (a["job_id"], a["group"], a.get("index", 0), a["id"]))
-    return [alloc_view(a) for a in allocs]
+
+    def view() -> list[dict[str, Any]]:
+        if job is not None and scope is not None:
+            ids = list(machine.alloc_ids_by_job.get(job_key(scope, job), ()))
+            allocs = [machine.allocations[i] for i in ids if i in machine.allocations]
+        else:
+            allocs = [a for a in list(machine.allocations.values())
+                      if scope is None or split_key(a["job_id"])[0] == scope]
+        if node is not None:
+            allocs = [a for a in allocs if a["node_id"] == node]
+        allocs.sort(key=lambda a: (a["job_id"], a["group"], a.get("index", 0), a["id"]))
+        return [alloc_view(a) for a in allocs]
+
+    return await json_off_loop(  # type: ignore[return-value]
+        view, headers={"X-Federation-Index": str(machine.index)})

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 
 from federation.api.auth import require_token
 from federation.api.deps import before_read, command_id, document, master
+from federation.api.offload import json_off_loop
 from federation.errors import ValidationError
 from federation.scheduler import snapshot as snap
 from federation.scheduler.fairshare import dominant_share
@@ -44,6 +45,11 @@ async def list_queues(request: Request, consistent: bool = False) -> list[dict[s
     """Every queue in use or configured, with weight, quota, usage and dominant share."""
     await before_read(request, consistent)
     machine = master(request).machine
+    # A pass over every job and allocation: a worker thread's work, not the event loop's.
+    return await json_off_loop(lambda: _queue_report(machine))  # type: ignore[return-value]
+
+
+def _queue_report(machine: Any) -> list[dict[str, Any]]:
     snapshot = snap.take(machine)
     queue_of = {j["id"]: j["spec"].get("queue", "default") for j in list(machine.jobs.values())}
     usage = queue_usage(snapshot, queue_of)
@@ -58,12 +64,12 @@ async def list_queues(request: Request, consistent: bool = False) -> list[dict[s
     out = []
     for name in names:
         spec = configured.get(name, {"name": name, "weight": 1.0, "quota": None})
-        used = usage.get(name, snap.Resources())
+        used = usage.get(name, snap.ResourceTotals())
         out.append({
             "name": name, "weight": spec["weight"], "quota": spec["quota"],
             "configured": name in configured,
             "usage": {"cpu": used.cpu_milli, "memory": used.memory_mib,
-                      "gpu": used.gpu + used.gpu_share_milli / 1000},
+                      "gpu": used.gpu_milli / 1000},
             "dominant_share": round(dominant_share(used, total, spec["weight"]), 6),
             "jobs_waiting": pending.get(name, 0),
         })

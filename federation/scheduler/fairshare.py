@@ -13,26 +13,26 @@ import heapq
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from federation.scheduler.types import Resources
+from federation.model import ResourceTotals
 
 
 @dataclass(frozen=True)
 class QueueSpec:
     name: str
     weight: float = 1.0
-    quota: Resources | None = None
+    quota: ResourceTotals | None = None
 
 
 @dataclass(frozen=True)
 class PendingWork:
     id: str
     queue: str
-    demand: Resources
+    demand: ResourceTotals
     priority: int = 50
     submitted: int = 0  # a monotonically increasing submission number
 
 
-def dominant_share(used: Resources, capacity: Resources, weight: float = 1.0) -> float:
+def dominant_share(used: ResourceTotals, capacity: ResourceTotals, weight: float = 1.0) -> float:
     shares = [
         used.cpu_milli / capacity.cpu_milli if capacity.cpu_milli else 0.0,
         used.memory_mib / capacity.memory_mib if capacity.memory_mib else 0.0,
@@ -41,7 +41,7 @@ def dominant_share(used: Resources, capacity: Resources, weight: float = 1.0) ->
     return max(shares) / max(weight, 1e-9)
 
 
-def _within(used: Resources, quota: Resources | None) -> bool:
+def _within(used: ResourceTotals, quota: ResourceTotals | None) -> bool:
     if quota is None:
         return True
     return (
@@ -54,8 +54,8 @@ def _within(used: Resources, quota: Resources | None) -> bool:
 def drf_order(
     pending: Sequence[PendingWork],
     queues: Sequence[QueueSpec],
-    usage: Mapping[str, Resources],
-    capacity: Resources,
+    usage: Mapping[str, ResourceTotals],
+    capacity: ResourceTotals,
 ) -> tuple[list[PendingWork], dict[str, str]]:
     """Order ``pending`` by DRF across queues; returns (ordered work, held id -> reason).
 
@@ -66,7 +66,7 @@ def drf_order(
     backlog: dict[str, list[PendingWork]] = {}
     for item in sorted(pending, key=lambda w: (-w.priority, w.submitted, w.id)):
         backlog.setdefault(item.queue, []).append(item)
-    used = {name: usage.get(name, Resources()) for name in backlog}
+    used = {name: usage.get(name, ResourceTotals()) for name in backlog}
     heap: list[tuple[float, str]] = []
     for name in backlog:
         spec = specs.get(name, QueueSpec(name))

@@ -265,7 +265,7 @@ def pod(view: View, job: Mapping[str, Any], alloc: Mapping[str, Any]) -> dict[st
     node = view.nodes.get(alloc["node_id"]) or {}
     status = alloc["client_status"]
     phase = {"pending": "Pending", "running": "Running", "complete": "Succeeded",
-             "failed": "Failed", "lost": "Failed"}[status]
+             "failed": "Failed", "lost": "Failed", "stopped": "Succeeded"}.get(status, "Unknown")
     checked = bool(((job["spec"]["groups"][0]).get("task") or {}).get("health"))
     ready = status == "running" and (alloc.get("healthy") is True or not checked)
     containers = copy.deepcopy((owner.get("spec") or {}).get("containers") or [])
@@ -289,9 +289,10 @@ def pod(view: View, job: Mapping[str, Any], alloc: Mapping[str, Any]) -> dict[st
     elif status == "pending":
         state = {"waiting": {"reason": "ContainerCreating"}}
     else:
+        reason = {"complete": "Completed", "stopped": "Stopped"}.get(status, "Error")
         state = {"terminated": {"exitCode": alloc.get("exit_code", 0 if status == "complete"
                                                                  else 1),
-                                "reason": "Completed" if status == "complete" else "Error",
+                                "reason": reason,
                                 "message": alloc.get("message") or "",
                                 "startedAt": iso(started),
                                 "finishedAt": iso(alloc.get("finished_at"))}}

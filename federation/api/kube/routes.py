@@ -230,14 +230,18 @@ def _list_kind(resource: discovery.Resource) -> str:
 
 
 async def _body(request: Request) -> Any:
-    declared = request.headers.get("content-length")
-    too_big = KubeError(413, f"the request body is larger than {MAX_MANIFEST_BYTES} bytes",
-                        "RequestEntityTooLarge")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_MANIFEST_BYTES:
-        raise too_big
-    body = await request.body()
-    if len(body) > MAX_MANIFEST_BYTES:
-        raise too_big
+    # Read as a stream, keeping at most the limit: an oversized body is drained (the server's
+    # body cap bounds it) and then refused, so the client reads the 413 instead of a reset.
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size <= MAX_MANIFEST_BYTES:
+            chunks.append(chunk)
+    if size > MAX_MANIFEST_BYTES:
+        raise KubeError(413, f"the request body is larger than {MAX_MANIFEST_BYTES} bytes "
+                        "(the limit of one object)", "RequestEntityTooLarge")
+    body = b"".join(chunks)
     if not body.strip():
         raise KubeError(400, "the request body is empty")
     try:
