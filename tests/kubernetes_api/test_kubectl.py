@@ -7,6 +7,7 @@ import time
 
 import httpx
 
+from tests.agent.conftest import processes_under
 from tests.harness import wait_for
 from tests.kubernetes_api.conftest import KubeCluster
 
@@ -240,3 +241,60 @@ def test_the_k8s_endpoint_answers_status_objects(kube: KubeCluster) -> None:
     assert patch["x-kubernetes-group-version-kind"] == {"group": "apps", "version": "v1",
                                                         "kind": "Deployment"}
     assert "fieldValidation" in {p["name"] for p in patch["parameters"]}
+
+
+def test_an_image_runs_a_real_container_through_dockerd(kube: KubeCluster, docker_engine,
+                                                        tmp_path) -> None:
+    """No federation.io/driver annotation: the docker driver runs the image (a private
+    dockerd with an offline busybox image; skipped, naming why, when dockerd cannot run)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    log = open(tmp_path / "docker-agent.log", "ab")  # noqa: SIM115 - the child's lifetime
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "federation.cli.main", "agent", "--server", kube.server.url,
+         "--data-dir", str(tmp_path / "kd"), "--name", "kd", "--cpu", "2000",
+         "--memory", "2048", "--labels", "docker=yes"],
+        stdout=log, stderr=log, env={**docker_engine.env(), "OTEL_TRACES_EXPORTER": "none"})
+    log.close()
+    try:
+        kube.apply(f"""\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: boxed}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: boxed}}}}
+  template:
+    metadata: {{labels: {{app: boxed}}}}
+    spec:
+      nodeSelector: {{docker: "yes"}}
+      containers:
+      - name: box
+        image: {docker_engine.image}
+        command: ["sh", "-c", "echo inside-a-container; exec sleep 3600"]
+        resources: {{requests: {{cpu: 100m, memory: 64Mi}}}}
+""")
+        (pod,) = kube.wait_pods("app=boxed", 1, timeout=60)
+        assert pod["spec"]["nodeName"] == "kd"
+        assert kube.v1("/v1/jobs/boxed")["groups"][0]["task"]["driver"] == "docker"
+        wait_for(lambda: "inside-a-container" in kube.kubectl(
+            "logs", pod["metadata"]["name"]).stdout, 30, "the container's output")
+        running = docker_engine.cli("ps", "--format", "{{.Image}}").stdout
+        assert docker_engine.image in running
+        kube.kubectl("delete", "deployment", "boxed")
+        wait_for(lambda: docker_engine.image not in docker_engine.cli(
+            "ps", "--format", "{{.Image}}").stdout, 40, "the container to stop")
+    finally:
+        agent.send_signal(signal.SIGKILL)
+        agent.wait(10)
+        for pid in processes_under(tmp_path, agents=True):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        leftovers = docker_engine.cli("ps", "-aq").stdout.split()
+        if leftovers:
+            docker_engine.cli("rm", "-f", *leftovers)
