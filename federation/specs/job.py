@@ -50,7 +50,7 @@ class Resources(_Strict):
 
 class Constraint(_Strict):
     attribute: str
-    operator: Literal["=", "!=", "in", "not_in", "regex", "exists"]
+    operator: Literal["=", "!=", "in", "not_in", "regex", "exists", "not_exists"]
     value: str | list[str] | None = None
 
     @field_validator("attribute")
@@ -67,9 +67,9 @@ class Constraint(_Strict):
         if op in ("in", "not_in"):
             if not isinstance(value, list) or not value:
                 raise _FieldError("value", f"operator {op!r} needs a non-empty list as value")
-        elif op == "exists":
+        elif op in ("exists", "not_exists"):
             if value is not None:
-                raise _FieldError("value", "operator 'exists' takes no value")
+                raise _FieldError("value", f"operator {op!r} takes no value")
         else:
             if not isinstance(value, str):
                 raise _FieldError("value", f"operator {op!r} needs a single string as value")

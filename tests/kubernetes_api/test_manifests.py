@@ -57,7 +57,8 @@ def test_node_selector_and_required_affinity_become_constraints():
             "matchExpressions": [
                 {"key": "federation.io/provider", "operator": "NotIn", "values": ["gcp"]},
                 {"key": "rack", "operator": "In", "values": ["r1", "r2"]},
-                {"key": "ssd", "operator": "Exists"}]}]}}}
+                {"key": "ssd", "operator": "Exists"},
+                {"key": "spot", "operator": "DoesNotExist"}]}]}}}
     pod_spec(manifest)["topologySpreadConstraints"] = [
         {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
          "whenUnsatisfiable": "ScheduleAnyway"}]
@@ -67,7 +68,8 @@ def test_node_selector_and_required_affinity_become_constraints():
         {"attribute": "labels.gpu", "operator": "=", "value": "a100"},
         {"attribute": "provider", "operator": "not_in", "value": ["gcp"]},
         {"attribute": "labels.rack", "operator": "in", "value": ["r1", "r2"]},
-        {"attribute": "labels.ssd", "operator": "exists"}]
+        {"attribute": "labels.ssd", "operator": "exists"},
+        {"attribute": "labels.spot", "operator": "not_exists"}]
     assert group["spread"] == "zone"
 
 
@@ -181,3 +183,11 @@ def test_memory_quantities(text, mib):
 def test_bad_quantities(bad):
     with pytest.raises(QuantityError):
         cpu_millicores(bad)
+
+
+def test_does_not_exist_holds_only_on_nodes_without_the_label():
+    from federation.model.constraints import Constraint
+
+    absent = Constraint("labels.spot", "not_exists")
+    assert absent.matches(None) and not absent.matches("true")
+    assert str(absent) == "labels.spot not exists"

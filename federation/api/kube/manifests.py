@@ -49,7 +49,8 @@ WELL_KNOWN_LABELS = {
     "federation.io/rack": "rack",
     "federation.io/node-id": "node.id",
 }
-OPERATORS = {"In": "in", "NotIn": "not_in", "Exists": "exists"}
+OPERATORS = {"In": "in", "NotIn": "not_in", "Exists": "exists",
+             "DoesNotExist": "not_exists"}
 
 KINDS = {("apps/v1", "Deployment"), ("batch/v1", "Job"), ("batch/v1", "CronJob"),
          ("v1", "Namespace")}
@@ -577,11 +578,12 @@ def _constraints(pod: Mapping[str, Any], at: str) -> list[dict[str, Any]]:
             supported = ", ".join(f'"{o}"' for o in OPERATORS)
             raise Invalid(f"{here}.operator", f"Unsupported value: {operator!r}: supported "
                           f"values: {supported}", reason="FieldValueNotSupported")
-        if operator == "Exists":
+        if operator in ("Exists", "DoesNotExist"):
             if values:
                 raise Invalid(f"{here}.values", "Forbidden: may not be specified when "
-                              "`operator` is 'Exists'")
-            constraints.append({"attribute": node_attribute(key), "operator": "exists"})
+                              f"`operator` is '{operator}'")
+            constraints.append({"attribute": node_attribute(key),
+                                "operator": OPERATORS[operator]})
             continue
         if not isinstance(values, list) or not values or not all(
                 isinstance(v, str) for v in values):
