@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from federation.errors import Conflict, FederationError, NotFound, ValidationError
@@ -481,7 +481,28 @@ def _job_register(sm: StateMachine, command: Command) -> dict[str, Any]:
     if suspend:
         record["stopped"] = record["suspended"] = True
     sm.jobs[job_id] = record
+    if existing is not None and not existing["stopped"] and not suspend and _in_place(
+            existing["spec"], spec):
+        # Only counts (or the update policy, or the kept manifest) changed: the running
+        # copies are already what the new version runs, so they become its copies instead
+        # of being replaced one by one (kubectl scale must not restart every pod).
+        for alloc_id in sorted(sm.alloc_ids_by_job.get(job_id, ())):
+            alloc = sm.allocations[alloc_id]
+            if alloc.get("job_version") == existing["version"] and \
+                    alloc["desired_status"] == "run":
+                sm.put_allocation({**alloc, "job_version": record["version"],
+                                   "modify_index": index})
     return {"id": job_id, "version": record["version"], "changed": True, "index": index}
+
+
+def _in_place(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether two versions of a spec differ only in group counts and the update policy."""
+    def shape(spec: Mapping[str, Any]) -> dict[str, Any]:
+        groups = spec.get("groups") or []
+        return {**spec, "update": None,
+                "groups": [{**g, "count": None} if isinstance(g, Mapping) else g
+                           for g in groups]}
+    return shape(old) == shape(new)
 
 
 def _job_deregister(sm: StateMachine, command: Command) -> dict[str, Any]:

@@ -35,7 +35,7 @@ def _now(command: Command) -> float:
 
 def _namespace_apply(sm: StateMachine, command: Command) -> dict[str, Any]:
     name = command.get("name")
-    if not is_namespace(name):
+    if not isinstance(name, str) or not is_namespace(name):
         raise ValidationError("a namespace name must be a DNS-1123 label", field="name")
     labels = _string_map(command.get("labels"), "labels")
     annotations = _string_map(command.get("annotations"), "annotations")

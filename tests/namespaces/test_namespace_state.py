@@ -120,3 +120,27 @@ def test_a_periodic_child_stays_in_its_parents_namespace():
     long = child_id("ml/" + "x" * 63, 1000)
     namespace, local = split_key(long)
     assert namespace == "ml" and len(local) <= 63
+
+
+def _with_allocation(log: Log, spec_: dict) -> None:
+    log("node.register", node={"id": "n1", "name": "n1", "token_hash": "h",
+                               "capacity": {"cpu_milli": 1000, "memory_mib": 512, "gpu": 0}})
+    log("job.register", spec=spec_)
+    assert log("alloc.upsert", allocations=[{"id": "a1", "job_id": spec_["id"], "group": "w",
+                                             "node_id": "n1", "job_version": 1}])["ok"]
+
+
+def test_a_new_version_that_only_changes_counts_keeps_the_running_copies():
+    log = Log()
+    _with_allocation(log, spec("web"))
+    scaled = {**spec("web"), "groups": [{"name": "w", "count": 3}]}
+    assert log("job.register", spec=scaled)["value"]["version"] == 2
+    assert log.sm.allocations["a1"]["job_version"] == 2
+
+
+def test_a_new_version_that_changes_the_task_replaces_the_copies():
+    log = Log()
+    _with_allocation(log, spec("web"))
+    changed = {**spec("web"), "groups": [{"name": "w", "count": 1, "task": {"x": 1}}]}
+    log("job.register", spec=changed)
+    assert log.sm.allocations["a1"]["job_version"] == 1

@@ -159,7 +159,7 @@ def check_object(manifest: Any) -> tuple[str, str]:
         raise Invalid("kind", f"{api_version} {kind} is not supported here; supported kinds: "
                       f"{supported}", reason="FieldValueNotSupported")
     check_fields(manifest, SCHEMAS[kind], "")
-    return api_version, kind
+    return str(api_version), kind
 
 
 def check_name(manifest: Mapping[str, Any]) -> str:
@@ -555,7 +555,7 @@ def node_attribute(label: str) -> str:
 
 
 def _constraints(pod: Mapping[str, Any], at: str) -> list[dict[str, Any]]:
-    constraints = [
+    constraints: list[dict[str, Any]] = [
         {"attribute": node_attribute(key), "operator": "=", "value": value}
         for key, value in _string_map(pod.get("nodeSelector"), f"{at}.nodeSelector").items()]
     affinity = (pod.get("affinity") or {}).get("nodeAffinity") or {}

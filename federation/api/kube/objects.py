@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -106,6 +106,12 @@ class View:
     namespaces: Mapping[str, Mapping[str, Any]]
     status_of: Any  # callable job record -> pending|running|complete|failed|dead
     now: float
+    nodes_by_name: dict[Any, Mapping[str, Any]] | None = None  # built on first use
+
+    def node_named(self, name: Any) -> Mapping[str, Any] | None:
+        if self.nodes_by_name is None:
+            self.nodes_by_name = {n.get("name"): n for n in self.nodes.values()}
+        return self.nodes_by_name.get(name)
 
     def resource_version(self, job: Mapping[str, Any]) -> int:
         allocs = self.allocations_of.get(job["id"], [])
@@ -135,10 +141,11 @@ def synthesized_manifest(job: Mapping[str, Any]) -> dict[str, Any]:
     group = spec["groups"][0]
     task = group.get("task") or {}
     annotations = {DRIVER_ANNOTATION: "exec"} if task.get("driver", "exec") == "exec" else {}
-    template = {"metadata": {"labels": {JOB_LABEL: name}, "annotations": annotations},
-                "spec": {"containers": [_container_from_task(task, group)]}}
+    template: dict[str, Any] = {
+        "metadata": {"labels": {JOB_LABEL: name}, "annotations": annotations},
+        "spec": {"containers": [_container_from_task(task, group)]}}
     kind = kind_of(job)
-    meta = {"name": name, "namespace": namespace}
+    meta: dict[str, Any] = {"name": name, "namespace": namespace}
     if kind == "Deployment":
         return {"apiVersion": "apps/v1", "kind": kind, "metadata": meta, "spec": {
             "replicas": group["count"], "selector": {"matchLabels": {JOB_LABEL: name}},
@@ -229,7 +236,7 @@ def workload(view: View, job: Mapping[str, Any]) -> dict[str, Any]:
         active = [c for c in children if view.status_of(c) in ("pending", "running")]
         status = {"active": [{"kind": "Job", "namespace": namespace, "apiVersion": "batch/v1",
                               "name": split_key(c["id"])[1]} for c in active]}
-        launched = [c.get("launch_time") for c in children if c.get("launch_time")]
+        launched = [float(c["launch_time"]) for c in children if c.get("launch_time")]
         if launched:
             status["lastScheduleTime"] = iso(max(launched))
         status = {k: v for k, v in status.items() if v}
@@ -478,12 +485,10 @@ def row(obj: Mapping[str, Any], now: float, view: View | None = None) -> list[An
         restarts = sum(int(c.get("restartCount", 0)) for c in statuses)
         node_name = spec.get("nodeName") or "<none>"
         provider, zone = "<none>", "<none>"
-        if view is not None:
-            for node in view.nodes.values():
-                if node.get("name") == spec.get("nodeName"):
-                    provider = node.get("provider") or "<none>"
-                    zone = node.get("zone") or "<none>"
-                    break
+        node = view.node_named(spec.get("nodeName")) if view is not None else None
+        if node is not None:
+            provider = node.get("provider") or "<none>"
+            zone = node.get("zone") or "<none>"
         return [meta["name"], f"{ready}/{len(statuses) or len(spec.get('containers') or [])}",
                 pod_status_text(obj), str(restarts), age, node_name, provider, zone]
     if kind == "Namespace":
@@ -514,7 +519,7 @@ def pod_status_text(obj: Mapping[str, Any]) -> str:
     return str(status.get("phase") or "Unknown")
 
 
-def table(kind: str, objects: list[Mapping[str, Any]], now: float, resource_version: str,
+def table(kind: str, objects: Sequence[Mapping[str, Any]], now: float, resource_version: str,
           view: View | None = None, include_object: str = "Metadata") -> dict[str, Any]:
     """A ``meta.k8s.io/v1`` Table, the server-side printing ``kubectl get`` asks for."""
     rows = []

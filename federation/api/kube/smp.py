@@ -212,7 +212,7 @@ def _set_element_orders(original: dict[str, Any], patch: dict[str, Any], schema:
         elif in_patch and not in_original:
             merged = _without_directives(patched)
         elif in_original and in_patch:
-            merged = (_merge_list(current, patched, sub, merge_key, False)
+            merged = (_merge_list(current or [], patched or [], sub, merge_key, False)
                       if "merge" in strategies else _without_directives(patched))
         else:
             continue
