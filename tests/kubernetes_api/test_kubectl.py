@@ -23,6 +23,8 @@ spec:
   replicas: {replicas}
   selector:
     matchLabels: {{app: {name}}}
+  strategy:  # replace every replica at once: these tests are not about rollout pacing
+    rollingUpdate: {{maxSurge: 100%}}
   template:
     metadata:
       labels: {{app: {name}}}
