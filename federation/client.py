@@ -210,7 +210,9 @@ class Client:
         max_backoff: float = 2.0,
         transport: httpx.BaseTransport | None = None,
         cacert: str | None = None,
+        namespace: str | None = None,
     ) -> None:
+        self._namespace = namespace
         self._addresses = _split_addresses(addresses)
         if not self._addresses:
             raise ValidationError("no server address given", field="addresses")
@@ -305,25 +307,44 @@ class Client:
 
     # -- jobs --
 
+    def _ns(self, namespace: str | None) -> dict[str, str]:
+        """``?namespace=`` for a job call: the call's own, else the client's, else none
+        (the server's ``default``)."""
+        chosen = namespace if namespace is not None else self._namespace
+        return {} if chosen is None else {"namespace": chosen}
+
+    def _ns_path(self, path: str, namespace: str | None) -> str:
+        query = self._ns(namespace)
+        return f"{path}?namespace={quote(query['namespace'], safe='*')}" if query else path
+
     def submit_job(
-        self, spec: Mapping[str, Any], *, idempotency_key: str | None = None
+        self, spec: Mapping[str, Any], *, idempotency_key: str | None = None,
+        namespace: str | None = None,
     ) -> WriteResult:
-        """Create or update a job from its spec; returns its id, version and commit index."""
-        return cast(WriteResult, self._write("POST", "/v1/jobs", dict(spec), idempotency_key))
+        """Create or update a job from its spec; returns its id, version and commit index.
+        A Kubernetes manifest (``apiVersion``/``kind``) is accepted as well."""
+        path = self._ns_path("/v1/jobs", namespace)
+        return cast(WriteResult, self._write("POST", path, dict(spec), idempotency_key))
 
-    def plan_job(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+    def plan_job(self, spec: Mapping[str, Any], *, namespace: str | None = None) -> dict[str, Any]:
         """What submitting ``spec`` would place where (nothing is committed)."""
-        return cast(dict[str, Any], self._call("POST", "/v1/jobs/plan", json_body=dict(spec)))
+        return cast(dict[str, Any], self._call("POST", "/v1/jobs/plan", json_body=dict(spec),
+                                               params=self._ns(namespace)))
 
-    def list_jobs(self, *, consistent: bool = False) -> list[Job]:
-        return cast(list[Job], self._get("/v1/jobs", consistent=consistent))
+    def list_jobs(self, *, consistent: bool = False, namespace: str | None = None) -> list[Job]:
+        """Jobs of one namespace (``namespace="*"``: of all)."""
+        return cast(list[Job], self._get("/v1/jobs", params=self._ns(namespace),
+                                         consistent=consistent))
 
-    def get_job(self, job_id: str, *, consistent: bool = False) -> Job:
-        return cast(Job, self._get(f"/v1/jobs/{_seg(job_id)}", consistent=consistent))
+    def get_job(self, job_id: str, *, consistent: bool = False,
+                namespace: str | None = None) -> Job:
+        return cast(Job, self._get(f"/v1/jobs/{_seg(job_id)}", params=self._ns(namespace),
+                                   consistent=consistent))
 
-    def stop_job(self, job_id: str, *, idempotency_key: str | None = None) -> WriteResult:
+    def stop_job(self, job_id: str, *, idempotency_key: str | None = None,
+                 namespace: str | None = None) -> WriteResult:
         """Stop a job: its allocations are stopped and nothing new is placed."""
-        path = f"/v1/jobs/{_seg(job_id)}"
+        path = self._ns_path(f"/v1/jobs/{_seg(job_id)}", namespace)
         return cast(WriteResult, self._write("DELETE", path, None, idempotency_key))
 
     # -- allocations --
@@ -334,8 +355,10 @@ class Client:
         node: str | None = None,
         *,
         consistent: bool = False,
+        namespace: str | None = None,
     ) -> list[Allocation]:
         params = {k: v for k, v in (("job", job), ("node", node)) if v is not None}
+        params.update(self._ns(namespace))
         allocs = self._get("/v1/allocations", params=params, consistent=consistent)
         return cast(list[Allocation], allocs)
 

@@ -23,6 +23,7 @@ from federation.api import (
 from federation.api.acl import require
 from federation.api.bodies import MAX_BODY_BYTES, BodyLimit
 from federation.api.errors import install_error_handlers
+from federation.api.kube import routes as kube_routes
 from federation.api.metrics import RequestTimer
 from federation.api.openapi import build_openapi
 
@@ -57,6 +58,7 @@ def create_app(master: Any) -> FastAPI:
     app.include_router(routes_pools.router)
     app.include_router(routes_agent.router)
     app.include_router(routes_acl.router)
+    kube_routes.install(app)
     if protected:
         @app.get("/openapi.json", include_in_schema=False,
                  dependencies=[Depends(require(Need("authenticated")))])

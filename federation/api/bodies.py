@@ -32,6 +32,10 @@ MAX_BODY_BYTES = 1 << 20
 MAX_SNAPSHOT_BYTES = 32 << 20  # one Raft entry carries it: see federation.raft.node
 # Routes whose bodies may be bigger than the general cap: (method, path) -> bytes.
 LARGE_BODY_ROUTES = {("POST", "/v1/snapshot"): MAX_SNAPSHOT_BYTES}
+# Path prefixes whose routes read bodies as a stream and refuse an oversized one themselves
+# after draining it (the Kubernetes endpoint: kubectl reports a reset connection, not a 413,
+# when the answer comes before it finished sending). Beyond this, the connection is closed.
+DRAINED_BODY_PREFIXES = {"/k8s/": 64 << 20}
 # A body that may be YAML and is larger than this goes to a parser process: YAML is parsed
 # and built in Python, seconds per MiB, holding the GIL the Raft thread needs. JSON is
 # decoded in a thread: the C decoder takes ~10 ms per MiB.
@@ -61,7 +65,9 @@ class BodyLimit:
         self.max_body_bytes = max_body_bytes
 
     def limit_for(self, method: str, path: str) -> int:
-        return max(self.max_body_bytes, LARGE_BODY_ROUTES.get((method, path), 0))
+        drained = max([v for k, v in DRAINED_BODY_PREFIXES.items() if path.startswith(k)],
+                      default=0)
+        return max(self.max_body_bytes, LARGE_BODY_ROUTES.get((method, path), 0), drained)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -10,16 +10,63 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from federation.acl.authorizer import Need
 from federation.api.acl import check, record_namespace, require, visibility
 from federation.api.deps import before_read, command_id, document, master
+from federation.api.kube.manifests import (
+    Invalid,
+    is_manifest,
+    namespace_of,
+    stored_manifest,
+    translate,
+)
+from federation.api.kube.objects import iso
 from federation.api.offload import json_off_loop
-from federation.api.views import job_view
-from federation.errors import NotFound
+from federation.api.views import alloc_view, job_view
+from federation.errors import NotFound, ValidationError
 from federation.scheduler.service import preview
 from federation.specs.job import JobSpec, validate_job
+from federation.specs.namespace import (
+    job_key,
+    read_scope,
+    split_key,
+    to_internal,
+    write_scope,
+)
 
 router = APIRouter()
 SUBMIT = Need("namespace", "submit-job")
 LIST = Need("namespace", "list-jobs")
 READ = Need("namespace", "read-job")
+
+def manifest_submission(manifest: Any, namespace: str | None
+                        ) -> tuple[dict[str, Any], dict[str, Any], bool]:
+    """A Kubernetes workload manifest as (stored spec, manifest, suspended)."""
+    try:
+        if manifest.get("kind") == "Namespace":
+            raise Invalid("kind", "a Namespace is not a job: apply it with kubectl")
+        ns = namespace_of(manifest, None if namespace is None else write_scope(namespace))
+        workload = translate(manifest, ns)
+    except Invalid as exc:
+        raise ValidationError(exc.message, field=exc.field) from None
+    return to_internal(validate_job(workload.spec)), manifest, workload.suspend
+
+
+NamespaceQuery = Query(default=None, description=(
+    "the job's namespace (default `default`); on list reads `*` means every namespace"))
+
+
+def spec_in_namespace(document: object, namespace: str | None) -> dict[str, object]:
+    """Validate a submitted spec and key it for the state. ``?namespace=`` and a
+    ``namespace`` in the body must agree when both are given."""
+    if is_manifest(document):
+        return manifest_submission(document, namespace)[0]
+    spec = validate_job(document)
+    given = document.get("namespace") if isinstance(document, dict) else None
+    if namespace is not None and given is not None and given != write_scope(namespace):
+        raise ValidationError(
+            f"the spec's namespace {given!r} does not match ?namespace={namespace}",
+            field="namespace")
+    if namespace is not None:
+        spec["namespace"] = write_scope(namespace)
+    return to_internal(spec)
 
 
 @router.post("/v1/jobs", status_code=201, tags=["jobs"], dependencies=[Depends(require(SUBMIT))],
@@ -27,13 +74,26 @@ READ = Need("namespace", "read-job")
                  "application/json": {"schema": JobSpec.model_json_schema()},
                  "application/yaml": {"schema": JobSpec.model_json_schema()}},
                  "required": True}})
-async def submit(request: Request) -> dict[str, Any]:
-    """Create or update a job. A spec identical to the current one creates no new version."""
-    spec = validate_job(await document(request))
-    check(request, SUBMIT, namespace=record_namespace({"spec": spec}))
-    value = await master(request).commit(
-        {"type": "job.register", "id": command_id(request, "job"), "spec": spec})
-    return {"id": value["id"], "version": value["version"], "index": value["index"]}
+async def submit(request: Request, namespace: str | None = NamespaceQuery) -> dict[str, Any]:
+    """Create or update a job. A spec identical to the current one creates no new version.
+    A Kubernetes Deployment, Job or CronJob manifest is accepted too (as ``/k8s`` takes it)."""
+    body = await document(request)
+    command: dict[str, Any] = {"type": "job.register", "id": command_id(request, "job")}
+    if is_manifest(body):
+        spec, manifest, suspend = manifest_submission(body, namespace)
+        check(request, SUBMIT, namespace=record_namespace({"spec": spec}))
+        existing = master(request).machine.jobs.get(spec["id"]) or {}
+        created = ((existing.get("manifest") or {}).get("metadata") or {}).get(
+            "creationTimestamp") if not existing.get("stopped") else None
+        command.update(manifest=stored_manifest(
+            manifest, spec["namespace"], created or iso(time.time())), suspend=suspend)
+    else:
+        spec = spec_in_namespace(body, namespace)
+        check(request, SUBMIT, namespace=record_namespace({"spec": spec}))
+    value = await master(request).commit({**command, "spec": spec})
+    ns, job_id = split_key(value["id"])
+    return {"id": job_id, "namespace": ns, "version": value["version"],
+            "index": value["index"]}
 
 
 @router.post("/v1/jobs/plan", tags=["jobs"], dependencies=[Depends(require(SUBMIT))],
@@ -41,10 +101,10 @@ async def submit(request: Request) -> dict[str, Any]:
                  "application/json": {"schema": JobSpec.model_json_schema()},
                  "application/yaml": {"schema": JobSpec.model_json_schema()}},
                  "required": True}})
-async def plan(request: Request) -> dict[str, Any]:
+async def plan(request: Request, namespace: str | None = NamespaceQuery) -> dict[str, Any]:
     """What submitting this spec would place where, and what would stay unplaced and why.
     Nothing is committed."""
-    spec = validate_job(await document(request))
+    spec = spec_in_namespace(await document(request), namespace)
     check(request, SUBMIT, namespace=record_namespace({"spec": spec}))
     machine = master(request).machine
     # Planning scores the whole pool: a worker thread's work, not the event loop's.
@@ -66,7 +126,8 @@ def _plan(machine: Any, spec: dict[str, Any]) -> dict[str, Any]:
     result = outcome.plan
     names = {n["id"]: n["name"] for n in list(machine.nodes.values())}
     return {
-        "id": spec["id"],
+        "id": split_key(spec["id"])[1],
+        "namespace": spec["namespace"],
         "version": version,
         "placements": [{"group": a["group"], "index": a["index"], "node_id": a["node_id"],
                         "node": names.get(a["node_id"]),
@@ -80,15 +141,18 @@ def _plan(machine: Any, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/v1/jobs", tags=["jobs"], dependencies=[Depends(require(LIST))])
-async def list_jobs(request: Request, response: Response,
-                    consistent: bool = False) -> list[dict[str, Any]]:
+async def list_jobs(request: Request, response: Response, consistent: bool = False,
+                    namespace: str | None = NamespaceQuery) -> list[dict[str, Any]]:
+    scope = read_scope(namespace)
     await before_read(request, consistent)
     machine = master(request).machine
     may = visibility(request)
 
     def view() -> list[dict[str, Any]]:
-        jobs = sorted((j for j in list(machine.jobs.values()) if may(j, "list-jobs")),
-                      key=lambda j: j["id"])
+        jobs = sorted((j for j in list(machine.jobs.values())
+                       if (scope is None or split_key(j["id"])[0] == scope)
+                       and may(j, "list-jobs")),
+                      key=lambda j: split_key(j["id"]))
         return [job_view(machine, job) for job in jobs]
 
     return await json_off_loop(  # type: ignore[return-value]
@@ -96,26 +160,31 @@ async def list_jobs(request: Request, response: Response,
 
 
 @router.get("/v1/jobs/{job_id}", tags=["jobs"], dependencies=[Depends(require(READ))])
-async def get_job(request: Request, job_id: str, consistent: bool = False) -> dict[str, Any]:
+async def get_job(request: Request, job_id: str, consistent: bool = False,
+                  namespace: str | None = NamespaceQuery) -> dict[str, Any]:
+    ns = write_scope(namespace)
     await before_read(request, consistent)
     machine = master(request).machine
-    job = machine.jobs.get(job_id)
+    job = machine.jobs.get(job_key(ns, job_id))
     if job is None:
-        raise NotFound(f"no job {job_id!r}")
+        raise NotFound(f"no job {job_id!r} in namespace {ns!r}")
     check(request, READ, namespace=record_namespace(job))
     return job_view(machine, job)
 
 
 @router.delete("/v1/jobs/{job_id}", tags=["jobs"], dependencies=[Depends(require(SUBMIT))])
-async def stop_job(request: Request, job_id: str) -> dict[str, Any]:
+async def stop_job(request: Request, job_id: str,
+                   namespace: str | None = NamespaceQuery) -> dict[str, Any]:
     """Stop a job: it is kept (status dead) and its allocations are told to stop."""
-    job = master(request).machine.jobs.get(job_id)
+    ns = write_scope(namespace)
+    key = job_key(ns, job_id)
+    job = master(request).machine.jobs.get(key)
     if job is not None:
         check(request, SUBMIT, namespace=record_namespace(job))
     value = await master(request).commit(
-        {"type": "job.deregister", "id": command_id(request, f"stop:{job_id}"),
-         "job_id": job_id})
-    return {"id": value["id"], "version": value["version"], "index": value["index"]}
+        {"type": "job.deregister", "id": command_id(request, f"stop:{key}"), "job_id": key})
+    return {"id": job_id, "namespace": ns, "version": value["version"],
+            "index": value["index"]}
 
 
 @router.get("/v1/allocations", tags=["allocations"], dependencies=[Depends(require(READ))])
@@ -124,10 +193,14 @@ async def list_allocations(
     job: str | None = Query(default=None, description="only this job's allocations"),
     node: str | None = Query(default=None, description="only allocations on this node"),
     consistent: bool = False,
+    namespace: str | None = NamespaceQuery,
     index: int | None = Query(default=None, ge=0, description=(
         "blocking query: answer once the state index is above this (see X-Federation-Index)")),
     wait: float = Query(default=30.0, gt=0, le=300, description="blocking query timeout, s"),
 ) -> list[dict[str, Any]]:
+    scope = read_scope(namespace)
+    if job is not None and scope is None:
+        raise ValidationError("a job is named within one namespace, not '*'", field="namespace")
     await before_read(request, consistent)
     if index is not None:
         await master(request).wait_for_index(index, wait)
@@ -135,15 +208,17 @@ async def list_allocations(
     may = visibility(request)
 
     def view() -> list[dict[str, Any]]:
-        if job is not None:
-            ids = list(machine.alloc_ids_by_job.get(job, ()))
+        if job is not None and scope is not None:
+            ids = list(machine.alloc_ids_by_job.get(job_key(scope, job), ()))
             allocs = [machine.allocations[i] for i in ids if i in machine.allocations]
         else:
-            allocs = list(machine.allocations.values())
+            allocs = [a for a in list(machine.allocations.values())
+                      if scope is None or split_key(a["job_id"])[0] == scope]
         if node is not None:
             allocs = [a for a in allocs if a["node_id"] == node]
         allocs = [a for a in allocs if may(machine.jobs.get(a["job_id"]), "read-job")]
-        return sorted(allocs, key=lambda a: (a["job_id"], a["group"], a.get("index", 0), a["id"]))
+        allocs.sort(key=lambda a: (a["job_id"], a["group"], a.get("index", 0), a["id"]))
+        return [alloc_view(a) for a in allocs]
 
     return await json_off_loop(  # type: ignore[return-value]
         view, headers={"X-Federation-Index": str(machine.index)})

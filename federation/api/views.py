@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from federation.model import MILLI_PER_GPU
+from federation.specs.namespace import split_key, to_external
 from federation.state.machine import StateMachine
 
 _HIDDEN_NODE_FIELDS = ("token_hash",)
@@ -29,15 +30,21 @@ def node_view(node: dict[str, Any], allocated: dict[str, float] | None) -> dict[
     return view
 
 
+def alloc_view(alloc: dict[str, Any]) -> dict[str, Any]:
+    """An allocation as users see it: its job's local id and namespace."""
+    namespace, job_id = split_key(alloc["job_id"])
+    return {**alloc, "job_id": job_id, "namespace": namespace}
+
+
 def job_view(machine: StateMachine, job: dict[str, Any]) -> dict[str, Any]:
     return {
-        **job["spec"],
+        **to_external(job["spec"]),
         "version": job["version"],
         "status": machine.job_status(job),
         "stopped": job["stopped"],
         "allocations": machine.allocation_counts(job["id"]),
         "unplaced": job.get("unplaced") or {},
-        "parent": job.get("parent"),
+        "parent": split_key(job["parent"])[1] if job.get("parent") else None,
         "submit_time": job["submit_time"],
         "create_index": job["create_index"],
         "modify_index": job["modify_index"],

@@ -11,6 +11,7 @@ import typer
 
 from federation.cli.common import (
     ConsistentOption,
+    NamespaceOption,
     Output,
     OutputOption,
     cpu,
@@ -56,9 +57,10 @@ def list_allocations(
     node: Annotated[str | None, typer.Option("--node", help="Only those on this node.")] = None,
     output: OutputOption = None,
     consistent: ConsistentOption = False,
+    namespace: NamespaceOption = None,
 ) -> None:
     """List allocations, optionally of one job or on one node."""
-    with session(ctx) as client:
+    with session(ctx, namespace) as client:
         allocations = client.list_allocations(job=job, node=node, consistent=consistent)
     if output_format(ctx, output) is Output.json:
         print_json(allocations)

@@ -40,6 +40,7 @@ class Settings:
     token: str | None = None
     output: Output = Output.table
     timeout: float = 30.0
+    namespace: str | None = None
 
 
 # A command-level ``-o`` overrides the global one, so both `federation -o json job list` and
@@ -59,6 +60,17 @@ ConsistentOption = Annotated[
     typer.Option(
         "--consistent",
         help="Read through the leader (linearizable) instead of the answering server.",
+    ),
+]
+
+
+NamespaceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--namespace",
+        "-n",
+        help="Namespace (overrides the global -n; * for all on listings).",
+        show_default=False,
     ),
 ]
 
@@ -90,8 +102,9 @@ def describe_error(exc: FederationError) -> str:
 
 
 @contextmanager
-def session(ctx: typer.Context) -> Iterator[Client]:
-    """A client for the cluster named by the global options, closed afterwards."""
+def session(ctx: typer.Context, namespace: str | None = None) -> Iterator[Client]:
+    """A client for the cluster named by the global options, closed afterwards (its jobs in
+    ``namespace`` when given, else in the global one)."""
     opts = settings(ctx)
     try:
         with Client(
@@ -100,6 +113,7 @@ def session(ctx: typer.Context) -> Iterator[Client]:
             cacert=os.environ.get("FEDERATION_CACERT") or None,
             timeout=min(10.0, opts.timeout),
             deadline=opts.timeout,
+            namespace=namespace if namespace is not None else opts.namespace,
         ) as client:
             yield client
     except FederationError as exc:

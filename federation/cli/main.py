@@ -10,6 +10,7 @@ from federation.cli import acl as acl_cmds
 from federation.cli import agent as agent_cmds
 from federation.cli import allocs as alloc_cmds
 from federation.cli import jobs as job_cmds
+from federation.cli import kubeconfig as kubeconfig_cmds
 from federation.cli import nodes as node_cmds
 from federation.cli import pools as pool_cmds
 from federation.cli import queues as queue_cmds
@@ -63,9 +64,21 @@ def global_options(
             help="Give up on a request after this many seconds, retries included.",
         ),
     ] = 30.0,
+    namespace: Annotated[
+        str | None,
+        typer.Option(
+            "--namespace",
+            "-n",
+            envvar="FEDERATION_NAMESPACE",
+            help="Namespace of the jobs a command works on (default: default; * for all "
+            "on listings).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """One control plane for on-prem racks and cloud instances."""
-    ctx.obj = Settings(address=address, token=token, output=output, timeout=timeout)
+    ctx.obj = Settings(address=address, token=token, output=output, timeout=timeout,
+                       namespace=namespace)
 
 
 server_cmds.register(app)
@@ -80,6 +93,7 @@ agent_cmds.register(app)
 pool_cmds.register(app)
 acl_cmds.register(app)
 tls_cmds.register(app)
+kubeconfig_cmds.register(app)
 
 
 def main() -> None:

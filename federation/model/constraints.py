@@ -1,8 +1,8 @@
 """Placement constraints: ``{attribute, operator, value}`` and the one evaluator of them.
 
 The operators are the job spec's, no more: ``=``, ``!=``, ``in``, ``not_in``, ``regex``,
-``exists``. A node that lacks the attribute fails every operator except ``!=`` and
-``not_in`` (a node without a rack is not in rack r1).
+``exists``, ``not_exists``. A node that lacks the attribute fails every operator except
+``!=``, ``not_in`` (a node without a rack is not in rack r1) and ``not_exists``.
 
 Regular expressions run on RE2 (``google-re2``), which matches in time linear in the input,
 so no pattern can stall a scheduling pass; its size and the memory it may compile to are
@@ -22,7 +22,7 @@ import re2
 from federation.errors import ValidationError
 
 NODE_ATTRIBUTES = ("provider", "pool", "region", "zone", "rack", "instance_type", "node.id")
-OPERATORS = ("=", "!=", "in", "not_in", "regex", "exists")
+OPERATORS = ("=", "!=", "in", "not_in", "regex", "exists", "not_exists")
 MAX_REGEX_LENGTH = 256  # characters of one pattern
 MAX_REGEX_PROGRAM_BYTES = 64 * 1024  # memory RE2 may use to compile and run one pattern
 
@@ -88,6 +88,8 @@ class Constraint:
         op = self.operator
         if op == "exists":
             return value is not None
+        if op == "not_exists":  # Kubernetes' DoesNotExist
+            return value is None
         if op == "!=":
             return value is None or value != str(self.value)
         if op == "not_in":
@@ -105,8 +107,8 @@ class Constraint:
         return self.matches(attributes.get(self.attribute))
 
     def __str__(self) -> str:
-        if self.operator == "exists":
-            return f"{self.attribute} exists"
+        if self.operator in ("exists", "not_exists"):
+            return f"{self.attribute} {self.operator.replace('_', ' ')}"
         value = list(self.value) if isinstance(self.value, tuple) else self.value
         return f"{self.attribute} {self.operator} {value}"
 

@@ -54,12 +54,15 @@ def check_schedule(schedule: str, now: float) -> None:
 
 
 def child_id(parent_id: str, fire_time: float) -> str:
+    # A job in another namespace is keyed ``namespace/id``: the 63-character limit is the
+    # id's, and the child stays in its parent's namespace.
+    prefix, sep, local = parent_id.rpartition("/")
     suffix = f"-{int(fire_time)}"
-    base = parent_id
+    base = local
     if len(base) + len(suffix) > 63:
-        digest = hashlib.sha256(parent_id.encode()).hexdigest()[:8]
-        base = f"{parent_id[: 63 - len(suffix) - 9]}-{digest}"
-    return base + suffix
+        digest = hashlib.sha256(local.encode()).hexdigest()[:8]
+        base = f"{local[: 63 - len(suffix) - 9]}-{digest}"
+    return prefix + sep + base + suffix
 
 
 def due_launches(jobs: Mapping[str, Mapping[str, Any]], status_of: Callable[[str], str],

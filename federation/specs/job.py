@@ -23,6 +23,7 @@ from federation.model.constraints import (
 from federation.scheduler.periodic import check_schedule
 from federation.specs.documents import decode
 from federation.specs.duration import parse_duration
+from federation.specs.namespace import DEFAULT_NAMESPACE, NAMESPACE_PATTERN
 
 ID_PATTERN = r"^[a-z0-9-]{1,63}$"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -49,7 +50,7 @@ class Resources(_Strict):
 
 class Constraint(_Strict):
     attribute: str
-    operator: Literal["=", "!=", "in", "not_in", "regex", "exists"]
+    operator: Literal["=", "!=", "in", "not_in", "regex", "exists", "not_exists"]
     value: str | list[str] | None = None
 
     @field_validator("attribute")
@@ -66,9 +67,9 @@ class Constraint(_Strict):
         if op in ("in", "not_in"):
             if not isinstance(value, list) or not value:
                 raise _FieldError("value", f"operator {op!r} needs a non-empty list as value")
-        elif op == "exists":
+        elif op in ("exists", "not_exists"):
             if value is not None:
-                raise _FieldError("value", "operator 'exists' takes no value")
+                raise _FieldError("value", f"operator {op!r} takes no value")
         else:
             if not isinstance(value, str):
                 raise _FieldError("value", f"operator {op!r} needs a single string as value")
@@ -191,6 +192,8 @@ class Group(_Strict):
 
 class JobSpec(_Strict):
     id: str = Field(pattern=ID_PATTERN)
+    namespace: str = Field(default=DEFAULT_NAMESPACE, pattern=NAMESPACE_PATTERN, max_length=63,
+                           description="DNS-1123 label; the id is unique within it")
     type: Literal["service", "batch"]
     priority: int = Field(default=50, ge=0, le=100)
     queue: str = Field(default="default", pattern=NAME_PATTERN)
@@ -293,8 +296,8 @@ def validate_job(data: Any) -> dict[str, Any]:
         raise ValidationError("a job spec must be a mapping")
     if "apiVersion" in data and "kind" in data:
         raise ValidationError(
-            "Kubernetes manifests are not accepted as jobs yet", field="apiVersion"
-        )
+            "a Kubernetes manifest is not a federation job spec: submit it to /v1/jobs or "
+            "/k8s, which translate it", field="apiVersion")
     return validate_model(JobSpec, data, not_a_mapping="a job spec must be a mapping")
 
 

@@ -250,6 +250,13 @@ def queue_record(record: Any, field: str) -> None:
         raise fail(f"{field}.spec.name", "differs from name")
 
 
+def namespace_record(record: Any, field: str) -> None:
+    mapping(record, field)
+    text(record.get("name"), f"{field}.name", limit=63)
+    for key in ("labels", "annotations"):
+        mapping(record.get(key, {}), f"{field}.{key}")
+
+
 _RECORDS = (
     ("servers", "id", server_record),
     ("nodes", "id", node_record),
@@ -258,8 +265,9 @@ _RECORDS = (
     ("pools", "name", pool_record),
     ("launches", "token", launch_record),
     ("queues", "name", queue_record),
+    ("namespaces", "name", namespace_record),
 )
-OPTIONAL_TABLES = ("pools", "launches", "queues")
+OPTIONAL_TABLES = ("pools", "launches", "queues", "namespaces")
 
 
 def snapshot(data: Any, version: int) -> None:

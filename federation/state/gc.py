@@ -83,6 +83,8 @@ def plan(sm: StateMachine, now: float, policy: Policy) -> tuple[list[str], list[
         job = sm.jobs[job_id]
         if job_id in doomed or status[job_id] not in FINISHED:
             continue
+        if job.get("suspended"):  # a suspended CronJob is paused, not finished
+            continue
         if now - _ended_at(sm, job) >= policy.job_age:
             doomed.add(job_id)
     # Keep what the jobs that stay still refer to: dependencies of unfinished jobs, and a

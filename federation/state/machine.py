@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from federation.errors import Conflict, FederationError, NotFound, ValidationError
 from federation.model.fit import KNOWN_CHECK_VERSIONS
 from federation.model.usage import NodeUsage
-from federation.state import acl, capacity, checks, gc, queues
+from federation.specs.namespace import key_consistent
+from federation.state import acl, capacity, checks, gc, namespaces, queues
 from federation.state.journal import MISSING, Journal, Table
 from federation.state.plan_check import fitting_placements
 
@@ -47,7 +48,8 @@ SNAPSHOT_VERSION = 1
 
 
 TABLES = ("servers", "nodes", "node_ids_by_name", "jobs", "allocations", "alloc_ids_by_job",
-          "pools", "launches", "queues", "acl_policies", "acl_tokens", "acl_token_by_hash")
+          "pools", "launches", "queues", "acl_policies", "acl_tokens", "acl_token_by_hash",
+          "namespaces")
 
 
 class StateMachine:
@@ -69,6 +71,7 @@ class StateMachine:
         self.pools: dict[str, dict[str, Any]] = Table()
         self.launches: dict[str, dict[str, Any]] = Table()
         self.queues: dict[str, dict[str, Any]] = Table()
+        self.namespaces: dict[str, dict[str, Any]] = Table()
         self.applied: OrderedDict[str, tuple[float, Result]] = OrderedDict()
         # ACL policies and tokens (hashes of secrets only): see federation.state.acl.
         self.acl_policies: dict[str, dict[str, Any]] = Table()
@@ -184,6 +187,7 @@ class StateMachine:
             "launches": list(self.launches.values()),
             "queues": list(self.queues.values()),
             **acl.snapshot(self),
+            "namespaces": list(self.namespaces.values()),
         }
 
     @classmethod
@@ -201,6 +205,7 @@ class StateMachine:
         machine.launches = Table({la["token"]: dict(la) for la in data.get("launches", [])})
         machine.queues = Table({q["name"]: dict(q) for q in data.get("queues", [])})
         acl.load(machine, data)
+        machine.namespaces = Table({n["name"]: dict(n) for n in data.get("namespaces", [])})
         machine.node_ids_by_name = Table(
             {n["name"]: n["id"] for n in machine.nodes.values()})
         by_job: dict[str, set[str]] = {}
@@ -231,6 +236,8 @@ class StateMachine:
             self.recount_alloc_writes()
         if "acl_tokens" not in state:
             acl.init(self)
+        if "namespaces" not in state:
+            self.namespaces = Table()
         self.journal = Journal()
         self._attach()
 
@@ -251,6 +258,16 @@ class StateMachine:
             ids = self.alloc_ids_by_job[record["job_id"]] = set()
         ids.add(record["id"])
         self.alloc_writes[record["job_id"]] = self.alloc_writes.get(record["job_id"], 0) + 1
+
+    def stop_job(self, job_id: str, index: int, now: float) -> None:
+        """Mark a job stopped at ``index`` and tell its running allocations to stop."""
+        job = self.jobs[job_id]
+        self.jobs[job_id] = {**job, "stopped": True, "version": job["version"] + 1,
+                             "stopped_at": now, "modify_index": index}
+        for alloc_id in list(self.alloc_ids_by_job.get(job_id, ())):
+            alloc = self.allocations[alloc_id]
+            if alloc["desired_status"] == "run":
+                self.put_allocation({**alloc, "desired_status": "stop", "modify_index": index})
 
     # -- derived views -------------------------------------------------------------------
     def allocation_counts(self, job_id: str) -> dict[str, int]:
@@ -450,8 +467,20 @@ def _job_register(sm: StateMachine, command: Command) -> dict[str, Any]:
         raise ValidationError(f"no periodic job {str(parent)[:checks.MAX_ID]!r}",
                               field="parent")
     launch_time = checks.optional_number(command.get("launch_time"), "launch_time")
+    if not key_consistent(spec):
+        raise ValidationError("the job key does not match its namespace", field="namespace")
+    # A job made from a Kubernetes object keeps that object (its metadata, the last-applied
+    # configuration kubectl compares against); it is never read by the scheduler.
+    manifest = command.get("manifest")
+    if manifest is not None:
+        manifest = dict(checks.mapping(manifest, "manifest"))
+    # A suspended job (a CronJob with suspend: true) is registered stopped: nothing runs,
+    # and it stays visible as suspended rather than deleted.
+    suspend = checks.boolean(command.get("suspend", False), "suspend")
     existing = sm.jobs.get(job_id)
-    if existing is not None and existing["spec"] == spec and not existing["stopped"]:
+    if (existing is not None and existing["spec"] == spec
+            and existing["stopped"] == suspend and existing.get("suspended", False) == suspend
+            and existing.get("manifest") == manifest):
         return {"id": job_id, "version": existing["version"], "changed": False,
                 "index": sm.index}
     index = sm._bump()
@@ -468,8 +497,33 @@ def _job_register(sm: StateMachine, command: Command) -> dict[str, Any]:
         "create_index": existing["create_index"] if existing else index,
         "modify_index": index,
     }
+    if manifest is not None:
+        record["manifest"] = manifest
+    if suspend:
+        record["stopped"] = record["suspended"] = True
     sm.jobs[job_id] = record
+    if existing is not None and not existing["stopped"] and not suspend and _in_place(
+            existing["spec"], spec):
+        # Only counts (or the update policy, or the kept manifest) changed: the running
+        # copies are already what the new version runs, so they become its copies instead
+        # of being replaced one by one (kubectl scale must not restart every pod).
+        for alloc_id in sorted(sm.alloc_ids_by_job.get(job_id, ())):
+            alloc = sm.allocations[alloc_id]
+            if alloc.get("job_version") == existing["version"] and \
+                    alloc["desired_status"] == "run":
+                sm.put_allocation({**alloc, "job_version": record["version"],
+                                   "modify_index": index})
     return {"id": job_id, "version": record["version"], "changed": True, "index": index}
+
+
+def _in_place(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether two versions of a spec differ only in group counts and the update policy."""
+    def shape(spec: Mapping[str, Any]) -> dict[str, Any]:
+        groups = spec.get("groups") or []
+        return {**spec, "update": None,
+                "groups": [{**g, "count": None} if isinstance(g, Mapping) else g
+                           for g in groups]}
+    return shape(old) == shape(new)
 
 
 def _job_deregister(sm: StateMachine, command: Command) -> dict[str, Any]:
@@ -477,15 +531,13 @@ def _job_deregister(sm: StateMachine, command: Command) -> dict[str, Any]:
     job = sm.jobs.get(job_id)
     if job is None:
         raise NotFound(f"no job {job_id[:checks.MAX_ID]!r}", field="job_id")
-    if job["stopped"]:
+    if job["stopped"] and not job.get("suspended"):
         return {"id": job_id, "version": job["version"], "changed": False, "index": sm.index}
     index = sm._bump()
-    sm.jobs[job_id] = {**job, "stopped": True, "version": job["version"] + 1,
-                       "stopped_at": _time(command), "modify_index": index}
-    for alloc_id in list(sm.alloc_ids_by_job.get(job_id, ())):
-        alloc = sm.allocations[alloc_id]
-        if alloc["desired_status"] == "run":
-            sm.put_allocation({**alloc, "desired_status": "stop", "modify_index": index})
+    if job["stopped"]:  # a suspended job: deleting it leaves it stopped, no longer suspended
+        sm.jobs[job_id] = {**job, "suspended": False, "modify_index": index}
+        return {"id": job_id, "version": job["version"], "changed": True, "index": index}
+    sm.stop_job(job_id, index, _time(command))
     return {"id": job_id, "version": job["version"] + 1, "changed": True, "index": index}
 
 
@@ -741,4 +793,5 @@ _HANDLERS: dict[str, Callable[[StateMachine, Command], dict[str, Any]]] = {
 _HANDLERS.update(capacity.HANDLERS)
 _HANDLERS.update(queues.HANDLERS)
 _HANDLERS.update(acl.HANDLERS)
+_HANDLERS.update(namespaces.HANDLERS)
 COMMAND_TYPES = tuple(_HANDLERS)

@@ -159,7 +159,7 @@ spec: {replicas: 2}
 @pytest.mark.parametrize(
     "filename, content, fragments",
     [
-        ("deploy.yaml", KUBERNETES_DEPLOYMENT, ("Kubernetes manifest (Deployment)", "not run")),
+        ("mixed.yaml", KUBERNETES_DEPLOYMENT + "---\nid: b\n", ("holds 2 documents",)),
         ("broken.yaml", "id: x\ngroups: [\n", ("not valid YAML", "line")),
         ("broken.json", '{"id": "x",', ("not valid JSON", "line 1")),
         ("list.yaml", "- id: a\n- id: b\n", ("a job spec is a mapping", "not a list")),
