@@ -21,6 +21,7 @@ from federation.api import (
 from federation.api.auth import require_token
 from federation.api.errors import install_error_handlers
 from federation.api.metrics import RequestTimer
+from federation.ui import routes as ui_routes
 
 
 def tracing_enabled(provider: Any) -> bool:
@@ -49,6 +50,7 @@ def create_app(master: Any) -> FastAPI:
     app.include_router(routes_queues.router)
     app.include_router(routes_pools.router)
     app.include_router(routes_agent.router)
+    ui_routes.install(app)
     if protected:
         @app.get("/openapi.json", include_in_schema=False,
                  dependencies=[Depends(require_token)])

@@ -115,3 +115,20 @@ async def list_allocations(
     if node is not None:
         allocs = [a for a in allocs if a["node_id"] == node]
     return sorted(allocs, key=lambda a: (a["job_id"], a["group"], a.get("index", 0), a["id"]))
+
+
+@router.post("/v1/allocations/{alloc_id}/stop", tags=["allocations"])
+async def stop_allocation(request: Request, alloc_id: str) -> dict[str, Any]:
+    """Stop one allocation. As in Nomad, a job that still wants it gets a replacement placed
+    by the scheduler (so this is also how to restart one copy elsewhere)."""
+    m = master(request)
+    alloc = m.machine.allocations.get(alloc_id)
+    if alloc is None:
+        raise NotFound(f"no allocation {alloc_id!r}")
+    if alloc["desired_status"] != "run":
+        return {"id": alloc_id, "changed": False, "index": m.machine.index}
+    await m.commit({"type": "alloc.upsert", "id": command_id(request, f"alloc-stop:{alloc_id}"),
+                    "allocations": [{"id": alloc_id, "job_id": alloc["job_id"],
+                                     "group": alloc["group"], "node_id": alloc["node_id"],
+                                     "desired_status": "stop"}]})
+    return {"id": alloc_id, "changed": True, "index": m.machine.index}

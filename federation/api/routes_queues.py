@@ -43,7 +43,11 @@ async def delete_queue(request: Request, name: str) -> dict[str, Any]:
 async def list_queues(request: Request, consistent: bool = False) -> list[dict[str, Any]]:
     """Every queue in use or configured, with weight, quota, usage and dominant share."""
     await before_read(request, consistent)
-    machine = master(request).machine
+    return queue_views(master(request).machine)
+
+
+def queue_views(machine: Any) -> list[dict[str, Any]]:
+    """Every queue in use or configured, with its usage (shared with the web UI)."""
     snapshot = snap.take(machine)
     queue_of = {j["id"]: j["spec"].get("queue", "default") for j in list(machine.jobs.values())}
     usage = queue_usage(snapshot, queue_of)
