@@ -4,13 +4,14 @@ signed-in browser-like HTTP session for the UI tests."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from federation.ids import new_id
 from federation.server.config import ServerConfig
 from federation.server.master import Master
 from tests.harness import SECRET, free_ports, wait_for
@@ -18,11 +19,12 @@ from tests.harness import SECRET, free_ports, wait_for
 API_TOKEN = "ui-test-token-0123456789abcdef"
 
 
-@pytest.fixture
-def master(tmp_path: Path) -> Iterator[Master]:
+@pytest.fixture(scope="module")
+def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Master]:
+    """One server per test module (starting Raft costs a second); tests use their own ids."""
     http, raft = free_ports(2)
     m = Master(ServerConfig(
-        id="ui1", data_dir=str(tmp_path / "server"), http=f"127.0.0.1:{http}",
+        id="ui1", data_dir=str(tmp_path_factory.mktemp("server")), http=f"127.0.0.1:{http}",
         raft=f"127.0.0.1:{raft}", secret=SECRET, token=API_TOKEN, heartbeat_ttl=120))
     m.start()
     try:
@@ -37,7 +39,7 @@ def base_url(master: Master) -> str:
 
 
 def commit(master: Master, command: dict[str, Any]) -> dict[str, Any]:
-    result = master.commit_sync({"id": f"test:{id(command)}:{len(str(command))}", **command})
+    result = master.commit_sync({"id": f"test:{new_id()}", "time": time.time(), **command})
     assert result["ok"], result
     return result["value"]
 
