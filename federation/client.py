@@ -291,6 +291,11 @@ class Client:
         body = {} if deadline is None else {"deadline": deadline}
         return cast(Node, self._write("POST", path, body, idempotency_key))
 
+    def undrain_node(self, node_id: str, *, idempotency_key: str | None = None) -> Node:
+        """End a drain: the node is eligible for new work again."""
+        path = f"/v1/nodes/{_seg(node_id)}/undrain"
+        return cast(Node, self._write("POST", path, {}, idempotency_key))
+
     # -- jobs --
 
     def submit_job(
@@ -326,6 +331,16 @@ class Client:
         params = {k: v for k, v in (("job", job), ("node", node)) if v is not None}
         allocs = self._get("/v1/allocations", params=params, consistent=consistent)
         return cast(list[Allocation], allocs)
+
+    def get_allocation(self, alloc_id: str, *, consistent: bool = False) -> Allocation:
+        return cast(Allocation, self._get(f"/v1/allocations/{_seg(alloc_id)}",
+                                          consistent=consistent))
+
+    def stop_allocation(self, alloc_id: str, *,
+                        idempotency_key: str | None = None) -> dict[str, Any]:
+        """Stop one allocation; the scheduler places a replacement if its job wants one."""
+        path = f"/v1/allocations/{_seg(alloc_id)}/stop"
+        return cast(dict[str, Any], self._write("POST", path, {}, idempotency_key))
 
     # -- queues --
 

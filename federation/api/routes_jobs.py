@@ -89,7 +89,8 @@ async def stop_job(request: Request, job_id: str) -> dict[str, Any]:
     value = await master(request).commit(
         {"type": "job.deregister", "id": command_id(request, f"stop:{job_id}"),
          "job_id": job_id})
-    return {"id": value["id"], "version": value["version"], "index": value["index"]}
+    return {"id": value["id"], "version": value["version"], "index": value["index"],
+            "changed": value["changed"]}
 
 
 @router.get("/v1/allocations", tags=["allocations"])
@@ -115,6 +116,19 @@ async def list_allocations(
     if node is not None:
         allocs = [a for a in allocs if a["node_id"] == node]
     return sorted(allocs, key=lambda a: (a["job_id"], a["group"], a.get("index", 0), a["id"]))
+
+
+@router.get("/v1/allocations/{alloc_id}", tags=["allocations"])
+async def get_allocation(request: Request, alloc_id: str,
+                         consistent: bool = False) -> dict[str, Any]:
+    """One allocation, with why it ended (``message``, ``exit_code``) and its node's name."""
+    await before_read(request, consistent)
+    machine = master(request).machine
+    alloc = machine.allocations.get(alloc_id)
+    if alloc is None:
+        raise NotFound(f"no allocation {alloc_id!r}")
+    node = machine.nodes.get(alloc["node_id"]) or {}
+    return {**alloc, "node_name": node.get("name")}
 
 
 @router.post("/v1/allocations/{alloc_id}/stop", tags=["allocations"])

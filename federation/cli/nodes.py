@@ -88,6 +88,27 @@ def drain(
     print_line(f"Node {label} is draining: nothing new will be placed on it{until}.")
 
 
+@node_app.command("undrain")
+def undrain(
+    ctx: typer.Context,
+    node: Annotated[str, typer.Argument(help="Node id, unique id prefix or name.")],
+    output: OutputOption = None,
+) -> None:
+    """End a drain: the node is eligible for new work again (work that moved away stays
+    where it went)."""
+    with session(ctx) as client:
+        try:
+            undrained = client.undrain_node(node)
+        except NotFound:
+            undrained = client.undrain_node(resolve_node(client, node))
+    if output_format(ctx, output) is Output.json:
+        print_json(undrained)
+        return
+    name = undrained.get("name")
+    label = f'"{name}" ({undrained.get("id")})' if name else f'"{undrained.get("id", node)}"'
+    print_line(f"Node {label} is eligible for new work again.")
+
+
 def register(app: typer.Typer) -> None:
     """Add the `node` group to the top-level app."""
     app.add_typer(node_app, name="node")

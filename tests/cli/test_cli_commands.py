@@ -200,7 +200,8 @@ def test_job_status_shows_the_job_its_groups_and_its_allocations(fake, job_file)
     assert fields["Status"] == ["running"]
     assert fields["Allocations"] == ["running", "2"]
     assert "Task groups" in out and "500m" in out and "256 MiB" in out
-    assert "nightly-etl-worker-0-alloc" in out and "nightly-etl-worker-1-alloc" in out
+    # Tables show the distinctive end of allocation ids and node names, not node ids.
+    assert "-0-alloc" in out and "-1-alloc" in out and "rack1-a" in out
 
 
 def test_job_status_as_json_is_the_job_record(fake, job_file):
@@ -335,8 +336,8 @@ def test_alloc_list_filters_by_job(fake, job_file, tmp_path):
     result = federation(fake, "alloc", "list", "--job", "web")
 
     assert result.exit_code == 0, result.output
-    assert "web-api-0-alloc" in result.stdout and "nightly-etl" not in result.stdout
-    assert fake.requests[-1]["query"] == {"job": "web"}
+    assert "-0-alloc" in result.stdout and "nightly-etl" not in result.stdout
+    assert {"job": "web"} in [r["query"] for r in fake.requests]
 
 
 def test_alloc_list_as_json_is_the_allocation_records(fake, job_file):
@@ -399,7 +400,8 @@ def test_the_token_is_sent_as_a_bearer_token_from_option_or_environment(fake):
 @pytest.mark.parametrize(
     "token_args, expected",
     [
-        ((), "Error: missing bearer token (unauthorized)"),
+        ((), "Error: this server requires an API token: set FEDERATION_TOKEN (or pass "
+             "--token); a dev cluster's is in .dev-data/api.token"),
         (("--token", "wrong"), "Error: wrong token (forbidden)"),
     ],
 )
