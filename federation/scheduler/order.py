@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from federation.scheduler.fairshare import PendingWork, QueueSpec, drf_order
+from federation.scheduler.fairshare import UNLIMITED, PendingWork, QueueSpec, drf_order
 from federation.scheduler.reconcile import JobWork
 from federation.scheduler.snapshot import Snapshot, alloc_resources
 from federation.scheduler.types import Resources
@@ -23,8 +23,9 @@ def queue_specs(records: Iterable[Mapping[str, Any]]) -> list[QueueSpec]:
         spec = record["spec"]
         quota = spec.get("quota")
         specs.append(QueueSpec(spec["name"], float(spec.get("weight", 1.0)), None if quota is None
-                               else _resources({"cpu": quota["cpu"], "memory": quota["memory"],
-                                                "gpu": quota.get("gpu", 0)})))
+                               else _resources({k: UNLIMITED if quota.get(k) is None
+                                                else quota[k]
+                                                for k in ("cpu", "memory", "gpu")})))
     return specs
 
 

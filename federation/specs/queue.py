@@ -10,10 +10,13 @@ from federation.specs.job import NAME_PATTERN, validate_model
 
 
 class Quota(BaseModel):
+    """The most a queue may hold; a resource left out is not limited (a memory-only quota
+    is fine, and a quota without ``gpu`` does not mean zero GPUs)."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
-    cpu: int = Field(ge=0, description="millicores")
-    memory: int = Field(ge=0, description="MiB")
-    gpu: float = Field(default=0, ge=0)
+    cpu: int | None = Field(default=None, ge=0, description="millicores")
+    memory: int | None = Field(default=None, ge=0, description="MiB")
+    gpu: float | None = Field(default=None, ge=0)
 
 
 class QueueSpec(BaseModel):

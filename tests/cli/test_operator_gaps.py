@@ -234,3 +234,30 @@ def test_dev_fresh_refuses_to_delete_a_directory_it_did_not_make(tmp_path):
     assert (tmp_path / "notes.txt").exists()
     shutil.rmtree(tmp_path / "missing", ignore_errors=True)
     wipe_dev_data(tmp_path / "missing")  # nothing there: nothing to do
+
+
+# 7. quotas
+def test_a_memory_only_quota_is_accepted_and_shown_as_such(master, tmp_path):
+    queue = write(tmp_path, "q.yaml", "name: mem-only\nweight: 1\nquota: {memory: 2048}\n")
+    result = federation(master, "queue", "apply", queue)
+    assert result.exit_code == 0, result.output
+    assert master.machine.queues["mem-only"]["spec"]["quota"] == {
+        "cpu": None, "memory": 2048, "gpu": None}
+    listing = federation(master, "queue", "list").stdout
+    row = next(line for line in listing.splitlines() if line.startswith("mem-only"))
+    assert "2048 MiB" in row and "GPU" not in row
+
+
+def test_a_job_bigger_than_its_queues_quota_is_told_it_can_never_run(master, tmp_path):
+    queue = write(tmp_path, "q.yaml", "name: tiny\nquota: {cpu: 50}\n")
+    assert federation(master, "queue", "apply", queue).exit_code == 0
+    spec = write(tmp_path, "j.yaml", (
+        "id: too-big\ntype: batch\nqueue: tiny\ngroups:\n  - name: main\n    count: 1\n"
+        "    resources: {cpu: 100, memory: 64}\n    task: {driver: exec, command: [echo]}\n"))
+    assert federation(master, "job", "run", spec).exit_code == 0
+
+    def reason() -> str:
+        return federation(master, "job", "status", "too-big").stdout
+
+    text = wait_for(lambda: "can never run" in reason() and reason(), 15, "the quota reason")
+    assert "more than queue tiny's whole quota (cpu 50m)" in text
