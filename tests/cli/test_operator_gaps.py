@@ -261,3 +261,10 @@ def test_a_job_bigger_than_its_queues_quota_is_told_it_can_never_run(master, tmp
 
     text = wait_for(lambda: "can never run" in reason() and reason(), 15, "the quota reason")
     assert "more than queue tiny's whole quota (cpu 50m)" in text
+
+
+def test_the_example_pool_file_is_accepted(master):
+    result = federation(master, "pool", "apply", str(ROOT / "examples" / "pool-local.yaml"))
+    assert result.exit_code == 0, result.output
+    assert master.machine.pools["laptop"]["spec"]["provider"] == "local"
+    assert federation(master, "pool", "delete", "laptop").exit_code == 0
