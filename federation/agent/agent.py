@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from federation.agent import drivers
+from federation.agent import drivers, orphans
+from federation.agent.limits import detect_limits
 from federation.agent.logs import LogServer
 from federation.agent.remote import Servers, ServersUnreachable
-from federation.agent.runner import TaskRunner, client_update
+from federation.agent.runner import TERMINAL_PHASES, TaskRunner, client_update
 from federation.agent.signing import ADDRESS_LABEL, token_hash
 from federation.agent.store import Store
 from federation.errors import FederationError, Forbidden, NotFound, Unauthorized
@@ -77,6 +78,8 @@ class AgentConfig:
     log_max_bytes: int = 10 << 20
     log_max_files: int = 3
     stop_tasks_on_exit: bool = False
+    docker_host: str = field(
+        default_factory=lambda: os.environ.get("DOCKER_HOST") or drivers.DEFAULT_DOCKER_HOST)
 
 
 def registration(config: AgentConfig, labels: dict[str, str]) -> dict[str, Any]:
@@ -100,7 +103,8 @@ class Agent:
         self.config = config
         self.store = Store(config.data_dir)
         self.servers = Servers(config.servers, config.token)
-        self.limits = drivers.detect_limits()
+        self.limits = detect_limits(config.name)
+        self.docker_host = config.docker_host
         self.node_id: str | None = None
         self._node_token: str | None = None
         self._lock = threading.Lock()
@@ -176,6 +180,8 @@ class Agent:
             "FEDERATION_GROUP": str(alloc.get("group", "")),
             "FEDERATION_NODE_ID": self.node_id or "",
             "FEDERATION_ALLOC_DIR": str(base),
+            # Found again by a restarted agent that lost its data directory (orphans.py).
+            drivers.NODE_MARKER: self.config.name,
         })
         for name, port in ports.items():
             env[f"FEDERATION_PORT_{name.upper()}"] = str(port)
@@ -320,6 +326,19 @@ class Agent:
             self._ports_in_use.difference_update(
                 int(p) for p in (runner.state.get("ports") or {}).values())
 
+    def _stop_orphans(self) -> None:
+        """Stop the tasks an earlier run of this agent started and left no record of (its
+        data directory was wiped or lost): only the allocations on disk are adopted."""
+        keep = set()
+        for alloc_id in self.store.known_allocs():
+            _, state = self.store.load(alloc_id)
+            if state is not None and state.get("phase") not in TERMINAL_PHASES:
+                keep.add(alloc_id)
+        stopped = orphans.stop_orphans(self.config.name, keep, self.limits, self.docker_host)
+        if stopped:
+            log.warning("stopped the tasks of %d allocation(s) left by an earlier run of this "
+                        "agent without a record: %s", len(stopped), ", ".join(stopped))
+
     def _recover(self) -> None:
         """Pick up the allocations a previous run of this agent left on disk."""
         for alloc_id in self.store.known_allocs():
@@ -327,7 +346,7 @@ class Agent:
             if alloc is None or state is None:
                 continue
             runner_state = dict(state)
-            if runner_state.get("phase") in ("complete", "failed", "lost"):
+            if runner_state.get("phase") in TERMINAL_PHASES:
                 self.report(client_update(alloc_id, runner_state))
                 self.finished.add(alloc_id)
                 continue
@@ -360,6 +379,7 @@ class Agent:
             settings, _ = self.servers.call("GET", "/v1/agent/settings", deadline=3600,
                                             stop=self.stop)
             self.ttl = float(settings.get("heartbeat_ttl", 10.0))
+        self._stop_orphans()
         self.register()
         self._recover()
         threads = [threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True),

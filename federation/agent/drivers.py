@@ -5,11 +5,14 @@ and only when a Docker engine answers on this node (otherwise the allocation is 
 the reason, never run some other way). Both go through the executor
 (``federation/agent/executor.py``), which owns the process, its logs and its exit status.
 
-Resource limits: when this process sits in a cgroup v2 hierarchy it may write to, with the
-``memory`` and ``cpu`` controllers available, each task gets a cgroup with ``memory.max``
-(the allocation's memory) and ``cpu.max`` (its millicores); otherwise the task gets
-``RLIMIT_AS`` (address space = the allocation's memory) and CPU is not capped. ``Limits.mode``
-says which applies; the agent logs it and registers it as the label ``federation/limits``.
+Resource limits: ``exec`` tasks are confined by ``federation/agent/limits.py`` (a cgroup per
+allocation, ``RLIMIT_AS`` only as a last resort). A ``docker`` task's limits are the
+container's own (``--memory``, ``--memory-swap``, ``--cpus``): the Docker CLI itself runs
+unconfined, since a Go program aborts under a small address-space limit.
+
+Every task process and every container is marked with the node's name (the environment
+variable ``FEDERATION_AGENT_NODE`` and the container label ``federation.node``), so an agent
+that lost its data directory still finds what it started before (``orphans.py``).
 """
 
 from __future__ import annotations
@@ -33,95 +36,81 @@ from federation.agent.store import pid_alive
 log = logging.getLogger("federation.agent")
 EXECUTOR_PATH = os.path.abspath(executor_module.__file__)
 DOCKER_SOCKET = "/var/run/docker.sock"
+DEFAULT_DOCKER_HOST = f"unix://{DOCKER_SOCKET}"
+NODE_MARKER = "FEDERATION_AGENT_NODE"  # environment marker of every task this agent starts
+NODE_LABEL = "federation.node"  # container labels: the node's name and the allocation id
+ALLOC_LABEL = "federation.alloc"
+DOCKER_CLI_TIMEOUT = 30.0
 
 
 class DriverRefused(Exception):
     """The task cannot run on this node; the message says why (reported on the allocation)."""
 
 
-@dataclass
-class Limits:
-    mode: str  # "cgroup-v2" or "rlimit"
-    allocs_cgroup: Path | None = None
-
-    def prepare(self, alloc_id: str, cpu_milli: int, memory_mib: int) -> dict[str, Any]:
-        """Executor settings that confine one task; creates its cgroup when cgroups are used."""
-        if self.mode == "cgroup-v2" and self.allocs_cgroup is not None:
-            group = self.allocs_cgroup / alloc_id
-            group.mkdir(exist_ok=True)
-            if memory_mib:
-                (group / "memory.max").write_text(str(memory_mib << 20))
-            if cpu_milli:
-                (group / "cpu.max").write_text(f"{max(1000, cpu_milli * 100)} 100000")
-            return {"cgroup_procs": str(group / "cgroup.procs")}
-        return {"rlimit_as_bytes": memory_mib << 20} if memory_mib else {}
-
-    def release(self, alloc_id: str) -> None:
-        if self.mode == "cgroup-v2" and self.allocs_cgroup is not None:
-            try:
-                (self.allocs_cgroup / alloc_id).rmdir()
-            except OSError:
-                pass
-
-
-def _cgroup2_mount() -> Path | None:
+def docker_answers(host: str = DEFAULT_DOCKER_HOST) -> str | None:
+    """None when a Docker engine answers ``/_ping`` at ``host`` (``unix://PATH`` or
+    ``tcp://HOST:PORT``), else the reason."""
+    if host.startswith("unix://"):
+        socket_path = host[len("unix://"):]
+        if not os.path.exists(socket_path):
+            return f"no Docker engine on this node ({socket_path} does not exist)"
+        transport, base = httpx.HTTPTransport(uds=socket_path), "http://docker"
+    elif host.startswith("tcp://"):
+        transport, base = httpx.HTTPTransport(), "http://" + host[len("tcp://"):]
+    else:
+        return f"unsupported Docker host {host!r} (unix:// or tcp://)"
     try:
-        with open("/proc/self/mountinfo", encoding="utf-8") as handle:
-            for line in handle:
-                left, _, right = line.partition(" - ")
-                if right.split()[:1] == ["cgroup2"]:
-                    return Path(left.split()[4])
-    except OSError:
-        return None
-    return None
-
-
-def _enable(group: Path, controllers: tuple[str, ...]) -> None:
-    (group / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in controllers))
-
-
-def detect_limits() -> Limits:
-    """cgroup v2 when this process's cgroup is delegated to us, rlimits otherwise."""
-    mount = _cgroup2_mount()
-    if mount is None:
-        return Limits("rlimit")
-    try:
-        with open("/proc/self/cgroup", encoding="utf-8") as handle:
-            own = next((ln.split("::", 1)[1].strip() for ln in handle if ln.startswith("0::")),
-                       None)
-        if own is None:
-            return Limits("rlimit")
-        base = mount / own.lstrip("/")
-        wanted = ("cpu", "memory")
-        if not set(wanted) <= set((base / "cgroup.controllers").read_text().split()):
-            return Limits("rlimit")
-        # cgroup v2 allows controllers only in groups without processes of their own: move
-        # the agent into a leaf first, then enable the controllers for the task groups.
-        leaf = base / "agent"
-        leaf.mkdir(exist_ok=True)
-        (leaf / "cgroup.procs").write_text(str(os.getpid()))
-        _enable(base, wanted)
-        allocs = base / "allocs"
-        allocs.mkdir(exist_ok=True)
-        _enable(allocs, wanted)
-        return Limits("cgroup-v2", allocs)
-    except OSError as exc:
-        log.info("cgroup v2 not usable here (%s): limits by rlimits", exc.strerror or exc)
-        return Limits("rlimit")
-
-
-def docker_answers(socket_path: str = DOCKER_SOCKET) -> str | None:
-    """None when a Docker engine answers ``/_ping`` on ``socket_path``, else the reason."""
-    if not os.path.exists(socket_path):
-        return f"no Docker engine on this node ({socket_path} does not exist)"
-    try:
-        with httpx.Client(transport=httpx.HTTPTransport(uds=socket_path), timeout=3.0) as c:
-            answer = c.get("http://docker/_ping")
+        with httpx.Client(transport=transport, timeout=3.0) as c:
+            answer = c.get(f"{base}/_ping")
     except httpx.HTTPError as exc:
-        return f"the Docker engine at {socket_path} does not answer: {exc!r}"
+        return f"the Docker engine at {host} does not answer: {exc!r}"
     if answer.status_code != 200:
-        return f"the Docker engine at {socket_path} answered HTTP {answer.status_code}"
+        return f"the Docker engine at {host} answered HTTP {answer.status_code}"
     return None
+
+
+def container_name(alloc_id: str) -> str:
+    return f"federation-{alloc_id}"
+
+
+def docker_cli(host: str, *args: str, timeout: float = DOCKER_CLI_TIMEOUT
+               ) -> subprocess.CompletedProcess[str]:
+    """Run the Docker CLI against ``host``; never raises for a non-zero exit."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATION_")}
+    env["DOCKER_HOST"] = host
+    try:
+        return subprocess.run(["docker", *args], env=env, capture_output=True, text=True,
+                              timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return subprocess.CompletedProcess(["docker", *args], 125, "", str(exc))
+
+
+def docker_finish(host: str, alloc_id: str) -> str | None:
+    """Remove the allocation's container (stopping it if it still runs); returns a reason
+    when the kernel killed it for exceeding its memory limit."""
+    name = container_name(alloc_id)
+    seen = docker_cli(host, "inspect", "--format", "{{.State.OOMKilled}}", name)
+    oom = seen.returncode == 0 and seen.stdout.strip() == "true"
+    gone = docker_cli(host, "rm", "--force", "--volumes", name)
+    if gone.returncode != 0 and "No such container" not in gone.stderr:
+        log.warning("allocation %s: cannot remove container %s: %s", alloc_id, name,
+                    gone.stderr.strip())
+    return "the container ran out of memory (killed by the kernel at its limit)" if oom else None
+
+
+def docker_containers(host: str, node_name: str) -> dict[str, str]:
+    """Container id -> allocation id of every container this node started (any state)."""
+    listed = docker_cli(host, "ps", "--all", "--no-trunc", "--filter",
+                        f"label={NODE_LABEL}={node_name}",
+                        "--format", f'{{{{.ID}}}} {{{{.Label "{ALLOC_LABEL}"}}}}')
+    if listed.returncode != 0:
+        return {}
+    found = {}
+    for line in listed.stdout.splitlines():
+        container, _, alloc_id = line.partition(" ")
+        if container:
+            found[container] = alloc_id.strip()
+    return found
 
 
 @dataclass
@@ -143,24 +132,37 @@ class Run:
 
 
 def command_for(task: dict[str, Any], alloc_id: str, env: dict[str, str],
-                ports: dict[str, int]) -> list[str]:
+                ports: dict[str, int], resources: dict[str, Any] | None = None,
+                node_name: str = "", docker_host: str = DEFAULT_DOCKER_HOST) -> list[str]:
     """The command line to run; raises DriverRefused when the driver cannot run here."""
     driver = task.get("driver", "exec")
     command = [str(part) for part in task.get("command") or []]
-    if not command:
-        raise DriverRefused("the task has no command")
     if driver == "exec":
+        if not command:
+            raise DriverRefused("the task has no command")
         return command
     if driver == "docker":
-        reason = docker_answers()
+        reason = docker_answers(docker_host)
         if reason is not None:
             raise DriverRefused(f"driver docker: {reason}")
         image = task.get("image")
         if not image:
             raise DriverRefused("driver docker: the task has no image")
+        resources = resources or {}
         # Host networking: the ports the agent picked are the ports the container listens on.
-        cmd = ["docker", "run", "--rm", "--init", "--network", "host",
-               "--name", f"federation-{alloc_id}"]
+        # No --rm: the agent reads the outcome (OOM kill) and removes the container itself.
+        cmd = ["docker", "--host", docker_host, "run", "--init", "--network", "host",
+               "--name", container_name(alloc_id), "--label", f"{NODE_LABEL}={node_name}",
+               "--label", f"{ALLOC_LABEL}={alloc_id}"]
+        memory_mib = int(resources.get("memory_mib") or 0)
+        if memory_mib:
+            # --memory-swap equal to --memory: no swapping past the limit.
+            cmd += ["--memory", f"{memory_mib}m", "--memory-swap", f"{memory_mib}m"]
+        cpu_milli = int(resources.get("cpu_milli") or 0)
+        if cpu_milli:
+            # A hard cap at the reservation, and the same weight an exec task gets.
+            cmd += ["--cpus", f"{cpu_milli / 1000:g}",
+                    "--cpu-shares", str(max(2, cpu_milli * 1024 // 1000))]
         for key, value in sorted(env.items()):
             if key.startswith("FEDERATION_") or key in (task.get("env") or {}):
                 cmd += ["-e", f"{key}={value}"]
@@ -168,8 +170,11 @@ def command_for(task: dict[str, Any], alloc_id: str, env: dict[str, str],
     raise DriverRefused(f"unknown driver {driver!r}")
 
 
-def start(run_dir: Path, spec: dict[str, Any]) -> Run:
-    """Write the task spec and start its executor in a session of its own."""
+def start(run_dir: Path, spec: dict[str, Any], marks: dict[str, str] | None = None) -> Run:
+    """Write the task spec and start its executor in a session of its own.
+
+    The executor's environment holds only ``PATH`` and ``marks`` (the node and allocation
+    markers): none of the agent's own settings or credentials."""
     for name in ("executor.json", "exit.json"):
         try:
             os.unlink(run_dir / name)
@@ -182,6 +187,7 @@ def start(run_dir: Path, spec: dict[str, Any]) -> Run:
             [sys.executable, "-I", "-S", EXECUTOR_PATH, str(spec_path)],
             stdin=subprocess.DEVNULL, stdout=errors, stderr=errors, start_new_session=True,
             close_fds=True, cwd=str(run_dir),
+            env={"PATH": os.environ.get("PATH", os.defpath), **(marks or {})},
         )
     return Run(proc.pid, executor_module.process_start_ticks(proc.pid), proc)
 

@@ -116,14 +116,17 @@ class RotatingLog:
 
 def _limits(spec: dict[str, Any]) -> Any:
     memory_bytes = spec.get("rlimit_as_bytes")
-    cgroup_procs = spec.get("cgroup_procs")
+    cgroup_procs = spec.get("cgroup_procs") or []
+    if isinstance(cgroup_procs, str):
+        cgroup_procs = [cgroup_procs]
 
     def apply() -> None:
-        # Runs in the child between fork and exec (the executor is single-threaded).
-        if cgroup_procs:
-            with open(cgroup_procs, "w", encoding="ascii") as handle:
+        # Runs in the child between fork and exec (the executor is single-threaded): the
+        # task joins its cgroups (one per hierarchy) before its first instruction.
+        for procs in cgroup_procs:
+            with open(procs, "w", encoding="ascii") as handle:
                 handle.write(str(os.getpid()))
-        if memory_bytes:
+        if memory_bytes:  # the last resort, when no cgroup memory controller is usable
             resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
 
     return apply

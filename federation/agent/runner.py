@@ -10,6 +10,7 @@ allocation whose executor vanished without a record as ``lost``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import select
@@ -26,7 +27,8 @@ if TYPE_CHECKING:
     from federation.agent.agent import Agent
 
 log = logging.getLogger("federation.agent")
-TERMINAL_PHASES = ("complete", "failed", "lost")
+# ``stopped``: stopped on request (job stop, replacement, drain, lost node); never a success.
+TERMINAL_PHASES = ("complete", "failed", "lost", "stopped")
 STOP_GRACE_SECONDS = 5.0
 
 
@@ -182,6 +184,7 @@ class TaskRunner:
                 return drivers.Run(0, None)  # it ended while the agent was away
             # The executor is gone and left no outcome: whatever ran is not ours to trust.
             drivers.kill_task_group(self.run_dir)
+            self._finish_run(None)  # its container (docker) or cgroup goes too
             self._set(phase="lost", finished_at=time.time(),
                       message="the task's executor vanished while the agent was away")
             return None
@@ -196,10 +199,16 @@ class TaskRunner:
             if name not in ports:
                 ports[name] = self.agent.pick_port()
         env = self.agent.task_env(alloc, ports, self.base)
-        command = drivers.command_for(task, self.id, env, ports)
         resources = alloc.get("resources") or {}
-        limits = self.agent.limits.prepare(
-            self.id, int(resources.get("cpu_milli") or 0), int(resources.get("memory_mib") or 0))
+        command = drivers.command_for(task, self.id, env, ports, resources,
+                                      self.agent.config.name, self.agent.docker_host)
+        limits: dict[str, Any] = {}
+        if self._driver() == "exec":
+            # A container's limits are its own (on the docker command line): the Docker CLI
+            # itself must not run under the task's memory limit.
+            limits = self.agent.limits.prepare(
+                self.id, int(resources.get("cpu_milli") or 0),
+                int(resources.get("memory_mib") or 0))
         spec = {
             "command": command, "cwd": str(self.local_dir), "env": env,
             "log_dir": str(self.log_dir), "log_max_bytes": self.agent.config.log_max_bytes,
@@ -210,18 +219,45 @@ class TaskRunner:
             sub.mkdir(parents=True, exist_ok=True)
         self._set(report=False, phase="starting", ports=ports,
                   runs=int(self.state.get("runs", 0)) + 1, executor_pid=None)
-        run = drivers.start(self.run_dir, spec)
+        if self._driver() == "docker":
+            drivers.docker_finish(self.agent.docker_host, self.id)  # a container left before
+        run = drivers.start(self.run_dir, spec, {drivers.NODE_MARKER: self.agent.config.name,
+                                                 "FEDERATION_ALLOC_ID": self.id})
         self._unhealthy = None
         self._set(phase="running", executor_pid=run.executor_pid,
                   executor_start=run.executor_start, started_at=time.time(),
                   message="", healthy=None)
         return run
 
+    def _driver(self) -> str:
+        return str((self.alloc.get("task") or {}).get("driver", "exec"))
+
     def _health_spec(self) -> HealthSpec | None:
         if self.alloc.get("job_type", "service") != "service":
             return None
         data = self.agent.health_for(self.alloc)
-        return HealthSpec.from_dict(data) if data else None
+        if not data:
+            return None
+        spec = HealthSpec.from_dict(data)
+        if spec.type == "command" and self._driver() == "docker":
+            # The check runs where the task runs: inside its container.
+            spec = dataclasses.replace(spec, command=[
+                "docker", "--host", self.agent.docker_host, "exec",
+                drivers.container_name(self.id), *spec.command])
+        return spec
+
+    def _finish_run(self, outcome: dict[str, Any] | None) -> dict[str, Any] | None:
+        """After a run: remove its container, and say so when memory ran out."""
+        if self._driver() == "docker":
+            reason = drivers.docker_finish(self.agent.docker_host, self.id)
+        else:
+            reason = None
+            if self.agent.limits.oom_killed(self.id):
+                reason = "out of memory (killed by the kernel at the task's memory limit)"
+            self.agent.limits.release(self.id)  # a restart gets a fresh group (and count)
+        if reason and outcome is not None and not outcome.get("stopped"):
+            outcome = {**outcome, "message": f"{reason}; {outcome.get('message', '')}"}
+        return outcome
 
     def _watch(self, run: drivers.Run) -> dict[str, Any]:
         """Wait for the run to end: stop it on request, restart it when unhealthy."""
@@ -268,7 +304,7 @@ class TaskRunner:
             if pidfd is not None:
                 os.close(pidfd)
         run.reap()
-        outcome = drivers.read_exit(self.run_dir)
+        outcome = self._finish_run(drivers.read_exit(self.run_dir))
         if outcome is None:
             drivers.kill_task_group(self.run_dir)
             return {"lost": True, "message": "the task's executor died without a record"}
@@ -279,19 +315,25 @@ class TaskRunner:
         extra: dict[str, Any] = {}
         if outcome is not None:
             extra = {"exit_code": outcome.get("exit_code"), "signal": outcome.get("signal")}
-        self._set(phase="complete", finished_at=time.time(), message=f"stopped ({reason})",
+        self._set(phase="stopped", finished_at=time.time(), message=f"stopped ({reason})",
                   **extra)
 
     def _decide(self, outcome: dict[str, Any]) -> None:
         if outcome.get("lost"):
             self._set(phase="lost", finished_at=time.time(), message=outcome["message"])
             return
-        if self.state.get("stop_requested"):
-            self._finish_stopped(outcome)
-            return
         exit_code, signum = outcome.get("exit_code"), outcome.get("signal")
         message = str(outcome.get("message") or "")
         batch = self.alloc.get("job_type") == "batch"
+        if self.state.get("stop_requested"):
+            if batch and exit_code == 0 and not outcome.get("stopped"):
+                # It finished on its own before the stop reached it: a real success (the
+                # servers still count only the copies they want, see batch_succeeded).
+                self._set(phase="complete", exit_code=0, signal=None,
+                          finished_at=time.time(), message=message)
+                return
+            self._finish_stopped(outcome)
+            return
         if batch and exit_code == 0:
             self._set(phase="complete", exit_code=0, signal=None, finished_at=time.time(),
                       message=message)

@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from federation.api.auth import require_token
 from federation.api.deps import MAX_SNAPSHOT_BYTES, before_read, command_id, document, master
+from federation.state.checks import snapshot as check_snapshot
+from federation.state.machine import SNAPSHOT_VERSION
 
 public = APIRouter()
 router = APIRouter(dependencies=[Depends(require_token)])
@@ -54,5 +57,8 @@ async def snapshot(request: Request) -> dict[str, Any]:
 async def restore(request: Request) -> dict[str, Any]:
     """Replace the whole state with a snapshot, through Raft (every server adopts it)."""
     data = await document(request, MAX_SNAPSHOT_BYTES)
+    # Checked completely before it is committed: a bad snapshot is a 400 naming the field,
+    # never an entry every server must reject. (The check runs again inside apply.)
+    await run_in_threadpool(check_snapshot, data, SNAPSHOT_VERSION)
     return await master(request).commit(
         {"type": "state.restore", "id": command_id(request, "restore"), "snapshot": data})

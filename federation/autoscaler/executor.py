@@ -203,6 +203,8 @@ class Executor:
                 self.tick()
             except FederationError as exc:
                 log.warning("autoscaler tick failed: %s", exc)
+            except Exception:  # noqa: BLE001 - not one pool's fault (those are set aside)
+                log.exception("autoscaler tick failed")
             stop.wait(self.settings.interval)
 
     def tick(self) -> TickReport:
@@ -215,18 +217,32 @@ class Executor:
             idle = self.idle.update(machine, now)
             under = self.under.update(under_threshold(machine, specs.values()), now)
             states = []
-            for spec in specs.values():
-                catalog = self._catalog(spec, now)
-                if catalog is not None:
-                    states.append(pool_state(machine, spec, catalog, idle))
+            for spec in list(specs.values()):
+                try:
+                    catalog = self._catalog(spec, now)
+                    if catalog is not None:
+                        states.append(pool_state(machine, spec, catalog, idle))
+                except Exception as exc:  # noqa: BLE001 - one pool's failure is its own
+                    self._set_aside(spec, "reading", exc)
+                    del specs[spec.name]
             wanted = demand(machine)
             decision = decide(wanted, states, now=now, occupancy=occupancy(machine, under))
             result = decision.plan
             report.plan = result
             for up in result.scale_up:
-                self._scale_up(specs[up.pool], up, report)
+                try:
+                    self._scale_up(specs[up.pool], up, report)
+                except FederationError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - one pool's failure is its own
+                    self._set_aside(specs[up.pool], "scaling up", exc)
             for down in result.scale_down:
-                self._scale_down(specs[down.pool], down, report)
+                try:
+                    self._scale_down(specs[down.pool], down, report)
+                except FederationError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - one pool's failure is its own
+                    self._set_aside(specs[down.pool], "scaling down", exc)
             for kept in decision.blocked:
                 self._note(f"keep:{kept.node_id}", "keep", kept.pool, kept.reason, 0.0,
                            self._dry(specs[kept.pool]), report)
@@ -243,8 +259,23 @@ class Executor:
             if now - self._last_reconcile >= self.settings.reconcile_every:
                 self._last_reconcile = now
                 for spec in specs.values():
-                    self._reconcile(spec, now, report)
+                    try:
+                        self._reconcile(spec, now, report)
+                    except FederationError:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - one pool's failure is its own
+                        self._set_aside(spec, "reconciling", exc)
         return report
+
+    def _set_aside(self, spec: PoolSpec, stage: str, exc: Exception) -> None:
+        """A pool whose handling raised: note it in the activity log, log it, go on."""
+        reason = f"{stage} pool {spec.name} failed: {type(exc).__name__}: {str(exc)[:500]}"
+        log.warning("%s", reason, exc_info=exc)
+        try:
+            self._note(f"error:{spec.name}:{stage}", "pool_error", spec.name, reason, 0.0,
+                       False, None)
+        except Exception:  # noqa: BLE001 - the note is best effort; the loop goes on
+            log.exception("could not record the failure of pool %s", spec.name)
 
     # -- observation helpers ---------------------------------------------------------------
     def _specs(self, machine: StateMachine) -> dict[str, PoolSpec]:

@@ -67,6 +67,9 @@ def register(app: typer.Typer) -> None:
         stop_tasks_on_exit: bool = typer.Option(
             False, "--stop-tasks-on-exit",
             help="stop every task when the agent stops (default: leave them to be adopted)"),
+        docker_host: str = typer.Option(
+            "unix:///var/run/docker.sock", "--docker-host", envvar="DOCKER_HOST",
+            help="the Docker engine the docker driver uses (unix://PATH or tcp://HOST:PORT)"),
         log_level: str = typer.Option("info", "--log-level"),
     ) -> None:
         """Run the node agent: register, heart-beat, run the allocations placed here.
@@ -104,7 +107,7 @@ def register(app: typer.Typer) -> None:
             instance_type=where["instance_type"], instance_id=where["instance_id"],
             token=os.environ.get("FEDERATION_TOKEN") or None, http_bind=http,
             log_max_bytes=log_max_bytes, log_max_files=log_max_files,
-            stop_tasks_on_exit=stop_tasks_on_exit, **options)
+            stop_tasks_on_exit=stop_tasks_on_exit, docker_host=docker_host, **options)
         try:
             node_agent = Agent(config)
         except (FederationError, OSError) as exc:

@@ -15,7 +15,8 @@ import typer
 from federation.errors import FederationError, ValidationError
 from federation.raft.node import RaftSettings
 from federation.server import Master, ServerConfig
-from federation.server.config import read_secret_file
+from federation.server.config import GcSettings, read_secret_file
+from federation.state.gc import Policy as GcPolicy
 from federation.tracing import configure_tracing
 
 DEV_ADDRESS = "127.0.0.1:4780"
@@ -105,9 +106,25 @@ def register(app: typer.Typer) -> None:
         heartbeat_ttl: float = typer.Option(
             10.0, "--heartbeat-ttl", help="seconds of silence before a node is down"),
         log_level: str = typer.Option("info", "--log-level"),
+        gc_interval: float = typer.Option(
+            GcSettings.interval, "--gc-interval",
+            help="seconds between garbage collections of finished work (0 disables)"),
+        gc_job_age: float = typer.Option(
+            GcPolicy.job_age, "--gc-job-age",
+            help="seconds a finished job is kept before it is collected"),
+        gc_periodic_keep: int = typer.Option(
+            GcPolicy.periodic_keep, "--gc-periodic-keep",
+            help="finished children kept per periodic job"),
+        gc_allocs_per_job: int = typer.Option(
+            GcPolicy.allocs_per_job, "--gc-allocs-per-job",
+            help="ended, stopped allocations kept per job"),
         raft_max_batch: int = typer.Option(
             RaftSettings.max_batch, "--raft-max-batch", hidden=True,
             help="commands coalesced per Raft entry (1 disables group commit; benchmarks)"),
+        raft_fsync: bool = typer.Option(
+            RaftSettings.fsync, "--raft-fsync/--no-raft-fsync",
+            help="fsync the Raft journal per batch, term/vote and snapshots (off: a power cut "
+                 "may lose acknowledged writes; see docs/operations.md)"),
         raft_max_inflight: int = typer.Option(
             RaftSettings.max_inflight_batches, "--raft-max-inflight", hidden=True,
             help="Raft entries in flight at once (benchmarks)"),
@@ -132,8 +149,12 @@ def register(app: typer.Typer) -> None:
             id=id, data_dir=str(data_dir), http=http, raft=raft, secret=secret,
             peers=[p.strip() for p in peers.split(",") if p.strip()], token=token,
             insecure=insecure, heartbeat_ttl=heartbeat_ttl,
+            gc=GcSettings(interval=gc_interval, policy=GcPolicy(
+                periodic_keep=gc_periodic_keep, job_age=gc_job_age,
+                allocs_per_job=gc_allocs_per_job)),
             raft_settings=replace(RaftSettings(), max_batch=max(1, raft_max_batch),
-                                  max_inflight_batches=max(1, raft_max_inflight)),
+                                  max_inflight_batches=max(1, raft_max_inflight),
+                                  fsync=raft_fsync),
         )
         _run(config)
 

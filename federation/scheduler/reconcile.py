@@ -96,7 +96,9 @@ def reconcile_job(job: Mapping[str, Any], allocations: Iterable[Mapping[str, Any
                 gw.place.append(index)
                 gw.stop.extend(a["id"] for a in done)
                 continue
-            failed = [a for a in here if a["client_status"] in ("failed", "lost")]
+            # ``stopped`` while still meant to run: its agent stopped it (e.g. on shutdown);
+            # replaced like a lost copy, without using an attempt.
+            failed = [a for a in here if a["client_status"] in ("failed", "lost", "stopped")]
             if failed:
                 last = max(failed, key=lambda a: a.get("create_index", 0))
                 tries = int(last.get("reschedules", 0))

@@ -193,6 +193,7 @@ def new_allocation(job: Mapping[str, Any], group: Mapping[str, Any], index: int,
         record["health"] = group["health"]
     if previous is not None:
         record["previous_alloc"] = previous["id"]
-        lost = previous.get("client_status") == "lost"
+        # A copy lost with its node or stopped by the system used no attempt of its own.
+        lost = previous.get("client_status") in ("lost", "stopped")
         record["reschedules"] = int(previous.get("reschedules", 0)) + (0 if lost else 1)
     return record

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from federation.errors import ValidationError
 from federation.raft.node import MIN_SECRET_LENGTH, RaftSettings
+from federation.state.gc import Policy as GcPolicy
 
 
 def split_host_port(value: str, flag: str) -> tuple[str, int]:
@@ -37,6 +38,14 @@ def read_secret_file(path: str, what: str) -> str:
     return value
 
 
+@dataclass(frozen=True)
+class GcSettings:
+    """How often the leader collects finished work, and by what policy (federation.state.gc)."""
+
+    interval: float = 60.0  # seconds; 0 disables collection
+    policy: GcPolicy = field(default_factory=GcPolicy)
+
+
 @dataclass
 class ServerConfig:
     id: str
@@ -49,6 +58,7 @@ class ServerConfig:
     insecure: bool = False
     heartbeat_ttl: float = 10.0
     raft_settings: RaftSettings = field(default_factory=RaftSettings)
+    gc: GcSettings = field(default_factory=GcSettings)
 
     def validate(self) -> None:
         """Refuse unsafe or inconsistent settings with a message that says what to do."""
@@ -71,6 +81,9 @@ class ServerConfig:
                 f"refusing to serve the API on non-loopback address {self.http} without "
                 "--token-file; pass --insecure to do it anyway", field="--token-file",
             )
+        if self.gc.interval < 0 or self.gc.policy.job_age < 0 \
+                or self.gc.policy.periodic_keep < 0 or self.gc.policy.allocs_per_job < 0:
+            raise ValidationError("--gc-* settings cannot be negative", field="--gc-interval")
         if self.heartbeat_ttl <= 0:
             raise ValidationError("--heartbeat-ttl must be positive", field="--heartbeat-ttl")
 

@@ -24,6 +24,12 @@ def _node_health(master: Master) -> Callable[[threading.Event], None]:
                             master.config.heartbeat_ttl)
 
 
+def _gc(master: Master) -> Callable[[threading.Event], None]:
+    from federation.server.gc_loop import gc_loop
+
+    return gc_loop(lambda: master.machine, master.commit_sync, master.config.gc)
+
+
 def _scheduler(master: Master) -> Callable[[threading.Event], None]:
     from federation.server.scheduling import Scheduler
 
@@ -34,4 +40,5 @@ LEADER_LOOPS: list[tuple[str, LoopFactory]] = [
     ("node-health", _node_health),
     ("autoscaler", executor_loop),
     ("scheduler", _scheduler),
+    ("gc", _gc),
 ]

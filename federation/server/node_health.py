@@ -23,7 +23,9 @@ def silent_nodes(machine: StateMachine, now: float, ttl: float) -> list[dict[str
     """Ready nodes whose last committed heartbeat is older than the TTL."""
     return [
         node for node in list(machine.nodes.values())
-        if node["status"] == "ready" and now - node["last_heartbeat"] > ttl
+        if node.get("status") == "ready"
+        and isinstance(node.get("last_heartbeat"), int | float)
+        and now - node["last_heartbeat"] > ttl
     ]
 
 
@@ -46,6 +48,9 @@ def node_health_loop(
                 except FederationError as exc:
                     log.warning("could not mark node %s down: %s", node["name"], exc)
                     break
+                except Exception:  # noqa: BLE001 - one node's failure is its own
+                    log.exception("could not mark node %s down", node.get("id"))
+                    continue
                 if result.get("ok") and result["value"]["changed"]:
                     log.warning("node %s (%s) missed heartbeats for %.0fs: marked down",
                                 node["name"], node["id"], ttl)

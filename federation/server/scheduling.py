@@ -7,6 +7,11 @@ applier: the state machine re-checks every node the plan touches against the lat
 keeps only what still fits. A plan refused in whole (the job changed meanwhile) or in part is
 re-planned on the next pass. What cannot be placed is committed with the reasons, so a
 job's status explains it on every server and the autoscaler can read the blocked demand.
+
+A pass fails per job, never for every job: a job whose reconciliation or planning raises (and
+a periodic job whose schedule cannot be evaluated) is set aside with the error committed as
+its blocked reason (``job status`` shows it) and a log line, and the pass goes on with the
+others. It is looked at again when it changes.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from federation.scheduler import snapshot as snap
 from federation.scheduler.feasibility import Usage
 from federation.scheduler.jobplan import plan_work
 from federation.scheduler.order import order_jobs
-from federation.scheduler.periodic import due_launches
+from federation.scheduler.periodic import due_launches_checked
 from federation.scheduler.reconcile import dependencies_ready, reconcile_job
 
 if TYPE_CHECKING:
@@ -71,6 +76,9 @@ class Scheduler:
         self._expired_seen: frozenset[str] = frozenset()  # drains already past deadline
         self._views = snap.ViewCache()  # node and allocation views reused across passes
         self.snapshot_seconds = 0.0  # how long the last pass's snapshot took
+        self._aside: dict[str, tuple[int, str]] = {}  # jobs set aside, to log each once
+        self._order_error = ""  # the last fair-share failure logged
+        self._epoch = 0  # the state's alloc_epoch the previous pass saw (moves on restore)
 
     def run(self, stop: threading.Event) -> None:
         seen = -1
@@ -87,9 +95,13 @@ class Scheduler:
             try:
                 self.dispatch_periodic()
                 self.schedule_pass()
-            except FederationError as exc:
+            except FederationError as exc:  # no leader, a commit timed out: the cluster's
                 log.warning("scheduling pass interrupted: %s", exc)
                 stop.wait(0.2)
+            except Exception:  # noqa: BLE001 - not one job's fault (those are set aside)
+                log.exception("scheduling pass failed; next pass in 1s")
+                self._seen_index = -1  # look at every job again
+                stop.wait(1.0)
 
     def _dirty_jobs(self, machine: Any) -> set[str]:
         """Jobs that may need work since the last pass: changed jobs, jobs whose allocations
@@ -99,6 +111,11 @@ class Scheduler:
         Heartbeats do not change a node record's modify_index, so they wake nothing."""
         since = self._seen_index
         jobs = dict(machine.jobs)
+        if machine.alloc_epoch != self._epoch:
+            # A restore (or a Raft snapshot loaded) replaced the state: records keep the
+            # indexes they had, so only a full look finds what changed.
+            self._epoch = machine.alloc_epoch
+            since = -1
         if since < 0:
             return set(jobs)
         dirty = {job_id for job_id, job in jobs.items() if job["modify_index"] > since}
@@ -147,20 +164,28 @@ class Scheduler:
         for job in jobs:
             if job["spec"].get("schedule"):
                 continue  # a periodic template: its children run
-            waiting = dependencies_ready(job, status_of)
-            if waiting is not None:
-                self._block(job, waiting)
+            try:
+                waiting = dependencies_ready(job, status_of)
+                work = None if waiting is not None else reconcile_job(
+                    job, snapshot.by_job.get(job["id"], ()), snapshot.draining,
+                    snapshot.drain_expired)
+            except Exception as exc:  # noqa: BLE001 - one job's failure is its own
+                self._set_aside(job, "reconciling", exc)
                 continue
-            work = reconcile_job(job, snapshot.by_job.get(job["id"], ()), snapshot.draining,
-                                 snapshot.drain_expired)
+            if work is None:
+                self._block(job, str(waiting))
+                continue
             if work.empty and not job.get("unplaced") and not any(
                     g.exhausted for g in work.groups):
                 continue
             candidates.append((job, work))
         queue_of = {j["id"]: j["spec"].get("queue", "default")
                     for j in list(machine.jobs.values())}
-        ordered, held = order_jobs(candidates, list(machine.queues.values()), snapshot,
-                                   queue_of)
+        queue_records = list(machine.queues.values())
+        try:
+            ordered, held = order_jobs(candidates, queue_records, snapshot, queue_of)
+        except Exception as exc:  # noqa: BLE001 - fair share failed: see _unordered
+            ordered, held = self._unordered(candidates, queue_records, queue_of, exc)
         for job_id, reason in held.items():
             self._block(machine.jobs[job_id], reason)
         # Every job of the pass is planned against the one snapshot plus what the pass
@@ -172,9 +197,13 @@ class Scheduler:
         try:
             for ordered_job, work in ordered:
                 job = dict(ordered_job)
-                plan = plan_work(snapshot, job, work, seed=self.passes, usage=overlay)
+                try:
+                    plan = plan_work(snapshot, job, work, seed=self.passes, usage=overlay)
+                    command = plan.command()
+                except Exception as exc:  # noqa: BLE001 - one job's failure is its own
+                    self._set_aside(job, "planning", exc)
+                    continue
                 overlay = plan.usage
-                command = plan.command()
                 if (not command["allocations"] and not command["stops"]
                         and not command["evictions"] and job.get("unplaced") == plan.unplaced
                         and job.get("exhausted", {}) == plan.exhausted):
@@ -214,6 +243,32 @@ class Scheduler:
                      value["refused"], planned, job_id, value["refused_nodes"])
         return int(value["placed"])
 
+    def _unordered(self, candidates: list[Any], queue_records: list[dict[str, Any]],
+                   queue_of: dict[str, str], exc: Exception) -> tuple[list[Any], dict[str, str]]:
+        """Fair-share ordering failed for the whole pass (it sums over every queue): plan
+        by priority alone, holding back the jobs of queues with a quota, which could not
+        be enforced."""
+        reason = f"fair-share ordering failed: {type(exc).__name__}: {str(exc)[:500]}"
+        if reason != self._order_error:  # once, not every pass
+            self._order_error = reason
+            log.error("%s; planning by priority, jobs of queues with a quota wait",
+                      reason, exc_info=exc)
+        quota = {q["name"] for q in queue_records if (q.get("spec") or {}).get("quota")}
+        held = {job["id"]: reason for job, _ in candidates
+                if queue_of.get(job["id"], "default") in quota}
+        return [c for c in candidates if c[0]["id"] not in held], held
+
+    def _set_aside(self, job: dict[str, Any], stage: str, exc: Exception) -> None:
+        """A job whose scheduling raised: say why in its status, log it, and go on."""
+        reason = f"{stage} failed: {type(exc).__name__}: {str(exc)[:500]}"
+        if self._aside.get(job["id"]) != (job["version"], reason):  # once, not every pass
+            self._aside[job["id"]] = (job["version"], reason)
+            log.warning("job %s set aside: %s", job["id"], reason, exc_info=exc)
+        blocked = {"*": {"explanation": reason, "unplaced": 0, "error": True}}
+        if job.get("unplaced") != blocked:
+            self.master.commit_sync({"type": "job.blocked", "job_id": job["id"],
+                                     "unplaced": blocked})
+
     def _block(self, job: dict[str, Any], reason: str) -> None:
         """Record why a job is not planned at all (a dependency, a queue quota)."""
         blocked = {"*": {"explanation": reason, "unplaced": 0}}
@@ -224,8 +279,10 @@ class Scheduler:
     def dispatch_periodic(self) -> int:
         machine = self.master.machine
         jobs = dict(machine.jobs)
-        launches = due_launches(jobs, lambda job_id: machine.job_status(machine.jobs[job_id]),
-                                time.time())
+        launches, failed = due_launches_checked(
+            jobs, lambda job_id: machine.job_status(machine.jobs[job_id]), time.time())
+        for job_id, reason in failed.items():
+            self._set_aside(jobs[job_id], "schedule", ValueError(reason))
         for parent, fire, child in launches:
             self.master.commit_sync({
                 "type": "job.register", "id": f"cron:{child['id']}", "spec": child,

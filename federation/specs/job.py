@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from federation.errors import ValidationError
+from federation.scheduler.periodic import check_schedule
 from federation.specs.duration import parse_duration
 from federation.specs.suggest import did_you_mean
 
@@ -208,8 +209,10 @@ class JobSpec(_Strict):
     @field_validator("schedule")
     @classmethod
     def _valid_cron(cls, schedule: str | None) -> str | None:
-        if schedule is not None and not croniter.is_valid(schedule):
-            raise ValueError(f"invalid cron expression {schedule!r}")
+        if schedule is not None:
+            # Valid syntax that never fires (``0 0 31 2 *``) is refused too: the next tick
+            # must exist within the horizon the dispatcher searches.
+            check_schedule(schedule, time.time())
         return schedule
 
     @model_validator(mode="after")

@@ -27,4 +27,8 @@ class QueueSpec(BaseModel):
 
 
 def validate_queue(data: Any) -> dict[str, Any]:
-    return validate_model(QueueSpec, data, not_a_mapping="a queue spec must be a mapping")
+    spec = validate_model(QueueSpec, data, not_a_mapping="a queue spec must be a mapping")
+    if spec.get("quota") is not None:
+        # Only the limits given are stored: an absent one is no limit.
+        spec["quota"] = {k: v for k, v in spec["quota"].items() if v is not None}
+    return spec

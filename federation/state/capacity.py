@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from federation.errors import NotFound, ValidationError
+from federation.state import checks
 
 if TYPE_CHECKING:
     from federation.state.machine import Command, StateMachine
@@ -120,7 +121,8 @@ def _pool_apply(sm: StateMachine, command: Command) -> dict[str, Any]:
     spec = command.get("spec")
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
         raise ValidationError("a validated pool spec is required", field="spec")
-    name = spec["name"]
+    name = checks.text(spec["name"], "spec.name")
+    checks.mapping(spec, "spec")
     existing = sm.pools.get(name)
     if existing is not None and existing["spec"] == spec:
         return {"name": name, "version": existing["version"], "changed": False}

@@ -5,18 +5,26 @@ command as ``time``), no randomness, so every master that applies the same log h
 state. A command is a plain, JSON-serialisable dict with an ``id`` and a ``type``; a command
 whose id was already applied returns the recorded result again, so clients may retry safely.
 
+``apply`` is total: it never raises. A command is either applied, or rejected with a
+recorded result (``ok: false``, a 4xx status, the field at fault), and a rejected command
+changes nothing, the state index included: handlers check the whole shape of a command
+(``federation.state.checks``) before they write, and whatever a handler wrote before failing
+in an unforeseen way is undone from the tables' journal (``federation.state.journal``).
+
 Records in the tables are never modified in place: a change replaces the record with a new
 dict. Readers on other threads may therefore hold and return a record without locking.
 """
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from federation.errors import Conflict, FederationError, NotFound, ValidationError
-from federation.state import capacity, queues
+from federation.state import capacity, checks, gc, queues
+from federation.state.journal import Journal, Table
 from federation.state.node_usage import NodeUsage
 from federation.state.plan_check import fitting_placements
 
@@ -25,7 +33,9 @@ Result = dict[str, Any]
 
 DEDUPE_WINDOW_SECONDS = 600.0
 DEDUPE_MAX_ENTRIES = 200_000
-ALLOC_CLIENT_STATUSES = ("pending", "running", "complete", "failed", "lost")
+# ``stopped``: the task was stopped on request (job stop, replacement, drain, lost node); it
+# never counts as success, whatever its exit code.
+ALLOC_CLIENT_STATUSES = ("pending", "running", "complete", "failed", "lost", "stopped")
 ALLOC_DESIRED_STATUSES = ("run", "stop", "evict")
 # What an agent may report about an allocation; placement fields are the scheduler's alone.
 ALLOC_CLIENT_FIELDS = frozenset({
@@ -35,46 +45,111 @@ ALLOC_CLIENT_FIELDS = frozenset({
 SNAPSHOT_VERSION = 1
 
 
+TABLES = ("servers", "nodes", "node_ids_by_name", "jobs", "allocations", "alloc_ids_by_job",
+          "pools", "launches", "queues")
+
+
 class StateMachine:
     """Cluster state: servers, nodes, jobs, allocations and a monotonic index."""
 
     def __init__(self) -> None:
         self.index = 0
-        self.servers: dict[str, dict[str, Any]] = {}
-        self.nodes: dict[str, dict[str, Any]] = {}
-        self.node_ids_by_name: dict[str, str] = {}
-        self.jobs: dict[str, dict[str, Any]] = {}
-        self.allocations: dict[str, dict[str, Any]] = {}
-        self.alloc_ids_by_job: dict[str, set[str]] = {}
+        self.servers: dict[str, dict[str, Any]] = Table()
+        self.nodes: dict[str, dict[str, Any]] = Table()
+        self.node_ids_by_name: dict[str, str] = Table()
+        self.jobs: dict[str, dict[str, Any]] = Table()
+        self.allocations: dict[str, dict[str, Any]] = Table()
+        self.alloc_ids_by_job: dict[str, set[str]] = Table()
         self.node_usage = NodeUsage()
         # Allocation writes per job, and the index the counts restart from after a restore:
         # readers cache per-job views keyed by both (local bookkeeping, not in snapshots).
         self.alloc_writes: dict[str, int] = {}
         self.alloc_epoch = 0
-        self.pools: dict[str, dict[str, Any]] = {}
-        self.launches: dict[str, dict[str, Any]] = {}
-        self.queues: dict[str, dict[str, Any]] = {}
+        self.pools: dict[str, dict[str, Any]] = Table()
+        self.launches: dict[str, dict[str, Any]] = Table()
+        self.queues: dict[str, dict[str, Any]] = Table()
         self.applied: OrderedDict[str, tuple[float, Result]] = OrderedDict()
+        # The writes of the command being applied, undone if it fails (local, not pickled).
+        self.journal = Journal()
+        self._attach()
+
+    def _attach(self) -> None:
+        """Make every table a journaled :class:`Table` writing to this machine's journal."""
+        for name in TABLES:
+            table = getattr(self, name)
+            if not isinstance(table, Table):
+                table = Table(table)
+                setattr(self, name, table)
+            table.journal = self.journal
 
     # -- applying commands ---------------------------------------------------------------
     def apply(self, command: Command) -> Result:
+        """Apply one command or reject it; never raises, and a rejection changes nothing."""
+        if not isinstance(command, dict):
+            return _rejection(self.index, ValidationError("a command must be a mapping"))
         command_id = command.get("id")
         if isinstance(command_id, str) and command_id in self.applied:
             return self.applied[command_id][1]
-        handler = _HANDLERS.get(command.get("type", ""))
+        kind = command.get("type")
+        handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
+        saved = dict(self.__dict__)
+        self.journal.begin()
         try:
-            if not isinstance(command_id, str) or not command_id:
+            if not isinstance(command_id, str) or not command_id or len(command_id) > 512:
                 raise ValidationError("a command needs a string id", field="id")
             if handler is None:
-                raise ValidationError(f"unknown command type {command.get('type')!r}", field="type")
+                raise ValidationError(f"unknown command type {str(kind)[:100]!r}", field="type")
+            checks.number(command.get("time", 0.0), "time")
             value = handler(self, command)
             result: Result = {"ok": True, "index": self.index, "value": value}
+            self.journal.end()
         except FederationError as exc:
-            result = {"ok": False, "index": self.index, "status": exc.http_status,
-                      "error": {**exc.to_dict()}}
-        if isinstance(command_id, str) and command_id:
+            self._roll_back(saved)
+            result = _rejection(self.index, exc)
+        except Exception as exc:  # noqa: BLE001 - apply is total: nothing escapes into Raft
+            # A command shape no check foresaw: reject it the same way on every server.
+            self._roll_back(saved)
+            result = _rejection(self.index, ValidationError(
+                f"command rejected: {type(exc).__name__}: {str(exc)[:300]}"))
+        if isinstance(command_id, str) and command_id and len(command_id) <= 512:
             self._remember(command_id, _time(command), result)
         return result
+
+    def _roll_back(self, saved: dict[str, Any]) -> None:
+        """Undo a failed command: attributes first (a restore swaps whole tables), then every
+        journaled write to the tables still in use, newest first."""
+        entries = self.journal.end()
+        # Attribute by attribute, never clearing: readers on other threads never find one
+        # missing.
+        for name in [n for n in self.__dict__ if n not in saved]:
+            del self.__dict__[name]
+        self.__dict__.update(saved)
+        current = {id(getattr(self, name)) for name in TABLES}
+        allocations = self.allocations
+        for table, key, previous in reversed(entries):
+            if id(table) not in current:
+                continue
+            if table is allocations:
+                self._unput_allocation(key, previous)
+            table.restore(key, previous)
+
+    def _unput_allocation(self, alloc_id: str, previous: Any) -> None:
+        """Take back one allocation write in the per-job and per-node indexes."""
+        from federation.state.journal import is_missing
+
+        current = self.allocations.get(alloc_id)
+        old = None if is_missing(previous) else previous
+        self.node_usage.replace(current, old)
+        if current is not None and (old is None or old["job_id"] != current["job_id"]):
+            ids = self.alloc_ids_by_job.get(current["job_id"])
+            if ids is not None:
+                ids.discard(alloc_id)
+                if not ids:
+                    dict.pop(self.alloc_ids_by_job, current["job_id"], None)
+        if old is not None:
+            if old["job_id"] not in self.alloc_ids_by_job:
+                dict.__setitem__(self.alloc_ids_by_job, old["job_id"], set())
+            self.alloc_ids_by_job[old["job_id"]].add(alloc_id)
 
     def _remember(self, command_id: str, now: float, result: Result) -> None:
         self.applied[command_id] = (now, result)
@@ -105,42 +180,49 @@ class StateMachine:
         }
 
     @classmethod
-    def from_snapshot(cls, data: dict[str, Any]) -> StateMachine:
-        if not isinstance(data, dict) or data.get("version") != SNAPSHOT_VERSION:
-            raise ValidationError(
-                f"unsupported snapshot (expected version {SNAPSHOT_VERSION})", field="version"
-            )
+    def from_snapshot(cls, data: Any) -> StateMachine:
+        """A machine holding a snapshot's state; the snapshot is checked completely first
+        (:func:`federation.state.checks.snapshot`) and refused with the field named."""
+        checks.snapshot(data, SNAPSHOT_VERSION)
         machine = cls()
-        try:
-            machine.index = int(data["index"])
-            machine.servers = {s["id"]: dict(s) for s in data["servers"]}
-            machine.nodes = {n["id"]: dict(n) for n in data["nodes"]}
-            machine.jobs = {j["id"]: dict(j) for j in data["jobs"]}
-            machine.allocations = {a["id"]: dict(a) for a in data["allocations"]}
-            machine.pools = {p["name"]: dict(p) for p in data.get("pools", [])}
-            machine.launches = {la["token"]: dict(la) for la in data.get("launches", [])}
-            machine.queues = {q["name"]: dict(q) for q in data.get("queues", [])}
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValidationError(f"malformed snapshot: {exc!r}") from None
-        machine.node_ids_by_name = {n["name"]: n["id"] for n in machine.nodes.values()}
+        machine.index = data["index"]
+        machine.servers = Table({s["id"]: dict(s) for s in data["servers"]})
+        machine.nodes = Table({n["id"]: dict(n) for n in data["nodes"]})
+        machine.jobs = Table({j["id"]: dict(j) for j in data["jobs"]})
+        machine.allocations = Table({a["id"]: dict(a) for a in data["allocations"]})
+        machine.pools = Table({p["name"]: dict(p) for p in data.get("pools", [])})
+        machine.launches = Table({la["token"]: dict(la) for la in data.get("launches", [])})
+        machine.queues = Table({q["name"]: dict(q) for q in data.get("queues", [])})
+        machine.node_ids_by_name = Table(
+            {n["name"]: n["id"] for n in machine.nodes.values()})
+        by_job: dict[str, set[str]] = {}
         for alloc in machine.allocations.values():
-            machine.alloc_ids_by_job.setdefault(alloc["job_id"], set()).add(alloc["id"])
+            by_job.setdefault(alloc["job_id"], set()).add(alloc["id"])
+        machine.alloc_ids_by_job = Table(by_job)
         machine.node_usage = NodeUsage.of(machine.allocations)
         machine.recount_alloc_writes()
+        machine._attach()
         return machine
 
     def recount_alloc_writes(self) -> None:
         self.alloc_writes = {job_id: len(ids) for job_id, ids in self.alloc_ids_by_job.items()}
         self.alloc_epoch = self.index
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("journal", None)  # local: what the command being applied wrote
+        return state
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Raft snapshots and journals pickle the machine; ones written before the per-node
-        # usage existed are given it on load.
+        # usage existed are given it on load, and plain dict tables become journaled ones.
         self.__dict__.update(state)
         if "node_usage" not in state:
             self.node_usage = NodeUsage.of(self.allocations)
         if "alloc_writes" not in state:
             self.recount_alloc_writes()
+        self.journal = Journal()
+        self._attach()
 
     def put_allocation(self, record: dict[str, Any]) -> None:
         """Write an allocation record, keeping the per-job and per-node indexes current."""
@@ -158,6 +240,19 @@ class StateMachine:
                 counts[alloc["client_status"]] += 1
         return counts
 
+    def batch_succeeded(self, job: dict[str, Any]) -> bool:
+        """True when every instance the job still wants (each group's indexes below its
+        count) has an allocation that is still meant to run and completed. A copy told to
+        stop (replaced after its node was lost, drained, stopped) never counts, even if it
+        reported ``complete``: its replacement has to succeed."""
+        wanted = {(g["name"], i) for g in job["spec"]["groups"] for i in range(int(g["count"]))}
+        for alloc_id in list(self.alloc_ids_by_job.get(job["id"], ())):
+            alloc = self.allocations.get(alloc_id)
+            if (alloc is not None and alloc["client_status"] == "complete"
+                    and alloc["desired_status"] == "run"):
+                wanted.discard((alloc.get("group"), alloc.get("index", 0)))
+        return not wanted
+
     def job_status(self, job: dict[str, Any]) -> str:
         """pending | running | complete | failed | dead, derived from the allocations."""
         if job["stopped"]:
@@ -166,7 +261,7 @@ class StateMachine:
         wanted = sum(g["count"] for g in job["spec"]["groups"])
         if job["spec"]["type"] == "batch" and job.get("exhausted"):
             return "failed"
-        if job["spec"]["type"] == "batch" and wanted and counts["complete"] >= wanted:
+        if job["spec"]["type"] == "batch" and wanted and self.batch_succeeded(job):
             return "complete"
         if counts["running"]:
             return "running"
@@ -175,7 +270,17 @@ class StateMachine:
 
 def _time(command: Command) -> float:
     value = command.get("time", 0.0)
-    return float(value) if isinstance(value, int | float) else 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0.0
+    try:
+        number = float(value)
+    except OverflowError:
+        return 0.0
+    return number if math.isfinite(number) else 0.0
+
+
+def _rejection(index: int, exc: FederationError) -> Result:
+    return {"ok": False, "index": index, "status": exc.http_status, "error": {**exc.to_dict()}}
 
 
 def _require(command: Command, key: str, kind: type | tuple[type, ...]) -> Any:
@@ -193,8 +298,7 @@ def _noop(sm: StateMachine, command: Command) -> dict[str, Any]:
 def _server_upsert(sm: StateMachine, command: Command) -> dict[str, Any]:
     server = _require(command, "server", dict)
     for key in ("id", "raft", "http"):
-        if not isinstance(server.get(key), str) or not server[key]:
-            raise ValidationError(f"server.{key} is required", field=f"server.{key}")
+        checks.text(server.get(key), f"server.{key}", limit=checks.MAX_TEXT)
     record = {"id": server["id"], "raft": server["raft"], "http": server["http"]}
     if sm.servers.get(record["id"]) != record:
         record["modify_index"] = sm._bump()
@@ -202,14 +306,32 @@ def _server_upsert(sm: StateMachine, command: Command) -> dict[str, Any]:
     return {"id": record["id"]}
 
 
+NODE_FIELDS = ("provider", "pool", "region", "zone", "rack", "instance_type", "instance_id",
+               "address", "token_hash", "registration_id", "agent_version")
+
+
 def _node_register(sm: StateMachine, command: Command) -> dict[str, Any]:
     node = _require(command, "node", dict)
     for key in ("id", "name", "token_hash"):
-        if not isinstance(node.get(key), str) or not node[key]:
-            raise ValidationError(f"node.{key} is required", field=key)
+        checks.text(node.get(key), f"node.{key}")
+    checks.mapping(node, "node")
+    checks.capacity(node.get("capacity", {}), "node.capacity")
+    if node.get("labels") is not None:
+        for key, value in checks.mapping(node["labels"], "node.labels").items():
+            checks.text(value, f"node.labels.{key}", limit=checks.MAX_TEXT, empty=True)
+    for key in NODE_FIELDS:
+        checks.optional_text(node.get(key), f"node.{key}")
+    if node.get("price_per_hour") is not None:
+        checks.number(node["price_per_hour"], "node.price_per_hour")
+    for key in ("status", "draining", "last_heartbeat", "registered_at", "create_index",
+                "modify_index"):
+        if key in node:
+            raise checks.fail(f"node.{key}", "is set by the cluster, not by a registration")
     now = _time(command)
     existing_id = sm.node_ids_by_name.get(node["name"])
     existing = sm.nodes.get(existing_id) if existing_id else None
+    if existing is None and node["id"] in sm.nodes:
+        raise Conflict(f"node id {node['id']!r} belongs to another node", field="node.id")
     index = sm._bump()
     record = {
         **node,
@@ -230,7 +352,7 @@ def _node(sm: StateMachine, command: Command) -> dict[str, Any]:
     node_id = _require(command, "node_id", str)
     node = sm.nodes.get(node_id)
     if node is None:
-        raise NotFound(f"no node {node_id!r}", field="node_id")
+        raise NotFound(f"no node {node_id[:checks.MAX_ID]!r}", field="node_id")
     return node
 
 
@@ -252,8 +374,8 @@ def _node_drain(sm: StateMachine, command: Command) -> dict[str, Any]:
     if not isinstance(draining, bool):
         raise ValidationError("draining must be true or false", field="draining")
     deadline = command.get("deadline") if draining else None
-    if deadline is not None and not isinstance(deadline, int | float):
-        raise ValidationError("deadline must be a time in seconds", field="deadline")
+    if deadline is not None:
+        deadline = checks.number(deadline, "deadline")
     if node["draining"] != draining or node.get("drain_deadline") != deadline:
         sm.nodes[node["id"]] = {**node, "draining": draining, "drain_deadline": deadline,
                                 "modify_index": sm._bump()}
@@ -263,9 +385,7 @@ def _node_drain(sm: StateMachine, command: Command) -> dict[str, Any]:
 def _node_mark_down(sm: StateMachine, command: Command) -> dict[str, Any]:
     """Mark a node down, unless a heartbeat landed after the leader decided it was silent."""
     node = _node(sm, command)
-    seen = command.get("last_heartbeat_seen")
-    if not isinstance(seen, int | float):
-        raise ValidationError("last_heartbeat_seen is required", field="last_heartbeat_seen")
+    seen = checks.number(command.get("last_heartbeat_seen"), "last_heartbeat_seen")
     if node["status"] == "down" or node["last_heartbeat"] > seen:
         return {"id": node["id"], "status": node["status"], "changed": False}
     index = sm._bump()
@@ -291,35 +411,36 @@ def _depends_on_cycle(sm: StateMachine, job_id: str, depends_on: list[str]) -> b
         seen.add(current)
         parent = sm.jobs.get(current)
         if parent is not None:
-            stack.extend(parent["spec"]["depends_on"])
+            stack.extend(parent["spec"].get("depends_on") or [])
     return False
 
 
 def _job_register(sm: StateMachine, command: Command) -> dict[str, Any]:
-    spec = _require(command, "spec", dict)
-    job_id = spec.get("id")
-    if not isinstance(job_id, str) or not isinstance(spec.get("groups"), list):
-        raise ValidationError("a validated job spec is required", field="spec")
-    for i, parent in enumerate(spec.get("depends_on") or []):
-        if parent not in sm.jobs:
-            raise ValidationError(f"no job {parent!r} to depend on", field=f"depends_on[{i}]")
-    if _depends_on_cycle(sm, job_id, spec.get("depends_on") or []):
+    spec = checks.job_spec(command.get("spec"), "spec")
+    job_id = spec["id"]
+    depends_on = spec.get("depends_on") or []
+    for i, parent_id in enumerate(depends_on):
+        if parent_id not in sm.jobs:
+            raise ValidationError(f"no job {parent_id!r} to depend on", field=f"depends_on[{i}]")
+    if _depends_on_cycle(sm, job_id, depends_on):
         raise ValidationError("dependencies would form a cycle", field="depends_on")
+    parent = command.get("parent")
+    if parent is not None and (not isinstance(parent, str) or parent not in sm.jobs):
+        raise ValidationError(f"no periodic job {str(parent)[:checks.MAX_ID]!r}",
+                              field="parent")
+    launch_time = checks.optional_number(command.get("launch_time"), "launch_time")
     existing = sm.jobs.get(job_id)
     if existing is not None and existing["spec"] == spec and not existing["stopped"]:
         return {"id": job_id, "version": existing["version"], "changed": False,
                 "index": sm.index}
     index = sm._bump()
-    parent = command.get("parent")
-    if parent is not None and parent not in sm.jobs:
-        raise ValidationError(f"no periodic job {parent!r}", field="parent")
     record = {
         "id": job_id,
         "spec": spec,
         "version": existing["version"] + 1 if existing else 1,
         "stopped": False,
         "parent": parent if parent is not None else (existing or {}).get("parent"),
-        "launch_time": command.get("launch_time"),
+        "launch_time": launch_time,
         "unplaced": {},
         "exhausted": {},
         "submit_time": _time(command),
@@ -334,11 +455,12 @@ def _job_deregister(sm: StateMachine, command: Command) -> dict[str, Any]:
     job_id = _require(command, "job_id", str)
     job = sm.jobs.get(job_id)
     if job is None:
-        raise NotFound(f"no job {job_id!r}", field="job_id")
+        raise NotFound(f"no job {job_id[:checks.MAX_ID]!r}", field="job_id")
     if job["stopped"]:
         return {"id": job_id, "version": job["version"], "changed": False, "index": sm.index}
     index = sm._bump()
-    sm.jobs[job_id] = {**job, "stopped": True, "version": job["version"] + 1, "modify_index": index}
+    sm.jobs[job_id] = {**job, "stopped": True, "version": job["version"] + 1,
+                       "stopped_at": _time(command), "modify_index": index}
     for alloc_id in list(sm.alloc_ids_by_job.get(job_id, ())):
         alloc = sm.allocations[alloc_id]
         if alloc["desired_status"] == "run":
@@ -347,23 +469,35 @@ def _job_deregister(sm: StateMachine, command: Command) -> dict[str, Any]:
 
 
 def _alloc_upsert(sm: StateMachine, command: Command) -> dict[str, Any]:
-    """Place allocations (a scheduler plan). All or nothing: one bad entry rejects the lot."""
-    allocations = _require(command, "allocations", list)
+    """Place allocations directly, without the plan applier's fit check (tests and tools;
+    the scheduler commits ``plan.apply``). All or nothing: one bad entry rejects the lot."""
+    allocations = checks.sequence(command.get("allocations"), "allocations")
+    seen: set[str] = set()
     for i, alloc in enumerate(allocations):
         where = f"allocations[{i}]"
-        if not isinstance(alloc, dict):
-            raise ValidationError("an allocation must be a mapping", field=where)
+        checks.mapping(alloc, where)
         for key in ("id", "job_id", "group", "node_id"):
-            if not isinstance(alloc.get(key), str):
-                raise ValidationError(f"{key} is required", field=f"{where}.{key}")
+            checks.text(alloc.get(key), f"{where}.{key}")
+        if alloc["id"] in seen:
+            raise ValidationError("an allocation appears twice", field=f"{where}.id")
+        seen.add(alloc["id"])
         if alloc["job_id"] not in sm.jobs:
             raise NotFound(f"no job {alloc['job_id']!r}", field=f"{where}.job_id")
         if alloc["node_id"] not in sm.nodes:
             raise NotFound(f"no node {alloc['node_id']!r}", field=f"{where}.node_id")
-        if alloc.get("desired_status", "run") not in ALLOC_DESIRED_STATUSES:
-            raise ValidationError("unknown desired_status", field=f"{where}.desired_status")
-        if alloc.get("client_status", "pending") not in ALLOC_CLIENT_STATUSES:
-            raise ValidationError("unknown client_status", field=f"{where}.client_status")
+        existing = sm.allocations.get(alloc["id"])
+        if existing is not None and existing["job_id"] != alloc["job_id"]:
+            raise Conflict("an allocation cannot move to another job", field=f"{where}.job_id")
+        checks.one_of(alloc.get("desired_status", "run"), checks.ALLOC_DESIRED_STATUSES,
+                      f"{where}.desired_status")
+        checks.one_of(alloc.get("client_status", "pending"), checks.ALLOC_CLIENT_STATUSES,
+                      f"{where}.client_status")
+        checks.resources(alloc.get("resources") or {}, f"{where}.resources")
+        if alloc.get("priority") is not None:
+            checks.integer(alloc["priority"], f"{where}.priority", high=100)
+        for key in ("create_index", "modify_index"):
+            if key in alloc:
+                raise checks.fail(f"{where}.{key}", "is set by the cluster")
     index = sm._bump()
     for alloc in allocations:
         existing = sm.allocations.get(alloc["id"])
@@ -380,25 +514,90 @@ def _alloc_upsert(sm: StateMachine, command: Command) -> dict[str, Any]:
     return {"count": len(allocations)}
 
 
+def _check_update(update: dict[str, Any], where: str) -> None:
+    """The typed fields an agent reports about an allocation."""
+    for key in ("exit_code", "restarts"):
+        if update.get(key) is not None:
+            checks.integer(update[key], f"{where}.{key}", low=-(1 << 31), high=1 << 31)
+    for key in ("started_at", "finished_at"):
+        checks.optional_number(update.get(key), f"{where}.{key}")
+    signal = update.get("signal")
+    if signal is not None and not isinstance(signal, str):
+        checks.integer(signal, f"{where}.signal", high=255)
+    elif signal is not None:
+        checks.text(signal, f"{where}.signal", limit=64)
+    if update.get("message") is not None and not isinstance(update["message"], str):
+        raise checks.fail(f"{where}.message", "must be a string")
+    if update.get("healthy") is not None:
+        checks.boolean(update["healthy"], f"{where}.healthy")
+    if update.get("ports") is not None:
+        ports = checks.mapping(update["ports"], f"{where}.ports")
+        if len(ports) > 64:
+            raise checks.fail(f"{where}.ports", "has more than 64 entries")
+        for name, port in ports.items():
+            checks.text(name, f"{where}.ports", limit=64)
+            checks.integer(port, f"{where}.ports.{name}", high=65535)
+
+
 def _alloc_update_status(sm: StateMachine, command: Command) -> dict[str, Any]:
-    updates = _require(command, "updates", list)
+    updates = checks.sequence(command.get("updates"), "updates")
+    node_id = command.get("node_id")
+    if node_id is not None:
+        checks.text(node_id, "node_id")
     for i, update in enumerate(updates):
-        if not isinstance(update, dict) or update.get("id") not in sm.allocations:
+        if not isinstance(update, dict) or not isinstance(update.get("id"), str) \
+                or update["id"] not in sm.allocations:
             raise NotFound("no such allocation", field=f"updates[{i}].id")
-        if update.get("client_status") not in ALLOC_CLIENT_STATUSES:
+        if update.get("client_status") not in ALLOC_CLIENT_STATUSES \
+                or not isinstance(update["client_status"], str):
             raise ValidationError("unknown client_status", field=f"updates[{i}].client_status")
-        foreign = sorted(set(update) - ALLOC_CLIENT_FIELDS)
+        foreign = sorted(str(k) for k in set(update) - ALLOC_CLIENT_FIELDS)
         if foreign:
-            raise ValidationError(f"an allocation update cannot set {foreign[0]!r}",
-                                  field=f"updates[{i}].{foreign[0]}")
-        node_id = command.get("node_id")
+            raise ValidationError(f"an allocation update cannot set {foreign[0][:64]!r}",
+                                  field=f"updates[{i}].{foreign[0][:64]}")
+        _check_update(update, f"updates[{i}]")
         if node_id is not None and sm.allocations[update["id"]]["node_id"] != node_id:
             raise Conflict("allocation belongs to another node", field=f"updates[{i}].id")
     index = sm._bump()
     for update in updates:
         alloc = sm.allocations[update["id"]]
-        sm.put_allocation({**alloc, **update, "modify_index": index})
+        record = {**alloc, **update, "modify_index": index}
+        if isinstance(record.get("message"), str) and len(record["message"]) > checks.MAX_TEXT:
+            # A task's last words can be long: kept short, never a reason to lose the status.
+            record["message"] = record["message"][:checks.MAX_TEXT]
+        sm.put_allocation(record)
     return {"count": len(updates)}
+
+
+def _placement_ok(alloc: Any) -> bool:
+    """The cheap type check of one placement of a plan (the hot path of scheduling): the
+    fields the fit check and the per-node usage read, of the types they need."""
+    if not isinstance(alloc, dict):
+        return False
+    if not (isinstance(alloc.get("id"), str) and isinstance(alloc.get("node_id"), str)
+            and isinstance(alloc.get("group"), str)):
+        return False
+    res = alloc.get("resources")
+    if res is None:
+        return True
+    if not isinstance(res, dict):
+        return False
+    cpu, memory, gpu = res.get("cpu_milli"), res.get("memory_mib"), res.get("gpu")
+    devices = res.get("gpu_devices")
+    return ((cpu is None or (type(cpu) is int and 0 <= cpu <= checks.MAX_INT))
+            and (memory is None or (type(memory) is int and 0 <= memory <= checks.MAX_INT))
+            and (gpu is None or (type(gpu) in (int, float) and 0 <= gpu <= 1024))
+            and (devices is None or (type(devices) in (list, tuple) and len(devices) <= 1024
+                                     and all(type(d) is int and 0 <= d < 1024
+                                             for d in devices))))
+
+
+def _ids(value: Any, field: str) -> list[str]:
+    ids = checks.sequence(value or [], field)
+    for i, alloc_id in enumerate(ids):
+        if not isinstance(alloc_id, str):
+            raise ValidationError("an allocation id must be a string", field=f"{field}[{i}]")
+    return ids
 
 
 def _plan_apply(sm: StateMachine, command: Command) -> dict[str, Any]:
@@ -408,31 +607,42 @@ def _plan_apply(sm: StateMachine, command: Command) -> dict[str, Any]:
     job_id = _require(command, "job_id", str)
     job = sm.jobs.get(job_id)
     if job is None:
-        raise NotFound(f"no job {job_id!r}", field="job_id")
+        raise NotFound(f"no job {job_id[:checks.MAX_ID]!r}", field="job_id")
     if job["version"] != command.get("job_version") or job["stopped"]:
         raise Conflict("the job changed since this plan was made", field="job_version")
     group_fields = command.get("group_fields") or {}
     if not isinstance(group_fields, dict) or not all(
             isinstance(v, dict) for v in group_fields.values()):
         raise ValidationError("group_fields maps a group to its fields", field="group_fields")
+    unplaced = checks.unplaced(command.get("unplaced") or {}, "unplaced")
+    exhausted = checks.mapping(command.get("exhausted") or {}, "exhausted")
+    raw = checks.sequence(command.get("allocations") or [], "allocations")
     allocations = [
         {**group_fields.get(a["group"], {}), **a}
         if isinstance(a, dict) and isinstance(a.get("group"), str) else a
-        for a in command.get("allocations") or []]
-    stops = command.get("stops") or []
-    evictions = command.get("evictions") or []
+        for a in raw]
+    stops = _ids(command.get("stops"), "stops")
+    evictions = _ids(command.get("evictions"), "evictions")
+    fresh: set[str] = set()
     for i, alloc in enumerate(allocations):
-        if not isinstance(alloc, dict) or not isinstance(alloc.get("node_id"), str):
-            raise ValidationError("an allocation needs a node_id", field=f"allocations[{i}]")
-        if alloc.get("job_id") != job_id or not isinstance(alloc.get("group"), str):
-            raise ValidationError("an allocation of another job or no group",
+        if not _placement_ok(alloc):
+            raise ValidationError("an allocation needs a string id, node_id and group, and "
+                                  "resources of whole non-negative numbers",
+                                  field=f"allocations[{i}]")
+        if alloc.get("job_id") != job_id:
+            raise ValidationError("an allocation of another job",
                                   field=f"allocations[{i}].job_id")
-        if alloc.get("id") in sm.allocations:
+        if alloc["id"] in sm.allocations or alloc["id"] in fresh:
             raise Conflict("allocation id already used", field=f"allocations[{i}].id")
+        fresh.add(alloc["id"])
     for field, ids in (("stops", stops), ("evictions", evictions)):
         for i, alloc_id in enumerate(ids):
             if alloc_id not in sm.allocations:
                 raise NotFound("no such allocation", field=f"{field}[{i}]")
+    # An allocation released twice is released once: the fit check must not free it twice.
+    stopping = dict.fromkeys(stops)
+    stops = list(stopping)
+    evictions = [a for a in dict.fromkeys(evictions) if a not in stopping]
     accepted, refused = fitting_placements(sm.nodes, sm.allocations, sm.node_usage, job,
                                            allocations, [*stops, *evictions])
     index = sm._bump()
@@ -444,40 +654,44 @@ def _plan_apply(sm: StateMachine, command: Command) -> dict[str, Any]:
             alloc = sm.allocations[alloc_id]
             if alloc["desired_status"] == "run":
                 sm.put_allocation({**alloc, "desired_status": desired, "modify_index": index})
-    sm.jobs[job_id] = {**job, "unplaced": command.get("unplaced") or {},
-                       "exhausted": command.get("exhausted") or {}, "modify_index": index}
+    sm.jobs[job_id] = {**job, "unplaced": unplaced, "exhausted": exhausted,
+                       "modify_index": index}
     return {"placed": len(accepted), "stopped": len(stops), "evicted": len(evictions),
             "refused_nodes": refused, "refused": len(allocations) - len(accepted)}
 
 
 def _job_blocked(sm: StateMachine, command: Command) -> dict[str, Any]:
-    """Record why a job is not scheduled at all (e.g. waiting for a dependency)."""
+    """Record why a job is not scheduled at all (e.g. waiting for a dependency, or its
+    planning failed)."""
     job_id = _require(command, "job_id", str)
     job = sm.jobs.get(job_id)
     if job is None:
-        raise NotFound(f"no job {job_id!r}", field="job_id")
-    unplaced = command.get("unplaced") or {}
+        raise NotFound(f"no job {job_id[:checks.MAX_ID]!r}", field="job_id")
+    unplaced = checks.unplaced(command.get("unplaced") or {}, "unplaced")
     if job.get("unplaced") != unplaced:
         sm.jobs[job_id] = {**job, "unplaced": unplaced, "modify_index": sm._bump()}
     return {"id": job_id}
 
 
 def _state_restore(sm: StateMachine, command: Command) -> dict[str, Any]:
-    restored = StateMachine.from_snapshot(_require(command, "snapshot", dict))
+    """Replace the workload with a snapshot's: checked completely, then swapped in whole."""
+    restored = StateMachine.from_snapshot(command.get("snapshot"))
     index = max(sm.index, restored.index) + 1
     # Cluster membership (servers) and the dedupe window describe this cluster, not the
     # workload: a snapshot taken elsewhere must not replace them.
     restored.servers = sm.servers
     restored.applied = sm.applied
+    restored.journal = sm.journal
     # Heartbeats in a backup are as old as the backup: give every ready node a full TTL from
     # the restore to report again, instead of declaring it dead at once.
     now = _time(command)
-    restored.nodes = {
+    restored.nodes = Table({
         node_id: {**node, "last_heartbeat": max(node["last_heartbeat"], now)}
-        for node_id, node in restored.nodes.items()}
+        for node_id, node in restored.nodes.items()})
+    restored._attach()
+    restored.index = index
+    restored.alloc_epoch = index
     sm.__dict__.update(restored.__dict__)
-    sm.index = index
-    sm.alloc_epoch = index
     return {"nodes": len(sm.nodes), "jobs": len(sm.jobs), "allocations": len(sm.allocations)}
 
 
@@ -495,6 +709,7 @@ _HANDLERS: dict[str, Callable[[StateMachine, Command], dict[str, Any]]] = {
     "state.restore": _state_restore,
     "plan.apply": _plan_apply,
     "job.blocked": _job_blocked,
+    "gc": gc.collect,
 }
 _HANDLERS.update(capacity.HANDLERS)
 _HANDLERS.update(queues.HANDLERS)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from federation.errors import NotFound, ValidationError
+from federation.state import checks
 
 if TYPE_CHECKING:
     from federation.state.machine import Command, StateMachine
@@ -20,7 +21,13 @@ def _queue_apply(sm: StateMachine, command: Command) -> dict[str, Any]:
     spec = command.get("spec")
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
         raise ValidationError("a validated queue spec is required", field="spec")
-    name = spec["name"]
+    # What fair-share ordering reads (the API validated the rest: federation.specs.queue).
+    name = checks.text(spec["name"], "spec.name")
+    if spec.get("weight") is not None:
+        checks.number(spec["weight"], "spec.weight", high=1000.0)
+    if spec.get("quota") is not None:
+        for key, value in checks.mapping(spec["quota"], "spec.quota").items():
+            checks.number(value, f"spec.quota.{key}")
     existing = sm.queues.get(name)
     if existing is not None and existing["spec"] == spec:
         return {"name": name, "changed": False}

@@ -241,8 +241,7 @@ def test_a_memory_only_quota_is_accepted_and_shown_as_such(master, tmp_path):
     queue = write(tmp_path, "q.yaml", "name: mem-only\nweight: 1\nquota: {memory: 2048}\n")
     result = federation(master, "queue", "apply", queue)
     assert result.exit_code == 0, result.output
-    assert master.machine.queues["mem-only"]["spec"]["quota"] == {
-        "cpu": None, "memory": 2048, "gpu": None}
+    assert master.machine.queues["mem-only"]["spec"]["quota"] == {"memory": 2048}
     listing = federation(master, "queue", "list").stdout
     row = next(line for line in listing.splitlines() if line.startswith("mem-only"))
     assert "2048 MiB" in row and "GPU" not in row

@@ -37,7 +37,7 @@ def test_concurrent_commands_are_coalesced_and_each_caller_gets_its_own_result(n
     leader = leader_of(nodes)
     batches_before = leader.batches_committed
     futures = [leader.submit({"type": "job.register", "spec": {
-        "id": f"j{i}", "groups": [], "depends_on": []}}) for i in range(2000)]
+        "id": f"j{i}", "type": "service", "groups": [], "depends_on": []}}) for i in range(2000)]
     results = [f.result(timeout=20) for f in futures]
     assert [r["value"]["id"] for r in results] == [f"j{i}" for i in range(2000)]
     batches = leader.batches_committed - batches_before
@@ -52,7 +52,8 @@ def test_large_commands_replicate_in_entries_of_bounded_size(nodes) -> None:
     batches_before = leader.batches_committed
     padding = "x" * (900 << 10)  # about 0.9 MiB per command: two fit the 2 MiB entry cap
     futures = [leader.submit({"type": "job.register", "spec": {
-        "id": f"big{i}", "groups": [], "depends_on": [], "note": padding}}) for i in range(12)]
+        "id": f"big{i}", "type": "service", "groups": [], "depends_on": [], "note": padding}})
+        for i in range(12)]
     assert all(f.result(timeout=30)["ok"] for f in futures)
     assert leader.batches_committed - batches_before >= 6  # never more than 2 per entry
     for node in nodes:
@@ -79,10 +80,10 @@ def test_a_retried_command_id_is_applied_once_across_servers(nodes) -> None:
     leader = leader_of(nodes)
     follower = next(n for n in nodes if n is not leader)
     command = {"id": "same-id", "type": "job.register",
-               "spec": {"id": "once", "groups": [], "depends_on": []}}
+               "spec": {"id": "once", "type": "service", "groups": [], "depends_on": []}}
     first = leader.commit(dict(command))
-    again = follower.commit(dict(command) | {"spec": {"id": "other", "groups": [],
-                                                      "depends_on": []}})
+    again = follower.commit(dict(command) | {"spec": {
+        "id": "other", "type": "service", "groups": [], "depends_on": []}})
     assert again == first
     assert "other" not in leader.machine.jobs
 
@@ -92,7 +93,7 @@ def test_after_a_barrier_a_follower_has_applied_every_earlier_write(nodes) -> No
     follower = next(n for n in nodes if n is not leader)
     for i in range(200):
         leader.submit({"type": "job.register",
-                       "spec": {"id": f"b{i}", "groups": [], "depends_on": []}})
+                       "spec": {"id": f"b{i}", "type": "service", "groups": [], "depends_on": []}})
     leader.barrier()
     follower.barrier()
     assert len(follower.machine.jobs) == 200

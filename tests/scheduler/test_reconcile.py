@@ -41,6 +41,15 @@ def test_a_failed_batch_task_is_rescheduled_until_its_attempts_run_out() -> None
     assert out.groups[0].exhausted == [0] and not out.groups[0].place
 
 
+def test_a_copy_its_agent_stopped_is_replaced_without_using_an_attempt() -> None:
+    # A batch copy reported stopped while still meant to run (its agent shut down with its
+    # tasks) is not a success and not a failure of the task: it runs again, attempts intact.
+    work = reconcile_job(job("batch", 1, reschedule={"attempts": 0}),
+                         [alloc(0, "stopped", reschedules=0)])
+    assert work.groups[0].place == [0] and not work.groups[0].exhausted
+    assert work.groups[0].stop == ["a0-n1-stopped"]
+
+
 def test_a_service_on_a_draining_node_gets_a_replacement_before_it_stops() -> None:
     draining = frozenset({"old"})
     start = reconcile_job(job(count=1), [alloc(0, node="old")], draining)

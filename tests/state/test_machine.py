@@ -155,9 +155,33 @@ def test_a_batch_job_status_follows_its_allocations(log: Log, statuses, expected
     log("job.register", spec=spec())
     log("node.register", node=node())
     log("alloc.upsert", allocations=[
-        {"id": f"a{i}", "job_id": "etl", "group": "w", "node_id": "id-n1",
+        {"id": f"a{i}", "job_id": "etl", "group": "w", "node_id": "id-n1", "index": i,
          "client_status": status} for i, status in enumerate(statuses)])
     assert log.sm.job_status(log.sm.jobs["etl"]) == expected
+
+
+def test_a_batch_job_is_complete_only_when_every_wanted_instance_succeeded(log: Log) -> None:
+    log("job.register", spec=spec())
+    log("node.register", node=node())
+    # Index 0 succeeded; index 1's first copy reported complete after it was told to stop
+    # (replaced when its node was lost), and its replacement still runs.
+    log("alloc.upsert", allocations=[
+        {"id": "a0", "job_id": "etl", "group": "w", "index": 0, "node_id": "id-n1",
+         "client_status": "complete"},
+        {"id": "old1", "job_id": "etl", "group": "w", "index": 1, "node_id": "id-n1",
+         "client_status": "complete", "desired_status": "stop"},
+        {"id": "new1", "job_id": "etl", "group": "w", "index": 1, "node_id": "id-n1",
+         "client_status": "running"}])
+    assert log.sm.job_status(log.sm.jobs["etl"]) == "running"
+    # Two successes of the same index are still one instance.
+    log("alloc.update_status", updates=[{"id": "old1", "client_status": "stopped"}])
+    log("alloc.upsert", allocations=[
+        {"id": "dup0", "job_id": "etl", "group": "w", "index": 0, "node_id": "id-n1",
+         "client_status": "complete"}])
+    log("alloc.update_status", updates=[{"id": "new1", "client_status": "stopped"}])
+    assert log.sm.job_status(log.sm.jobs["etl"]) == "pending"
+    log("alloc.update_status", updates=[{"id": "new1", "client_status": "complete"}])
+    assert log.sm.job_status(log.sm.jobs["etl"]) == "complete"
 
 
 def test_an_agent_may_only_update_its_own_allocations(log: Log) -> None:
