@@ -319,6 +319,15 @@ class Client:
         path = f"/v1/jobs/{_seg(job_id)}"
         return cast(WriteResult, self._write("DELETE", path, None, idempotency_key))
 
+    def scale_job(self, job_id: str, count: int, group: str | None = None, *,
+                  idempotency_key: str | None = None) -> dict[str, Any]:
+        """Set one group's count (the only group when ``group`` is None)."""
+        body: dict[str, Any] = {"count": count}
+        if group is not None:
+            body["group"] = group
+        path = f"/v1/jobs/{_seg(job_id)}/scale"
+        return cast(dict[str, Any], self._write("POST", path, body, idempotency_key))
+
     # -- allocations --
 
     def list_allocations(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from federation.api.auth import require_token
 from federation.api.deps import before_read, command_id, document, master
 from federation.api.views import job_view
-from federation.errors import NotFound
+from federation.errors import NotFound, ValidationError
 from federation.scheduler.jobplan import plan_work
 from federation.scheduler.reconcile import reconcile_job
 from federation.scheduler.snapshot import take as take_snapshot
@@ -91,6 +91,40 @@ async def stop_job(request: Request, job_id: str) -> dict[str, Any]:
          "job_id": job_id})
     return {"id": value["id"], "version": value["version"], "index": value["index"],
             "changed": value["changed"]}
+
+
+def scaled_spec(spec: dict[str, Any], group: str, count: Any) -> dict[str, Any]:
+    """The job spec with one group's count changed, validated like a submitted spec."""
+    if not isinstance(count, int) or isinstance(count, bool):
+        raise ValidationError("count must be a whole number", field="count")
+    names = [g["name"] for g in spec["groups"]]
+    if group not in names:
+        raise NotFound(f"no group {group!r} in job {spec['id']!r} (groups: {', '.join(names)})",
+                       field="group")
+    groups = [{**g, "count": count} if g["name"] == group else g for g in spec["groups"]]
+    return validate_job({**spec, "groups": groups})
+
+
+@router.post("/v1/jobs/{job_id}/scale", tags=["jobs"])
+async def scale_job(request: Request, job_id: str) -> dict[str, Any]:
+    """Set one group's count: ``{"group": "web", "count": 5}``. A new job version, as
+    submitting the edited spec would make."""
+    body = await document(request)
+    if not isinstance(body, dict) or set(body) - {"group", "count"} or "count" not in body:
+        raise ValidationError('the body is {"group": NAME, "count": N}', field="count")
+    m = master(request)
+    job = m.machine.jobs.get(job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id!r}")
+    group = body.get("group") or (job["spec"]["groups"][0]["name"]
+                                  if len(job["spec"]["groups"]) == 1 else None)
+    if not isinstance(group, str):
+        raise ValidationError("the job has several groups: name one", field="group")
+    spec = scaled_spec(job["spec"], group, body["count"])
+    value = await m.commit({"type": "job.register", "id": command_id(request, "job"),
+                            "spec": spec})
+    return {"id": value["id"], "version": value["version"], "index": value["index"],
+            "group": group, "count": body["count"]}
 
 
 @router.get("/v1/allocations", tags=["allocations"])

@@ -259,6 +259,25 @@ def stop(
     )
 
 
+@job_app.command("scale")
+def scale(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(metavar="ID", help="Job id.")],
+    count: Annotated[int, typer.Argument(min=0, help="New count of the group.")],
+    group: Annotated[str | None, typer.Option(
+        "--group", "-g", help="Task group (needed when the job has several).")] = None,
+    output: OutputOption = None,
+) -> None:
+    """Set how many instances of a task group run (a new job version)."""
+    with session(ctx) as client:
+        result = client.scale_job(job_id, count, group)
+    if output_format(ctx, output) is Output.json:
+        print_json(result)
+        return
+    print_line(f'Job "{job_id}" group "{result.get("group")}" scaled to {count}: '
+               f'version {result.get("version")}.')
+
+
 @job_app.command("list")
 def list_jobs(
     ctx: typer.Context, output: OutputOption = None, consistent: ConsistentOption = False

@@ -330,6 +330,29 @@ async def start_job(request: Request, job_id: str) -> Response:
                 f"Job {job_id} started again (version {value['version']}).")
 
 
+@router.post("/jobs/{job_id}/scale")
+async def scale_job(request: Request, job_id: str) -> Response:
+    """Set one group's count: a new job version, as `federation job scale` makes."""
+    from federation.api.routes_jobs import scaled_spec
+
+    _, fields = await acting(request, authz.SUBMIT_JOB)
+    record = _master(request).machine.jobs.get(job_id)
+    try:
+        if record is None:
+            raise NotFound(f"no job {job_id!r}")
+        raw = fields.get("count", "").strip()
+        if not raw.isdigit():
+            raise ValidationError("count must be a whole number", field="count")
+        group = fields.get("group", "")
+        spec = scaled_spec(record["spec"], group, int(raw))
+        value = await _master(request).commit(
+            {"type": "job.register", "id": f"job:{new_id()}", "spec": spec})
+    except FederationError as exc:
+        return failed(request, exc)
+    return done(request, f"/ui/jobs/{quote(job_id, safe='')}",
+                f"Group {group} of {job_id} scaled to {raw} (version {value['version']}).")
+
+
 @router.post("/jobs/{job_id}/run")
 async def run_now(request: Request, job_id: str) -> Response:
     """Run a periodic job now: one child launched as its schedule would launch it."""

@@ -267,3 +267,17 @@ def test_the_example_pool_file_is_accepted(master):
     assert result.exit_code == 0, result.output
     assert master.machine.pools["laptop"]["spec"]["provider"] == "local"
     assert federation(master, "pool", "delete", "laptop").exit_code == 0
+
+
+def test_job_scale_sets_a_groups_count(master, tmp_path):
+    spec = write(tmp_path, "w.yaml", (
+        "id: scaled\ntype: service\ngroups:\n  - name: web\n    count: 1\n"
+        "    resources: {cpu: 100, memory: 64}\n    task: {driver: exec, command: [echo]}\n"))
+    assert federation(master, "job", "run", spec).exit_code == 0
+    result = federation(master, "job", "scale", "scaled", "3")
+    assert result.exit_code == 0, result.output
+    assert 'group "web" scaled to 3: version 2' in result.stdout
+    assert master.machine.jobs["scaled"]["spec"]["groups"][0]["count"] == 3
+    wrong = federation(master, "job", "scale", "scaled", "2", "--group", "db")
+    assert wrong.exit_code == 1 and "no group 'db'" in wrong.stderr
+    federation(master, "job", "stop", "scaled")

@@ -279,3 +279,19 @@ def test_the_ui_does_not_open_the_api(master, populated):
     with httpx.Client(base_url=f"http://{master.config.http}") as client:
         sign_in(client)
         assert client.get("/v1/jobs").status_code == 401
+
+
+def test_a_group_is_scaled_from_the_job_page(browser, master, populated):
+    page = browser.get("/ui/jobs/web").text
+    assert 'hx-post="/ui/jobs/web/scale"' in page
+    csrf = csrf_of(page)
+    htmx = {"HX-Request": "true", "X-CSRF-Token": csrf}
+    answer = browser.post("/ui/jobs/web/scale", data={"group": "main", "count": "3"},
+                          headers=htmx)
+    assert "scaled to 3" in answer.text
+    assert master.machine.jobs["web"]["spec"]["groups"][0]["count"] == 3
+    bad = browser.post("/ui/jobs/web/scale", data={"group": "nope", "count": "2"},
+                       headers=htmx)
+    assert "no group 'nope'" in bad.text and bad.headers["x-federation-status"] == "404"
+    assert browser.post("/ui/jobs/web/scale", data={"group": "main", "count": "1"}
+                        ).status_code == 403  # no CSRF token
