@@ -24,7 +24,7 @@ app = typer.Typer(
     help="One control plane for on-prem racks and cloud instances.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion and --show-completion for bash, zsh, fish
 )
 
 

@@ -281,3 +281,14 @@ def test_job_scale_sets_a_groups_count(master, tmp_path):
     wrong = federation(master, "job", "scale", "scaled", "2", "--group", "db")
     assert wrong.exit_code == 1 and "no group 'db'" in wrong.stderr
     federation(master, "job", "stop", "scaled")
+
+
+def test_shell_completion_completes_commands():
+    script = subprocess.run([sys.executable, "-m", "federation.cli.main", "--show-completion",
+                             "bash"], capture_output=True, text=True, timeout=60)
+    assert "_federation_completion" in script.stdout or "complete" in script.stdout
+    env = {**os.environ, "COMP_WORDS": "federation alloc st", "COMP_CWORD": "2",
+           "_FEDERATION_COMPLETE": "complete_bash"}
+    words = subprocess.run([str(Path(sys.executable).parent / "federation")], env=env,
+                           capture_output=True, text=True, timeout=60).stdout.split()
+    assert {"status", "stop"} <= set(words)
