@@ -42,15 +42,17 @@ def short_id(alloc_id: object) -> str:
     return text[-SHORT_ID:] if len(text) > SHORT_ID else text
 
 
-def alloc_rows(allocations: list, node_names: dict[str, str] | None = None) -> list[tuple]:
+def alloc_rows(allocations: list, node_names: dict[str, str] | None = None,
+               wide: bool = False) -> list[tuple]:
     names = node_names or {}
     return [
         (
-            short_id(a.get("id")),
+            a.get("id") if wide else short_id(a.get("id")),
             a.get("job_id"),
             a.get("group"),
             a.get("index"),
-            names.get(str(a.get("node_id")), a.get("node_id")),
+            (f'{names.get(str(a.get("node_id")), "-")} ({a.get("node_id")})' if wide
+             else names.get(str(a.get("node_id")), a.get("node_id"))),
             a.get("desired_status"),
             a.get("client_status"),
             cpu(a.get("resources")),
@@ -96,13 +98,13 @@ def list_allocations(
     fmt = output_format(ctx, output)
     with session(ctx) as client:
         allocations = client.list_allocations(job=job, node=node, consistent=consistent)
-        names = node_names(client) if fmt is Output.table and allocations else {}
+        names = node_names(client) if fmt is not Output.json and allocations else {}
     if fmt is Output.json:
         print_json(allocations)
     elif not allocations:
         print_line("No allocations.")
     else:
-        print_table(None, ALLOC_COLUMNS, alloc_rows(allocations, names))
+        print_table(None, ALLOC_COLUMNS, alloc_rows(allocations, names, fmt is Output.wide))
 
 
 @alloc_app.command("status")

@@ -28,6 +28,7 @@ EXIT_ERROR = 1
 
 class Output(StrEnum):
     table = "table"
+    wide = "wide"  # a table with whole ids and more columns
     json = "json"
 
 

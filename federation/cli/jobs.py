@@ -153,7 +153,7 @@ def status(
         job = client.get_job(job_id, consistent=consistent)
         allocations = (
             client.list_allocations(job=job_id, consistent=consistent)
-            if fmt is Output.table
+            if fmt is not Output.json
             else []
         )
         names = node_names(client) if allocations else {}
@@ -197,7 +197,8 @@ def status(
     _print_unplaced(unplaced)
     if allocations:
         print_line("")
-        print_table("Allocations", ALLOC_COLUMNS, alloc_rows(allocations, names))
+        print_table("Allocations", ALLOC_COLUMNS,
+                    alloc_rows(allocations, names, fmt is Output.wide))
 
 
 def _print_unplaced(unplaced: dict[str, Any]) -> None:

@@ -37,14 +37,24 @@ def list_nodes(
     """List nodes with their status, place and how much of them is allocated."""
     with session(ctx) as client:
         nodes = client.list_nodes(consistent=consistent)
-    print_listing(
-        ctx, output, nodes, "nodes",
-        ("ID", "NAME", "POOL", "PROVIDER", "ZONE", "STATUS", "CPU", "MEMORY", "HEARTBEAT"),
-        lambda n: (n.get("id"), n.get("name"), n.get("pool"), n.get("provider"), n.get("zone"),
-                   node_state(n),
-                   used_of(n.get("allocated"), n.get("capacity"), "cpu_milli", "m"),
-                   used_of(n.get("allocated"), n.get("capacity"), "memory_mib", " MiB"),
-                   age(n.get("last_heartbeat"))))
+    wide = output_format(ctx, output) is Output.wide
+    columns = ("ID", "NAME", "POOL", "PROVIDER", "ZONE", "STATUS", "CPU", "MEMORY", "HEARTBEAT")
+
+    def row(n: Node) -> tuple:
+        # Names identify nodes; a short id prefix (any node command takes one) is enough.
+        node_id = str(n.get("id", ""))
+        cells = (node_id if wide else node_id[:8], n.get("name"), n.get("pool"),
+                 n.get("provider"), n.get("zone"), node_state(n),
+                 used_of(n.get("allocated"), n.get("capacity"), "cpu_milli", "m"),
+                 used_of(n.get("allocated"), n.get("capacity"), "memory_mib", " MiB"),
+                 age(n.get("last_heartbeat")))
+        if not wide:
+            return cells
+        return (*cells, n.get("region"), n.get("instance_type"),
+                used_of(n.get("allocated"), n.get("capacity"), "gpu", ""))
+
+    print_listing(ctx, output, nodes, "nodes",
+                  (*columns, "REGION", "INSTANCE TYPE", "GPU") if wide else columns, row)
 
 
 def resolve_node(client: Client, ref: str) -> str:

@@ -288,10 +288,19 @@ def test_node_list_shows_each_node_with_status_and_allocation(fake):
 
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert "6f1c2a9e-node-0001" in out and "b07d44e1-node-0002" in out
+    # A short id prefix (node commands take one) beside the name that identifies the node.
+    assert "6f1c2a9e-node-0001" not in out and "b07d44e1" in out
     row = next(line.split() for line in out.splitlines() if "rack1-a" in line)
-    assert row[:6] == ["6f1c2a9e-node-0001", "rack1-a", "default", "onprem", "r1", "ready"]
+    assert row[:6] == ["6f1c2a9e", "rack1-a", "default", "onprem", "r1", "ready"]
     assert "0/4000m" in row
+
+
+def test_wide_output_shows_whole_ids_and_more_columns(fake, job_file):
+    nodes = federation(fake, "node", "list", "-o", "wide").stdout
+    assert "6f1c2a9e-node-0001" in nodes and "REGION" in nodes and "us-east-1" in nodes
+    federation(fake, "job", "run", str(job_file))
+    allocs = federation(fake, "-o", "wide", "alloc", "list").stdout
+    assert "nightly-etl-worker-0-alloc" in allocs and "rack1-a (6f1c2a9e-node-0001)" in allocs
 
 
 def test_node_list_as_json_is_the_node_records(fake):
