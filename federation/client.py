@@ -351,6 +351,15 @@ class Client:
         path = f"/v1/allocations/{_seg(alloc_id)}/stop"
         return cast(dict[str, Any], self._write("POST", path, {}, idempotency_key))
 
+    # -- events --
+
+    def events(self, index: int = 0, *, wait: float = 0.0,
+               topics: Sequence[str] = ("job", "allocation", "node")) -> list[dict[str, Any]]:
+        """Jobs, allocations and nodes changed after ``index`` (oldest first), waiting up to
+        ``wait`` seconds for one; ask again from the last event's ``index``."""
+        params = {"index": str(index), "wait": str(wait), "topic": ",".join(topics)}
+        return cast(list[dict[str, Any]], self._get("/v1/events", params=params))
+
     # -- queues --
 
     def apply_queue(self, spec: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import federation
 from federation.api import (
     routes_agent,
     routes_cluster,
+    routes_events,
     routes_jobs,
     routes_nodes,
     routes_pools,
@@ -50,6 +51,7 @@ def create_app(master: Any) -> FastAPI:
     app.include_router(routes_queues.router)
     app.include_router(routes_pools.router)
     app.include_router(routes_agent.router)
+    app.include_router(routes_events.router)
     ui_routes.install(app)
     if protected:
         @app.get("/openapi.json", include_in_schema=False,

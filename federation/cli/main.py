@@ -8,6 +8,7 @@ import typer
 
 from federation.cli import agent as agent_cmds
 from federation.cli import allocs as alloc_cmds
+from federation.cli import events as event_cmds
 from federation.cli import jobs as job_cmds
 from federation.cli import nodes as node_cmds
 from federation.cli import pools as pool_cmds
@@ -76,6 +77,7 @@ queue_cmds.register(app)
 simulate_cmds.register(app)
 agent_cmds.register(app)
 pool_cmds.register(app)
+event_cmds.register(app)
 
 
 def main() -> None:

@@ -292,3 +292,35 @@ def test_shell_completion_completes_commands():
     words = subprocess.run([str(Path(sys.executable).parent / "federation")], env=env,
                            capture_output=True, text=True, timeout=60).stdout.split()
     assert {"status", "stop"} <= set(words)
+
+
+# events
+def test_events_show_what_changed_after_an_index_and_wait_for_the_next(master, tmp_path):
+    start = master.machine.index
+    spec = write(tmp_path, "e.yaml", (
+        "id: evented\ntype: batch\ngroups:\n  - name: main\n    count: 1\n"
+        "    resources: {cpu: 100, memory: 64}\n    task: {driver: exec, command: [echo]}\n"))
+    assert federation(master, "job", "run", spec).exit_code == 0
+    result = federation(master, "events", "--index", str(start), "--topic", "job")
+    assert result.exit_code == 0, result.output
+    assert "job.registered" in result.stdout and "evented" in result.stdout
+
+    url = f"http://{master.config.http}/v1/events"
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    now = int(httpx.get(url, params={"index": master.machine.index, "wait": 0},
+                        headers=headers).headers["x-federation-index"])
+    with httpx.Client(headers=headers, timeout=20) as http:
+        import threading
+
+        stopper = threading.Timer(0.5, lambda: federation(master, "job", "stop", "evented"))
+        stopper.start()
+        started = time.monotonic()
+        answer = http.get(url, params={"index": now, "wait": 10, "topic": "job"})
+        stopper.join()
+    assert 0.3 < time.monotonic() - started < 9
+    assert [e["type"] for e in answer.json()] == ["job.stopped"]
+    assert http_bad_topic(url, headers) == 400
+
+
+def http_bad_topic(url: str, headers: dict) -> int:
+    return httpx.get(url, params={"topic": "jobz"}, headers=headers).status_code
