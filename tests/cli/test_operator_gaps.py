@@ -324,3 +324,25 @@ def test_events_show_what_changed_after_an_index_and_wait_for_the_next(master, t
 
 def http_bad_topic(url: str, headers: dict) -> int:
     return httpx.get(url, params={"topic": "jobz"}, headers=headers).status_code
+
+
+def test_status_does_not_call_a_killed_server_a_follower(tmp_path):
+    from tests.harness import Cluster
+
+    cluster = Cluster(tmp_path / "c", size=3).start()
+    try:
+        leader = cluster.wait_leader(timeout=40)
+        victim = cluster.followers(leader)[0]
+        victim.kill()
+
+        def role_of_victim() -> str | None:
+            servers = leader.status()["servers"]
+            role = next(s["role"] for s in servers if s["raft"] == victim.raft)
+            return role if role == "unreachable" else None
+
+        wait_for(role_of_victim, 20, "the killed server shown unreachable")
+        result = runner.invoke(app, ["status"], env={"FEDERATION_ADDR": leader.url,
+                                                     "FEDERATION_TOKEN": None})
+        assert "unreachable" in result.stdout, result.output
+    finally:
+        cluster.kill_all()
