@@ -20,8 +20,10 @@ from federation.api import (
     routes_queues,
 )
 from federation.api.auth import require_token
+from federation.api.bodies import MAX_BODY_BYTES, BodyLimit
 from federation.api.errors import install_error_handlers
 from federation.api.metrics import RequestTimer
+from federation.api.openapi import build_openapi
 from federation.ui import routes as ui_routes
 
 
@@ -43,6 +45,7 @@ def create_app(master: Any) -> FastAPI:
         redoc_url=None if protected else "/redoc",
     )
     app.state.master = master
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     install_error_handlers(app)
     app.include_router(routes_cluster.public)
     app.include_router(routes_cluster.router)
@@ -63,4 +66,7 @@ def create_app(master: Any) -> FastAPI:
             app, tracer_provider=master.tracer_provider, excluded_urls="v1/health,metrics"
         )
     app.add_middleware(RequestTimer, metrics=master.metrics)
+    # Outermost: a body over the cap is refused before any other layer reads it.
+    app.add_middleware(BodyLimit, max_body_bytes=getattr(
+        master.config, "max_body_bytes", MAX_BODY_BYTES))
     return app

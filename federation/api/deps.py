@@ -7,12 +7,13 @@ from typing import Any
 
 from fastapi import Request
 
+from federation.api.bodies import MAX_BODY_BYTES, MAX_SNAPSHOT_BYTES, read_document
 from federation.errors import ValidationError
 from federation.ids import new_id
-from federation.specs.job import parse_document
+from federation.specs.documents import DEFAULT_LIMITS, Limits
 
-MAX_BODY_BYTES = 1 << 20
-MAX_SNAPSHOT_BYTES = 32 << 20  # one Raft entry carries it: see federation.raft.node
+__all__ = ["MAX_BODY_BYTES", "MAX_SNAPSHOT_BYTES", "before_read", "command_id", "document",
+           "master"]
 _KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -33,17 +34,10 @@ def command_id(request: Request, scope: str) -> str:
     return f"{scope}:{key}"
 
 
-async def document(request: Request, max_bytes: int = MAX_BODY_BYTES) -> Any:
-    """Decode a JSON or YAML request body, refusing oversized ones."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise ValidationError(f"the request body exceeds {max_bytes} bytes")
-    body = await request.body()
-    if len(body) > max_bytes:
-        raise ValidationError(f"the request body exceeds {max_bytes} bytes")
-    if not body.strip():
-        raise ValidationError("the request body is empty")
-    return parse_document(body, content_type=request.headers.get("content-type", ""))
+async def document(request: Request, limits: Limits = DEFAULT_LIMITS) -> Any:
+    """Decode a JSON or YAML request body, bounded and off the event loop (the size cap
+    is applied while it streams in: see ``federation.api.bodies``)."""
+    return await read_document(request, limits)
 
 
 async def before_read(request: Request, consistent: bool) -> None:

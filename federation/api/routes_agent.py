@@ -20,12 +20,12 @@ from fastapi.responses import StreamingResponse
 from federation.agent.signing import ADDRESS_LABEL, sign
 from federation.api.auth import check_node_token, require_token
 from federation.api.deps import command_id, document, master
-from federation.errors import FederationError, Forbidden, NotFound, ValidationError
-from federation.state.machine import ALLOC_CLIENT_FIELDS
+from federation.api.offload import json_off_loop
+from federation.api.reports import StatusReport, parse_report
+from federation.errors import FederationError, Forbidden, NotFound
 
 router = APIRouter(dependencies=[Depends(require_token)], tags=["agent"])
 
-MAX_UPDATES = 1000
 LOG_CONNECT_TIMEOUT = 5.0
 
 
@@ -61,30 +61,24 @@ async def node_allocations(
     if index is not None:
         await m.wait_for_index(index, wait)
     machine = m.machine
-    response.headers["X-Federation-Index"] = str(machine.index)
-    allocs = [a for a in list(machine.allocations.values()) if a["node_id"] == node_id]
-    return sorted(allocs, key=lambda a: (a["job_id"], a["group"], a.get("index", 0), a["id"]))
+
+    def view() -> list[dict[str, Any]]:
+        allocs = [a for a in list(machine.allocations.values()) if a["node_id"] == node_id]
+        return sorted(allocs, key=lambda a: (a["job_id"], a["group"], a.get("index", 0), a["id"]))
+
+    return await json_off_loop(  # type: ignore[return-value]
+        view, headers={"X-Federation-Index": str(machine.index)})
 
 
-@router.post("/v1/nodes/{node_id}/allocations")
+@router.post("/v1/nodes/{node_id}/allocations",
+             openapi_extra={"requestBody": {"content": {"application/json": {
+                 "schema": StatusReport.model_json_schema()}}, "required": True}})
 async def report_status(request: Request, node_id: str) -> dict[str, Any]:
     """An agent reports what happened to its allocations (client fields only)."""
     _node(request, node_id)
-    body = await document(request)
-    updates = body.get("updates") if isinstance(body, dict) else None
-    if not isinstance(updates, list) or not updates:
-        raise ValidationError("expected {\"updates\": [...]} with at least one update",
-                              field="updates")
-    if len(updates) > MAX_UPDATES:
-        raise ValidationError(f"at most {MAX_UPDATES} updates per request", field="updates")
+    updates = parse_report(await document(request))
     machine = master(request).machine
     for i, update in enumerate(updates):
-        if not isinstance(update, dict) or not isinstance(update.get("id"), str):
-            raise ValidationError("an update needs an allocation id", field=f"updates[{i}].id")
-        foreign = sorted(set(update) - ALLOC_CLIENT_FIELDS)
-        if foreign:
-            raise ValidationError(f"an agent cannot set {foreign[0]!r}",
-                                  field=f"updates[{i}].{foreign[0]}")
         alloc = machine.allocations.get(update["id"])
         if alloc is None:
             raise NotFound(f"no allocation {update['id']!r}", field=f"updates[{i}].id")

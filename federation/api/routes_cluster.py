@@ -9,7 +9,9 @@ from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from federation.api.auth import require_token
-from federation.api.deps import MAX_SNAPSHOT_BYTES, before_read, command_id, document, master
+from federation.api.deps import before_read, command_id, document, master
+from federation.api.offload import json_off_loop
+from federation.specs.documents import SNAPSHOT_LIMITS
 from federation.state.checks import snapshot as check_snapshot
 from federation.state.machine import SNAPSHOT_VERSION
 
@@ -50,13 +52,13 @@ def metrics(request: Request) -> Response:
 async def snapshot(request: Request) -> dict[str, Any]:
     """The whole state as JSON, read after a barrier so it holds every acknowledged write."""
     await before_read(request, True)
-    return master(request).machine.snapshot()
+    return await json_off_loop(master(request).machine.snapshot)  # type: ignore[return-value]
 
 
 @router.post("/v1/snapshot", tags=["cluster"])
 async def restore(request: Request) -> dict[str, Any]:
     """Replace the whole state with a snapshot, through Raft (every server adopts it)."""
-    data = await document(request, MAX_SNAPSHOT_BYTES)
+    data = await document(request, SNAPSHOT_LIMITS)
     # Checked completely before it is committed: a bad snapshot is a 400 naming the field,
     # never an entry every server must reject. (The check runs again inside apply.)
     await run_in_threadpool(check_snapshot, data, SNAPSHOT_VERSION)

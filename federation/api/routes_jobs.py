@@ -8,11 +8,13 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from federation.api.auth import require_token
 from federation.api.deps import before_read, command_id, document, master
+from federation.api.offload import json_off_loop
 from federation.api.views import job_view
 from federation.errors import NotFound, ValidationError
 from federation.scheduler.jobplan import plan_work
 from federation.scheduler.reconcile import reconcile_job
 from federation.scheduler.snapshot import take as take_snapshot
+from federation.scheduler.workload import pass_profile
 from federation.specs.job import JobSpec, validate_job
 
 router = APIRouter(dependencies=[Depends(require_token)])
@@ -41,13 +43,18 @@ async def plan(request: Request) -> dict[str, Any]:
     Nothing is committed."""
     spec = validate_job(await document(request))
     machine = master(request).machine
+    # Planning scores the whole pool: a worker thread's work, not the event loop's.
+    return await json_off_loop(lambda: _plan(machine, spec))  # type: ignore[return-value]
+
+
+def _plan(machine: Any, spec: dict[str, Any]) -> dict[str, Any]:
     existing = machine.jobs.get(spec["id"])
     changed = existing is None or existing["spec"] != spec or existing["stopped"]
     version = (existing["version"] + (1 if changed else 0)) if existing else 1
     job = {"id": spec["id"], "spec": spec, "version": version, "stopped": False}
     snapshot = take_snapshot(machine)
     work = reconcile_job(job, snapshot.by_job.get(spec["id"], ()), snapshot.draining)
-    result = plan_work(snapshot, job, work)
+    result = plan_work(snapshot, job, work, profile=pass_profile(snapshot, [(job, work)]))
     names = {n["id"]: n["name"] for n in list(machine.nodes.values())}
     return {
         "id": spec["id"],
@@ -68,9 +75,13 @@ async def list_jobs(request: Request, response: Response,
                     consistent: bool = False) -> list[dict[str, Any]]:
     await before_read(request, consistent)
     machine = master(request).machine
-    response.headers["X-Federation-Index"] = str(machine.index)
-    jobs = sorted(list(machine.jobs.values()), key=lambda j: j["id"])
-    return [job_view(machine, job) for job in jobs]
+
+    def view() -> list[dict[str, Any]]:
+        jobs = sorted(list(machine.jobs.values()), key=lambda j: j["id"])
+        return [job_view(machine, job) for job in jobs]
+
+    return await json_off_loop(  # type: ignore[return-value]
+        view, headers={"X-Federation-Index": str(machine.index)})
 
 
 @router.get("/v1/jobs/{job_id}", tags=["jobs"])
@@ -141,15 +152,19 @@ async def list_allocations(
     if index is not None:
         await master(request).wait_for_index(index, wait)
     machine = master(request).machine
-    response.headers["X-Federation-Index"] = str(machine.index)
-    if job is not None:
-        ids = list(machine.alloc_ids_by_job.get(job, ()))
-        allocs = [machine.allocations[i] for i in ids if i in machine.allocations]
-    else:
-        allocs = list(machine.allocations.values())
-    if node is not None:
-        allocs = [a for a in allocs if a["node_id"] == node]
-    return sorted(allocs, key=lambda a: (a["job_id"], a["group"], a.get("index", 0), a["id"]))
+
+    def view() -> list[dict[str, Any]]:
+        if job is not None:
+            ids = list(machine.alloc_ids_by_job.get(job, ()))
+            allocs = [machine.allocations[i] for i in ids if i in machine.allocations]
+        else:
+            allocs = list(machine.allocations.values())
+        if node is not None:
+            allocs = [a for a in allocs if a["node_id"] == node]
+        return sorted(allocs, key=lambda a: (a["job_id"], a["group"], a.get("index", 0), a["id"]))
+
+    return await json_off_loop(  # type: ignore[return-value]
+        view, headers={"X-Federation-Index": str(machine.index)})
 
 
 @router.get("/v1/allocations/{alloc_id}", tags=["allocations"])

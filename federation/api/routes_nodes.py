@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from federation.api.auth import check_node_token, require_token, token_hash
 from federation.api.deps import before_read, command_id, document, master
+from federation.api.offload import json_off_loop
 from federation.api.schemas import NodeRegistration, validate_model
 from federation.api.views import allocated_by_node, node_view
 from federation.errors import NotFound, ValidationError
@@ -55,10 +56,14 @@ async def list_nodes(request: Request, response: Response,
                      consistent: bool = False) -> list[dict[str, Any]]:
     await before_read(request, consistent)
     machine = master(request).machine
-    response.headers["X-Federation-Index"] = str(machine.index)
-    usage = allocated_by_node(machine)
-    nodes = sorted(list(machine.nodes.values()), key=lambda n: n["name"])
-    return [node_view(n, usage.get(n["id"])) for n in nodes]
+
+    def view() -> list[dict[str, Any]]:
+        usage = allocated_by_node(machine)
+        nodes = sorted(list(machine.nodes.values()), key=lambda n: n["name"])
+        return [node_view(n, usage.get(n["id"])) for n in nodes]
+
+    return await json_off_loop(  # type: ignore[return-value]
+        view, headers={"X-Federation-Index": str(machine.index)})
 
 
 @router.get("/v1/nodes/{node_id}")

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from federation.api.auth import require_token
 from federation.api.deps import before_read, command_id, document, master
+from federation.api.offload import json_off_loop
 from federation.autoscaler.observe import activities, pool_view
 from federation.errors import NotFound, ValidationError
 from federation.providers.base import available_providers
@@ -62,9 +63,13 @@ async def list_pools(request: Request, response: Response,
     """Pools with their live node counts (by node status) and what they cost per hour."""
     await before_read(request, consistent)
     machine = master(request).machine
-    response.headers["X-Federation-Index"] = str(machine.index)
-    pools = sorted(list(machine.pools.values()), key=lambda p: p["name"])
-    return [pool_view(machine, p) for p in pools]
+
+    def view() -> list[dict[str, Any]]:
+        pools = sorted(list(machine.pools.values()), key=lambda p: p["name"])
+        return [pool_view(machine, p) for p in pools]
+
+    return await json_off_loop(  # type: ignore[return-value]
+        view, headers={"X-Federation-Index": str(machine.index)})
 
 
 @router.get("/v1/pools/{name}", tags=["pools"])

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 
 from federation.api.auth import require_token
 from federation.api.deps import before_read, command_id, document, master
+from federation.api.offload import json_off_loop
 from federation.errors import ValidationError
 from federation.scheduler import snapshot as snap
 from federation.scheduler.fairshare import dominant_share
@@ -43,7 +44,9 @@ async def delete_queue(request: Request, name: str) -> dict[str, Any]:
 async def list_queues(request: Request, consistent: bool = False) -> list[dict[str, Any]]:
     """Every queue in use or configured, with weight, quota, usage and dominant share."""
     await before_read(request, consistent)
-    return queue_views(master(request).machine)
+    machine = master(request).machine
+    # A pass over every job and allocation: a worker thread's work, not the event loop's.
+    return await json_off_loop(lambda: queue_views(machine))  # type: ignore[return-value]
 
 
 def queue_views(machine: Any) -> list[dict[str, Any]]:
@@ -62,12 +65,12 @@ def queue_views(machine: Any) -> list[dict[str, Any]]:
     out = []
     for name in names:
         spec = configured.get(name, {"name": name, "weight": 1.0, "quota": None})
-        used = usage.get(name, snap.Resources())
+        used = usage.get(name, snap.ResourceTotals())
         out.append({
             "name": name, "weight": spec["weight"], "quota": spec["quota"],
             "configured": name in configured,
             "usage": {"cpu": used.cpu_milli, "memory": used.memory_mib,
-                      "gpu": used.gpu + used.gpu_share_milli / 1000},
+                      "gpu": used.gpu_milli / 1000},
             "dominant_share": round(dominant_share(used, total, spec["weight"]), 6),
             "jobs_waiting": pending.get(name, 0),
         })

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from federation.model import MILLI_PER_GPU
 from federation.state.machine import StateMachine
 
-ACTIVE_CLIENT_STATUSES = ("pending", "running")
 _HIDDEN_NODE_FIELDS = ("token_hash",)
 
 
 def allocated_by_node(machine: StateMachine) -> dict[str, dict[str, float]]:
-    usage: dict[str, dict[str, float]] = {}
-    for alloc in list(machine.allocations.values()):
-        if alloc["desired_status"] != "run" or alloc["client_status"] not in ACTIVE_CLIENT_STATUSES:
-            continue
-        used = usage.setdefault(alloc["node_id"], {"cpu_milli": 0, "memory_mib": 0, "gpu": 0})
-        resources = alloc.get("resources") or {}
-        for key in used:
-            used[key] += resources.get(key, 0)
-    return usage
+    """What the live allocations hold per node, from the per-node totals the state keeps
+    (GPUs as devices: shares add up as fractions)."""
+    usage = machine.node_usage
+    out: dict[str, dict[str, float]] = {}
+    for node_id in usage.cpu_milli.keys() | usage.memory_mib.keys() | usage.gpu_milli.keys():
+        devices = usage.gpu_milli.get(node_id, {})
+        out[node_id] = {"cpu_milli": usage.cpu_milli.get(node_id, 0),
+                        "memory_mib": usage.memory_mib.get(node_id, 0),
+                        "gpu": sum(devices.values()) / MILLI_PER_GPU}
+    return out
 
 
 def node_view(node: dict[str, Any], allocated: dict[str, float] | None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from federation import model
 from federation.autoscaler.planner import (
     Constraint,
     Launching,
@@ -20,12 +21,12 @@ from federation.autoscaler.planner import (
     Task,
 )
 from federation.autoscaler.scaledown import Destination, Occupancy, Work, utilisation
+from federation.model import fit, is_live, node_attributes
 from federation.providers.base import InstanceType
 from federation.specs.pool import PoolSpec, parse_duration
 from federation.state.capacity import RELEASE_DRAIN_ACTION, in_flight
 from federation.state.machine import StateMachine
 
-ACTIVE_CLIENT_STATUSES = ("pending", "running")
 DEFAULT_JOIN_GRACE = 600.0
 DEFAULT_ORPHAN_GRACE = 600.0
 
@@ -50,27 +51,21 @@ def instance_id_of(node: Mapping[str, Any]) -> str:
     return str(node.get("instance_id") or node.get("name") or "")
 
 
-def _live(alloc: Mapping[str, Any]) -> bool:
-    return (alloc.get("desired_status") == "run"
-            and alloc.get("client_status") in ACTIVE_CLIENT_STATUSES)
-
-
 def allocated_by_node(machine: StateMachine) -> dict[str, Resources]:
     """Resources held on each node by allocations that run or are about to (GPUs: devices
     with anything on them), from the per-node totals the state keeps."""
     usage = machine.node_usage
     used: dict[str, Resources] = {}
     for node_id in usage.cpu_milli.keys() | usage.memory_mib.keys() | usage.gpu_milli.keys():
-        devices = usage.gpu_milli.get(node_id, {})
         used[node_id] = Resources(usage.cpu_milli.get(node_id, 0),
                                   usage.memory_mib.get(node_id, 0),
-                                  sum(1 for milli in devices.values() if milli > 0))
+                                  usage.gpu_devices_busy(node_id))
     return used
 
 
 def busy_nodes(machine: StateMachine) -> set[str]:
     """Nodes with at least one allocation that runs or is about to."""
-    return {a["node_id"] for a in list(machine.allocations.values()) if _live(a)}
+    return {a["node_id"] for a in list(machine.allocations.values()) if is_live(a)}
 
 
 def last_finished_on(machine: StateMachine) -> dict[str, float]:
@@ -155,10 +150,13 @@ def pool_state(
     """The planner's view of one pool."""
     used = allocated_by_node(machine)
     prices = node_prices(machine, spec.name)
+    members = pool_nodes(machine, spec.name)
+    groups = groups_on_nodes(machine, {n["id"] for n in members})
     nodes = []
-    for node in pool_nodes(machine, spec.name):
+    for node in members:
         iid = instance_id_of(node)
         price = node.get("price_per_hour") or prices.get(iid)
+        gpus = int((node.get("capacity") or {}).get("gpu", 0) or 0)
         nodes.append(Node(
             id=node["id"],
             instance_type=str(node.get("instance_type") or ""),
@@ -170,9 +168,24 @@ def pool_state(
             price_per_hour=float(price) if price is not None else None,
             idle_since=idle_since.get(node["id"]),
             draining=bool(node.get("draining")),
+            gpu_used_milli=tuple(machine.node_usage.gpu_used(node["id"], gpus)),
+            groups=groups.get(node["id"], {}),
         ))
     return PoolState(spec=spec, catalog=tuple(catalog), nodes=tuple(nodes),
                      launching=tuple(launching(machine, spec.name)))
+
+
+def groups_on_nodes(machine: StateMachine, node_ids: set[str]) -> dict[str, dict[str, int]]:
+    """Live instances per ``job/group`` on each of ``node_ids``."""
+    out: dict[str, dict[str, int]] = {}
+    if not node_ids:
+        return out
+    for alloc in list(machine.allocations.values()):
+        if alloc["node_id"] in node_ids and is_live(alloc):
+            key = f"{alloc.get('job_id')}/{alloc.get('group')}"
+            row = out.setdefault(alloc["node_id"], {})
+            row[key] = row.get(key, 0) + 1
+    return out
 
 
 def _constraint(raw: Mapping[str, Any]) -> Constraint:
@@ -204,12 +217,17 @@ def demand(machine: StateMachine) -> list[Task]:
             if group is None or not isinstance(count, int) or count <= 0:
                 continue
             res = group.get("resources") or {}
+            limit = group.get("max_per_node")
             out.append(Task(
                 id=f"{job['id']}/{name}",
                 resources=Resources(int(res.get("cpu", 0)), int(res.get("memory", 0)),
                                     int(math.ceil(float(res.get("gpu", 0))))),
                 constraints=tuple(_constraint(c) for c in group.get("constraints") or []),
                 count=count,
+                ask=model.Resources.from_spec(res),
+                max_per_node=fit.per_node_limit(
+                    bool(group.get("distinct_hosts")),
+                    int(limit) if isinstance(limit, int) and limit > 0 else None),
             ))
     return out
 
@@ -224,7 +242,7 @@ def node_work(machine: StateMachine) -> dict[str, tuple[Work, ...]]:
     out: dict[str, list[Work]] = {}
     jobs = dict(machine.jobs)
     for alloc in sorted(list(machine.allocations.values()), key=lambda a: a["id"]):
-        if not _live(alloc):
+        if not is_live(alloc):
             continue
         job = jobs.get(alloc.get("job_id", ""))
         spec = job["spec"] if job is not None else {}
@@ -245,24 +263,12 @@ def node_work(machine: StateMachine) -> dict[str, tuple[Work, ...]]:
     return {node_id: tuple(items) for node_id, items in out.items()}
 
 
-def node_attributes(node: Mapping[str, Any]) -> dict[str, str | None]:
-    """The attributes a job constraint reads on a node (empty values are missing)."""
-    attrs: dict[str, str | None] = {
-        key: (str(node.get(key)) if node.get(key) not in (None, "") else None)
-        for key in ("provider", "pool", "region", "zone", "rack", "instance_type")
-    }
-    attrs["node.id"] = str(node["id"])
-    for key, value in (node.get("labels") or {}).items():
-        attrs[f"labels.{key}"] = str(value)
-    return attrs
-
-
 def destinations(machine: StateMachine) -> tuple[Destination, ...]:
     """Every ready node that is not draining, with its free room and the groups on it."""
     used = allocated_by_node(machine)
     groups: dict[str, dict[str, int]] = {}
     for alloc in list(machine.allocations.values()):
-        if _live(alloc):
+        if is_live(alloc):
             key = f"{alloc.get('job_id')}/{alloc.get('group')}"
             on_node = groups.setdefault(alloc["node_id"], {})
             on_node[key] = on_node.get(key, 0) + 1

@@ -20,13 +20,13 @@ honoured throughout.
 
 from __future__ import annotations
 
-import functools
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from federation import model
+from federation.model import Constraint, ConstraintCache, fit
 from federation.providers.base import InstanceType, select_types
 from federation.specs.pool import PoolSpec
 
@@ -75,66 +75,20 @@ class Resources:
 
 
 @dataclass(frozen=True)
-class Constraint:
-    """A placement constraint as in the job spec: ``attribute operator value``.
-
-    Operators: ``=``/``==``, ``!=``, ``in``, ``not_in``, ``regex``, ``exists``/``is_set``,
-    ``is_not_set``. A missing attribute fails every operator except ``!=``, ``not_in`` and
-    ``is_not_set``.
-    """
-
-    attribute: str
-    operator: str = "="
-    value: Any = None
-
-    def __post_init__(self) -> None:
-        # lists from YAML/JSON become tuples so constraints can key the demand grouping
-        if isinstance(self.value, list | set | frozenset):
-            object.__setattr__(self, "value", tuple(self.value))
-
-    def holds(self, attrs: Mapping[str, str | None]) -> bool:
-        actual = attrs.get(self.attribute)
-        op = self.operator
-        if op in ("=", "=="):
-            return actual is not None and actual == str(self.value)
-        if op == "!=":
-            return actual is None or actual != str(self.value)
-        values = {str(v) for v in _as_list(self.value)}
-        if op == "in":
-            return actual is not None and actual in values
-        if op in ("not_in", "not in"):
-            return actual is None or actual not in values
-        if op in ("is_set", "exists"):
-            return actual is not None
-        if op == "regex":
-            return actual is not None and _regex(str(self.value)).search(actual) is not None
-        if op == "is_not_set":
-            return actual is None
-        return False  # an unknown operator admits nothing rather than everything
-
-
-@functools.lru_cache(maxsize=256)
-def _regex(pattern: str) -> re.Pattern[str]:
-    try:
-        return re.compile(pattern)
-    except re.error:
-        return re.compile(r"(?!)")  # an invalid pattern matches nothing
-
-
-def _as_list(value: Any) -> list[Any]:
-    if isinstance(value, list | tuple | set | frozenset):
-        return list(value)
-    return [value]
-
-
-@dataclass(frozen=True)
 class Task:
-    """Pending demand: ``count`` identical tasks (a task group's unplaced part) or one task."""
+    """Pending demand: ``count`` identical tasks (a task group's unplaced part) or one task.
+
+    ``resources`` is what packing onto new instances counts (a GPU share as a whole device);
+    ``ask`` is the exact ask (shares included) and ``max_per_node`` the group's per-node
+    limit (1 for ``distinct_hosts``), which the model's fit check applies on existing
+    nodes, counting the group's instances already there (``id`` names the group)."""
 
     id: str
     resources: Resources
     constraints: tuple[Constraint, ...] = ()
     count: int = 1
+    ask: model.Resources | None = None
+    max_per_node: int | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +106,8 @@ class Node:
     price_per_hour: float | None = None
     idle_since: float | None = None
     draining: bool = False
+    gpu_used_milli: tuple[int, ...] = ()  # per device, when known
+    groups: Mapping[str, int] = field(default_factory=dict)  # "job/group" -> live instances
 
 
 @dataclass(frozen=True)
@@ -235,6 +191,9 @@ class _Group:
     ids: list[tuple[str, int]]  # (task id, how many of it)
     count: int
     size: float = 0.0  # normalised, for first-fit-decreasing ordering
+    ask: model.Resources | None = None  # the exact ask, for the fit check on existing nodes
+    cap: int | None = None  # instances one node may hold (distinct_hosts, max_per_node)
+    name: str = ""  # the job/group a capped group counts on a node
 
     def take(self, n: int) -> list[str]:
         """Consume ``n`` tasks, returning their ids (repeated ids for counted tasks)."""
@@ -377,15 +336,25 @@ def _allowed_zones(
     return _ANY if len(ok) == len(offer.zones) else ok
 
 
+def _exact_ask(task: Task) -> model.Resources:
+    if task.ask is not None:
+        return task.ask
+    r = task.resources
+    return model.Resources(r.cpu_milli, r.memory_mib, r.gpu)
+
+
 def _group_demand(demand: Iterable[Task]) -> list[_Group]:
-    by_key: dict[tuple[Resources, tuple[Constraint, ...]], _Group] = {}
+    by_key: dict[tuple[object, ...], _Group] = {}
     for task in demand:
         if task.count <= 0:
             continue
-        key = (task.resources, task.constraints)
+        # A group with a per-node limit counts its own instances per node: never merged.
+        limited = task.id if task.max_per_node is not None else None
+        key = (task.resources, _exact_ask(task), task.constraints, limited)
         group = by_key.get(key)
         if group is None:
-            group = _Group(task.resources, task.constraints, [], 0)
+            group = _Group(task.resources, task.constraints, [], 0, ask=_exact_ask(task),
+                           cap=task.max_per_node, name=task.id)
             by_key[key] = group
         group.ids.append((task.id, task.count))
         group.count += task.count
@@ -432,6 +401,24 @@ def node_cost(pool: PoolState, node: Node) -> float:
             price = itype.price(node.spot)
             return price if price is not None else itype.price_per_hour
     return 0.0
+
+
+def _node_view(spec: PoolSpec, node: Node) -> model.NodeView:
+    """The model's view of an existing node, with the attributes constraints read."""
+    gpus = node.capacity.gpu
+    used = node.gpu_used_milli
+    if len(used) != gpus:  # per-device use unknown: the busy devices are taken whole
+        busy = min(node.allocated.gpu, gpus)
+        used = (model.MILLI_PER_GPU,) * busy + (0,) * (gpus - busy)
+    return model.NodeView(
+        id=node.id,
+        capacity=model.Resources(node.capacity.cpu_milli, node.capacity.memory_mib, gpus),
+        allocated=model.Resources(max(0, node.allocated.cpu_milli),
+                                  max(0, node.allocated.memory_mib)),
+        gpu_used_milli=tuple(used) if gpus else (),
+        provider=spec.provider, pool=spec.name, region=spec.region or "",
+        zone=node.zone or "", rack=node.rack or "", instance_type=node.instance_type,
+        labels={**spec.labels, **node.labels})
 
 
 def _launch_cost(pool: PoolState, launch: Launching) -> float:
@@ -489,19 +476,19 @@ class _ScaleUpPlanner:
     # -- existing capacity -------------------------------------------------------------
 
     def absorb_existing(self) -> None:
-        """Fit demand onto free room of existing nodes and launching instances first."""
+        """Fit demand onto free room of existing nodes and launching instances first.
+
+        On an existing node this is the model's fit check, the scheduler's own: exact asks
+        (GPU shares per device), constraints and per-node limits counting the group's
+        instances already there, so what is counted as covered is what the scheduler can
+        place, and a group the scheduler cannot place is bought for."""
         order = sorted(range(len(self.groups)), key=lambda i: -self.groups[i].size)
+        caches = [ConstraintCache(g.constraints) for g in self.groups]
         for pool in sorted(self.pools, key=lambda p: (p.spec.preference, p.spec.name)):
-            base = _pool_attrs(pool.spec)
-            bins: list[tuple[str | None, dict[str, str | None], Resources]] = []
             for node in pool.nodes:
-                if node.draining:
-                    continue
-                attrs = dict(base, instance_type=node.instance_type, zone=node.zone, rack=node.rack)
-                attrs["node.id"] = node.id
-                for key, value in node.labels.items():
-                    attrs[f"labels.{key}"] = value
-                bins.append((node.id, attrs, node.capacity - node.allocated))
+                if not node.draining:
+                    self._absorb_on_node(pool.spec, node, order, caches)
+            base = _pool_attrs(pool.spec)
             shapes = {t.name: t for t in pool.catalog}
             for launch in pool.launching:
                 itype = shapes.get(launch.instance_type)
@@ -509,31 +496,47 @@ class _ScaleUpPlanner:
                     continue
                 attrs = dict(base, instance_type=itype.name, zone=launch.zone)
                 room = Resources(itype.cpu_milli, itype.memory_mib, itype.gpu)
-                bins.extend((None, attrs, room) for _ in range(launch.count))
-            for node_id, attrs, room in bins:
-                free = room
-                for gi in order:
-                    group = self.groups[gi]
-                    if group.count == 0 or not group.resources.fits_in(free):
-                        continue
-                    if not all(c.holds(attrs) for c in group.constraints):
-                        continue
-                    n = group.count
-                    r = group.resources
-                    for need, have in (
-                        (r.cpu_milli, free.cpu_milli),
-                        (r.memory_mib, free.memory_mib),
-                        (r.gpu, free.gpu),
-                    ):
-                        if need > 0:
-                            n = min(n, have // need)
-                    if n <= 0:
-                        continue
-                    free = free - r.times(n)
-                    group.count -= n
-                    self.covered.extend(group.take(n))
-                    if node_id is not None:
-                        self.busy_nodes.add(node_id)
+                for _ in range(launch.count):
+                    self._absorb_on_launching(attrs, room, order)
+
+    def _absorb_on_node(self, spec: PoolSpec, node: Node, order: list[int],
+                        caches: list[ConstraintCache]) -> None:
+        view = _node_view(spec, node)
+        usage = model.Usage()
+        for gi in order:
+            group = self.groups[gi]
+            ask = group.ask or model.Resources(group.resources.cpu_milli,
+                                               group.resources.memory_mib, group.resources.gpu)
+            n = 0
+            while group.count > n:
+                here = node.groups.get(group.name, 0) + n
+                if fit.rejection(view, ask, usage, caches[gi], group.cap, here,
+                                 explain=False) is not None:
+                    break
+                usage.add(view, group.name, "", ask, fit.pick_devices(view, ask, usage))
+                n += 1
+            if n:
+                group.count -= n
+                self.covered.extend(group.take(n))
+                self.busy_nodes.add(node.id)
+
+    def _absorb_on_launching(self, attrs: dict[str, str | None], room: Resources,
+                             order: list[int]) -> None:
+        free = room
+        for gi in order:
+            group = self.groups[gi]
+            if group.count == 0 or not group.resources.fits_in(free):
+                continue
+            if not all(c.holds(attrs) for c in group.constraints):
+                continue
+            n = _fit(group.resources, free, group.count)
+            if group.cap is not None:
+                n = min(n, group.cap)
+            if n <= 0:
+                continue
+            free = free - group.resources.times(n)
+            group.count -= n
+            self.covered.extend(group.take(n))
 
     # -- new capacity --------------------------------------------------------------------
 
@@ -592,6 +595,8 @@ class _ScaleUpPlanner:
             ):
                 if need > 0:
                     n = min(n, have // need)
+            if self.groups[gi].cap is not None:
+                n = min(n, self.groups[gi].cap)
             if n <= 0:
                 continue
             contents[gi] = n
@@ -691,7 +696,9 @@ class _ScaleUpPlanner:
                 offer = self.offers[o]
                 share[gi] = min(share[gi], offer.price * _share(r, offer.capacity))
                 alone[gi] = min(
-                    alone[gi], offer.price / max(1, _fit(r, offer.capacity, group.count))
+                    alone[gi], offer.price / max(1, _fit(r, offer.capacity,
+                                                         min(group.count, group.cap or
+                                                             group.count)))
                 )
         return [share, alone] if alone != share else [share]
 
@@ -770,13 +777,26 @@ class _ScaleUpPlanner:
         return best[1], best[2], best[3]
 
     def _admits(self, offer_i: int, zone: str | None, contents: Mapping[int, int]) -> bool:
-        for g in contents:
+        for g, n in contents.items():
+            cap = self.groups[g].cap
+            if cap is not None and n > cap:
+                return False
             allowed = self.feasible[g].get(offer_i, False)
             if allowed is False:
                 return False
             if allowed is not _ANY and (zone is None or zone not in allowed):  # type: ignore[operator]
                 return False
         return True
+
+    def _copies_admitted(self, into: Mapping[int, int], copy: Mapping[int, int]) -> int:
+        """How many copies of ``copy`` a bin holding ``into`` may take within per-node
+        limits (unbounded: a large number)."""
+        most = 1 << 30
+        for g, n in copy.items():
+            cap = self.groups[g].cap
+            if cap is not None and n > 0:
+                most = min(most, (cap - into.get(g, 0)) // n)
+        return most
 
     def _cheapest_holder(
         self,
@@ -949,6 +969,7 @@ class _ScaleUpPlanner:
                         if not need.fits_in(room):
                             continue
                         k = _fit(need, room, donor.mult)
+                        k = min(k, self._copies_admitted(r.contents, donor.contents))
                         if k <= 0 or not self._admits(r.offer, r.zone, donor.contents):
                             continue
                         left = _share(room - need.times(k), self.offers[r.offer].capacity)

@@ -106,6 +106,9 @@ def register(app: typer.Typer) -> None:
         heartbeat_ttl: float = typer.Option(
             10.0, "--heartbeat-ttl", help="seconds of silence before a node is down"),
         log_level: str = typer.Option("info", "--log-level"),
+        max_body_bytes: int = typer.Option(
+            1 << 20, "--max-body-bytes",
+            help="largest API request body accepted (snapshot restore: 32 MiB)"),
         gc_interval: float = typer.Option(
             GcSettings.interval, "--gc-interval",
             help="seconds between garbage collections of finished work (0 disables)"),
@@ -148,7 +151,7 @@ def register(app: typer.Typer) -> None:
         config = ServerConfig(
             id=id, data_dir=str(data_dir), http=http, raft=raft, secret=secret,
             peers=[p.strip() for p in peers.split(",") if p.strip()], token=token,
-            insecure=insecure, heartbeat_ttl=heartbeat_ttl,
+            insecure=insecure, heartbeat_ttl=heartbeat_ttl, max_body_bytes=max_body_bytes,
             gc=GcSettings(interval=gc_interval, policy=GcPolicy(
                 periodic_keep=gc_periodic_keep, job_age=gc_job_age,
                 allocs_per_job=gc_allocs_per_job)),

@@ -1,5 +1,6 @@
-"""`federation simulate`: replay a task trace against a machine list, offline, with the
-scheduler's own placement code (or a baseline policy), and report allocation figures."""
+"""`federation simulate`: replay a task trace against a machine list, offline, through the
+production planner (``plan_work`` over a snapshot of the machines), and report allocation
+figures."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from federation import simulation as sim
 from federation.cli.common import (
     Output,
     OutputOption,
@@ -18,7 +20,6 @@ from federation.cli.common import (
     print_table,
 )
 from federation.errors import FederationError
-from federation.scheduler import simulate as sim
 
 
 def _read(path: Path, what: str) -> str:
@@ -35,7 +36,8 @@ def simulate(
     ],
     tasks: Annotated[Path, typer.Option("--tasks", help="Tasks CSV (tasks.csv columns).")],
     policy: Annotated[
-        str, typer.Option("--policy", help="default | bestfit | dotprod | random.")
+        str, typer.Option("--policy", help="default (fragmentation-aware, the scheduler's) | "
+                          "bestfit (tightest fit, the baseline).")
     ] = "default",
     inflation: Annotated[
         float | None,
@@ -96,6 +98,7 @@ def simulate(
                 else f"{unalloc}% ({summary['unallocated_gpus_at_100_arrived']} GPUs)",
             ),
             ("Placements/s", summary["placements_per_s"]),
+            ("Run time", f"{summary['elapsed_s']} s ({summary['cpu_s']} s of CPU)"),
         ]
     )
     if result.curve:

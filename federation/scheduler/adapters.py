@@ -7,49 +7,19 @@ meet, so a change of record shape is fixed here once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from federation.errors import ValidationError
-from federation.scheduler.fragmentation import TaskShape, WorkloadProfile, build_profile
+from federation.model import node_view
 from federation.scheduler.types import (
-    MILLI_PER_GPU,
     Constraint,
-    NodeView,
     Resources,
     Spread,
     TaskGroupDemand,
 )
 
-
-def node_view(record: Mapping[str, Any]) -> NodeView:
-    """A :class:`NodeView` from a node record as the API returns it (``GET /v1/nodes/{id}``).
-
-    Optional fields: ``allocated`` (same keys as ``capacity``), ``gpu_used_milli`` (one entry
-    per GPU), ``instance_type``, ``price_per_hour``, ``draining``, ``status``.
-    """
-    capacity = Resources.from_spec(record.get("capacity") or {})
-    allocated_spec = dict(record.get("allocated") or {})
-    used = tuple(int(x) for x in (record.get("gpu_used_milli") or ()))
-    if used:
-        # The per-device list is the truth for GPUs; the total only says the same again.
-        allocated_spec = {**allocated_spec, "gpu": 0, "gpu_milli": 0}
-    return NodeView(
-        id=str(record.get("id") or record.get("name") or ""),
-        capacity=capacity,
-        allocated=Resources.from_spec(allocated_spec),
-        gpu_used_milli=used,
-        provider=str(record.get("provider") or ""),
-        pool=str(record.get("pool") or ""),
-        region=str(record.get("region") or ""),
-        zone=str(record.get("zone") or ""),
-        rack=str(record.get("rack") or ""),
-        instance_type=str(record.get("instance_type") or ""),
-        labels={str(k): str(v) for k, v in (record.get("labels") or {}).items()},
-        status=str(record.get("status") or "ready"),
-        draining=bool(record.get("draining", False)),
-        price_per_hour=float(record.get("price_per_hour") or 0.0),
-    )
+__all__ = ["node_view", "task_groups"]
 
 
 def _spread(value: Any) -> Spread | None:
@@ -95,17 +65,3 @@ def task_groups(spec: Mapping[str, Any]) -> list[TaskGroupDemand]:
             )
         )
     return out
-
-
-def workload_profile(demands: Iterable[Resources]) -> WorkloadProfile:
-    """The GPU fragmentation profile of a workload: the shapes of its instances, e.g. the
-    running allocations plus the pending groups (one entry per instance)."""
-    shapes = []
-    for res in demands:
-        if res.gpu_share_milli:
-            shapes.append(TaskShape(res.cpu_milli, 1, res.gpu_share_milli))
-        elif res.gpu:
-            shapes.append(TaskShape(res.cpu_milli, res.gpu, MILLI_PER_GPU))
-        else:
-            shapes.append(TaskShape(res.cpu_milli))
-    return build_profile(shapes)

@@ -13,7 +13,7 @@ import heapq
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from federation.scheduler.types import Resources
+from federation.model import ResourceTotals
 
 UNLIMITED = 1 << 50  # a quota's resource that is not limited
 
@@ -22,19 +22,19 @@ UNLIMITED = 1 << 50  # a quota's resource that is not limited
 class QueueSpec:
     name: str
     weight: float = 1.0
-    quota: Resources | None = None
+    quota: ResourceTotals | None = None
 
 
 @dataclass(frozen=True)
 class PendingWork:
     id: str
     queue: str
-    demand: Resources
+    demand: ResourceTotals
     priority: int = 50
     submitted: int = 0  # a monotonically increasing submission number
 
 
-def dominant_share(used: Resources, capacity: Resources, weight: float = 1.0) -> float:
+def dominant_share(used: ResourceTotals, capacity: ResourceTotals, weight: float = 1.0) -> float:
     shares = [
         used.cpu_milli / capacity.cpu_milli if capacity.cpu_milli else 0.0,
         used.memory_mib / capacity.memory_mib if capacity.memory_mib else 0.0,
@@ -43,7 +43,7 @@ def dominant_share(used: Resources, capacity: Resources, weight: float = 1.0) ->
     return max(shares) / max(weight, 1e-9)
 
 
-def _within(used: Resources, quota: Resources | None) -> bool:
+def _within(used: ResourceTotals, quota: ResourceTotals | None) -> bool:
     if quota is None:
         return True
     return (
@@ -53,20 +53,20 @@ def _within(used: Resources, quota: Resources | None) -> bool:
     )
 
 
-def _amounts(res: Resources, limit: Resources) -> str:
+def _amounts(res: ResourceTotals, limit: ResourceTotals) -> str:
     """``cpu 1500m, memory 512 MiB`` for the resources ``limit`` limits."""
     parts = []
     if limit.cpu_milli < UNLIMITED:
         parts.append(f"cpu {res.cpu_milli}m")
     if limit.memory_mib < UNLIMITED:
         parts.append(f"memory {res.memory_mib} MiB")
-    if limit.gpu < UNLIMITED:
+    if limit.gpu_milli < UNLIMITED:
         parts.append(f"gpu {res.gpu_milli / 1000:g}")
     return ", ".join(parts)
 
 
-def quota_reason(queue: str, demand: Resources, used: Resources, quota: Resources | None
-                 ) -> str:
+def quota_reason(queue: str, demand: ResourceTotals, used: ResourceTotals,
+                 quota: ResourceTotals | None) -> str:
     """Why work is held by its queue's quota, in words that say what to do."""
     if quota is None:
         return ""
@@ -82,8 +82,8 @@ def quota_reason(queue: str, demand: Resources, used: Resources, quota: Resource
 def drf_order(
     pending: Sequence[PendingWork],
     queues: Sequence[QueueSpec],
-    usage: Mapping[str, Resources],
-    capacity: Resources,
+    usage: Mapping[str, ResourceTotals],
+    capacity: ResourceTotals,
 ) -> tuple[list[PendingWork], dict[str, str]]:
     """Order ``pending`` by DRF across queues; returns (ordered work, held id -> reason).
 
@@ -94,7 +94,7 @@ def drf_order(
     backlog: dict[str, list[PendingWork]] = {}
     for item in sorted(pending, key=lambda w: (-w.priority, w.submitted, w.id)):
         backlog.setdefault(item.queue, []).append(item)
-    used = {name: usage.get(name, Resources()) for name in backlog}
+    used = {name: usage.get(name, ResourceTotals()) for name in backlog}
     heap: list[tuple[float, str]] = []
     for name in backlog:
         spec = specs.get(name, QueueSpec(name))

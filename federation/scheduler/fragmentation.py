@@ -68,6 +68,13 @@ class WorkloadProfile:
     def size(self) -> int:
         return int(self.weight.shape[0])
 
+    @classmethod
+    def empty(cls) -> WorkloadProfile:
+        """No expected shapes: nothing counts as usable, so ranking by fragmentation is the
+        tightest fit alone (the BestFit baseline)."""
+        none = np.zeros(0, np.int64)
+        return cls(none, none, none, none, np.zeros(0), none, none)
+
 
 def build_profile(
     shapes: Iterable[TaskShape],

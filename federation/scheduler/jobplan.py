@@ -11,8 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from federation.model.fit import CHECK_VERSION
 from federation.scheduler.adapters import task_groups
 from federation.scheduler.feasibility import Usage
+from federation.scheduler.fragmentation import WorkloadProfile
 from federation.scheduler.planner import plan_group
 from federation.scheduler.ranking import Affinity
 from federation.scheduler.reconcile import GroupWork, JobWork
@@ -36,7 +38,8 @@ class JobPlan:
 
     def command(self) -> dict[str, Any]:
         return {
-            "type": "plan.apply", "job_id": self.job_id, "job_version": self.job_version,
+            "type": "plan.apply", "check_version": CHECK_VERSION,
+            "job_id": self.job_id, "job_version": self.job_version,
             "allocations": self.allocations, "stops": self.stops,
             "evictions": [e.allocation_id for e in self.evictions],
             "unplaced": self.unplaced, "exhausted": self.exhausted,
@@ -99,14 +102,19 @@ def _by_group(allocations: list[dict[str, Any]]) -> list[tuple[str, list[dict[st
 
 
 def plan_work(snapshot: Snapshot, job: Mapping[str, Any], work: JobWork, *, seed: int = 0,
-              preempt: bool = True, usage: Usage | None = None) -> JobPlan:
+              preempt: bool = True, usage: Usage | None = None,
+              profile: WorkloadProfile | None = None, reuse_usage: bool = False) -> JobPlan:
     """Place what ``work`` asks for; groups of one job see each other's placements.
 
     ``usage`` is what plans made since the snapshot already take (several jobs planned
-    against one snapshot); it is not modified, and the plan's ``usage`` adds this job's."""
+    against one snapshot); it is not modified (unless ``reuse_usage``: the caller gives it
+    up, and it becomes the plan's ``usage``), and the plan's ``usage`` adds this job's.
+    ``profile`` is the workload GPU placements are ranked against (see
+    :mod:`federation.scheduler.workload`); without one a GPU share takes the tightest fit."""
     result = JobPlan(job["id"], job["version"])
     groups_by_name = {g["name"]: g for g in job["spec"]["groups"]}
     demands = {d.name: d for d in task_groups(job["spec"])}
+    owned = reuse_usage or usage is None
     usage = usage if usage is not None else Usage()
     for gw in work.groups:
         result.stops.extend(gw.stop)
@@ -117,12 +125,16 @@ def plan_work(snapshot: Snapshot, job: Mapping[str, Any], work: JobWork, *, seed
         group = groups_by_name[gw.group]
         unplaced: dict[str, Any] | None = None
         for indexes, affinities in _batches(gw, demands[gw.group].gang):
-            demand = replace(demands[gw.group], count=len(indexes))
+            demand = demands[gw.group]
+            if demand.count != len(indexes):
+                demand = replace(demand, count=len(indexes))
             placed, evicted, report, usage = plan_group(
                 snapshot.nodes, demand, snapshot.allocations, usage=usage,
                 own=snapshot.live_allocations_of(job["id"]),
-                seed=_group_seed(seed, job["id"], gw.group),
-                preempt=preempt and demand.priority > 0, affinities=affinities)
+                seed=_group_seed(seed, job["id"], gw.group), profile=profile,
+                preempt=preempt and demand.priority > 0, affinities=affinities,
+                usage_owned=owned)
+            owned = True  # what plan_group returned is this plan's own
             for decision in placed:
                 index = indexes[decision.index]
                 result.allocations.append(new_allocation(

@@ -16,12 +16,19 @@ from federation.scheduler.types import NodeView
 class NodeSet(Sequence[NodeView]):
     """An immutable sequence of node views with cached lookups."""
 
-    __slots__ = ("_nodes", "_position", "_ready_values")
+    __slots__ = ("_has_gpus", "_nodes", "_position", "_ready_values")
 
     def __init__(self, nodes: Iterable[NodeView] = ()) -> None:
         self._nodes = tuple(nodes)
         self._position: dict[str, int] | None = None
         self._ready_values: dict[str, list[str]] = {}
+        self._has_gpus: bool | None = None
+
+    def has_gpus(self) -> bool:
+        """Whether any node has a GPU (then placing even CPU-only work can strand GPUs)."""
+        if self._has_gpus is None:
+            self._has_gpus = any(n.capacity.gpu for n in self._nodes)
+        return self._has_gpus
 
     @classmethod
     def of(cls, nodes: Sequence[NodeView]) -> NodeSet:

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from federation.model import MILLI_PER_GPU, ResourceTotals
 from federation.scheduler.fairshare import UNLIMITED, PendingWork, QueueSpec, drf_order
 from federation.scheduler.reconcile import JobWork
-from federation.scheduler.snapshot import Snapshot, alloc_resources
-from federation.scheduler.types import Resources
+from federation.scheduler.snapshot import Snapshot
 
 
 def queue_specs(records: Iterable[Mapping[str, Any]]) -> list[QueueSpec]:
@@ -22,47 +22,59 @@ def queue_specs(records: Iterable[Mapping[str, Any]]) -> list[QueueSpec]:
     for record in records:
         spec = record["spec"]
         quota = spec.get("quota")
-        specs.append(QueueSpec(spec["name"], float(spec.get("weight", 1.0)), None if quota is None
-                               else _resources({k: UNLIMITED if quota.get(k) is None
-                                                else quota[k]
-                                                for k in ("cpu", "memory", "gpu")})))
+        specs.append(QueueSpec(spec["name"], float(spec.get("weight", 1.0)),
+                               None if quota is None else _quota(quota)))
     return specs
 
 
-def _resources(spec_resources: Mapping[str, Any]) -> Resources:
-    return alloc_resources({"resources": {"cpu_milli": spec_resources.get("cpu", 0),
-                                          "memory_mib": spec_resources.get("memory", 0),
-                                          "gpu": spec_resources.get("gpu", 0)}})
+def _quota(quota: Mapping[str, Any]) -> ResourceTotals:
+    """A queue's quota as a total; a resource it leaves out is not limited."""
+    gpu = quota.get("gpu")
+    return ResourceTotals(
+        UNLIMITED if quota.get("cpu") is None else int(quota["cpu"]),
+        UNLIMITED if quota.get("memory") is None else int(quota["memory"]),
+        UNLIMITED if gpu is None else int(round(float(gpu) * MILLI_PER_GPU)))
 
 
-def queue_usage(snapshot: Snapshot, queue_of: Mapping[str, str]) -> dict[str, Resources]:
+def _totals(spec_resources: Mapping[str, Any]) -> ResourceTotals:
+    """Spec resources (``cpu`` millicores, ``memory`` MiB, ``gpu`` devices or a fraction of
+    one) as a total."""
+    return ResourceTotals(int(spec_resources.get("cpu", 0) or 0),
+                          int(spec_resources.get("memory", 0) or 0),
+                          int(round(float(spec_resources.get("gpu", 0) or 0) * MILLI_PER_GPU)))
+
+
+def queue_usage(snapshot: Snapshot, queue_of: Mapping[str, str]) -> dict[str, ResourceTotals]:
     """Resources each queue's live allocations hold."""
-    usage: dict[str, Resources] = {}
+    usage: dict[str, ResourceTotals] = {}
     if snapshot.live_totals is not None:
         for job_id, total in snapshot.live_totals.items():
             queue = queue_of.get(job_id, "default")
-            usage[queue] = usage.get(queue, Resources()) + total
+            usage[queue] = usage.get(queue, ResourceTotals()) + total
         return usage
     for alloc in snapshot.allocations:
         queue = queue_of.get(alloc.job_id, "default")
-        usage[queue] = usage.get(queue, Resources()) + alloc.resources
+        usage[queue] = usage.get(queue, ResourceTotals()) + alloc.resources
     return usage
 
 
-def capacity(snapshot: Snapshot) -> Resources:
-    total = Resources()
+def capacity(snapshot: Snapshot) -> ResourceTotals:
+    total = ResourceTotals()
     for node in snapshot.nodes:
         if node.status == "ready":
             total = total + node.capacity
     return total
 
 
-def demand(job: Mapping[str, Any], work: JobWork) -> Resources:
+def demand(job: Mapping[str, Any], work: JobWork) -> ResourceTotals:
     groups = {g["name"]: g for g in job["spec"]["groups"]}
-    total = Resources()
+    total = ResourceTotals()
     for gw in work.groups:
-        for _ in gw.place:
-            total = total + _resources(groups[gw.group]["resources"])
+        if gw.place:
+            one = _totals(groups[gw.group]["resources"])
+            n = len(gw.place)
+            total = total + ResourceTotals(one.cpu_milli * n, one.memory_mib * n,
+                                           one.gpu_milli * n)
     return total
 
 
@@ -76,7 +88,7 @@ def order_jobs(candidates: Sequence[tuple[Mapping[str, Any], JobWork]],
     pending, free = [], []
     for job, work in candidates:
         need = demand(job, work)
-        if need == Resources():
+        if need.is_zero:
             free.append((job, work))
             continue
         pending.append(PendingWork(job["id"], job["spec"].get("queue", "default"), need,

@@ -14,27 +14,30 @@ import heapq
 import random
 from collections.abc import Sequence
 
+import numpy as np
+
+from federation.model import fit
 from federation.scheduler.feasibility import (
     ConstraintCache,
     Usage,
+    add_instance,
     can_take,
     count_existing,
     feasible_nodes,
-    free_gpu_devices,
-    resource_shortfall,
 )
 from federation.scheduler.fragmentation import WorkloadProfile
+from federation.scheduler.gpuindex import fast_path_applies, index_for
 from federation.scheduler.nodeset import NodeSet
-from federation.scheduler.preemption import plan_preemption, release
+from federation.scheduler.preemption import plan_preemption
 from federation.scheduler.ranking import (
     Affinity,
     RankedNode,
     candidate_limit,
     rank,
+    ranks_by_fragmentation,
     spread_score,
 )
 from federation.scheduler.types import (
-    MILLI_PER_GPU,
     AllocationView,
     Eviction,
     FilterReport,
@@ -101,17 +104,27 @@ def plan_group(
     affinities: Sequence[Affinity] = (),
     first_index: int = 0,
     own: Sequence[AllocationView] | None = None,
+    indexed: bool = True,
+    usage_owned: bool = False,
 ) -> tuple[list[PlacementDecision], list[Eviction], FilterReport | None, Usage]:
     """Place ``group.count`` instances (numbered from ``first_index``) on ``nodes``.
 
     Returns the placements, the evictions they need, a report when some instances stay
     unplaced (``None`` when all placed) and the usage overlay after this group. The input
-    ``usage`` is not modified. ``own`` is the job's share of ``allocations`` when the caller
-    has it already (``allocations`` then only matters for preemption).
+    ``usage`` is not modified, unless ``usage_owned`` says the caller gives it up (it is then
+    updated in place and returned, saving a copy; a gang group still works on a copy, to
+    drop it whole). ``own`` is the job's share of ``allocations`` when the caller
+    has it already (``allocations`` then only matters for preemption). GPU groups ranked
+    over every node go through the overlay's :class:`~federation.scheduler.gpuindex.GpuIndex`
+    (the same choices, at the cost of distinct node states); ``indexed=False`` ranks them
+    node by node instead.
     """
     nodes = NodeSet.of(nodes)
-    rng = random.Random(seed)
-    work = usage.copy() if usage is not None else Usage()
+    rng: random.Random | None = None  # drawn from only when sampling
+    if usage is not None and usage_owned and not group.gang:
+        work = usage
+    else:
+        work = usage.copy() if usage is not None else Usage()
     cache = ConstraintCache(group.constraints)
     mine = own if own is not None else [a for a in allocations if a.job_id == group.job_id]
     existing = count_existing(mine, group)
@@ -133,7 +146,8 @@ def plan_group(
     placements: list[PlacementDecision] = []
     evictions: list[Eviction] = []
     report: FilterReport | None = None
-    limit = candidate_limit(group, len(nodes)) if sampling else None
+    frag = ranks_by_fragmentation(group, profile, nodes.has_gpus())
+    limit = candidate_limit(group, len(nodes)) if sampling and not frag else None
     # Sampling: the node chosen last, and the sort key of the runner-up of that sample. Placing
     # an instance only lowers scores (the chosen node's and, with spread, those sharing its
     # value), so while the last choice still ranks ahead of the runner-up it is still the
@@ -144,13 +158,29 @@ def plan_group(
     def rank_now(candidates: Sequence[NodeView]) -> list[RankedNode]:
         # The overlay, counts and spread values are updated in place as instances land.
         return rank(candidates, group, work, profile=profile, value_counts=value_counts,
-                    known_values=known_values, job_on_node=job_on_node, affinities=affinities)
+                    known_values=known_values, job_on_node=job_on_node, affinities=affinities,
+                    fragmentation=frag)
     # Scoring every node: feasibility and scores change only on the node just used, so keep
     # them and refresh that one node per instance (spread is added per attribute value).
     pool: dict[str, RankedNode] = {}
     # Without spread a node's score changes only when it is used: a heap with lazy deletion.
     heap: list[tuple[tuple[float, float, str], str]] = []
-    if limit is None:
+    fast = indexed and frag and fast_path_applies(group, profile, affinities)
+    gpu_index = index_for(nodes, work) if fast else None
+    per_node = fit.per_node_limit(group.distinct_hosts, group.max_per_node)
+    at_limit = allowed = np.zeros(0, bool)
+    if gpu_index is not None:
+        allowed = gpu_index.allowed(cache)
+        if per_node is not None:
+            at_limit = np.zeros(len(nodes), bool)
+            for key, n in work.group_count.items():
+                if key[0] == group.job_id and key[1] == group.name:
+                    existing_here = existing.get(key[2], 0)
+                    _mark_limit(nodes, at_limit, key[2], existing_here + n, per_node)
+            for node_id, n in existing.items():
+                here = n + work.group_count.get((group.job_id, group.name, node_id), 0)
+                _mark_limit(nodes, at_limit, node_id, here, per_node)
+    elif limit is None:
         first = feasible_nodes(nodes, group, usage=work, existing_per_node=existing, cache=cache)
         ranked = rank(
             first,
@@ -160,6 +190,7 @@ def plan_group(
             job_on_node=job_on_node,
             affinities=affinities,
             include_spread=False,
+            fragmentation=frag,
         )
         pool = {r.node.id: r for r in ranked}
         heap = [(r.sort_key(), r.node.id) for r in ranked]
@@ -169,7 +200,15 @@ def plan_group(
         devices: tuple[int, ...] = ()
         score = 0.0
         best: RankedNode | None = None
-        if limit is None:
+        if gpu_index is not None:
+            candidates = gpu_index.fits(group.resources, allowed)
+            if per_node is not None:
+                candidates &= ~at_limit
+            choice = gpu_index.best(group, candidates, profile, job_on_node)
+            if choice is not None:
+                i, picked, fast_score = choice
+                best = RankedNode(nodes[i], fast_score, picked)
+        elif limit is None:
             if group.spread is None:
                 while heap and (
                     heap[0][1] not in pool or pool[heap[0][1]].sort_key() != heap[0][0]
@@ -184,6 +223,7 @@ def plan_group(
                 if runner_up is not None and best.sort_key() > runner_up:
                     best = None
             if best is None:
+                rng = rng if rng is not None else random.Random(seed)
                 candidates = _sample(nodes, group, work, existing, cache, rng, limit)
                 ranked_sample = rank_now(candidates)
                 best = ranked_sample[0] if ranked_sample else None
@@ -197,13 +237,18 @@ def plan_group(
             )
             if option is not None:
                 for victim in option.victims:
-                    release(work, option.node, victim)
+                    work.release(option.node, victim)
                     victims_taken.add(victim.id)
                     evictions.append(
                         Eviction(victim.id, option.node.id, victim.priority, group.job_id)
                     )
-                again = rank([option.node], group, work, profile=profile)
+                again = rank([option.node], group, work, profile=profile, fragmentation=frag)
                 chosen_node, devices, score = option.node, again[0].devices, again[0].score
+        if chosen_node is None and gpu_index is not None:
+            report = gpu_index.report(group, cache, at_limit if per_node is not None else None,
+                                      fit.limit_reason(group.distinct_hosts))
+            report.unplaced = first_index + group.count - index
+            break
         if chosen_node is None:
             report = FilterReport()
             feasible_nodes(
@@ -216,13 +261,18 @@ def plan_group(
             )
             report.unplaced = first_index + group.count - index
             break
-        work.add(chosen_node, group, devices)
+        add_instance(work, chosen_node, group, devices)
         job_on_node[chosen_node.id] = job_on_node.get(chosen_node.id, 0) + 1
         if group.spread is not None:
             value = chosen_node.attribute(group.spread.attribute)
             if value is not None:
                 value_counts[value] = value_counts.get(value, 0) + 1
-        if limit is None:
+        if gpu_index is not None:
+            if per_node is not None:
+                here = existing.get(chosen_node.id, 0) + work.group_count.get(
+                    (group.job_id, group.name, chosen_node.id), 0)
+                _mark_limit(nodes, at_limit, chosen_node.id, here, per_node)
+        elif limit is None:
             pool.pop(chosen_node.id, None)
             still = feasible_nodes(
                 [chosen_node], group, usage=work, existing_per_node=existing, cache=cache
@@ -236,6 +286,7 @@ def plan_group(
                     job_on_node=job_on_node,
                     affinities=affinities,
                     include_spread=False,
+                    fragmentation=frag,
                 )[0]
                 pool[chosen_node.id] = fresh
                 heapq.heappush(heap, (fresh.sort_key(), chosen_node.id))
@@ -249,6 +300,13 @@ def plan_group(
         report.unplaced = group.count
         return [], [], report, usage.copy() if usage is not None else Usage()
     return placements, evictions, report, work
+
+
+def _mark_limit(nodes: NodeSet, at_limit: np.ndarray, node_id: str, here: int,
+                limit: int) -> None:
+    i = nodes.position(node_id)
+    if i is not None:
+        at_limit[i] = here >= limit
 
 
 def _best_of_pool(
@@ -292,7 +350,7 @@ def _preemption_option(nodes, group, allocations, work, existing, cache, victims
 def _at_limit(
     node: NodeView, group: TaskGroupDemand, work: Usage, existing: dict[str, int]
 ) -> bool:
-    limit = 1 if group.distinct_hosts else group.max_per_node
+    limit = fit.per_node_limit(group.distinct_hosts, group.max_per_node)
     if limit is None:
         return False
     here = existing.get(node.id, 0) + work.group_count.get((group.job_id, group.name, node.id), 0)
@@ -363,32 +421,11 @@ def verify_plan(
             if here:
                 rejected.append(node_id)
             continue
-        usage = Usage()
-        for e in evictions:
-            release(usage, node, alive[e.allocation_id])
-        ok = True
-        for p in here:
-            demand = TaskGroupDemand(p.job_id, p.group, 1, p.resources)
-            if resource_shortfall(node, p.resources, usage) is not None or not _devices_free(
-                node, p, usage
-            ):
-                ok = False
-                break
-            usage.add(node, demand, p.gpu_devices)
+        asks = [(p.job_id, p.group, p.resources, p.gpu_devices) for p in here]
+        ok = fit.node_takes(node, asks, [alive[e.allocation_id] for e in evictions])
         if ok:
             accepted.placements.extend(here)
             accepted.evictions.extend(evictions)
         else:
             rejected.append(node_id)
     return accepted, rejected
-
-
-def _devices_free(node: NodeView, placement: PlacementDecision, usage: Usage) -> bool:
-    free = free_gpu_devices(node, usage)
-    need = placement.resources.gpu_share_milli or MILLI_PER_GPU
-    if placement.resources.gpu_milli == 0:
-        return True
-    expected = placement.resources.gpu or 1
-    if len(set(placement.gpu_devices)) != expected:
-        return False
-    return all(0 <= d < len(free) and free[d] >= need for d in placement.gpu_devices)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from federation.scheduler.feasibility import Usage, resource_shortfall
-from federation.scheduler.types import MILLI_PER_GPU, AllocationView, NodeView, Resources
+from federation.scheduler.types import AllocationView, NodeView, Resources
 
 
 @dataclass(frozen=True)
@@ -31,25 +31,12 @@ class PreemptionOption:
         )
 
 
-def release(usage: Usage, node: NodeView, alloc: AllocationView) -> None:
-    """Record in ``usage`` that ``alloc``'s resources on ``node`` are freed."""
-    res = alloc.resources
-    usage.cpu_milli[node.id] = usage.cpu_milli.get(node.id, 0) - res.cpu_milli
-    usage.memory_mib[node.id] = usage.memory_mib.get(node.id, 0) - res.memory_mib
-    if alloc.gpu_devices:
-        used = list(usage.gpu_milli.get(node.id) or [0] * node.capacity.gpu)
-        per_device = res.gpu_share_milli if res.gpu_share_milli else MILLI_PER_GPU
-        for d in alloc.gpu_devices:
-            used[d] -= per_device
-        usage.gpu_milli[node.id] = used
-
-
 def _fits_after(
     node: NodeView, demand: Resources, usage: Usage, victims: Sequence[AllocationView]
 ) -> bool:
     trial = usage.copy()
     for v in victims:
-        release(trial, node, v)
+        trial.release(node, v)
     return resource_shortfall(node, demand, trial) is None
 
 

@@ -79,6 +79,23 @@ def binpack_score(node: NodeView, resources: Resources, usage: Usage) -> float:
     return 0.5 * (cpu_used / cpu_cap + mem_used / mem_cap)
 
 
+def fragmentation_shape(resources: Resources) -> TaskShape:
+    """The fragmentation model's shape of one instance asking ``resources``."""
+    if not resources.gpu_milli:
+        return TaskShape(resources.cpu_milli)
+    return TaskShape(resources.cpu_milli, resources.gpu or 1, resources.gpu_per_device_milli)
+
+
+def ranks_by_fragmentation(group: TaskGroupDemand, profile: WorkloadProfile | None,
+                           has_gpus: bool) -> bool:
+    """Whether ``group`` is ranked by the GPU it leaves usable (all nodes scored): GPU work
+    always; CPU-only work packed with the binpack algorithm when a workload profile is given
+    and the cluster has GPUs, since CPU taken from a GPU node can strand its GPUs."""
+    if group.resources.gpu_milli:
+        return True
+    return profile is not None and group.algorithm == "binpack" and has_gpus
+
+
 def gpu_choices(
     nodes: Sequence[NodeView],
     resources: Resources,
@@ -89,7 +106,8 @@ def gpu_choices(
 
     Whole GPUs take the lowest-numbered fully free devices; a share takes the device whose use
     loses the least usable GPU under ``profile`` (the tightest one when tied, or when no
-    profile is given). One vectorised call scores all nodes. Every node must fit.
+    profile is given); CPU-only work takes none, and is scored by the GPU it strands. One
+    vectorised call scores all nodes. Every node must fit.
     """
     frees = [free_gpu_devices(n, usage) for n in nodes]
     cpu = np.array([free_cpu(n, usage) for n in nodes], dtype=np.int64)
@@ -103,16 +121,15 @@ def gpu_choices(
         table = np.zeros((len(nodes), width), dtype=np.int64)
         for i, f in enumerate(frees):
             table[i, : len(f)] = sorted(f, reverse=True)
-        shape = TaskShape(
-            resources.cpu_milli,
-            resources.gpu or 1,
-            resources.gpu_share_milli or MILLI_PER_GPU,
-        )
+        shape = fragmentation_shape(resources)
         loss, device_free = placement_loss(profile, shape, cpu, mem, table)
         wanted = [int(x) for x in device_free]
     costs = fragmentation_cost(np.asarray(loss, dtype=np.float64), leftover)
-    out = []
+    out: list[tuple[tuple[int, ...], float]] = []
     for i, free in enumerate(frees):
+        if not resources.gpu_milli:
+            out.append(((), float(costs[i])))
+            continue
         if resources.gpu:
             devices = tuple(d for d, f in enumerate(free) if f >= MILLI_PER_GPU)[: resources.gpu]
         else:
@@ -202,17 +219,21 @@ def rank(
     job_on_node: Mapping[str, int] | None = None,
     affinities: Sequence[Affinity] = (),
     include_spread: bool = True,
+    fragmentation: bool | None = None,
 ) -> list[RankedNode]:
     """Score every candidate; best first (ties: cheaper, then node id). With
-    ``include_spread=False`` the spread term is left for the caller to add per value."""
+    ``include_spread=False`` the spread term is left for the caller to add per value.
+    ``fragmentation`` (default: when the group asks for GPUs) scores the fit by the GPU the
+    placement leaves usable (see :func:`ranks_by_fragmentation`) instead of bin-packing."""
     res = group.resources
     counts = value_counts or {}
     mine = job_on_node or {}
     ranked = []
-    gpu = gpu_choices(candidates, res, usage, profile) if res.gpu_milli else []
+    frag = bool(res.gpu_milli) if fragmentation is None else fragmentation
+    gpu = gpu_choices(candidates, res, usage, profile) if frag else []
     for i, node in enumerate(candidates):
         devices: tuple[int, ...] = ()
-        if res.gpu_milli:
+        if frag:
             devices, cost = gpu[i]
             fit = -cost
         else:

@@ -17,7 +17,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-LIVE = ("pending", "running")
+from federation.model import LIVE_CLIENT_STATUSES
+
+LIVE = LIVE_CLIENT_STATUSES  # client statuses of a copy that still holds its node
 
 
 @dataclass

@@ -5,19 +5,25 @@ Reads a ``StateMachine`` (plain data, no I/O) and builds the immutable inputs of
 
 from __future__ import annotations
 
-import functools
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from federation.ids import new_id
-from federation.scheduler.adapters import node_view
+from federation.model import (
+    AllocationView,
+    NodeView,
+    Resources,
+    ResourceTotals,
+    is_live,
+    node_view,
+)
+from federation.model import resources_of_record as alloc_resources
 from federation.scheduler.nodeset import NodeSet
-from federation.scheduler.types import MILLI_PER_GPU, AllocationView, NodeView, Resources
-from federation.state.node_usage import is_live
 
-__all__ = ["Resources", "Snapshot", "alloc_resources", "is_live", "new_allocation", "take"]
+__all__ = ["Resources", "ResourceTotals", "Snapshot", "alloc_resources", "is_live",
+           "new_allocation", "take"]
 
 
 @dataclass(frozen=True)
@@ -30,27 +36,13 @@ class Snapshot:
     drain_expired: frozenset[str] = frozenset()  # draining past their deadline
     index: int = -1  # the state index it was taken at
     live_by_job: Mapping[str, tuple[AllocationView, ...]] | None = None
-    live_totals: Mapping[str, Resources] | None = None  # job id -> what its live allocs hold
+    live_totals: Mapping[str, ResourceTotals] | None = None  # job id -> what its live allocs hold
 
     def live_allocations_of(self, job_id: str) -> tuple[AllocationView, ...]:
         """The job's live allocations (grouped once per snapshot when taken from the state)."""
         if self.live_by_job is not None:
             return self.live_by_job.get(job_id, ())
         return tuple(a for a in self.allocations if a.job_id == job_id)
-
-
-def alloc_resources(alloc: Mapping[str, Any]) -> Resources:
-    res = alloc.get("resources") or {}
-    gpu = float(res.get("gpu", 0) or 0)
-    share = int(round(gpu * MILLI_PER_GPU)) if 0 < gpu < 1 else 0
-    return _resources(int(res.get("cpu_milli", 0)), int(res.get("memory_mib", 0)),
-                      0 if share else int(gpu), share)
-
-
-@functools.lru_cache(maxsize=4096)
-def _resources(cpu_milli: int, memory_mib: int, gpu: int, gpu_share_milli: int) -> Resources:
-    # Allocations come in few shapes: one immutable value per shape, checked once.
-    return Resources(cpu_milli, memory_mib, gpu, gpu_share_milli)
 
 
 def expired_drains(machine: Any, now: float) -> frozenset[str]:
@@ -66,7 +58,7 @@ class _JobViews:
     key: tuple[int, int, int] | None  # (epoch, writes, priority) it was built at; None: unsure
     records: tuple[Mapping[str, Any], ...]  # every allocation record, oldest first
     live: tuple[AllocationView, ...]
-    total: Resources  # what the live allocations hold
+    total: ResourceTotals  # what the live allocations hold
     views: dict[str, tuple[int, AllocationView]]  # alloc id -> (modify_index, view)
 
 
@@ -92,7 +84,7 @@ def _job_views(machine: Any, ids: Iterable[str], priority: int,
                      key=lambda a: (a.get("create_index", 0), a["id"]))
     live = []
     views: dict[str, tuple[int, AllocationView]] = {}
-    total = Resources()
+    total = ResourceTotals()
     for alloc in records:
         if not is_live(alloc):
             continue

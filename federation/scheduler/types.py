@@ -1,160 +1,32 @@
-"""Plain data the scheduler plans with: node views, task-group demands, allocations, plans.
+"""Plain data the scheduler plans with: task-group demands, placements, plans and reports.
 
-Immutable dataclasses with units in field names. GPUs come two ways: ``gpu`` whole devices,
-or ``gpu_share_milli`` (1..999) for part of one device, as in the Alibaba GPU-sharing trace.
-A node tracks ``gpu_used_milli`` per device, so shares can be packed onto devices.
+The vocabulary shared with the rest of federation (resources, node and allocation views,
+constraints) is :mod:`federation.model`'s and is re-exported here for the scheduler's modules.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 from federation.errors import ValidationError
+from federation.model import (
+    MILLI_PER_GPU,
+    NODE_ATTRIBUTES,
+    OPERATORS,
+    AllocationView,
+    Constraint,
+    NodeView,
+    Resources,
+    ResourceTotals,
+)
 
-MILLI_PER_GPU = 1000
-
-NODE_ATTRIBUTES = ("provider", "pool", "region", "zone", "rack", "instance_type", "node.id")
-OPERATORS = ("=", "!=", "in", "not_in", "regex", "exists")
-
-
-@dataclass(frozen=True)
-class Resources:
-    """A resource amount: CPU in millicores, memory in MiB, whole GPUs or a share of one."""
-
-    cpu_milli: int = 0
-    memory_mib: int = 0
-    gpu: int = 0
-    gpu_share_milli: int = 0
-
-    def __post_init__(self) -> None:
-        if min(self.cpu_milli, self.memory_mib, self.gpu, self.gpu_share_milli) < 0:
-            raise ValidationError("resources must not be negative", field="resources")
-        if self.gpu_share_milli >= MILLI_PER_GPU:
-            raise ValidationError("gpu_share_milli must be below 1000", field="gpu_share_milli")
-        if self.gpu and self.gpu_share_milli:
-            raise ValidationError("ask for whole GPUs or a share of one, not both", field="gpu")
-
-    @property
-    def gpu_milli(self) -> int:
-        """GPU asked for, in milli-GPU (1000 per whole device)."""
-        return self.gpu * MILLI_PER_GPU + self.gpu_share_milli
-
-    def __add__(self, other: Resources) -> Resources:
-        # Sums describe totals (usage, quotas), so shares add up into milli without a device.
-        total_milli = self.gpu_milli + other.gpu_milli
-        return Resources(
-            self.cpu_milli + other.cpu_milli,
-            self.memory_mib + other.memory_mib,
-            total_milli // MILLI_PER_GPU,
-            total_milli % MILLI_PER_GPU,
-        )
-
-    @classmethod
-    def from_spec(cls, spec: Mapping[str, Any]) -> Resources:
-        """From a job spec's ``resources`` (``cpu`` millicores, ``memory`` MiB, ``gpu`` devices,
-        a fractional ``gpu`` below 1 or ``gpu_milli`` below 1000 for a share)."""
-        gpu = spec.get("gpu", 0) or 0
-        share = int(spec.get("gpu_milli", 0) or 0)
-        if isinstance(gpu, float) and 0 < gpu < 1:
-            share, gpu = round(gpu * MILLI_PER_GPU), 0
-        return cls(
-            cpu_milli=int(spec.get("cpu_milli", spec.get("cpu", 0)) or 0),
-            memory_mib=int(spec.get("memory_mib", spec.get("memory", 0)) or 0),
-            gpu=int(gpu),
-            gpu_share_milli=share,
-        )
-
-
-@dataclass(frozen=True)
-class NodeView:
-    """What the scheduler knows of one node at snapshot time."""
-
-    id: str
-    capacity: Resources
-    allocated: Resources = Resources()
-    gpu_used_milli: tuple[int, ...] = ()
-    provider: str = ""
-    pool: str = ""
-    region: str = ""
-    zone: str = ""
-    rack: str = ""
-    instance_type: str = ""
-    labels: Mapping[str, str] = field(default_factory=dict)
-    status: str = "ready"
-    draining: bool = False
-    price_per_hour: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.gpu_used_milli and len(self.gpu_used_milli) != self.capacity.gpu:
-            raise ValidationError("gpu_used_milli needs one entry per GPU", field="gpu_used_milli")
-
-    @property
-    def gpu_used(self) -> tuple[int, ...]:
-        return self.gpu_used_milli or (0,) * self.capacity.gpu
-
-    def attribute(self, name: str) -> str | None:
-        """Value of a constraint attribute, ``None`` when the node does not have it."""
-        if name == "node.id":
-            return self.id
-        if name.startswith("labels."):
-            return self.labels.get(name[len("labels.") :])
-        if name in NODE_ATTRIBUTES:
-            value = getattr(self, name)
-            return value if value != "" else None
-        raise ValidationError(f"unknown node attribute {name!r}", field="attribute")
-
-    @cached_property
-    def class_key(self) -> tuple[Any, ...]:
-        """Identity of the node's class: nodes with equal keys answer every constraint that
-        does not name ``node.id`` the same way."""
-        return (
-            self.provider,
-            self.pool,
-            self.region,
-            self.zone,
-            self.rack,
-            self.instance_type,
-            tuple(sorted(self.labels.items())),
-        )
-
-
-@dataclass(frozen=True)
-class Constraint:
-    """``{attribute, operator, value}`` from a job spec."""
-
-    attribute: str
-    operator: str = "="
-    value: Any = None
-
-    def __post_init__(self) -> None:
-        if self.operator not in OPERATORS:
-            raise ValidationError(f"unknown operator {self.operator!r}", field="operator")
-        if not (self.attribute in NODE_ATTRIBUTES or self.attribute.startswith("labels.")):
-            raise ValidationError(f"unknown attribute {self.attribute!r}", field="attribute")
-        if self.operator in ("in", "not_in") and not isinstance(self.value, list | tuple):
-            raise ValidationError(f"{self.operator} needs a list value", field="value")
-        if self.operator == "regex":
-            try:
-                re.compile(str(self.value))
-            except re.error as exc:
-                raise ValidationError(f"bad regex: {exc}", field="value") from exc
-
-    @classmethod
-    def from_spec(cls, spec: Mapping[str, Any]) -> Constraint:
-        value = spec.get("value")
-        if isinstance(value, list):
-            value = tuple(value)
-        return cls(str(spec.get("attribute", "")), str(spec.get("operator", "=")), value)
-
-    def __str__(self) -> str:
-        if self.operator == "exists":
-            return f"{self.attribute} exists"
-        value = list(self.value) if isinstance(self.value, tuple) else self.value
-        return f"{self.attribute} {self.operator} {value}"
+__all__ = [
+    "MILLI_PER_GPU", "NODE_ATTRIBUTES", "OPERATORS", "AllocationView", "Constraint",
+    "Eviction", "FilterReport", "NodeView", "PlacementDecision", "Plan", "ResourceTotals",
+    "Resources", "Spread", "TaskGroupDemand",
+]
 
 
 @dataclass(frozen=True)
@@ -191,19 +63,6 @@ class TaskGroupDemand:
             raise ValidationError("priority must be within 0..100", field="priority")
         if self.algorithm not in ("binpack", "spread"):
             raise ValidationError("algorithm is binpack or spread", field="algorithm")
-
-
-@dataclass(frozen=True)
-class AllocationView:
-    """An allocation already committed (or planned) on a node."""
-
-    id: str
-    job_id: str
-    group: str
-    node_id: str
-    resources: Resources
-    priority: int = 50
-    gpu_devices: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

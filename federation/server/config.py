@@ -57,6 +57,7 @@ class ServerConfig:
     token: str | None = None
     insecure: bool = False
     heartbeat_ttl: float = 10.0
+    max_body_bytes: int = 1 << 20
     raft_settings: RaftSettings = field(default_factory=RaftSettings)
     gc: GcSettings = field(default_factory=GcSettings)
 
@@ -86,6 +87,9 @@ class ServerConfig:
             raise ValidationError("--gc-* settings cannot be negative", field="--gc-interval")
         if self.heartbeat_ttl <= 0:
             raise ValidationError("--heartbeat-ttl must be positive", field="--heartbeat-ttl")
+        if not 1024 <= self.max_body_bytes <= 32 << 20:
+            raise ValidationError("--max-body-bytes must be between 1024 and 33554432",
+                                  field="--max-body-bytes")
 
     @property
     def http_url(self) -> str:

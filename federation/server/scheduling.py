@@ -31,6 +31,7 @@ from federation.scheduler.jobplan import plan_work
 from federation.scheduler.order import order_jobs
 from federation.scheduler.periodic import due_launches_checked
 from federation.scheduler.reconcile import dependencies_ready, reconcile_job
+from federation.scheduler.workload import pass_profile
 
 if TYPE_CHECKING:
     from federation.server.master import Master
@@ -193,12 +194,14 @@ class Scheduler:
         # (group commit puts many in one Raft entry). Applying a plan re-checks its nodes
         # against the latest state, so a plan that no longer fits loses only what does not.
         overlay = Usage()
+        profile = pass_profile(snapshot, ordered)  # the live and pending mix, once a pass
         in_flight: deque[tuple[str, int, Future[dict[str, Any]]]] = deque()
         try:
             for ordered_job, work in ordered:
                 job = dict(ordered_job)
                 try:
-                    plan = plan_work(snapshot, job, work, seed=self.passes, usage=overlay)
+                    plan = plan_work(snapshot, job, work, seed=self.passes, usage=overlay,
+                                     profile=profile)
                     command = plan.command()
                 except Exception as exc:  # noqa: BLE001 - one job's failure is its own
                     self._set_aside(job, "planning", exc)

@@ -8,32 +8,27 @@ Every rejection names the offending field in the path form users see in their fi
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from typing import Annotated, Any, Literal, get_args
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from federation.errors import ValidationError
+from federation.model.constraints import (
+    NODE_ATTRIBUTES,
+    compile_regex,
+    is_known_attribute,
+)
 from federation.scheduler.periodic import check_schedule
+from federation.specs.documents import decode
 from federation.specs.duration import parse_duration
 from federation.specs.suggest import did_you_mean
 
 ID_PATTERN = r"^[a-z0-9-]{1,63}$"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 ENV_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-NODE_ATTRIBUTES = ("provider", "pool", "region", "zone", "rack", "instance_type", "node.id")
-OPERATORS = ("=", "!=", "in", "not_in", "regex", "exists")
 MAX_COUNT = 10_000
-
-def is_known_attribute(attribute: str) -> bool:
-    return attribute in NODE_ATTRIBUTES or (
-        attribute.startswith("labels.") and len(attribute) > len("labels.")
-    )
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -80,9 +75,9 @@ class Constraint(_Strict):
                 raise _FieldError("value", f"operator {op!r} needs a single string as value")
             if op == "regex":
                 try:
-                    re.compile(value)
-                except re.error as exc:
-                    raise _FieldError("value", f"invalid regular expression: {exc}") from exc
+                    compile_regex(value)  # linear-time RE2, bounded in size
+                except ValidationError as exc:
+                    raise _FieldError("value", exc.message) from exc
         return self
 
 
@@ -355,19 +350,6 @@ def validate_job(data: Any) -> dict[str, Any]:
 
 
 def parse_document(text: str | bytes, *, content_type: str = "") -> Any:
-    """Decode a YAML or JSON document; YAML is a superset, JSON is tried first for speed."""
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ValidationError("the document is not valid UTF-8") from exc
-    if "yaml" not in content_type:
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            if "json" in content_type:
-                raise ValidationError(f"invalid JSON: {exc}") from exc
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValidationError(f"invalid YAML: {exc}") from exc
+    """Decode a YAML or JSON document within the default bounds (see
+    ``federation.specs.documents``: the one decoder of the project)."""
+    return decode(text, content_type=content_type)

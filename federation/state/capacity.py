@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from federation.errors import NotFound, ValidationError
+from federation.model import is_live
 from federation.state import checks
 
 if TYPE_CHECKING:
@@ -290,8 +291,7 @@ def _terminate_end(sm: StateMachine, command: Command) -> dict[str, Any]:
 def _forget_nodes(sm: StateMachine, node_ids: list[str]) -> None:
     """Nodes whose machines were terminated leave the node table (their allocations stay,
     as history). A node that got live work meanwhile is kept."""
-    live = {a["node_id"] for a in sm.allocations.values()
-            if a["desired_status"] == "run" and a["client_status"] in ("pending", "running")}
+    live = {a["node_id"] for a in sm.allocations.values() if is_live(a)}
     for node_id in node_ids:
         node = sm.nodes.get(node_id)
         if node is None or node_id in live:

@@ -23,9 +23,10 @@ from collections.abc import Callable
 from typing import Any
 
 from federation.errors import Conflict, FederationError, NotFound, ValidationError
+from federation.model.fit import KNOWN_CHECK_VERSIONS
+from federation.model.usage import NodeUsage
 from federation.state import capacity, checks, gc, queues
 from federation.state.journal import Journal, Table
-from federation.state.node_usage import NodeUsage
 from federation.state.plan_check import fitting_placements
 
 Command = dict[str, Any]
@@ -605,6 +606,11 @@ def _plan_apply(sm: StateMachine, command: Command) -> dict[str, Any]:
     could not be placed (the blocked demand the autoscaler reads). Refused when the job
     changed since it was planned, so a stale plan never lands."""
     job_id = _require(command, "job_id", str)
+    # The fit rules a plan was made under: an entry from before versions existed was made
+    # under version 1; a version this server does not know is refused on every server.
+    if command.get("check_version", 1) not in KNOWN_CHECK_VERSIONS:
+        raise ValidationError(f"unknown plan check version {command.get('check_version')!r}",
+                              field="check_version")
     job = sm.jobs.get(job_id)
     if job is None:
         raise NotFound(f"no job {job_id[:checks.MAX_ID]!r}", field="job_id")

@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from federation.scheduler.adapters import node_view
-from federation.scheduler.planner import verify_plan
-from federation.scheduler.snapshot import alloc_resources
-from federation.scheduler.types import AllocationView, Eviction, NodeView, PlacementDecision, Plan
-from federation.state.node_usage import NodeUsage, is_live
+from federation.model import fit
+from federation.model.allocations import allocation_view, is_live
+from federation.model.nodes import node_view
+from federation.model.resources import resources_of_record
+from federation.model.usage import NodeUsage
 
 
 def fitting_placements(
@@ -31,8 +31,8 @@ def fitting_placements(
     """The placements that fit, in their order, and the ids of the nodes that refused.
 
     CPU and memory are summed per node straight from the records; a node that is also given
-    GPUs, or freed by the plan's stops and evictions, goes through the planner's own
-    re-check (:func:`verify_plan`), which knows devices and releases."""
+    GPUs, or freed by the plan's stops and evictions, goes through the model's per-node
+    re-check (:func:`federation.model.fit.node_takes`), which knows devices and releases."""
     if not placements:
         return [], []
     released = list(released)
@@ -78,37 +78,26 @@ def _careful_check(
     released: Iterable[str],
 ) -> list[str]:
     touched = {p["node_id"] for p in placements}
-    views: list[NodeView] = []
-    for node_id in touched:
+    freed: dict[str, list[Any]] = {}
+    for alloc_id in released:
+        alloc = allocations.get(alloc_id)
+        if alloc is not None and is_live(alloc) and alloc["node_id"] in touched:
+            freed.setdefault(alloc["node_id"], []).append(allocation_view(alloc))
+    asks: dict[str, list[Any]] = {}
+    for p in placements:
+        devices = tuple(int(d) for d in (p.get("resources") or {}).get("gpu_devices") or ())
+        asks.setdefault(p["node_id"], []).append(
+            (p["job_id"], p["group"], resources_of_record(p), devices))
+    refused = []
+    for node_id in sorted(touched):
         record = nodes[node_id]
         gpus = int((record.get("capacity") or {}).get("gpu", 0) or 0)
-        views.append(node_view({
+        view = node_view({
             **record,
             "allocated": {"cpu_milli": usage.cpu_milli.get(node_id, 0),
                           "memory_mib": usage.memory_mib.get(node_id, 0)},
             "gpu_used_milli": usage.gpu_used(node_id, gpus) if gpus else (),
-        }))
-    freed: list[AllocationView] = []
-    for alloc_id in released:
-        alloc = allocations.get(alloc_id)
-        if alloc is not None and is_live(alloc) and alloc["node_id"] in touched:
-            freed.append(_view(alloc))
-    plan = Plan(
-        placements=[_decision(p) for p in placements],
-        evictions=[Eviction(a.id, a.node_id, a.priority, str(job["id"])) for a in freed],
-    )
-    return verify_plan(plan, views, freed)[1]
-
-
-def _view(alloc: Mapping[str, Any]) -> AllocationView:
-    return AllocationView(
-        alloc["id"], alloc["job_id"], alloc["group"], alloc["node_id"], alloc_resources(alloc),
-        int(alloc.get("priority", 50)),
-        tuple(int(d) for d in (alloc.get("resources") or {}).get("gpu_devices") or ()))
-
-
-def _decision(placement: Mapping[str, Any]) -> PlacementDecision:
-    return PlacementDecision(
-        placement["job_id"], placement["group"], int(placement.get("index", 0)),
-        placement["node_id"], alloc_resources(placement),
-        tuple(int(d) for d in (placement.get("resources") or {}).get("gpu_devices") or ()))
+        })
+        if not fit.node_takes(view, asks[node_id], freed.get(node_id, ())):
+            refused.append(node_id)
+    return refused

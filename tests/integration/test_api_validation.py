@@ -38,8 +38,8 @@ def test_every_malformed_spec_gets_a_4xx_naming_the_field_and_the_state_is_uncha
 @pytest.mark.parametrize(
     ("body", "content_type", "field"),
     [
-        ("", "application/json", None),
-        ("{not json", "application/json", None),
+        ("", "application/json", "body"),
+        ("{not json", "application/json", "body"),
         ("[1, 2]", "application/json", None),
         (json.dumps({"id": "x", "type": "batch", "depends_on": ["ghost"], "groups": [
             {"name": "g", "resources": {"cpu": 1, "memory": 1}, "task": {"command": ["true"]}}]}),

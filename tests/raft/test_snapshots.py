@@ -20,7 +20,8 @@ def start(addrs: list[str], i: int, root: Path) -> RaftNode:
 def register(node: RaftNode, prefix: str, count: int) -> None:
     for i in range(count):  # one entry each, so the log grows past the compaction threshold
         node.commit({"type": "job.register",
-                     "spec": {"id": f"{prefix}{i}", "groups": [], "depends_on": []}})
+                     "spec": {"id": f"{prefix}{i}", "type": "batch", "groups": [],
+                              "depends_on": []}})
 
 
 def test_a_lagging_member_is_sent_the_snapshot_and_a_restart_reads_it(tmp_path: Path) -> None:

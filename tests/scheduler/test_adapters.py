@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from federation.errors import ValidationError
-from federation.scheduler.adapters import node_view, task_groups, workload_profile
+from federation.scheduler.adapters import node_view, task_groups
 from federation.scheduler.types import Constraint, Resources, Spread
+from federation.scheduler.workload import profile_of
 
 
 def test_node_record_from_the_api():
@@ -70,5 +71,5 @@ def test_a_bad_constraint_in_a_spec_is_a_validation_error():
 
 
 def test_profile_of_a_workload_counts_instances():
-    profile = workload_profile([Resources(1000, 0, gpu=1)] * 3 + [Resources(1000, 0)])
+    profile = profile_of({Resources(1000, 0, gpu=1): 3, Resources(1000, 0): 1})
     assert profile.size == 2

@@ -58,7 +58,9 @@ def test_work_past_the_quota_is_held_with_a_reason():
 
 
 def test_work_bigger_than_the_whole_quota_is_told_it_can_never_run():
-    q = QueueSpec("q", quota=Resources(500, UNLIMITED, gpu=UNLIMITED))
+    from federation.model import ResourceTotals
+
+    q = QueueSpec("q", quota=ResourceTotals(500, UNLIMITED, UNLIMITED))
     ordered, held = drf_order([PendingWork("big", "q", Resources(1_000, 64))], [q], {}, CAP)
     assert ordered == []
     assert held == {"big": "needs cpu 1000m, more than queue q's whole quota (cpu 500m): it "

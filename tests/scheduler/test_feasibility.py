@@ -8,6 +8,7 @@ from federation.errors import ValidationError
 from federation.scheduler.feasibility import (
     ConstraintCache,
     Usage,
+    add_instance,
     constraint_holds,
     feasible_nodes,
     resource_shortfall,
@@ -100,7 +101,7 @@ def test_resource_fit(demand, allocated, gpu_used, expected):
 def test_usage_of_the_plan_counts_against_free_resources():
     n = node(cpu=4000, gpu=1)
     usage = Usage()
-    usage.add(n, group(cpu=3000, share=600), devices=[0])
+    add_instance(usage, n, group(cpu=3000, share=600), devices=[0])
     assert resource_shortfall(n, Resources(1000, 0, gpu_share_milli=400), usage) is None
     assert resource_shortfall(n, Resources(1000, 0, gpu_share_milli=500), usage) == "gpu_share"
     assert resource_shortfall(n, Resources(1500, 0), usage) == "cpu"
@@ -131,7 +132,7 @@ def test_max_per_node_counts_committed_and_planned_instances():
     g = group(count=5, max_per_node=2)
     a = node("a", cpu=64000, mem=64000)
     usage = Usage()
-    usage.add(a, g, devices=[])
+    add_instance(usage, a, g, devices=[])
     assert feasible_nodes([a], g, usage=usage, existing_per_node={"a": 0}) == [a]
     assert feasible_nodes([a], g, usage=usage, existing_per_node={"a": 1}) == []
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from federation.model import gpu_per_device_milli, is_live
 from federation.state.machine import StateMachine
-from federation.state.node_usage import gpu_per_device_milli, is_live
 
 NODES = {f"n{i}": {"cpu_milli": cpu, "memory_mib": mem, "gpu": gpus}
          for i, (cpu, mem, gpus) in enumerate([(2000, 2048, 0), (4000, 4096, 2),

@@ -22,11 +22,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from federation.model.usage import NodeUsage
 from federation.state import checks, gc
 from federation.state import machine as machine_module
 from federation.state.journal import Table
 from federation.state.machine import SNAPSHOT_VERSION, StateMachine
-from federation.state.node_usage import NodeUsage
 
 # -- digest and invariants ---------------------------------------------------------------
 

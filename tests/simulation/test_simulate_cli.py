@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from federation.cli.main import app
-
-TRACE = Path(
-    os.environ.get(
-        "OPENB_TRACE", Path(__file__).resolve().parents[3] / "shared" / "traces" / "alibaba-openb"
-    )
-)
 
 MACHINES = (
     "machine_id,cpu_milli,memory_mib,num_gpu,gpu_model\nm0,32000,65536,4,T4\nm1,8000,32768,0,\n"
@@ -88,29 +81,3 @@ def test_a_missing_file_fails_with_one_line(tmp_path, files):
     _, tasks = files
     result = invoke("--machines", str(tmp_path / "nope.csv"), "--tasks", str(tasks))
     assert result.exit_code != 0 and "cannot read" in result.output
-
-
-@pytest.mark.skipif(not TRACE.exists(), reason="openb trace not available")
-def test_the_papers_experiment_on_the_real_trace_beats_bestfit(tmp_path):
-    common = [
-        "--machines",
-        str(TRACE / "openb_node_list_gpu_node.csv"),
-        "--tasks",
-        str(TRACE / "tasks.csv"),
-        "--inflation",
-        "1.3",
-        "--shuffle",
-        "--seed",
-        "42",
-        "-o",
-        "json",
-    ]
-    default = json.loads(invoke(*common).output)
-    bestfit = json.loads(invoke(*common, "--policy", "bestfit").output)
-    assert 10_000 < default["offered"] < 11_500
-    assert default["unallocated_gpu_pct_at_100_arrived"] < 4.77
-    ratio = (
-        default["unallocated_gpu_pct_at_100_arrived"]
-        / bestfit["unallocated_gpu_pct_at_100_arrived"]
-    )
-    assert ratio <= 0.7

@@ -1,4 +1,5 @@
-"""The trace simulator: file formats, the paper's inflation, the run loop and its figures."""
+"""The trace simulator: file formats, the paper's inflation, the production planner driven
+over a trace, and its figures."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import io
 
 import pytest
 
+from federation import simulation as sim
 from federation.errors import ValidationError
-from federation.scheduler import simulate as sim
 
 MACHINES = """machine_id,cpu_milli,memory_mib,num_gpu,gpu_model
 m0,32000,65536,4,T4
