@@ -26,7 +26,7 @@ class AllocationUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
     id: str = Field(min_length=1, max_length=128)
-    client_status: Literal["pending", "running", "complete", "failed", "lost"]
+    client_status: Literal["pending", "running", "complete", "failed", "lost", "stopped"]
     exit_code: int | None = Field(default=None, ge=-(1 << 31), lt=1 << 31)
     signal: int | None = Field(default=None, ge=0, le=255)
     message: str = Field(default="", max_length=MAX_MESSAGE_CHARS)
