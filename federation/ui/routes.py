@@ -214,11 +214,11 @@ async def login(request: Request) -> Response:
     token = fields.get("token", "").strip() or None
     if _authorizer(request).authenticate(token) is None:
         nonce, cookie = codec.login_nonce(now)
-        response = render(request, None, "login.html", None, status_code=401, nonce=nonce,
-                          next=_safe_next(fields.get("next")), open_server=False,
-                          error="That token is not valid for this cluster.")
-        _set_cookie(request, response, LOGIN_COOKIE, cookie, 15 * 60)
-        return response
+        refused = render(request, None, "login.html", None, status_code=401, nonce=nonce,
+                         next=_safe_next(fields.get("next")), open_server=False,
+                         error="That token is not valid for this cluster.")
+        _set_cookie(request, refused, LOGIN_COOKIE, cookie, 15 * 60)
+        return refused
     sealed, _ = codec.issue(token, now)
     response = RedirectResponse(_safe_next(fields.get("next")), status_code=303)
     _set_cookie(request, response, SESSION_COOKIE, sealed, SESSION_TTL_SECONDS)
