@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup dev test test-slow lint bench clean
+.PHONY: setup dev dev-reset test test-slow lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -17,6 +17,10 @@ $(VENV)/.installed: pyproject.toml
 
 dev: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/dev.sh
+
+# The dev cluster from an empty state (no old jobs, drains or crons); the venv is kept.
+dev-reset: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" FEDERATION_DEV_FRESH=1 bash scripts/dev.sh
 
 test: setup
 	$(BIN)/python -m pytest -q

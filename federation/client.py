@@ -305,6 +305,11 @@ class Client:
         body = {} if deadline is None else {"deadline": deadline}
         return cast(Node, self._write("POST", path, body, idempotency_key))
 
+    def undrain_node(self, node_id: str, *, idempotency_key: str | None = None) -> Node:
+        """End a drain: the node is eligible for new work again."""
+        path = f"/v1/nodes/{_seg(node_id)}/undrain"
+        return cast(Node, self._write("POST", path, {}, idempotency_key))
+
     # -- jobs --
 
     def _ns(self, namespace: str | None) -> dict[str, str]:
@@ -347,6 +352,16 @@ class Client:
         path = self._ns_path(f"/v1/jobs/{_seg(job_id)}", namespace)
         return cast(WriteResult, self._write("DELETE", path, None, idempotency_key))
 
+    def scale_job(self, job_id: str, count: int, group: str | None = None, *,
+                  idempotency_key: str | None = None,
+                  namespace: str | None = None) -> dict[str, Any]:
+        """Set one group's count (the only group when ``group`` is None)."""
+        body: dict[str, Any] = {"count": count}
+        if group is not None:
+            body["group"] = group
+        path = self._ns_path(f"/v1/jobs/{_seg(job_id)}/scale", namespace)
+        return cast(dict[str, Any], self._write("POST", path, body, idempotency_key))
+
     # -- allocations --
 
     def list_allocations(
@@ -361,6 +376,25 @@ class Client:
         params.update(self._ns(namespace))
         allocs = self._get("/v1/allocations", params=params, consistent=consistent)
         return cast(list[Allocation], allocs)
+
+    def get_allocation(self, alloc_id: str, *, consistent: bool = False) -> Allocation:
+        return cast(Allocation, self._get(f"/v1/allocations/{_seg(alloc_id)}",
+                                          consistent=consistent))
+
+    def stop_allocation(self, alloc_id: str, *,
+                        idempotency_key: str | None = None) -> dict[str, Any]:
+        """Stop one allocation; the scheduler places a replacement if its job wants one."""
+        path = f"/v1/allocations/{_seg(alloc_id)}/stop"
+        return cast(dict[str, Any], self._write("POST", path, {}, idempotency_key))
+
+    # -- events --
+
+    def events(self, index: int = 0, *, wait: float = 0.0,
+               topics: Sequence[str] = ("job", "allocation", "node")) -> list[dict[str, Any]]:
+        """Jobs, allocations and nodes changed after ``index`` (oldest first), waiting up to
+        ``wait`` seconds for one; ask again from the last event's ``index``."""
+        params = {"index": str(index), "wait": str(wait), "topic": ",".join(topics)}
+        return cast(list[dict[str, Any]], self._get("/v1/events", params=params))
 
     # -- queues --
 

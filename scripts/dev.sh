@@ -7,8 +7,18 @@ ADDR="${FEDERATION_DEV_HTTP:-127.0.0.1:4780}"
 RAFT="${FEDERATION_DEV_RAFT:-127.0.0.1:4790}"
 DATA="${FEDERATION_DEV_DATA:-.dev-data}"
 export FEDERATION_ADDR="http://$ADDR"
+FRESH=()
+if [ -n "${FEDERATION_DEV_FRESH:-}" ]; then FRESH=(--fresh); fi
 
-federation dev --http "$ADDR" --raft "$RAFT" --data-dir "$DATA" --log-level warning &
+# A second `make dev` must not talk to the first one's cluster and print its old output.
+if (exec 3<>"/dev/tcp/${ADDR%:*}/${ADDR##*:}") 2>/dev/null; then
+  echo "make dev: a dev cluster (or something else) already listens on $ADDR." >&2
+  echo "Stop it (Ctrl-C in its shell), or run another on other ports:" >&2
+  echo "  FEDERATION_DEV_HTTP=127.0.0.1:4880 FEDERATION_DEV_RAFT=127.0.0.1:4890 FEDERATION_DEV_DATA=.dev-data-2 make dev" >&2
+  exit 1
+fi
+
+federation dev --http "$ADDR" --raft "$RAFT" --data-dir "$DATA" --log-level warning "${FRESH[@]}" &
 server=$!
 trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null' EXIT
 trap 'exit 130' INT TERM

@@ -15,6 +15,7 @@ from federation.api import (
     routes_acl,
     routes_agent,
     routes_cluster,
+    routes_events,
     routes_jobs,
     routes_nodes,
     routes_pools,
@@ -26,6 +27,7 @@ from federation.api.errors import install_error_handlers
 from federation.api.kube import routes as kube_routes
 from federation.api.metrics import RequestTimer
 from federation.api.openapi import build_openapi
+from federation.ui import routes as ui_routes
 
 
 def tracing_enabled(provider: Any) -> bool:
@@ -59,6 +61,8 @@ def create_app(master: Any) -> FastAPI:
     app.include_router(routes_agent.router)
     app.include_router(routes_acl.router)
     kube_routes.install(app)
+    app.include_router(routes_events.router)
+    ui_routes.install(app)
     if protected:
         @app.get("/openapi.json", include_in_schema=False,
                  dependencies=[Depends(require(Need("authenticated")))])

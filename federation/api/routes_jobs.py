@@ -27,6 +27,7 @@ from federation.specs.namespace import (
     job_key,
     read_scope,
     split_key,
+    to_external,
     to_internal,
     write_scope,
 )
@@ -184,7 +185,44 @@ async def stop_job(request: Request, job_id: str,
     value = await master(request).commit(
         {"type": "job.deregister", "id": command_id(request, f"stop:{key}"), "job_id": key})
     return {"id": job_id, "namespace": ns, "version": value["version"],
-            "index": value["index"]}
+            "index": value["index"], "changed": value["changed"]}
+
+
+def scaled_spec(spec: dict[str, Any], group: str, count: Any) -> dict[str, Any]:
+    """The job spec with one group's count changed, validated like a submitted spec."""
+    if not isinstance(count, int) or isinstance(count, bool):
+        raise ValidationError("count must be a whole number", field="count")
+    names = [g["name"] for g in spec["groups"]]
+    if group not in names:
+        raise NotFound(f"no group {group!r} in job {spec['id']!r} (groups: {', '.join(names)})",
+                       field="group")
+    groups = [{**g, "count": count} if g["name"] == group else g for g in spec["groups"]]
+    return to_internal(validate_job({**spec, "groups": groups}))
+
+
+@router.post("/v1/jobs/{job_id}/scale", tags=["jobs"], dependencies=[Depends(require(SUBMIT))])
+async def scale_job(request: Request, job_id: str,
+                    namespace: str | None = NamespaceQuery) -> dict[str, Any]:
+    """Set one group's count: ``{"group": "web", "count": 5}``. A new job version, as
+    submitting the edited spec would make."""
+    body = await document(request)
+    if not isinstance(body, dict) or set(body) - {"group", "count"} or "count" not in body:
+        raise ValidationError('the body is {"group": NAME, "count": N}', field="count")
+    m = master(request)
+    ns = write_scope(namespace)
+    job = m.machine.jobs.get(job_key(ns, job_id))
+    if job is None:
+        raise NotFound(f"no job {job_id!r} in namespace {ns!r}")
+    check(request, SUBMIT, namespace=record_namespace(job))
+    group = body.get("group") or (job["spec"]["groups"][0]["name"]
+                                  if len(job["spec"]["groups"]) == 1 else None)
+    if not isinstance(group, str):
+        raise ValidationError("the job has several groups: name one", field="group")
+    spec = scaled_spec(to_external(job["spec"]), group, body["count"])
+    value = await m.commit({"type": "job.register", "id": command_id(request, "job"),
+                            "spec": spec})
+    return {"id": job_id, "namespace": ns, "version": value["version"],
+            "index": value["index"], "group": group, "count": body["count"]}
 
 
 @router.get("/v1/allocations", tags=["allocations"], dependencies=[Depends(require(READ))])
@@ -222,3 +260,33 @@ async def list_allocations(
 
     return await json_off_loop(  # type: ignore[return-value]
         view, headers={"X-Federation-Index": str(machine.index)})
+
+
+@router.get("/v1/allocations/{alloc_id}", tags=["allocations"])
+async def get_allocation(request: Request, alloc_id: str,
+                         consistent: bool = False) -> dict[str, Any]:
+    """One allocation, with why it ended (``message``, ``exit_code``) and its node's name."""
+    await before_read(request, consistent)
+    machine = master(request).machine
+    alloc = machine.allocations.get(alloc_id)
+    if alloc is None:
+        raise NotFound(f"no allocation {alloc_id!r}")
+    node = machine.nodes.get(alloc["node_id"]) or {}
+    return {**alloc, "node_name": node.get("name")}
+
+
+@router.post("/v1/allocations/{alloc_id}/stop", tags=["allocations"])
+async def stop_allocation(request: Request, alloc_id: str) -> dict[str, Any]:
+    """Stop one allocation. As in Nomad, a job that still wants it gets a replacement placed
+    by the scheduler (so this is also how to restart one copy elsewhere)."""
+    m = master(request)
+    alloc = m.machine.allocations.get(alloc_id)
+    if alloc is None:
+        raise NotFound(f"no allocation {alloc_id!r}")
+    if alloc["desired_status"] != "run":
+        return {"id": alloc_id, "changed": False, "index": m.machine.index}
+    await m.commit({"type": "alloc.upsert", "id": command_id(request, f"alloc-stop:{alloc_id}"),
+                    "allocations": [{"id": alloc_id, "job_id": alloc["job_id"],
+                                     "group": alloc["group"], "node_id": alloc["node_id"],
+                                     "desired_status": "stop"}]})
+    return {"id": alloc_id, "changed": True, "index": m.machine.index}

@@ -123,3 +123,14 @@ async def drain(request: Request, node_id: str) -> dict[str, Any]:
     m = master(request)
     await m.commit(command)
     return node_view(m.machine.nodes[node_id], allocated_by_node(m.machine).get(node_id))
+
+
+@router.post("/v1/nodes/{node_id}/undrain")
+async def undrain(request: Request, node_id: str) -> dict[str, Any]:
+    """End a drain: the node is eligible for new work again (its migrated work stays where
+    it went)."""
+    _node_or_404(request, node_id)
+    m = master(request)
+    await m.commit({"type": "node.drain", "id": command_id(request, f"undrain:{node_id}"),
+                    "node_id": node_id, "draining": False, "time": time.time()})
+    return node_view(m.machine.nodes[node_id], allocated_by_node(m.machine).get(node_id))

@@ -12,7 +12,9 @@ from federation.api.deps import before_read, command_id, document, master
 from federation.api.offload import json_off_loop
 from federation.autoscaler.observe import activities, pool_view
 from federation.errors import NotFound, ValidationError
+from federation.providers.base import available_providers
 from federation.specs.pool import PoolSpec, parse_pool
+from federation.specs.suggest import did_you_mean
 
 router = APIRouter()
 READ = [Depends(require(Need("pool", "read")))]
@@ -26,6 +28,16 @@ def _pool_or_404(request: Request, name: str) -> dict[str, Any]:
     return pool
 
 
+def _known_provider(name: str) -> None:
+    """Refuse a pool of a provider this server cannot load now, not later in the
+    autoscaler's activity log."""
+    known = sorted(available_providers())
+    if name not in known:
+        raise ValidationError(
+            f"unknown provider {name}{did_you_mean(name, known)} "
+            f"(known providers: {', '.join(known)})", field="provider")
+
+
 @router.put("/v1/pools/{name}", tags=["pools"], dependencies=WRITE,
             openapi_extra={"requestBody": {"content": {
                 "application/json": {"schema": PoolSpec.model_json_schema()},
@@ -37,6 +49,7 @@ async def apply_pool(request: Request, name: str) -> dict[str, Any]:
     if isinstance(body, dict) and "name" not in body:
         body = {"name": name, **body}
     spec = parse_pool(body).model_dump(mode="json")
+    _known_provider(spec["provider"])
     if spec["name"] != name:
         raise ValidationError(
             f"the spec names pool {spec['name']!r} but the path names {name!r}", field="name")

@@ -49,10 +49,11 @@ async def list_queues(request: Request, consistent: bool = False) -> list[dict[s
     await before_read(request, consistent)
     machine = master(request).machine
     # A pass over every job and allocation: a worker thread's work, not the event loop's.
-    return await json_off_loop(lambda: _queue_report(machine))  # type: ignore[return-value]
+    return await json_off_loop(lambda: queue_views(machine))  # type: ignore[return-value]
 
 
-def _queue_report(machine: Any) -> list[dict[str, Any]]:
+def queue_views(machine: Any) -> list[dict[str, Any]]:
+    """Every queue in use or configured, with its usage (shared with the web UI)."""
     snapshot = snap.take(machine)
     queue_of = {j["id"]: j["spec"].get("queue", "default") for j in list(machine.jobs.values())}
     usage = queue_usage(snapshot, queue_of)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import httpx
@@ -19,25 +19,41 @@ from federation.cli.common import (
     fail,
     memory,
     output_format,
+    print_fields,
     print_json,
     print_line,
     print_table,
     session,
     settings,
+    timestamp,
 )
-from federation.errors import error_from_body
+from federation.client import Client
+from federation.errors import NotFound, error_from_body
 
 alloc_app = typer.Typer(help="Allocations: what runs where.", no_args_is_help=True)
 
 
-def alloc_rows(allocations: list) -> list[tuple]:
+SHORT_ID = 8
+
+
+def short_id(alloc_id: object) -> str:
+    """The last digits of an allocation id: ids share a long time-ordered prefix, so the
+    end is what tells them apart (``alloc`` commands take it back)."""
+    text = str(alloc_id or "")
+    return text[-SHORT_ID:] if len(text) > SHORT_ID else text
+
+
+def alloc_rows(allocations: list, node_names: dict[str, str] | None = None,
+               wide: bool = False) -> list[tuple]:
+    names = node_names or {}
     return [
         (
-            a.get("id"),
+            a.get("id") if wide else short_id(a.get("id")),
             a.get("job_id"),
             a.get("group"),
             a.get("index"),
-            a.get("node_id"),
+            (f'{names.get(str(a.get("node_id")), "-")} ({a.get("node_id")})' if wide
+             else names.get(str(a.get("node_id")), a.get("node_id"))),
             a.get("desired_status"),
             a.get("client_status"),
             cpu(a.get("resources")),
@@ -45,6 +61,27 @@ def alloc_rows(allocations: list) -> list[tuple]:
         )
         for a in allocations
     ]
+
+
+def node_names(client: Client) -> dict[str, str]:
+    return {str(n.get("id")): str(n.get("name")) for n in client.list_nodes()}
+
+
+def resolve_alloc(client: Client, ref: str) -> str:
+    """An allocation id from a whole id, a unique prefix, or a unique suffix (the short id
+    tables show)."""
+    try:
+        return str(client.get_allocation(ref)["id"])
+    except NotFound:
+        pass
+    ids = sorted({str(a.get("id")) for a in client.list_allocations()
+                  if str(a.get("id")).startswith(ref) or str(a.get("id")).endswith(ref)})
+    if len(ids) == 1:
+        return ids[0]
+    if not ids:
+        raise NotFound(f'no allocation with id, prefix or short id "{ref}"')
+    shown = ", ".join(short_id(i) for i in ids[:5]) + (", ..." if len(ids) > 5 else "")
+    fail(f'"{ref}" matches {len(ids)} allocations ({shown}): give more of the id')
 
 
 ALLOC_COLUMNS = ("ID", "JOB", "GROUP", "INDEX", "NODE", "DESIRED", "STATUS", "CPU", "MEMORY")
@@ -60,20 +97,81 @@ def list_allocations(
     namespace: NamespaceOption = None,
 ) -> None:
     """List allocations, optionally of one job or on one node."""
+    fmt = output_format(ctx, output)
     with session(ctx, namespace) as client:
         allocations = client.list_allocations(job=job, node=node, consistent=consistent)
-    if output_format(ctx, output) is Output.json:
+        names = node_names(client) if fmt is not Output.json and allocations else {}
+    if fmt is Output.json:
         print_json(allocations)
     elif not allocations:
         print_line("No allocations.")
     else:
-        print_table(None, ALLOC_COLUMNS, alloc_rows(allocations))
+        print_table(None, ALLOC_COLUMNS, alloc_rows(allocations, names, fmt is Output.wide))
+
+
+@alloc_app.command("status")
+def status(
+    ctx: typer.Context,
+    alloc_ref: Annotated[str, typer.Argument(
+        metavar="ALLOC", help="Allocation id, unique prefix or short id.")],
+    output: OutputOption = None,
+    consistent: ConsistentOption = False,
+) -> None:
+    """Show one allocation: where it runs, its status, and why it failed or ended."""
+    with session(ctx) as client:
+        alloc = client.get_allocation(resolve_alloc(client, alloc_ref), consistent=consistent)
+    if output_format(ctx, output) is Output.json:
+        print_json(alloc)
+        return
+    record: dict[str, Any] = dict(alloc)
+    exit_code = record.get("exit_code")
+    why = record.get("message") or ""
+    if exit_code is not None:
+        why = f"{why} (exit code {exit_code})" if why else f"exited with code {exit_code}"
+    if record.get("signal"):
+        why = f"{why}, signal {record['signal']}" if why else f"killed by signal {record['signal']}"
+    print_fields([
+        ("ID", record.get("id")),
+        ("Job", f'{record.get("job_id")} (group {record.get("group")}, '
+                f'index {record.get("index")})'),
+        ("Node", record.get("node_name") or record.get("node_id")),
+        ("Status", record.get("client_status")),
+        ("Desired", record.get("desired_status")),
+        ("Why", why or None),
+        ("Healthy", record.get("healthy")),
+        ("Restarts", record.get("restarts", 0)),
+        ("Started", timestamp(record.get("started_at"))),
+        ("Finished", timestamp(record.get("finished_at"))),
+        ("CPU", cpu(record.get("resources"))),
+        ("Memory", memory(record.get("resources"))),
+    ])
+
+
+@alloc_app.command("stop")
+def stop(
+    ctx: typer.Context,
+    alloc_ref: Annotated[str, typer.Argument(
+        metavar="ALLOC", help="Allocation id, unique prefix or short id.")],
+    output: OutputOption = None,
+) -> None:
+    """Stop one allocation; if its job still wants it, a replacement is placed (this is
+    also how to restart one copy, possibly elsewhere)."""
+    with session(ctx) as client:
+        alloc_id = resolve_alloc(client, alloc_ref)
+        result = client.stop_allocation(alloc_id)
+    if output_format(ctx, output) is Output.json:
+        print_json(result)
+    elif result.get("changed", True):
+        print_line(f"Allocation {short_id(alloc_id)} told to stop.")
+    else:
+        print_line(f"Allocation {short_id(alloc_id)} was already stopping or stopped.")
 
 
 @alloc_app.command("logs")
 def logs(
     ctx: typer.Context,
-    alloc_id: Annotated[str, typer.Argument(metavar="ALLOC", help="Allocation id.")],
+    alloc_ref: Annotated[str, typer.Argument(
+        metavar="ALLOC", help="Allocation id, unique prefix or short id.")],
     stderr: Annotated[
         bool, typer.Option("--stderr", help="Show stderr instead of stdout.")
     ] = False,
@@ -83,6 +181,8 @@ def logs(
 ) -> None:
     """Print an allocation's output, read from its node through the servers."""
     opts = settings(ctx)
+    with session(ctx) as client:
+        alloc_id = resolve_alloc(client, alloc_ref)
     params = {"stream": "stderr" if stderr else "stdout", "follow": str(follow).lower()}
     headers = {"Authorization": f"Bearer {opts.token}"} if opts.token else {}
     timeout = httpx.Timeout(min(10.0, opts.timeout), read=None if follow else opts.timeout)

@@ -22,13 +22,14 @@ from rich.console import Console
 from rich.table import Table
 
 from federation.client import DEFAULT_ADDRESS, Client
-from federation.errors import FederationError
+from federation.errors import FederationError, Unauthorized
 
 EXIT_ERROR = 1
 
 
 class Output(StrEnum):
     table = "table"
+    wide = "wide"  # a table with whole ids and more columns
     json = "json"
 
 
@@ -97,6 +98,13 @@ def one_line(text: str) -> str:
 
 def describe_error(exc: FederationError) -> str:
     """``field: message (code)``, the way every command reports an error."""
+    problems = exc.details.get("errors")
+    if isinstance(problems, list) and len(problems) > 1:
+        # Every problem of a rejected spec, so all are fixed in one go.
+        listed = "; ".join(
+            f"{p.get('field')}: {p.get('message')}" if p.get("field") else str(p.get("message"))
+            for p in problems if isinstance(p, dict))
+        return f"{len(problems)} problems: {listed} ({exc.code})"
     prefix = f"{exc.field}: " if exc.field else ""
     return f"{prefix}{exc.message} ({exc.code})"
 
@@ -116,6 +124,11 @@ def session(ctx: typer.Context, namespace: str | None = None) -> Iterator[Client
             namespace=namespace if namespace is not None else opts.namespace,
         ) as client:
             yield client
+    except Unauthorized as exc:
+        if not opts.token:
+            fail("this server requires an API token: set FEDERATION_TOKEN (or pass --token); "
+                 "a dev cluster's is in .dev-data/api.token")
+        fail(describe_error(exc))
     except FederationError as exc:
         fail(describe_error(exc))
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from federation.cli.allocs import ALLOC_COLUMNS, alloc_rows
+from federation.cli.allocs import ALLOC_COLUMNS, alloc_rows, node_names
 from federation.cli.common import (
     ConsistentOption,
     NamespaceOption,
@@ -100,22 +100,67 @@ def _kind(value: Any) -> str:
     )
 
 
+def never_placeable(spec: dict[str, Any], unplaced: dict[str, Any], nodes: list[Any],
+                    pools: list[Any]) -> list[str]:
+    """Why groups the plan left unplaced can never be placed: one instance is bigger than
+    every node in some resource, and no pool can add a node. Empty when capacity might still
+    come (a bigger node joins, the autoscaler buys one) or only current use is in the way."""
+    if any(int(p.get("max_nodes") or 0) > int((p.get("nodes") or {}).get("total", 0))
+           + int(p.get("launching") or 0) for p in pools):
+        return []
+    reasons = []
+    for group in spec.get("groups") or []:
+        if group.get("name") not in unplaced:
+            continue
+        res = group.get("resources") or {}
+        want = {"cpu_milli": res.get("cpu", 0), "memory_mib": res.get("memory", 0),
+                "gpu": -(-float(res.get("gpu") or 0) // 1)}  # a GPU share needs a whole GPU
+        if any(all(float((n.get("capacity") or {}).get(k) or 0) >= v for k, v in want.items())
+               for n in nodes if n.get("status") != "down"):
+            continue
+        largest = {k: max([float((n.get("capacity") or {}).get(k) or 0) for n in nodes] or [0])
+                   for k in want}
+        short = [k for k, v in want.items() if v > largest[k]]
+        units = {"cpu_milli": "m CPU", "memory_mib": " MiB", "gpu": " GPU"}
+        need = ", ".join(f"{want[k]:g}{units[k]} (largest node: {largest[k]:g})" for k in short)
+        reasons.append(f'group "{group.get("name")}" needs {need} per instance and no pool '
+                       "can add a node")
+    return reasons
+
+
 @job_app.command("run")
 def run(
     ctx: typer.Context,
     file: Annotated[str, typer.Argument(help="Job spec, YAML or JSON (- for stdin).")],
+    force: Annotated[bool, typer.Option(
+        "--force", help="Submit even if no node or pool could ever hold it.")] = False,
     output: OutputOption = None,
     namespace: NamespaceOption = None,
 ) -> None:
     """Submit a job (create it, or update it to a new version). FILE may also hold Kubernetes
-    Deployments, Jobs and CronJobs, as `kubectl apply -f` takes them."""
+    Deployments, Jobs and CronJobs, as `kubectl apply -f` takes them.
+
+    A job spec is planned first (nothing committed): a job that no node could ever hold and
+    no pool could add room for is refused (exit 1) unless --force; one that merely cannot be
+    placed now is submitted with a warning saying why.
+    """
     documents = load_documents(file)
     if "kind" in documents[0] or "apiVersion" in documents[0]:
         _run_manifests(ctx, documents, output, namespace)
         return
     spec = documents[0]
     with session(ctx, namespace) as client:
+        plan = client.plan_job(spec)
+        unplaced: dict[str, Any] = plan.get("unplaced") or {}
+        if unplaced:
+            never = never_placeable(spec, unplaced, list(client.list_nodes()),
+                                    client.list_pools())
+            if never and not force:
+                fail("; ".join(never) + ": not submitted (--force submits it anyway)")
         result = client.submit_job(spec)
+    for group, report in unplaced.items():
+        typer.echo(f"Warning: {'the job' if group == '*' else f'group {group!r}'} cannot be "
+                   f"placed now: {(report or {}).get('explanation', '')}", err=True)
     if output_format(ctx, output) is Output.json:
         print_json(result)
         return
@@ -140,9 +185,10 @@ def status(
         job = client.get_job(job_id, consistent=consistent)
         allocations = (
             client.list_allocations(job=job_id, consistent=consistent)
-            if fmt is Output.table
+            if fmt is not Output.json
             else []
         )
+        names = node_names(client) if allocations else {}
     if fmt is Output.json:
         print_json(job)
         return
@@ -184,7 +230,8 @@ def status(
     _print_unplaced(unplaced)
     if allocations:
         print_line("")
-        print_table("Allocations", ALLOC_COLUMNS, alloc_rows(allocations))
+        print_table("Allocations", ALLOC_COLUMNS,
+                    alloc_rows(allocations, names, fmt is Output.wide))
 
 
 def _print_unplaced(unplaced: dict[str, Any]) -> None:
@@ -239,10 +286,33 @@ def stop(
     if output_format(ctx, output) is Output.json:
         print_json(result)
         return
+    if result.get("changed") is False:
+        print_line(f'Job "{result.get("id", job_id)}" was already stopped.')
+        return
     print_line(
         f'Job "{result.get("id", job_id)}" stopped: version {result.get("version", "-")}, '
         f"index {result.get('index', '-')}."
     )
+
+
+@job_app.command("scale")
+def scale(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(metavar="ID", help="Job id.")],
+    count: Annotated[int, typer.Argument(min=0, help="New count of the group.")],
+    group: Annotated[str | None, typer.Option(
+        "--group", "-g", help="Task group (needed when the job has several).")] = None,
+    output: OutputOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Set how many instances of a task group run (a new job version)."""
+    with session(ctx, namespace) as client:
+        result = client.scale_job(job_id, count, group)
+    if output_format(ctx, output) is Output.json:
+        print_json(result)
+        return
+    print_line(f'Job "{job_id}" group "{result.get("group")}" scaled to {count}: '
+               f'version {result.get("version")}.')
 
 
 @job_app.command("list")

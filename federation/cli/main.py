@@ -9,6 +9,7 @@ import typer
 from federation.cli import acl as acl_cmds
 from federation.cli import agent as agent_cmds
 from federation.cli import allocs as alloc_cmds
+from federation.cli import events as event_cmds
 from federation.cli import jobs as job_cmds
 from federation.cli import kubeconfig as kubeconfig_cmds
 from federation.cli import nodes as node_cmds
@@ -27,7 +28,7 @@ app = typer.Typer(
     help="One control plane for on-prem racks and cloud instances.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion and --show-completion for bash, zsh, fish
 )
 
 
@@ -94,6 +95,7 @@ pool_cmds.register(app)
 acl_cmds.register(app)
 tls_cmds.register(app)
 kubeconfig_cmds.register(app)
+event_cmds.register(app)
 
 
 def main() -> None:

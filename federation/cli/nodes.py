@@ -37,14 +37,24 @@ def list_nodes(
     """List nodes with their status, place and how much of them is allocated."""
     with session(ctx) as client:
         nodes = client.list_nodes(consistent=consistent)
-    print_listing(
-        ctx, output, nodes, "nodes",
-        ("ID", "NAME", "POOL", "PROVIDER", "ZONE", "STATUS", "CPU", "MEMORY", "HEARTBEAT"),
-        lambda n: (n.get("id"), n.get("name"), n.get("pool"), n.get("provider"), n.get("zone"),
-                   node_state(n),
-                   used_of(n.get("allocated"), n.get("capacity"), "cpu_milli", "m"),
-                   used_of(n.get("allocated"), n.get("capacity"), "memory_mib", " MiB"),
-                   age(n.get("last_heartbeat"))))
+    wide = output_format(ctx, output) is Output.wide
+    columns = ("ID", "NAME", "POOL", "PROVIDER", "ZONE", "STATUS", "CPU", "MEMORY", "HEARTBEAT")
+
+    def row(n: Node) -> tuple:
+        # Names identify nodes; a short id prefix (any node command takes one) is enough.
+        node_id = str(n.get("id", ""))
+        cells = (node_id if wide else node_id[:8], n.get("name"), n.get("pool"),
+                 n.get("provider"), n.get("zone"), node_state(n),
+                 used_of(n.get("allocated"), n.get("capacity"), "cpu_milli", "m"),
+                 used_of(n.get("allocated"), n.get("capacity"), "memory_mib", " MiB"),
+                 age(n.get("last_heartbeat")))
+        if not wide:
+            return cells
+        return (*cells, n.get("region"), n.get("instance_type"),
+                used_of(n.get("allocated"), n.get("capacity"), "gpu", ""))
+
+    print_listing(ctx, output, nodes, "nodes",
+                  (*columns, "REGION", "INSTANCE TYPE", "GPU") if wide else columns, row)
 
 
 def resolve_node(client: Client, ref: str) -> str:
@@ -86,6 +96,27 @@ def drain(
     label = f'"{name}" ({drained.get("id")})' if name else f'"{drained.get("id", node)}"'
     until = f"; batch work stops after {deadline}" if deadline else ""
     print_line(f"Node {label} is draining: nothing new will be placed on it{until}.")
+
+
+@node_app.command("undrain")
+def undrain(
+    ctx: typer.Context,
+    node: Annotated[str, typer.Argument(help="Node id, unique id prefix or name.")],
+    output: OutputOption = None,
+) -> None:
+    """End a drain: the node is eligible for new work again (work that moved away stays
+    where it went)."""
+    with session(ctx) as client:
+        try:
+            undrained = client.undrain_node(node)
+        except NotFound:
+            undrained = client.undrain_node(resolve_node(client, node))
+    if output_format(ctx, output) is Output.json:
+        print_json(undrained)
+        return
+    name = undrained.get("name")
+    label = f'"{name}" ({undrained.get("id")})' if name else f'"{undrained.get("id", node)}"'
+    print_line(f"Node {label} is eligible for new work again.")
 
 
 def register(app: typer.Typer) -> None:

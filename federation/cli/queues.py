@@ -45,7 +45,11 @@ def list_queues(ctx: typer.Context, output: OutputOption = None) -> None:
     def quota(q: dict) -> str:
         if not q.get("quota"):
             return "-"
-        return f"{q['quota']['cpu']}m, {q['quota']['memory']} MiB, {q['quota'].get('gpu', 0)} GPU"
+        limits = q["quota"]
+        parts = [f"{limits[k]}{unit}" for k, unit in (("cpu", "m"), ("memory", " MiB"),
+                                                      ("gpu", " GPU"))
+                 if limits.get(k) is not None]
+        return ", ".join(parts) or "none"
 
     print_listing(
         ctx, output, queues, "queues",

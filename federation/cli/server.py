@@ -23,6 +23,38 @@ from federation.tracing import configure_tracing
 
 DEV_ADDRESS = "127.0.0.1:4780"
 DEV_RAFT = "127.0.0.1:4790"
+# What `federation dev` writes in its data dir: --fresh deletes only a dir made of these.
+DEV_DATA_ENTRIES = ("raft.secret", "api.token", "server")
+
+
+def listening(address: str) -> bool:
+    """Whether something accepts connections at HOST:PORT (a dev cluster already running)."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=0.5):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def wipe_dev_data(data_dir: Path) -> None:
+    """Delete a dev cluster's state (jobs, nodes, drains, crons, token), refusing a directory
+    that holds anything `federation dev` did not put there."""
+    import re
+    import shutil
+
+    if not data_dir.exists():
+        return
+    foreign = [p.name for p in data_dir.iterdir() if p.name not in DEV_DATA_ENTRIES
+               and not re.fullmatch(r"agent-\d+(\.log)?", p.name)]
+    if foreign:
+        raise ValidationError(
+            f"{data_dir} holds {', '.join(sorted(foreign)[:3])}, which `federation dev` did "
+            "not write: not deleting it; give --data-dir a dev cluster's directory",
+            field="--data-dir")
+    shutil.rmtree(data_dir)
 
 
 def _fail(message: str) -> None:
@@ -158,18 +190,35 @@ def register(app: typer.Typer) -> None:
         http: str = typer.Option(DEV_ADDRESS, "--http"),
         raft: str = typer.Option(DEV_RAFT, "--raft"),
         agents: int = typer.Option(2, "--agents", min=0, help="local agents to run"),
+        fresh: bool = typer.Option(
+            False, "--fresh", help="start from an empty state: delete --data-dir's jobs, "
+            "nodes, drains and token first (the venv and anything else are kept)"),
         log_level: str = typer.Option("info", "--log-level"),
     ) -> None:
         """A dev cluster on this machine: one server and local agents, until Ctrl-C.
 
-        State, the API token and the agents' logs are kept in --data-dir. Every process it
-        started (server, agents, their tasks) is stopped on Ctrl-C or SIGTERM.
+        State, the API token and the agents' logs are kept in --data-dir (so a restart keeps
+        its jobs; --fresh starts empty). Every process it started (server, agents, their
+        tasks) is stopped on Ctrl-C or SIGTERM.
         """
         import subprocess
         import threading
 
         _setup_logging(log_level)
-        data_dir = private_dir(data_dir.resolve())
+        for address, option in ((http, "--http"), (raft, "--raft")):
+            if listening(address):
+                _fail(f"something already listens on {address} ({option}): a dev cluster "
+                      "started earlier? Stop it (Ctrl-C in its shell), or start another one "
+                      "with other --http, --raft and --data-dir")
+                return
+        data_dir = data_dir.resolve()
+        if fresh:
+            try:
+                wipe_dev_data(data_dir)
+            except ValidationError as exc:
+                _fail(exc.message)
+                return
+        data_dir = private_dir(data_dir)
         files: dict[str, str] = {}
         for name in ("raft.secret", "api.token", "join.token"):
             path = data_dir / name

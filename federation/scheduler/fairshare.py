@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from federation.model import ResourceTotals
 
+UNLIMITED = 1 << 50  # a quota's resource that is not limited
+
 
 @dataclass(frozen=True)
 class QueueSpec:
@@ -51,6 +53,32 @@ def _within(used: ResourceTotals, quota: ResourceTotals | None) -> bool:
     )
 
 
+def _amounts(res: ResourceTotals, limit: ResourceTotals) -> str:
+    """``cpu 1500m, memory 512 MiB`` for the resources ``limit`` limits."""
+    parts = []
+    if limit.cpu_milli < UNLIMITED:
+        parts.append(f"cpu {res.cpu_milli}m")
+    if limit.memory_mib < UNLIMITED:
+        parts.append(f"memory {res.memory_mib} MiB")
+    if limit.gpu_milli < UNLIMITED:
+        parts.append(f"gpu {res.gpu_milli / 1000:g}")
+    return ", ".join(parts)
+
+
+def quota_reason(queue: str, demand: ResourceTotals, used: ResourceTotals,
+                 quota: ResourceTotals | None) -> str:
+    """Why work is held by its queue's quota, in words that say what to do."""
+    if quota is None:
+        return ""
+    if not _within(demand, quota):
+        return (f"needs {_amounts(demand, quota)}, more than queue {queue}'s whole quota "
+                f"({_amounts(quota, quota)}): it can never run in this queue; raise the quota "
+                "or use another queue")
+    return (f"queue {queue} quota exhausted: {_amounts(used, quota)} in use of "
+            f"{_amounts(quota, quota)}; this job needs {_amounts(demand, quota)} more and "
+            "waits for the queue's work to finish")
+
+
 def drf_order(
     pending: Sequence[PendingWork],
     queues: Sequence[QueueSpec],
@@ -83,7 +111,7 @@ def drf_order(
             position[name] += 1
             after = used[name] + item.demand
             if not _within(after, spec.quota):
-                held[item.id] = f"queue {name} quota exhausted"
+                held[item.id] = quota_reason(name, item.demand, used[name], spec.quota)
                 continue
             used[name] = after
             ordered.append(item)

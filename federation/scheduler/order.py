@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from federation.model import MILLI_PER_GPU, ResourceTotals
-from federation.scheduler.fairshare import PendingWork, QueueSpec, drf_order
+from federation.scheduler.fairshare import UNLIMITED, PendingWork, QueueSpec, drf_order
 from federation.scheduler.reconcile import JobWork
 from federation.scheduler.snapshot import Snapshot
 
@@ -23,8 +23,17 @@ def queue_specs(records: Iterable[Mapping[str, Any]]) -> list[QueueSpec]:
         spec = record["spec"]
         quota = spec.get("quota")
         specs.append(QueueSpec(spec["name"], float(spec.get("weight", 1.0)),
-                               None if quota is None else _totals(quota)))
+                               None if quota is None else _quota(quota)))
     return specs
+
+
+def _quota(quota: Mapping[str, Any]) -> ResourceTotals:
+    """A queue's quota as a total; a resource it leaves out is not limited."""
+    gpu = quota.get("gpu")
+    return ResourceTotals(
+        UNLIMITED if quota.get("cpu") is None else int(quota["cpu"]),
+        UNLIMITED if quota.get("memory") is None else int(quota["memory"]),
+        UNLIMITED if gpu is None else int(round(float(gpu) * MILLI_PER_GPU)))
 
 
 def _totals(spec_resources: Mapping[str, Any]) -> ResourceTotals:

@@ -188,12 +188,20 @@ class Master:
             raise NoLeader("the server is starting")
         leader = raft.leader_addr()
         known = {s["raft"]: s for s in list(self.machine.servers.values())}
+        try:
+            raft_status = raft.status()
+        except Exception:  # noqa: BLE001 - a debug dump; roles then stay as Raft last knew
+            raft_status = {}
         servers = []
         for addr in [self.config.raft, *self.config.peers]:
             info = known.get(addr, {})
             role = "leader" if addr == leader else "follower"
             if addr == self.config.raft and addr != leader and leader is None:
                 role = "candidate"
+            if addr != self.config.raft and raft_status.get(
+                    f"partner_node_status_server_{addr}") == 0:
+                # Not connected to this server: do not call a dead peer a follower.
+                role = "unreachable"
             servers.append({"id": info.get("id"), "raft": addr, "http": info.get("http"),
                             "role": role})
         leader_id = next((s["id"] for s in servers if s["raft"] == leader), None)

@@ -9,7 +9,7 @@ Every rejection names the offending field in the path form users see in their fi
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
@@ -24,6 +24,7 @@ from federation.scheduler.periodic import check_schedule
 from federation.specs.documents import decode
 from federation.specs.duration import parse_duration
 from federation.specs.namespace import DEFAULT_NAMESPACE, NAMESPACE_PATTERN
+from federation.specs.suggest import did_you_mean
 
 ID_PATTERN = r"^[a-z0-9-]{1,63}$"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -264,19 +265,69 @@ def field_path(loc: tuple[int | str, ...]) -> str:
     return path
 
 
-def _translate(exc: PydanticValidationError) -> ValidationError:
-    first = exc.errors(include_url=False)[0]
-    loc = tuple(part for part in first["loc"] if part not in ("function-after", "function-before"))
-    ctx_error = (first.get("ctx") or {}).get("error")
+def _translate(exc: PydanticValidationError, model: type[BaseModel] | None = None
+               ) -> ValidationError:
+    """The first problem as the error's field and message, and every problem in
+    ``errors`` (so a user fixes them all at once). An unknown field comes first, since a
+    misspelled key is also why the real one is "required", and it names the closest
+    field the model knows."""
+    problems = [_problem(e, model) for e in exc.errors(include_url=False)]
+    problems.sort(key=lambda p: not p[2])  # unknown fields first, order kept otherwise
+    unique: list[tuple[str | None, str]] = []
+    for field, message, _ in problems:
+        if (field, message) not in unique:
+            unique.append((field, message))
+    field, message = unique[0]
+    if len(unique) == 1:
+        return ValidationError(message, field=field)
+    return ValidationError(message, field=field,
+                           errors=[{"field": f, "message": m} for f, m in unique])
+
+
+def _problem(error: Any, model: type[BaseModel] | None) -> tuple[str | None, str, bool]:
+    """``(field, message, is an unknown field)`` of one pydantic error."""
+    loc = tuple(part for part in error["loc"]
+                if part not in ("function-after", "function-before"))
+    ctx_error = (error.get("ctx") or {}).get("error")
     if isinstance(ctx_error, _FieldError):
         # The rule was checked on an enclosing model: its field is relative to that model.
         base = field_path(loc)
-        field = f"{base}.{ctx_error.field}" if base else ctx_error.field
-        return ValidationError(ctx_error.message, field=field)
-    message = str(first["msg"]).removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        message = "unknown field"
-    return ValidationError(message, field=field_path(loc) or None)
+        return (f"{base}.{ctx_error.field}" if base else ctx_error.field,
+                ctx_error.message, False)
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        name = str(loc[-1]) if loc else ""
+        known = _fields_at(model, loc[:-1]) if model is not None else []
+        return field_path(loc) or None, f"unknown field {name}{did_you_mean(name, known)}", True
+    return field_path(loc) or None, message, False
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the model found at ``loc`` inside ``model`` (for suggestions)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int) or part == "[key]" or (
+                isinstance(part, str) and _is_type_tag(part)):
+            continue
+        fields = getattr(current, "model_fields", None)
+        if not fields or part not in fields:
+            return []
+        current = _model_in(fields[part].annotation)
+        if current is None:
+            return []
+    fields = getattr(current, "model_fields", None) or {}
+    return [info.alias or name for name, info in fields.items()]
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside ``list[X]``, ``X | None``, ``dict[str, X]`` and the like."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def validate_model(model: type[BaseModel], data: Any, *, not_a_mapping: str) -> dict[str, Any]:
@@ -287,7 +338,7 @@ def validate_model(model: type[BaseModel], data: Any, *, not_a_mapping: str) -> 
     try:
         return model.model_validate(data).model_dump(mode="json")
     except PydanticValidationError as exc:
-        raise _translate(exc) from None
+        raise _translate(exc, model) from None
 
 
 def validate_job(data: Any) -> dict[str, Any]:

@@ -10,10 +10,13 @@ from federation.specs.job import NAME_PATTERN, validate_model
 
 
 class Quota(BaseModel):
+    """The most a queue may hold; a resource left out is not limited (a memory-only quota
+    is fine, and a quota without ``gpu`` does not mean zero GPUs)."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
-    cpu: int = Field(ge=0, description="millicores")
-    memory: int = Field(ge=0, description="MiB")
-    gpu: float = Field(default=0, ge=0)
+    cpu: int | None = Field(default=None, ge=0, description="millicores")
+    memory: int | None = Field(default=None, ge=0, description="MiB")
+    gpu: float | None = Field(default=None, ge=0)
 
 
 class QueueSpec(BaseModel):
@@ -24,4 +27,8 @@ class QueueSpec(BaseModel):
 
 
 def validate_queue(data: Any) -> dict[str, Any]:
-    return validate_model(QueueSpec, data, not_a_mapping="a queue spec must be a mapping")
+    spec = validate_model(QueueSpec, data, not_a_mapping="a queue spec must be a mapping")
+    if spec.get("quota") is not None:
+        # Only the limits given are stored: an absent one is no limit.
+        spec["quota"] = {k: v for k, v in spec["quota"].items() if v is not None}
+    return spec

@@ -174,6 +174,16 @@ def build_app(cluster: FakeCluster) -> FastAPI:
                     )
         return JSONResponse({"id": spec["id"], "version": version, "index": index}, 201)
 
+    @app.post("/v1/jobs/plan")
+    async def plan_job(request: Request):
+        spec = await request.json()
+        return {"id": spec.get("id"), "version": 1, "placements": [], "stops": [],
+                "evictions": [], "unplaced": {}}
+
+    @app.get("/v1/pools")
+    async def list_pools():
+        return []
+
     @app.get("/v1/jobs")
     def list_jobs():
         return [cluster.job_view(job) for job in cluster.jobs.values()]

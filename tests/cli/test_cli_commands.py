@@ -200,7 +200,8 @@ def test_job_status_shows_the_job_its_groups_and_its_allocations(fake, job_file)
     assert fields["Status"] == ["running"]
     assert fields["Allocations"] == ["running", "2"]
     assert "Task groups" in out and "500m" in out and "256 MiB" in out
-    assert "nightly-etl-worker-0-alloc" in out and "nightly-etl-worker-1-alloc" in out
+    # Tables show the distinctive end of allocation ids and node names, not node ids.
+    assert "-0-alloc" in out and "-1-alloc" in out and "rack1-a" in out
 
 
 def test_job_status_as_json_is_the_job_record(fake, job_file):
@@ -287,10 +288,19 @@ def test_node_list_shows_each_node_with_status_and_allocation(fake):
 
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert "6f1c2a9e-node-0001" in out and "b07d44e1-node-0002" in out
+    # A short id prefix (node commands take one) beside the name that identifies the node.
+    assert "6f1c2a9e-node-0001" not in out and "b07d44e1" in out
     row = next(line.split() for line in out.splitlines() if "rack1-a" in line)
-    assert row[:6] == ["6f1c2a9e-node-0001", "rack1-a", "default", "onprem", "r1", "ready"]
+    assert row[:6] == ["6f1c2a9e", "rack1-a", "default", "onprem", "r1", "ready"]
     assert "0/4000m" in row
+
+
+def test_wide_output_shows_whole_ids_and_more_columns(fake, job_file):
+    nodes = federation(fake, "node", "list", "-o", "wide").stdout
+    assert "6f1c2a9e-node-0001" in nodes and "REGION" in nodes and "us-east-1" in nodes
+    federation(fake, "job", "run", str(job_file))
+    allocs = federation(fake, "-o", "wide", "alloc", "list").stdout
+    assert "nightly-etl-worker-0-alloc" in allocs and "rack1-a (6f1c2a9e-node-0001)" in allocs
 
 
 def test_node_list_as_json_is_the_node_records(fake):
@@ -335,8 +345,8 @@ def test_alloc_list_filters_by_job(fake, job_file, tmp_path):
     result = federation(fake, "alloc", "list", "--job", "web")
 
     assert result.exit_code == 0, result.output
-    assert "web-api-0-alloc" in result.stdout and "nightly-etl" not in result.stdout
-    assert fake.requests[-1]["query"] == {"job": "web"}
+    assert "-0-alloc" in result.stdout and "nightly-etl" not in result.stdout
+    assert {"job": "web"} in [r["query"] for r in fake.requests]
 
 
 def test_alloc_list_as_json_is_the_allocation_records(fake, job_file):
@@ -399,7 +409,8 @@ def test_the_token_is_sent_as_a_bearer_token_from_option_or_environment(fake):
 @pytest.mark.parametrize(
     "token_args, expected",
     [
-        ((), "Error: missing bearer token (unauthorized)"),
+        ((), "Error: this server requires an API token: set FEDERATION_TOKEN (or pass "
+             "--token); a dev cluster's is in .dev-data/api.token"),
         (("--token", "wrong"), "Error: wrong token (forbidden)"),
     ],
 )

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from federation.scheduler.fairshare import PendingWork, QueueSpec, dominant_share, drf_order
+from federation.scheduler.fairshare import (
+    UNLIMITED,
+    PendingWork,
+    QueueSpec,
+    dominant_share,
+    drf_order,
+)
 from federation.scheduler.types import Resources
 
 CAP = Resources(100_000, 100_000, gpu=10)
@@ -46,4 +52,26 @@ def test_work_past_the_quota_is_held_with_a_reason():
     pending = [PendingWork(f"w{i}", "q", Resources(8_000, 0), submitted=i) for i in range(3)]
     ordered, held = drf_order(pending, [q], {}, CAP)
     assert [w.id for w in ordered] == ["w0", "w1"]
-    assert held == {"w2": "queue q quota exhausted"}
+    assert held == {"w2": "queue q quota exhausted: cpu 16000m, memory 0 MiB, gpu 0 in use of "
+                          "cpu 20000m, memory 100000 MiB, gpu 1; this job needs cpu 8000m, "
+                          "memory 0 MiB, gpu 0 more and waits for the queue's work to finish"}
+
+
+def test_work_bigger_than_the_whole_quota_is_told_it_can_never_run():
+    from federation.model import ResourceTotals
+
+    q = QueueSpec("q", quota=ResourceTotals(500, UNLIMITED, UNLIMITED))
+    ordered, held = drf_order([PendingWork("big", "q", Resources(1_000, 64))], [q], {}, CAP)
+    assert ordered == []
+    assert held == {"big": "needs cpu 1000m, more than queue q's whole quota (cpu 500m): it "
+                           "can never run in this queue; raise the quota or use another queue"}
+
+
+def test_a_quota_limits_only_the_resources_it_names():
+    from federation.scheduler.order import queue_specs
+
+    (memory_only,) = queue_specs([{"spec": {"name": "q", "weight": 1,
+                                            "quota": {"memory": 1024}}}])
+    ordered, held = drf_order([PendingWork("gpu", "q", Resources(50_000, 512, gpu=4))],
+                              [memory_only], {}, CAP)
+    assert [w.id for w in ordered] == ["gpu"] and held == {}
