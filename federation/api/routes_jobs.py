@@ -36,6 +36,7 @@ router = APIRouter()
 SUBMIT = Need("namespace", "submit-job")
 LIST = Need("namespace", "list-jobs")
 READ = Need("namespace", "read-job")
+ALLOC_LIFECYCLE = Need("namespace", "alloc-lifecycle")
 
 def manifest_submission(manifest: Any, namespace: str | None
                         ) -> tuple[dict[str, Any], dict[str, Any], bool]:
@@ -262,7 +263,8 @@ async def list_allocations(
         view, headers={"X-Federation-Index": str(machine.index)})
 
 
-@router.get("/v1/allocations/{alloc_id}", tags=["allocations"])
+@router.get("/v1/allocations/{alloc_id}", tags=["allocations"],
+            dependencies=[Depends(require(READ))])
 async def get_allocation(request: Request, alloc_id: str,
                          consistent: bool = False) -> dict[str, Any]:
     """One allocation, with why it ended (``message``, ``exit_code``) and its node's name."""
@@ -271,11 +273,13 @@ async def get_allocation(request: Request, alloc_id: str,
     alloc = machine.allocations.get(alloc_id)
     if alloc is None:
         raise NotFound(f"no allocation {alloc_id!r}")
+    check(request, READ, namespace=record_namespace(machine.jobs.get(alloc["job_id"])))
     node = machine.nodes.get(alloc["node_id"]) or {}
     return {**alloc, "node_name": node.get("name")}
 
 
-@router.post("/v1/allocations/{alloc_id}/stop", tags=["allocations"])
+@router.post("/v1/allocations/{alloc_id}/stop", tags=["allocations"],
+             dependencies=[Depends(require(ALLOC_LIFECYCLE))])
 async def stop_allocation(request: Request, alloc_id: str) -> dict[str, Any]:
     """Stop one allocation. As in Nomad, a job that still wants it gets a replacement placed
     by the scheduler (so this is also how to restart one copy elsewhere)."""
@@ -283,6 +287,7 @@ async def stop_allocation(request: Request, alloc_id: str) -> dict[str, Any]:
     alloc = m.machine.allocations.get(alloc_id)
     if alloc is None:
         raise NotFound(f"no allocation {alloc_id!r}")
+    check(request, ALLOC_LIFECYCLE, namespace=record_namespace(m.machine.jobs.get(alloc["job_id"])))
     if alloc["desired_status"] != "run":
         return {"id": alloc_id, "changed": False, "index": m.machine.index}
     await m.commit({"type": "alloc.upsert", "id": command_id(request, f"alloc-stop:{alloc_id}"),

@@ -125,7 +125,8 @@ async def drain(request: Request, node_id: str) -> dict[str, Any]:
     return node_view(m.machine.nodes[node_id], allocated_by_node(m.machine).get(node_id))
 
 
-@router.post("/v1/nodes/{node_id}/undrain")
+@router.post("/v1/nodes/{node_id}/undrain",
+             dependencies=[Depends(require(Need("node", "write")))])
 async def undrain(request: Request, node_id: str) -> dict[str, Any]:
     """End a drain: the node is eligible for new work again (its migrated work stays where
     it went)."""

@@ -10,6 +10,7 @@ set as ``app.state.authorizer``; nothing else in the UI changes.
 from __future__ import annotations
 
 import hmac
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,6 +28,8 @@ CAPABILITIES = (READ_JOB, SUBMIT_JOB, DISPATCH_JOB, ALLOC_LIFECYCLE, READ_LOGS, 
 class Principal:
     name: str
     capabilities: frozenset[str] = field(default_factory=lambda: frozenset(CAPABILITIES))
+    # The API's own principal when ACL tokens decide (so /v1 code the UI calls sees it).
+    api: Any = None
 
 
 class Authorizer(Protocol):
@@ -53,6 +56,37 @@ class TokenAuthorizer:
         return capability in principal.capabilities
 
 
+class AclAuthorizer:
+    """ACL tokens, as the API resolves them: the bootstrap management secret, tokens made
+    with `federation acl token create`, or no token where ACLs are not enforced."""
+
+    def __init__(self, master: Any) -> None:
+        self._master = master
+
+    def authenticate(self, token: str | None) -> Principal | None:
+        from federation.acl.authorizer import resolve
+        from federation.api.acl import credentials
+        from federation.errors import FederationError
+
+        try:
+            api = resolve(credentials(self._master), token.strip() if token else None, None,
+                          time.time())
+        except FederationError:
+            return None
+        if api.kind not in ("open", "management", "client", "anonymous"):
+            return None  # node and join credentials are not for people
+        return Principal(api.label, frozenset(CAPABILITIES), api)
+
+    def may(self, principal: Principal, capability: str, namespace: str = "default") -> bool:
+        from federation.acl.authorizer import Need, allowed
+
+        if principal.api is None:
+            return capability in principal.capabilities
+        need = Need("node", "write") if capability == NODE_WRITE else Need(
+            "namespace", capability)
+        return allowed(principal.api, need, namespace)
+
+
 def authorizer_of(app_state: Any, master: Any) -> Authorizer:
     found = getattr(app_state, "authorizer", None)
-    return found if found is not None else TokenAuthorizer(master.config.token)
+    return found if found is not None else AclAuthorizer(master)

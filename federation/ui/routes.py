@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
+from federation.acl.authorizer import Need
+from federation.api.acl import require
 from federation.errors import FederationError, NotFound, ValidationError
 from federation.ids import new_id
 from federation.scheduler.periodic import child_id
@@ -43,7 +45,10 @@ HERE = Path(__file__).parent
 MAX_FORM_BYTES = 1 << 20
 POLL = "every 2s"
 templates = Jinja2Templates(directory=str(HERE / "templates"))
-router = APIRouter(prefix="/ui", include_in_schema=False)
+# Pages authorize by the session cookie (``viewer``/``acting`` ask the ACL authorizer per
+# page and action), not by a bearer header: to the API's route check they are public.
+router = APIRouter(prefix="/ui", include_in_schema=False,
+                   dependencies=[Depends(require(Need("public")))])
 
 
 # -- filters for the templates ---------------------------------------------------------------
@@ -111,6 +116,8 @@ def viewer(request: Request) -> Viewer:
     principal = authorizer.authenticate(session.token)
     if principal is None:  # the token was revoked or the server's token changed
         raise SignInNeeded
+    if principal.api is not None:  # the /v1 code the UI calls authorizes this caller
+        request.state.principal = principal.api
     return Viewer(session, principal, authorizer)
 
 
