@@ -42,11 +42,21 @@ def pending_asks(candidates: Iterable[tuple[Mapping[str, Any], JobWork]]
     """Instances still to place per ask, over the jobs of a pass."""
     out: Counter[Resources] = Counter()
     for job, work in candidates:
-        groups = {g["name"]: g for g in job["spec"]["groups"]}
-        for gw in work.groups:
-            if gw.place and gw.group in groups:
-                out[Resources.from_spec(groups[gw.group].get("resources") or {})] += len(gw.place)
+        try:
+            asks = _asks_of(job, work)
+        except Exception:  # noqa: BLE001 - a job whose asks cannot be read is left out
+            continue       # of the mix; planning it sets it aside with the reason
+        out.update(asks)
     return out
+
+
+def _asks_of(job: Mapping[str, Any], work: JobWork) -> Counter[Resources]:
+    groups = {g["name"]: g for g in job["spec"]["groups"]}
+    asks: Counter[Resources] = Counter()
+    for gw in work.groups:
+        if gw.place and gw.group in groups:
+            asks[Resources.from_spec(groups[gw.group].get("resources") or {})] += len(gw.place)
+    return asks
 
 
 def pass_profile(snapshot: Snapshot, candidates: Iterable[tuple[Mapping[str, Any], JobWork]]
