@@ -48,4 +48,4 @@ def test_a_job_past_its_queues_quota_is_held() -> None:
         "name": "small", "weight": 1.0, "quota": {"cpu": 600, "memory": 4096}}})
     outcome = preview(sm, job("big", queue="small"), now=10.0)
     assert outcome.plan is None
-    assert outcome.blocked == "queue small quota exhausted"
+    assert "more than queue small's whole quota" in str(outcome.blocked)
