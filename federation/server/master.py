@@ -275,10 +275,8 @@ class Master:
         started = time.perf_counter()
         with self.tracer.start_as_current_span("raft.commit") as span:
             span.set_attribute("federation.command.type", command["type"])
-            future = raft.submit(command)
             try:
-                result = await asyncio.wait_for(
-                    asyncio.wrap_future(future), raft.config.settings.commit_timeout)
+                result = await self._commit_through_election(raft, command, started)
             except TimeoutError:
                 exc = CommitTimeout(
                     "the command was not committed in time: its outcome is unknown; retrying "
@@ -294,6 +292,22 @@ class Master:
                                round((time.perf_counter() - started) * 1000, 3))
             span.set_attribute("federation.outcome", "ok" if result["ok"] else "rejected")
             return self._unwrap(command, result, started)
+
+    async def _commit_through_election(self, raft: Any, command: dict[str, Any],
+                                       started: float) -> dict[str, Any]:
+        """Submit ``command``; while no leader is known (an election is under way) wait and
+        submit again, within the commit timeout. Raft refused those attempts before sending
+        them anywhere, so submitting again cannot apply the command twice."""
+        timeout = raft.config.settings.commit_timeout
+        while True:
+            remaining = timeout - (time.perf_counter() - started)
+            future = raft.submit(command)
+            try:
+                return await asyncio.wait_for(asyncio.wrap_future(future), max(remaining, 0.05))
+            except NoLeader:
+                if self._stop.is_set() or timeout - (time.perf_counter() - started) < 0.2:
+                    raise
+                await asyncio.sleep(0.1)
 
     async def barrier(self) -> None:
         try:
