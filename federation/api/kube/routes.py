@@ -7,6 +7,12 @@ API server lays them out (``/api/v1/namespaces/NS/pods/NAME/log``,
 (``manifests.translate``), then commit ``job.register``/``job.deregister``/``namespace.*`` or
 ``alloc.upsert`` (deleting a pod stops its allocation) through Raft, like ``/v1`` does.
 Errors are ``Status`` objects, the shape kubectl and the client libraries print.
+
+Access follows the namespace capabilities of the caller's ACL token, as on ``/v1``:
+``list-jobs`` to list or watch, ``read-job`` to get, ``submit-job`` to create, change or
+delete a workload, ``scale`` for the scale subresource, ``read-logs`` for pod logs,
+``alloc-lifecycle`` to delete a pod, and ``operator: write`` to create or delete namespaces.
+A list across namespaces shows the namespaces the caller may list.
 """
 
 from __future__ import annotations
@@ -20,10 +26,11 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from federation.acl.authorizer import Need
 from federation.api import routes_agent
-from federation.api.auth import require_token
+from federation.api.acl import NEED_ATTRIBUTE, check, require, visibility
 from federation.api.deps import command_id, master
-from federation.api.kube import discovery, manifests, objects, smp
+from federation.api.kube import discovery, manifests, objects, protobuf, smp
 from federation.api.kube.manifests import Invalid
 from federation.api.kube.objects import View
 from federation.errors import FederationError, ValidationError
@@ -45,7 +52,28 @@ _REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotF
 PATCH_SCHEMAS = {"Deployment": smp.DEPLOYMENT, "Job": smp.JOB, "CronJob": smp.CRONJOB,
                  "Namespace": smp.NAMESPACE, "Pod": smp.POD}
 
-router = APIRouter(dependencies=[Depends(require_token)], include_in_schema=False)
+_namespaced_caller = require(Need("namespaced"))
+
+
+async def _caller(request: Request) -> None:
+    """Resolve the caller (401/403 as a ``Status`` object, as kubectl expects); capability
+    checks follow per request in ``_authorize``."""
+    try:
+        await _namespaced_caller(request)
+    except FederationError as exc:
+        raise _from_federation(exc) from None
+
+
+setattr(_caller, NEED_ATTRIBUTE, Need("namespaced"))
+router = APIRouter(dependencies=[Depends(_caller)], include_in_schema=False)
+
+LIST = Need("namespace", "list-jobs")
+READ = Need("namespace", "read-job")
+SUBMIT = Need("namespace", "submit-job")
+SCALE = Need("namespace", "scale")
+READ_LOGS = Need("namespace", "read-logs")
+ALLOC_LIFECYCLE = Need("namespace", "alloc-lifecycle")
+NAMESPACE_ADMIN = Need("operator", "write")
 
 
 class KubeError(Exception):
@@ -101,6 +129,9 @@ def _invalid(kind: str, group: str, name: str | None, exc: Invalid) -> KubeError
 def _view(request: Request, namespace: str | None) -> View:
     machine = master(request).machine
     jobs = dict(machine.jobs)
+    if namespace is None:  # across namespaces: only those the caller may list
+        may = visibility(request)
+        jobs = {key: job for key, job in jobs.items() if may(job, "list-jobs")}
     allocations = machine.allocations
     allocations_of: dict[str, list[Mapping[str, Any]]] = {}
     for key in jobs:
@@ -242,6 +273,17 @@ async def _body(request: Request) -> Any:
         raise KubeError(413, f"the request body is larger than {MAX_MANIFEST_BYTES} bytes "
                         "(the limit of one object)", "RequestEntityTooLarge")
     body = b"".join(chunks)
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media == "application/vnd.kubernetes.protobuf":
+        # kubectl's typed clients (`kubectl create namespace`) send built-in kinds this way.
+        try:
+            return protobuf.decode_object(body)
+        except protobuf.ProtobufError as exc:
+            raise KubeError(415, f"{exc}: send it as JSON or YAML (kubectl apply -f)",
+                            "UnsupportedMediaType") from None
+    if media == "application/cbor":
+        raise KubeError(415, "CBOR bodies are not supported by this server (federation): "
+                        "send JSON or YAML", "UnsupportedMediaType")
     if not body.strip():
         raise KubeError(400, "the request body is empty")
     try:
@@ -292,6 +334,7 @@ async def _put_workload(request: Request, resource: discovery.Resource, namespac
             raise Invalid("metadata.name", f"Invalid value: {object_name!r}: the name of the "
                           "object does not match the name on the URL")
         ns = manifests.namespace_of(manifest, namespace)
+        check(request, SUBMIT, ns)
         workload = manifests.translate(manifest, ns)
     except Invalid as exc:
         raise _invalid(resource.kind, resource.group,
@@ -460,6 +503,7 @@ async def _dispatch(request: Request, parts: list[str]) -> Response:
         raise KubeError(404, f"{plural} are namespaced: use /namespaces/NS/{plural}/{name}")
     if namespace is not None and not manifests.DNS_LABEL.match(namespace):
         raise KubeError(400, f"invalid namespace {namespace!r}")
+    _authorize(request, resource, namespace, name, sub)
     if sub is not None:
         return await _subresource(request, resource, namespace or DEFAULT_NAMESPACE, name or "",
                                   sub)
@@ -485,6 +529,32 @@ async def _dispatch(request: Request, parts: list[str]) -> Response:
     if method == "DELETE":
         return await _delete(request, resource, ns, name)
     raise KubeError(405, f"{method} is not allowed")
+
+
+def _authorize(request: Request, resource: discovery.Resource, namespace: str | None,
+               name: str | None, sub: str | None) -> None:
+    """Check the caller's capability for this verb on this resource before anything is read
+    or parsed. A workload written through a collection without a namespace in the URL is
+    checked again in the namespace its manifest names (``_put_workload``)."""
+    method = request.method
+    if resource.kind == "Namespace":
+        if method != "GET":
+            check(request, NAMESPACE_ADMIN)
+        return
+    if sub == "log":
+        need = READ_LOGS
+    elif sub == "scale" and method != "GET":
+        need = SCALE
+    elif method == "GET":
+        need = READ if name is not None or sub is not None else LIST
+    elif resource.kind == "Pod" and method == "DELETE":
+        need = ALLOC_LIFECYCLE
+    elif namespace is None and name is None:
+        return  # a create through the all-namespaces collection: the manifest names it
+    else:
+        need = SUBMIT
+    check(request, need, "*" if namespace is None and need is LIST else
+          namespace or DEFAULT_NAMESPACE)
 
 
 def _openapi_v2(request: Request) -> Response:
