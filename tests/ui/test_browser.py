@@ -104,10 +104,14 @@ def shots_dir(tmp_path: Path) -> Path:
 def test_sign_in_submit_watch_read_the_log_and_stop_in_a_real_browser(
         server, chrome, tmp_path):
     from selenium.webdriver.common.by import By
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
     shots = shots_dir(tmp_path)
-    wait = WebDriverWait(chrome, 40, poll_frequency=0.2)
+    # htmx swaps fragments in place, so an element found a moment ago may be gone when its
+    # text is read: the wait tries again rather than failing on that.
+    wait = WebDriverWait(chrome, 40, poll_frequency=0.2,
+                         ignored_exceptions=(StaleElementReferenceException,))
 
     def text_of(css: str) -> str:
         return chrome.find_element(By.CSS_SELECTOR, css).text
