@@ -290,8 +290,6 @@ async def stop_allocation(request: Request, alloc_id: str) -> dict[str, Any]:
     check(request, ALLOC_LIFECYCLE, namespace=record_namespace(m.machine.jobs.get(alloc["job_id"])))
     if alloc["desired_status"] != "run":
         return {"id": alloc_id, "changed": False, "index": m.machine.index}
-    await m.commit({"type": "alloc.upsert", "id": command_id(request, f"alloc-stop:{alloc_id}"),
-                    "allocations": [{"id": alloc_id, "job_id": alloc["job_id"],
-                                     "group": alloc["group"], "node_id": alloc["node_id"],
-                                     "desired_status": "stop"}]})
+    await m.commit({"type": "alloc.stop", "id": command_id(request, f"alloc-stop:{alloc_id}"),
+                    "alloc_ids": [alloc_id], "reason": "stopped through the API"})
     return {"id": alloc_id, "changed": True, "index": m.machine.index}

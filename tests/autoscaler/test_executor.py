@@ -28,6 +28,7 @@ from federation.providers.base import (
 )
 from federation.specs.pool import PoolSpec
 from federation.state.machine import StateMachine
+from tests import placing
 
 CATALOG = [
     InstanceType("small", 2000, 4096, 0, 0.10, None, ("z1",)),
@@ -245,9 +246,9 @@ def test_a_node_with_running_work_is_not_terminated(h, provider):
     node = h.join(iid)
     h.commit({"type": "job.register", "spec": {"id": "svc", "type": "service", "groups": [
         {"name": "g", "count": 1, "resources": {"cpu": 100, "memory": 64}}]}})
-    h.commit({"type": "alloc.upsert", "allocations": [{
+    placing.place(h.commit, [{
         "id": "a1", "job_id": "svc", "group": "g", "node_id": node,
-        "client_status": "running", "resources": {"cpu_milli": 100, "memory_mib": 64}}]})
+        "client_status": "running", "resources": {"cpu_milli": 100, "memory_mib": 64}}])
     h.now += 1000
     h.executor.tick()
     assert provider.terminations() == [] and not h.machine.nodes[node]["draining"]
@@ -339,9 +340,10 @@ def run(h: Harness, alloc_id: str, job_id: str, node: str, cpu: int, kind: str =
     if job_id not in h.machine.jobs:
         h.commit({"type": "job.register", "spec": {"id": job_id, "type": kind, "groups": [
             {"name": "g", "count": 1, "resources": {"cpu": cpu, "memory": 64}}]}})
-    h.commit({"type": "alloc.upsert", "allocations": [{
+    placing.place(h.commit, [{
         "id": alloc_id, "job_id": job_id, "group": "g", "node_id": node,
-        "client_status": status, "resources": {"cpu_milli": cpu, "memory_mib": 64}}]})
+        "client_status": status, "resources": {"cpu_milli": cpu, "memory_mib": 64}}],
+        job_version=h.machine.jobs[job_id]["version"])
 
 
 def test_a_node_under_the_threshold_is_drained_and_terminated_once_its_service_moved(
@@ -364,9 +366,9 @@ def test_a_node_under_the_threshold_is_drained_and_terminated_once_its_service_m
     h.now += 2
     h.executor.tick()
     assert provider.terminations() == []  # not while the old copy runs
-    h.commit({"type": "alloc.upsert", "allocations": [
-        {"id": "web-0", "job_id": "web", "group": "g", "node_id": a,
-         "desired_status": "stop", "client_status": "complete"}]})
+    h.commit({"type": "alloc.stop", "alloc_ids": ["web-0"], "reason": "moved"})
+    h.commit({"type": "alloc.update_status",
+              "updates": [{"id": "web-0", "client_status": "complete"}]})
     h.now += 2
     h.executor.tick()
     (term,) = h.records("terminate")
