@@ -58,6 +58,10 @@ class ServerProcess:
     extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    # The program before ``server ...``: the federation CLI, or a test's own entry point
+    # that wires a server with wrapped parts.
+    launcher: list[str] = field(
+        default_factory=lambda: [sys.executable, "-m", "federation.cli.main"])
 
     @property
     def url(self) -> str:
@@ -68,7 +72,7 @@ class ServerProcess:
         return f"127.0.0.1:{self.raft_port}"
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "federation.cli.main", "server", "--id", self.id,
+        cmd = [*self.launcher, "server", "--id", self.id,
                "--data-dir", str(self.data_dir), "--http", f"127.0.0.1:{self.http_port}",
                "--raft", self.raft, "--secret-file", str(self.secret_file),
                "--heartbeat-ttl", "2"]
@@ -124,7 +128,8 @@ class Cluster:
     """N servers that know each other, started as separate processes."""
 
     def __init__(self, root: Path, size: int = 3, token: str | None = None,
-                 extra_args: list[str] | None = None) -> None:
+                 extra_args: list[str] | None = None,
+                 launcher: list[str] | None = None) -> None:
         root.mkdir(parents=True, exist_ok=True)
         secret_file = root / "raft.secret"
         secret_file.write_text(SECRET)
@@ -140,6 +145,7 @@ class Cluster:
                 peers=[r for r in rafts if r != rafts[i]], data_dir=root / f"s{i + 1}",
                 secret_file=secret_file, token_file=token_file,
                 extra_args=list(extra_args or []),
+                **({"launcher": list(launcher)} if launcher else {}),
             )
             for i in range(size)
         ]

@@ -21,9 +21,10 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from federation.errors import FederationError
+from federation.ports import LeaderContext
 from federation.raft.node import wait_result
 from federation.scheduler import snapshot as snap
 from federation.scheduler.feasibility import Usage
@@ -32,9 +33,6 @@ from federation.scheduler.order import order_jobs
 from federation.scheduler.periodic import due_launches_checked
 from federation.scheduler.service import StatusOf, job_work
 from federation.scheduler.workload import pass_profile
-
-if TYPE_CHECKING:
-    from federation.server.master import Master
 
 log = logging.getLogger("federation.scheduler")
 
@@ -51,8 +49,8 @@ def _job_order(job: dict[str, Any]) -> tuple[int, float, str]:
 class Scheduler:
     """One placement pass at a time, on the leader."""
 
-    def __init__(self, master: Master) -> None:
-        self.master = master
+    def __init__(self, context: LeaderContext) -> None:
+        self.context = context
         self.passes = 0
         self.placed = 0
         self._seen_index = -1  # state index the previous pass looked at
@@ -67,15 +65,15 @@ class Scheduler:
     def run(self, stop: threading.Event) -> None:
         seen = -1
         while not stop.is_set():
-            machine = self.master.machine
+            machine = self.context.machine
             if machine.index == seen:
-                with self.master.changed:
-                    self.master.changed.wait(PASS_INTERVAL)
+                with self.context.changed:
+                    self.context.changed.wait(PASS_INTERVAL)
             # A pass costs a snapshot however little changed: while changes keep coming
             # (a burst of submissions), wait as long as the last snapshot took, so passes
             # gather many jobs each and the API threads get the time to take them in.
             stop.wait(min(self.snapshot_seconds, MAX_PASS_DELAY))
-            seen = self.master.machine.index
+            seen = self.context.machine.index
             try:
                 self.dispatch_periodic()
                 self.schedule_pass()
@@ -105,7 +103,7 @@ class Scheduler:
         dirty = {job_id for job_id, job in jobs.items() if job["modify_index"] > since}
         changed_nodes = {n["id"] for n in list(machine.nodes.values())
                          if n["modify_index"] > since}
-        expired = snap.expired_drains(machine, time.time())
+        expired = snap.expired_drains(machine, self.context.now())
         changed_nodes |= expired - self._expired_seen  # a deadline passing is a change too
         self._expired_seen = expired
         freed = False  # an allocation that ended gives capacity and quota back
@@ -129,7 +127,7 @@ class Scheduler:
         """Place what the jobs changed since the last pass need; returns how many
         allocations were committed."""
         self.passes += 1
-        machine = self.master.machine
+        machine = self.context.machine
         start_index = machine.index
         dirty = self._dirty_jobs(machine)
         self._retry = set()
@@ -141,7 +139,7 @@ class Scheduler:
         status_of = StatusOf(machine)
         placed = 0
         started = time.perf_counter()
-        snapshot = snap.take(machine, time.time(), self._views)
+        snapshot = snap.take(machine, self.context.now(), self._views)
         snapshot_taken = time.perf_counter()
         self.snapshot_seconds = snapshot_taken - started
         candidates = []
@@ -194,7 +192,7 @@ class Scheduler:
                 gangs = frozenset(g["name"] for g in job["spec"]["groups"] if g.get("gang"))
                 for entry in plan.commands(gangs):
                     in_flight.append((job["id"], len(entry["allocations"]),
-                                      self.master.submit(entry)))
+                                      self.context.submit(entry)))
                     while len(in_flight) >= MAX_PLANS_IN_FLIGHT:
                         placed += self._settle(*in_flight.popleft())
         finally:
@@ -249,30 +247,27 @@ class Scheduler:
             log.warning("job %s set aside: %s", job["id"], reason, exc_info=exc)
         blocked = {"*": {"explanation": reason, "unplaced": 0, "error": True}}
         if job.get("unplaced") != blocked:
-            self.master.commit_sync({"type": "job.blocked", "job_id": job["id"],
+            self.context.commit_sync({"type": "job.blocked", "job_id": job["id"],
                                      "unplaced": blocked})
 
     def _block(self, job: dict[str, Any], reason: str) -> None:
         """Record why a job is not planned at all (a dependency, a queue quota)."""
         blocked = {"*": {"explanation": reason, "unplaced": 0}}
         if job.get("unplaced") != blocked:
-            self.master.commit_sync({"type": "job.blocked", "job_id": job["id"],
+            self.context.commit_sync({"type": "job.blocked", "job_id": job["id"],
                                      "unplaced": blocked})
 
     def dispatch_periodic(self) -> int:
-        machine = self.master.machine
+        machine = self.context.machine
         jobs = dict(machine.jobs)
         launches, failed = due_launches_checked(
-            jobs, lambda job_id: machine.job_status(machine.jobs[job_id]), time.time())
+            jobs, lambda job_id: machine.job_status(machine.jobs[job_id]), self.context.now())
         for job_id, reason in failed.items():
             self._set_aside(jobs[job_id], "schedule", ValueError(reason))
         for parent, fire, child in launches:
-            self.master.commit_sync({
+            self.context.commit_sync({
                 "type": "job.register", "id": f"cron:{child['id']}", "spec": child,
                 "parent": parent["id"], "launch_time": fire})
             log.info("periodic job %s launched %s", parent["id"], child["id"])
         return len(launches)
 
-
-def scheduler_loop(master: Master) -> Any:
-    return Scheduler(master).run

@@ -7,7 +7,9 @@ instances); the state machine is the real one, committed to through ``apply``.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 import pytest
@@ -80,6 +82,31 @@ class MemoryProvider(Provider):
         return [args for kind, args in self.calls if kind == "terminate"]
 
 
+class HarnessContext:
+    """The leader context the executor sees: the harness's machine, commits and clock."""
+
+    def __init__(self, harness: Harness,
+                 commit: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+        self.harness = harness
+        self.changed = threading.Condition()
+        self._commit = commit or harness.commit
+
+    @property
+    def machine(self) -> StateMachine:
+        return self.harness.machine
+
+    def commit_sync(self, command: dict[str, Any]) -> dict[str, Any]:
+        return self._commit(command)
+
+    def submit(self, command: dict[str, Any]) -> Future[dict[str, Any]]:
+        future: Future[dict[str, Any]] = Future()
+        future.set_result(self.commit_sync(command))
+        return future
+
+    def now(self) -> float:
+        return self.harness.now
+
+
 class Harness:
     """A state machine, a clock and an executor wired together."""
 
@@ -94,12 +121,14 @@ class Harness:
         self.settings = ExecutorSettings(**{"reconcile_every": 0.0, **settings})
         self.executor = self.new_leader()
 
-    def new_leader(self) -> Executor:
-        """An executor with no memory, as a newly elected leader's."""
+    def new_leader(
+            self, commit: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Executor:
+        """An executor with no memory, as a newly elected leader's (committing through
+        ``commit`` when given, a wrapper around :meth:`commit`)."""
         self.executor = Executor(
-            lambda: self.machine, self.commit, tracer=self.tracer_provider.get_tracer("test"),
+            HarnessContext(self, commit), tracer=self.tracer_provider.get_tracer("test"),
             settings=self.settings, providers=self.providers,
-            bootstrap=default_bootstrap("join-token"), clock=lambda: self.now,
+            bootstrap=default_bootstrap("join-token"),
         )
         return self.executor
 
@@ -318,8 +347,8 @@ def test_every_provider_call_is_a_span_under_its_decision(h, provider):
 def test_settings_from_the_environment():
     settings = ExecutorSettings.from_env({
         "FEDERATION_AUTOSCALER_INTERVAL": "0.5", "FEDERATION_AUTOSCALER_DRY_RUN": "1",
-        "FEDERATION_AUTOSCALER_TEST_PAUSE": "after-begin:7"})
-    assert (settings.interval, settings.dry_run, settings.pause_after_begin) == (0.5, True, 7.0)
+        "FEDERATION_AUTOSCALER_RECONCILE": "soon"})
+    assert (settings.interval, settings.dry_run, settings.reconcile_every) == (0.5, True, 15.0)
 
 
 # -- scale-down under a utilisation threshold ---------------------------------------------------
