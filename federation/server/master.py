@@ -73,6 +73,7 @@ class Master:
         self.join_token = config.join_token or self.node_token("agent-join")
         self.raft: RaftNode | None = None
         self.loops = LeaderLoops()
+        self.scheduler: Scheduler | None = None  # built with the leader loops, at start
         self._http: uvicorn.Server | None = None
         self._http_thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -117,10 +118,11 @@ class Master:
             self, tracer=self.tracer, settings=self._autoscaler, providers=self._providers,
             # The join secret, never the management token: a launched machine can only join.
             bootstrap=default_bootstrap(self.join_token))
+        self.scheduler = Scheduler(self)
         return [
             ("node-health", node_health_loop(self, self.config.heartbeat_ttl)),
             ("autoscaler", executor.run),
-            ("scheduler", Scheduler(self).run),
+            ("scheduler", self.scheduler.run),
             ("gc", gc_loop(self, self.config.gc)),
         ]
 

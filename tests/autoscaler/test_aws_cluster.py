@@ -173,8 +173,11 @@ def test_killing_the_leader_mid_launch_never_launches_twice(
     (pending,) = wait_for(
         lambda: [a for a in launches(leader) if a["status"] == "pending"], 15,
         "launch.begin committed")
+    # The leader reached the pause: the launch is committed and, after-begin, not called.
+    wait_for(lambda: f"pausing launch {pending['token']} {pause}" in leader.log(), 15,
+             "the leader to pause the launch")
     if pause == "after-begin":
-        stays(lambda: alive(ec2) == [], 1.0)  # committed, provider not called
+        assert alive(ec2) == []
     else:
         wait_for(lambda: len(alive(ec2)) == 3, 15, "the provider call made")
     leader.kill()
