@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from federation.errors import Conflict, FederationError, NotFound, ValidationError
+from federation.model.allocations import is_live
 from federation.model.fit import KNOWN_CHECK_VERSIONS
 from federation.model.usage import NodeUsage
 from federation.specs.namespace import key_consistent
@@ -258,6 +259,38 @@ class StateMachine:
             ids = self.alloc_ids_by_job[record["job_id"]] = set()
         ids.add(record["id"])
         self.alloc_writes[record["job_id"]] = self.alloc_writes.get(record["job_id"], 0) + 1
+
+    def put_new_allocations(self, job_id: str, records: list[dict[str, Any]]) -> None:
+        """Write allocations of ``job_id`` that do not exist yet (the plan applier's bulk
+        path): what :meth:`put_allocation` does for each, with the per-node CPU and memory
+        summed once per node."""
+        if not records:
+            return
+        allocations, journal, usage = self.allocations, self.journal, self.node_usage
+        entries = journal.entries if journal.active and isinstance(allocations, Table) else None
+        cpu: dict[str, int] = {}
+        memory: dict[str, int] = {}
+        for record in records:
+            alloc_id = record["id"]
+            if entries is not None:
+                entries.append((allocations, alloc_id, MISSING))
+            dict.__setitem__(allocations, alloc_id, record)
+            if not is_live(record):
+                continue
+            res = record.get("resources") or {}
+            if res.get("gpu_devices"):
+                usage.replace(None, record)
+                continue
+            node_id = record["node_id"]
+            cpu[node_id] = cpu.get(node_id, 0) + int(res.get("cpu_milli", 0) or 0)
+            memory[node_id] = memory.get(node_id, 0) + int(res.get("memory_mib", 0) or 0)
+        for node_id, amount in cpu.items():
+            usage.add_totals(node_id, amount, memory[node_id])
+        ids = self.alloc_ids_by_job.get(job_id)
+        if ids is None:
+            ids = self.alloc_ids_by_job[job_id] = set()
+        ids.update(record["id"] for record in records)
+        self.alloc_writes[job_id] = self.alloc_writes.get(job_id, 0) + len(records)
 
     def stop_job(self, job_id: str, index: int, now: float) -> None:
         """Mark a job stopped at ``index`` and tell its running allocations to stop."""
@@ -670,6 +703,7 @@ def _plan_apply(sm: StateMachine, command: Command) -> dict[str, Any]:
     unplaced = checks.unplaced(command.get("unplaced") or {}, "unplaced")
     exhausted = checks.mapping(command.get("exhausted") or {}, "exhausted")
     raw = checks.sequence(command.get("allocations") or [], "allocations")
+    # New dicts, one per placement (the command's own are never changed): the records to be.
     allocations = [
         {**group_fields.get(a["group"], {}), **a}
         if isinstance(a, dict) and isinstance(a.get("group"), str) else a
@@ -708,9 +742,13 @@ def _plan_apply(sm: StateMachine, command: Command) -> dict[str, Any]:
     accepted, refused = fitting_placements(sm.nodes, sm.allocations, sm.node_usage, job,
                                            allocations, [*stops, *evictions])
     index = sm._bump()
+    # Every placement is a dict this handler built (its entry merged with its group's
+    # fields above), so it becomes the record itself.
     for alloc in accepted:
-        sm.put_allocation({"desired_status": "run", "client_status": "pending", **alloc,
-                           "create_index": index, "modify_index": index})
+        alloc.setdefault("desired_status", "run")
+        alloc.setdefault("client_status", "pending")
+        alloc["create_index"] = alloc["modify_index"] = index
+    sm.put_new_allocations(job_id, accepted)
     for desired, ids in (("stop", stops), ("evict", evictions)):
         for alloc_id in ids:
             alloc = sm.allocations[alloc_id]
