@@ -27,12 +27,8 @@ from federation.errors import FederationError
 from federation.ports import LeaderContext
 from federation.raft.node import wait_result
 from federation.scheduler import snapshot as snap
-from federation.scheduler.feasibility import Usage
-from federation.scheduler.jobplan import plan_work
-from federation.scheduler.order import order_jobs
 from federation.scheduler.periodic import due_launches_checked
-from federation.scheduler.service import StatusOf, job_work
-from federation.scheduler.workload import pass_profile
+from federation.scheduler.service import StatusOf, plan_pass
 
 log = logging.getLogger("federation.scheduler")
 
@@ -136,55 +132,38 @@ class Scheduler:
         if not jobs:  # heartbeats and other writes that leave every job as it was
             self._seen_index = start_index
             return 0
-        status_of = StatusOf(machine)
         placed = 0
         started = time.perf_counter()
         snapshot = snap.take(machine, self.context.now(), self._views)
         snapshot_taken = time.perf_counter()
         self.snapshot_seconds = snapshot_taken - started
-        candidates = []
-        for job in jobs:
-            if job["spec"].get("schedule"):
-                continue  # a periodic template: its children run
-            try:
-                work = job_work(job, snapshot, status_of)  # the plan preview's own steps
-            except Exception as exc:  # noqa: BLE001 - one job's failure is its own
-                self._set_aside(job, "reconciling", exc)
-                continue
-            if isinstance(work, str):
-                self._block(job, work)
-                continue
-            if work.empty and not job.get("unplaced") and not any(
-                    g.exhausted for g in work.groups):
-                continue
-            candidates.append((job, work))
-        queue_of = {j["id"]: j["spec"].get("queue", "default")
-                    for j in list(machine.jobs.values())}
-        queue_records = list(machine.queues.values())
-        try:
-            ordered, held = order_jobs(candidates, queue_records, snapshot, queue_of)
-        except Exception as exc:  # noqa: BLE001 - fair share failed: see _unordered
-            ordered, held = self._unordered(candidates, queue_records, queue_of, exc)
-        for job_id, reason in held.items():
-            self._block(machine.jobs[job_id], reason)
-        # Every job of the pass is planned against the one snapshot plus what the pass
-        # already planned (the overlay); plans are committed without waiting for each other
-        # (group commit puts many in one Raft entry). Applying a plan re-checks its nodes
-        # against the latest state, so a plan that no longer fits loses only what does not.
-        overlay = Usage()
-        profile = pass_profile(snapshot, ordered)  # the live and pending mix, once a pass
+        # The pass is the scheduling service's (the plan preview runs the same one): every
+        # job planned against the one snapshot plus what the pass already planned. Plans
+        # are committed without waiting for each other (group commit puts many in one Raft
+        # entry); applying a plan re-checks its nodes against the latest state, so a plan
+        # that no longer fits loses only what does not.
+        planned = 0
         in_flight: deque[tuple[str, int, Future[dict[str, Any]]]] = deque()
         try:
-            for ordered_job, work in ordered:
-                job = dict(ordered_job)
+            for decision in plan_pass(machine, jobs, snapshot, seed=self.passes,
+                                      status_of=StatusOf(machine),
+                                      on_order_error=self._order_failed):
+                job = decision.job
+                if decision.failed is not None:
+                    self._set_aside(job, *decision.failed)
+                    continue
+                if decision.blocked is not None:
+                    self._block(job, decision.blocked)
+                    continue
+                plan = decision.plan
+                if plan is None:
+                    continue
+                planned += 1
                 try:
-                    plan = plan_work(snapshot, job, work, seed=self.passes, usage=overlay,
-                                     profile=profile)
                     command = plan.command()
                 except Exception as exc:  # noqa: BLE001 - one job's failure is its own
                     self._set_aside(job, "planning", exc)
                     continue
-                overlay = plan.usage
                 if (not command["allocations"] and not command["stops"]
                         and not command["evictions"] and job.get("unplaced") == plan.unplaced
                         and job.get("exhausted", {}) == plan.exhausted):
@@ -201,7 +180,7 @@ class Scheduler:
         self._seen_index = start_index
         self.placed += placed
         log.debug("pass %d: %d job(s) planned, %d placed in %.3f s (snapshot %.3f s)",
-                  self.passes, len(ordered), placed, time.perf_counter() - started,
+                  self.passes, planned, placed, time.perf_counter() - started,
                   snapshot_taken - started)
         return placed
 
@@ -224,20 +203,12 @@ class Scheduler:
                      value["refused"], planned, job_id, value["refused_nodes"])
         return int(value["placed"])
 
-    def _unordered(self, candidates: list[Any], queue_records: list[dict[str, Any]],
-                   queue_of: dict[str, str], exc: Exception) -> tuple[list[Any], dict[str, str]]:
-        """Fair-share ordering failed for the whole pass (it sums over every queue): plan
-        by priority alone, holding back the jobs of queues with a quota, which could not
-        be enforced."""
-        reason = f"fair-share ordering failed: {type(exc).__name__}: {str(exc)[:500]}"
-        if reason != self._order_error:  # once, not every pass
+    def _order_failed(self, reason: str, exc: Exception) -> None:
+        """Fair-share ordering failed for the whole pass: say so once, not every pass."""
+        if reason != self._order_error:
             self._order_error = reason
             log.error("%s; planning by priority, jobs of queues with a quota wait",
                       reason, exc_info=exc)
-        quota = {q["name"] for q in queue_records if (q.get("spec") or {}).get("quota")}
-        held = {job["id"]: reason for job, _ in candidates
-                if queue_of.get(job["id"], "default") in quota}
-        return [c for c in candidates if c[0]["id"] not in held], held
 
     def _set_aside(self, job: dict[str, Any], stage: str, exc: Exception) -> None:
         """A job whose scheduling raised: say why in its status, log it, and go on."""
