@@ -14,19 +14,25 @@ context as W3C ``traceparent``, and raises the ``federation.errors`` tree::
 from __future__ import annotations
 
 import json
-import threading
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict, cast
 from urllib.parse import quote
 
 import httpx
-import tenacity
 from opentelemetry import propagate
 
 from federation import __version__
 from federation.errors import FederationError, ValidationError, error_from_body
+from federation.transport import (
+    CLUSTER_URL,
+    EFFORT,
+    Effort,
+    FailoverTransport,
+    RetryPolicy,
+    ServersUnreachable,
+    split_addresses,
+)
 
 __all__ = [
     "Allocation",
@@ -130,62 +136,7 @@ class Allocation(TypedDict, total=False):
     resources: Resources
 
 
-# -- retry policy --
-
-# Only failures that say nothing about the request itself are retried. A bad URL scheme, a
-# proxy refusal or a malformed request would fail the same way again.
-_RETRYABLE_TRANSPORT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
-
-
-class _Retryable(Exception):
-    """Internal wrapper: this attempt failed in a way worth another try."""
-
-    def __init__(self, error: FederationError) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
-def _normalize(address: str) -> str:
-    address = address.strip().rstrip("/")
-    if address and "://" not in address:
-        address = "http://" + address
-    return address
-
-
-def _split_addresses(addresses: str | Sequence[str]) -> list[str]:
-    raw = addresses.split(",") if isinstance(addresses, str) else list(addresses)
-    out: list[str] = []
-    for item in raw:
-        address = _normalize(item)
-        if address and address not in out:
-            out.append(address)
-    return out
-
-
-class _Deadline:
-    """Stop and wait strategies for tenacity that share one overall deadline."""
-
-    def __init__(self, max_attempts: int, seconds: float, backoff: float, max_backoff: float):
-        self.max_attempts = max_attempts
-        self.seconds = seconds
-        self.started = time.monotonic()
-        self._jitter = tenacity.wait_random_exponential(multiplier=backoff, max=max_backoff)
-
-    def remaining(self) -> float:
-        return self.seconds - (time.monotonic() - self.started)
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
-
-    def wait(self, retry_state: tenacity.RetryCallState) -> float:
-        # Never sleep past the deadline: the stop check then sees no time left and gives up.
-        return max(0.0, min(self._jitter(retry_state), self.remaining()))
-
-    def stop(self, retry_state: tenacity.RetryCallState) -> bool:
-        if retry_state.attempt_number >= self.max_attempts:
-            return True
-        upcoming = retry_state.upcoming_sleep or 0.0
-        return self.remaining() - upcoming <= 0.0
+# -- failover: federation.transport.FailoverTransport --
 
 
 class Client:
@@ -195,7 +146,9 @@ class Client:
     servers (``host:port`` means ``http://host:port``). Every call is bounded: at most
     ``max_attempts`` attempts within ``deadline`` seconds, each attempt within ``timeout``
     seconds, with full-jitter exponential backoff starting at ``backoff`` seconds and capped
-    at ``max_backoff``. ``transport`` replaces the network (tests use ``httpx.MockTransport``).
+    at ``max_backoff``. Failover, leader hints and retries are the
+    :class:`~federation.transport.FailoverTransport`'s, the agent's too. ``transport``
+    replaces the network under it (tests use ``httpx.MockTransport``).
     """
 
     def __init__(
@@ -213,8 +166,7 @@ class Client:
         namespace: str | None = None,
     ) -> None:
         self._namespace = namespace
-        self._addresses = _split_addresses(addresses)
-        if not self._addresses:
+        if not split_addresses(addresses):
             raise ValidationError("no server address given", field="addresses")
         if max_attempts < 1:
             raise ValidationError("must be at least 1", field="max_attempts")
@@ -222,12 +174,6 @@ class Client:
             raise ValidationError("timeout and deadline must be positive", field="timeout")
         self._token = token
         self._timeout = timeout
-        self._max_attempts = max_attempts
-        self._deadline = deadline
-        self._backoff = backoff
-        self._max_backoff = max_backoff
-        self._current = 0
-        self._lock = threading.Lock()
         headers = {"User-Agent": f"federation-client/{__version__}", "Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -241,16 +187,19 @@ class Client:
             except (OSError, ValueError) as exc:
                 raise ValidationError(f"cannot load the CA certificate {cacert!r}: {exc}",
                                       field="cacert") from None
-        self._http = httpx.Client(headers=headers, transport=transport, follow_redirects=False,
-                                  verify=verify)
+        self._failover = FailoverTransport(
+            addresses, inner=transport, verify=verify,
+            policy=RetryPolicy(max_attempts=max_attempts, deadline=deadline, backoff=backoff,
+                               max_backoff=max_backoff))
+        self._http = httpx.Client(base_url=CLUSTER_URL, headers=headers,
+                                  transport=self._failover, follow_redirects=False)
 
     # -- lifecycle --
 
     @property
     def addresses(self) -> list[str]:
         """The known server addresses, the one tried first leading."""
-        with self._lock:
-            return self._addresses[self._current :] + self._addresses[: self._current]
+        return self._failover.addresses
 
     def close(self) -> None:
         self._http.close()
@@ -526,37 +475,6 @@ class Client:
         json_body: Any = None,
         headers: Mapping[str, str] | None = None,
     ) -> Any:
-        deadline = _Deadline(self._max_attempts, self._deadline, self._backoff, self._max_backoff)
-        tried: list[str] = []
-        retrying = tenacity.Retrying(
-            stop=deadline.stop,
-            wait=deadline.wait,
-            retry=tenacity.retry_if_exception_type(_Retryable),
-            reraise=True,
-        )
-        try:
-            for attempt in retrying:
-                with attempt:
-                    address = self._pick()
-                    if address not in tried:
-                        tried.append(address)
-                    timeout = max(0.01, min(self._timeout, deadline.remaining()))
-                    return self._attempt(address, method, path, params, json_body, headers, timeout)
-        except _Retryable as exc:
-            attempts = retrying.statistics.get("attempt_number", 1)
-            raise _gave_up(exc.error, tried, attempts, deadline.elapsed()) from exc.error
-        raise FederationError("retry loop ended without an outcome")  # pragma: no cover
-
-    def _attempt(
-        self,
-        address: str,
-        method: str,
-        path: str,
-        params: Mapping[str, str] | None,
-        json_body: Any,
-        headers: Mapping[str, str] | None,
-        timeout: float,
-    ) -> Any:
         request_headers: dict[str, str] = dict(headers or {})
         # The caller's trace context travels with every attempt, so the server's span is a
         # child of the caller's current span.
@@ -566,31 +484,22 @@ class Client:
             content = json.dumps(json_body).encode()
             request_headers["Content-Type"] = "application/json"
         try:
-            response = self._http.request(
-                method,
-                address + path,
-                params=params or None,
-                content=content,
-                headers=request_headers,
-                timeout=timeout,
-            )
-        except httpx.ConnectError as exc:
-            if "CERTIFICATE_VERIFY_FAILED" in str(exc) or "SSL" in str(exc):
-                # Final: another attempt would meet the same certificate.
-                raise Unreachable(
-                    f"{address}: TLS: the server's certificate is not trusted ({_describe(exc)}); "
-                    "give the cluster's CA certificate with FEDERATION_CACERT"
-                ) from exc
-            self._rotate_from(address)
-            raise _Retryable(Unreachable(f"{address}: {_describe(exc)}")) from exc
-        except _RETRYABLE_TRANSPORT as exc:
-            self._rotate_from(address)
-            raise _Retryable(Unreachable(f"{address}: {_describe(exc)}")) from exc
+            response = self._http.request(method, path, params=params or None, content=content,
+                                          headers=request_headers, timeout=self._timeout)
+        except ServersUnreachable as exc:
+            reason = _describe(exc.last) if isinstance(exc.last, httpx.HTTPError) else str(
+                exc.last)
+            raise Unreachable(f"{exc}: {reason}", tried=list(exc.effort.tried)) from exc.last
+        except httpx.ConnectError as exc:  # TLS: the transport does not retry it
+            raise Unreachable(
+                f"{self.addresses[0]}: TLS: the server's certificate is not trusted "
+                f"({_describe(exc)}); give the cluster's CA certificate with FEDERATION_CACERT"
+            ) from exc
         except httpx.HTTPError as exc:
-            raise Unreachable(f"{address}: {_describe(exc)}") from exc
-        return self._result(address, response)
+            raise Unreachable(f"{self.addresses[0]}: {_describe(exc)}") from exc
+        return self._result(response)
 
-    def _result(self, address: str, response: httpx.Response) -> Any:
+    def _result(self, response: httpx.Response) -> Any:
         if response.is_success:
             if not response.content:
                 return None
@@ -598,8 +507,8 @@ class Client:
                 return response.json()
             except ValueError as exc:
                 raise FederationError(
-                    f"{address} answered HTTP {response.status_code} with a body that is not JSON"
-                ) from exc
+                    f"{response.url.host} answered HTTP {response.status_code} with a body "
+                    "that is not JSON") from exc
         try:
             body: Any = response.json()
         except ValueError:
@@ -608,31 +517,10 @@ class Client:
         if type(error) is FederationError:
             # An unstructured answer (a proxy's page, a crash): keep the status it came with.
             error.http_status = response.status_code
-        if response.status_code != 503:
-            raise error
-        hint = error.details.get("leader")
-        hint_http = hint.get("http") if isinstance(hint, dict) else None
-        if isinstance(hint_http, str) and _normalize(hint_http):
-            self._prefer(_normalize(hint_http))
-        else:
-            self._rotate_from(address)
-        raise _Retryable(error)
-
-    def _pick(self) -> str:
-        with self._lock:
-            return self._addresses[self._current]
-
-    def _prefer(self, address: str) -> None:
-        with self._lock:
-            if address not in self._addresses:
-                self._addresses.append(address)
-            self._current = self._addresses.index(address)
-
-    def _rotate_from(self, address: str) -> None:
-        with self._lock:
-            # Another thread may already have moved on; only advance past the failed address.
-            if self._addresses[self._current] == address:
-                self._current = (self._current + 1) % len(self._addresses)
+        effort = response.extensions.get(EFFORT)
+        if isinstance(effort, Effort):
+            raise _gave_up(error, effort) from None
+        raise error
 
 
 def _seg(value: str) -> str:
@@ -650,19 +538,10 @@ def _describe(exc: httpx.HTTPError) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _gave_up(
-    last: FederationError, tried: list[str], attempts: int, elapsed: float
-) -> FederationError:
+def _gave_up(last: FederationError, effort: Effort) -> FederationError:
     """The last error, reworded to say how hard the client tried."""
-    effort = f"{attempts} attempt{'s' if attempts != 1 else ''} in {elapsed:.1f}s"
-    if isinstance(last, Unreachable):
-        reason = last.message.split(": ", 1)[-1]
-        return Unreachable(
-            f"could not reach any server (tried {', '.join(tried)}; {effort}): {reason}",
-            tried=tried,
-        )
     error = type(last)(
-        f"{last.message} (gave up after {effort}; tried {', '.join(tried)})",
+        f"{last.message} (gave up after {effort.describe()}; tried {', '.join(effort.tried)})",
         field=last.field,
         **last.details,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -18,16 +19,47 @@ import httpx
 SECRET = "test-cluster-secret-0123456789"
 
 
+# Ports for test servers come from below the kernel's ephemeral range (32768 and up here):
+# a port found free by binding port 0 is an ephemeral one, which any process's next outgoing
+# connection may take before the server binds it. Each port is also claimed by a lock file
+# held open for this test process's life (the kernel drops the lock when the process ends),
+# so test runs side by side never hand out the same port.
+PORT_RANGE = range(20000, 32000)
+PORT_LOCKS = Path(os.environ.get("TMPDIR", "/tmp")) / "federation-test-ports"
+_claimed: list[Any] = []  # open lock files: the claims last as long as this process
+
+
+def _claim(port: int) -> bool:
+    import fcntl
+
+    PORT_LOCKS.mkdir(exist_ok=True)
+    handle = open(PORT_LOCKS / f"{port}.lock", "a")  # noqa: SIM115 - held while we live
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return False
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:  # in use by something that takes no lock
+            handle.close()
+            return False
+    _claimed.append(handle)
+    return True
+
+
 def free_ports(count: int) -> list[int]:
-    sockets, ports = [], []
-    for _ in range(count):
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        sockets.append(sock)
-        ports.append(sock.getsockname()[1])
-    for sock in sockets:
-        sock.close()
-    return ports
+    """``count`` loopback ports no other test (of this run or another) has been given."""
+    ports: list[int] = []
+    start = random.randrange(len(PORT_RANGE))
+    for offset in range(len(PORT_RANGE)):
+        port = PORT_RANGE[(start + offset) % len(PORT_RANGE)]
+        if _claim(port):
+            ports.append(port)
+            if len(ports) == count:
+                return ports
+    raise RuntimeError(f"no {count} free ports left in {PORT_RANGE}")
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05):
@@ -58,6 +90,10 @@ class ServerProcess:
     extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    # The program before ``server ...``: the federation CLI, or a test's own entry point
+    # that wires a server with wrapped parts.
+    launcher: list[str] = field(
+        default_factory=lambda: [sys.executable, "-m", "federation.cli.main"])
 
     @property
     def url(self) -> str:
@@ -68,7 +104,7 @@ class ServerProcess:
         return f"127.0.0.1:{self.raft_port}"
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "federation.cli.main", "server", "--id", self.id,
+        cmd = [*self.launcher, "server", "--id", self.id,
                "--data-dir", str(self.data_dir), "--http", f"127.0.0.1:{self.http_port}",
                "--raft", self.raft, "--secret-file", str(self.secret_file),
                "--heartbeat-ttl", "2"]
@@ -124,7 +160,8 @@ class Cluster:
     """N servers that know each other, started as separate processes."""
 
     def __init__(self, root: Path, size: int = 3, token: str | None = None,
-                 extra_args: list[str] | None = None) -> None:
+                 extra_args: list[str] | None = None,
+                 launcher: list[str] | None = None) -> None:
         root.mkdir(parents=True, exist_ok=True)
         secret_file = root / "raft.secret"
         secret_file.write_text(SECRET)
@@ -140,6 +177,7 @@ class Cluster:
                 peers=[r for r in rafts if r != rafts[i]], data_dir=root / f"s{i + 1}",
                 secret_file=secret_file, token_file=token_file,
                 extra_args=list(extra_args or []),
+                **({"launcher": list(launcher)} if launcher else {}),
             )
             for i in range(size)
         ]

@@ -1,15 +1,14 @@
 """The agent's connection to the servers: any address works, failures move to the next one.
 
-Calls that fail in a way that says nothing about the request (connection errors, timeouts,
+Failover is the shared :class:`~federation.transport.FailoverTransport` (the SDK's too):
+calls that fail in a way that says nothing about the request (connection errors, timeouts,
 503) are retried on the next address, or on the leader a 503 names, with jittered backoff,
 until the call's deadline. Everything else is raised at once as a ``FederationError``.
 """
 
 from __future__ import annotations
 
-import random
 import threading
-import time
 import uuid
 from typing import Any
 
@@ -17,8 +16,18 @@ import httpx
 
 from federation import __version__
 from federation.errors import FederationError, error_from_body
+from federation.transport import (
+    CLUSTER_URL,
+    POLICY,
+    STOP,
+    FailoverTransport,
+    RetryPolicy,
+    split_addresses,
+)
+from federation.transport import ServersUnreachable as _NoAnswer
 
-_TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+# An agent keeps trying until the call's deadline, however many attempts that takes.
+UNBOUNDED_ATTEMPTS = 1 << 30
 
 
 class ServersUnreachable(FederationError):
@@ -32,18 +41,18 @@ class Servers:
         """``verify``: an SSL context trusting the cluster's CA; ``server_name``: the name
         every server's certificate must carry (``server.<region>.federation``), checked
         whatever address is dialled."""
-        self.addresses = [a.rstrip("/") if "://" in a else f"http://{a.rstrip('/')}"
-                          for a in addresses if a.strip()]
-        if not self.addresses:
+        if not split_addresses(addresses):
             raise FederationError("no server address given")
-        self._current = 0
-        self._lock = threading.Lock()
         headers = {"User-Agent": f"federation-agent/{__version__}"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._server_name = server_name
-        self._http = httpx.Client(headers=headers, timeout=10.0, verify=verify,
-                                  follow_redirects=False)
+        self._failover = FailoverTransport(addresses, verify=verify, server_name=server_name)
+        self._http = httpx.Client(base_url=CLUSTER_URL, headers=headers, timeout=10.0,
+                                  transport=self._failover, follow_redirects=False)
+
+    @property
+    def addresses(self) -> list[str]:
+        return self._failover.addresses
 
     def set_token(self, token: str | None) -> None:
         """Present ``token`` as the bearer from now on (None: present none)."""
@@ -55,20 +64,6 @@ class Servers:
     def close(self) -> None:
         self._http.close()
 
-    def _address(self) -> str:
-        with self._lock:
-            return self.addresses[self._current]
-
-    def _move_on(self, failed: str, hint: str | None = None) -> None:
-        with self._lock:
-            if hint:
-                hint = hint.rstrip("/")
-                if hint not in self.addresses:
-                    self.addresses.append(hint)
-                self._current = self.addresses.index(hint)
-            elif self.addresses[self._current] == failed:
-                self._current = (self._current + 1) % len(self.addresses)
-
     def call(self, method: str, path: str, *, json_body: Any = None,
              params: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
              timeout: float = 10.0, deadline: float = 30.0,
@@ -77,40 +72,28 @@ class Servers:
         extra = dict(headers or {})
         if method != "GET":
             extra.setdefault("Idempotency-Key", str(uuid.uuid4()))
-        give_up = time.monotonic() + deadline
-        attempt = 0
-        last: Exception | None = None
-        while True:
-            address = self._address()
-            try:
-                extensions = ({"sni_hostname": self._server_name}
-                              if self._server_name and address.startswith("https://") else None)
-                response = self._http.request(method, address + path, json=json_body,
-                                              params=params, headers=extra, timeout=timeout,
-                                              extensions=extensions)
-            except _TRANSIENT as exc:
-                last = exc
-                self._move_on(address)
-            else:
-                if response.status_code < 400:
-                    return (response.json() if response.content else None), response.headers
-                try:
-                    body: Any = response.json()
-                except ValueError:
-                    body = response.text
-                error = error_from_body(response.status_code, body)
-                if response.status_code != 503:
-                    raise error
-                last = error
-                hint = error.details.get("leader")
-                self._move_on(address, hint.get("http") if isinstance(hint, dict) else None)
-            attempt += 1
-            pause = random.uniform(0, min(2.0, 0.05 * 2 ** min(attempt, 6)))
-            if time.monotonic() + pause > give_up or (stop is not None and stop.is_set()):
-                raise ServersUnreachable(
-                    f"no server answered {method} {path} within {deadline:g}s "
-                    f"(tried {', '.join(self.addresses)}): {last!r}")
-            if stop is not None:
-                stop.wait(pause)
-            else:
-                time.sleep(pause)
+        extensions: dict[str, Any] = {POLICY: RetryPolicy(
+            max_attempts=UNBOUNDED_ATTEMPTS, deadline=deadline, backoff=0.05, max_backoff=2.0)}
+        if stop is not None:
+            extensions[STOP] = stop
+        try:
+            response = self._http.request(method, path, json=json_body, params=params,
+                                          headers=extra, timeout=timeout,
+                                          extensions=extensions)
+        except _NoAnswer as exc:
+            raise ServersUnreachable(
+                f"no server answered {method} {path} within {deadline:g}s "
+                f"(tried {', '.join(exc.effort.tried)}): {exc.last!r}") from exc.last
+        except httpx.HTTPError as exc:  # TLS refused: final, not retried
+            raise ServersUnreachable(f"{method} {path}: {exc}") from exc
+        if response.status_code < 400:
+            return (response.json() if response.content else None), response.headers
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = response.text
+        error = error_from_body(response.status_code, body)
+        if response.status_code == 503:
+            raise ServersUnreachable(
+                f"no server answered {method} {path} within {deadline:g}s: {error}")
+        raise error

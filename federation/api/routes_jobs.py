@@ -108,19 +108,22 @@ async def plan(request: Request, namespace: str | None = NamespaceQuery) -> dict
     Nothing is committed."""
     spec = spec_in_namespace(await document(request), namespace)
     check(request, SUBMIT, namespace=record_namespace({"spec": spec}))
-    machine = master(request).machine
+    m = master(request)
+    machine = m.machine
+    # The seed of the leader's next pass, when this server leads: the same sampling.
+    seed = m.scheduler.passes + 1 if m.scheduler is not None else 0
     # Planning scores the whole pool: a worker thread's work, not the event loop's.
-    return await json_off_loop(lambda: _plan(machine, spec))  # type: ignore[return-value]
+    return await json_off_loop(lambda: _plan(machine, spec, seed))  # type: ignore[return-value]
 
 
-def _plan(machine: Any, spec: dict[str, Any]) -> dict[str, Any]:
+def _plan(machine: Any, spec: dict[str, Any], seed: int = 0) -> dict[str, Any]:
     existing = machine.jobs.get(spec["id"])
     changed = existing is None or existing["spec"] != spec or existing["stopped"]
     version = (existing["version"] + (1 if changed else 0)) if existing else 1
     job = {"id": spec["id"], "spec": spec, "version": version, "stopped": False,
            "create_index": machine.index + 1}
     # The leader's pass's own steps: dependencies, expired drains, quotas, the profile.
-    outcome = preview(machine, job, time.time())
+    outcome = preview(machine, job, time.time(), seed)
     if outcome.plan is None:
         return {"id": spec["id"], "version": version, "placements": [], "stops": [],
                 "evictions": [], "unplaced": {"*": {"explanation": outcome.blocked,
@@ -290,8 +293,6 @@ async def stop_allocation(request: Request, alloc_id: str) -> dict[str, Any]:
     check(request, ALLOC_LIFECYCLE, namespace=record_namespace(m.machine.jobs.get(alloc["job_id"])))
     if alloc["desired_status"] != "run":
         return {"id": alloc_id, "changed": False, "index": m.machine.index}
-    await m.commit({"type": "alloc.upsert", "id": command_id(request, f"alloc-stop:{alloc_id}"),
-                    "allocations": [{"id": alloc_id, "job_id": alloc["job_id"],
-                                     "group": alloc["group"], "node_id": alloc["node_id"],
-                                     "desired_status": "stop"}]})
+    await m.commit({"type": "alloc.stop", "id": command_id(request, f"alloc-stop:{alloc_id}"),
+                    "alloc_ids": [alloc_id], "reason": "stopped through the API"})
     return {"id": alloc_id, "changed": True, "index": m.machine.index}

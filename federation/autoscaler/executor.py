@@ -12,22 +12,22 @@ launches twice. Every provider call is an OpenTelemetry span, child of the span
 of the decision that caused it. Dry run (a pool's ``settings.dry_run`` or
 ``FEDERATION_AUTOSCALER_DRY_RUN=1``) plans and records activities without acting.
 
-Environment (read when a server starts):
+The launch/terminate protocol itself (commit, call, commit the outcome, and the table of
+allowed transitions) is :mod:`federation.autoscaler.lifecycle`; this module observes, plans
+and decides what to ask of it.
+
+Settings (:class:`ExecutorSettings`) and the clock are given by the composition root (the
+master builds the settings from the environment when a server starts):
 
 * ``FEDERATION_AUTOSCALER_INTERVAL``: seconds between ticks (default 2);
 * ``FEDERATION_AUTOSCALER_RECONCILE``: seconds between reconciliations (default 15);
-* ``FEDERATION_AUTOSCALER_DRY_RUN=1``: dry run for every pool;
-* ``FEDERATION_AUTOSCALER_TEST_PAUSE=after-begin:SECONDS`` or ``after-call:SECONDS``: FOR
-  TESTS ONLY: pause a new launch after its ``launch.begin`` commit (or after the provider
-  call, before ``launch.end``), so a test can kill the leader at that point.
+* ``FEDERATION_AUTOSCALER_DRY_RUN=1``: dry run for every pool.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -36,6 +36,7 @@ from typing import Any
 from opentelemetry import trace
 
 from federation.autoscaler.decide import decide
+from federation.autoscaler.lifecycle import LaunchRequest, Lifecycle
 from federation.autoscaler.observe import (
     DRAIN_ACTION,
     busy_nodes,
@@ -50,14 +51,13 @@ from federation.autoscaler.observe import (
 )
 from federation.autoscaler.planner import Plan, PoolState, ScaleDown, ScaleUp
 from federation.autoscaler.reconciler import Drift, reconcile
-from federation.errors import CapacityError, FederationError, QuotaError
+from federation.errors import FederationError
+from federation.ports import LeaderContext
 from federation.providers.base import Bootstrap, InstanceType, Provider, load_provider
 from federation.specs.pool import PoolSpec, parse_pool
 from federation.state.machine import StateMachine
 
 log = logging.getLogger("federation.autoscaler")
-
-Commit = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -67,12 +67,10 @@ class ExecutorSettings:
     catalog_ttl: float = 300.0
     capacity_cooldown: float = 60.0
     dry_run: bool = False
-    pause_after_begin: float = 0.0  # tests only
-    pause_after_call: float = 0.0  # tests only
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ExecutorSettings:
-        env = os.environ if env is None else env
+    def from_env(cls, env: Mapping[str, str]) -> ExecutorSettings:
+        """Settings from a server's environment (read by the composition root)."""
         settings = cls()
 
         def seconds(key: str, default: float) -> float:
@@ -82,25 +80,12 @@ class ExecutorSettings:
                 log.warning("ignoring %s=%r: not a number of seconds", key, env[key])
                 return default
 
-        settings = replace(
+        return replace(
             settings,
             interval=seconds("FEDERATION_AUTOSCALER_INTERVAL", settings.interval),
             reconcile_every=seconds("FEDERATION_AUTOSCALER_RECONCILE", settings.reconcile_every),
             dry_run=env.get("FEDERATION_AUTOSCALER_DRY_RUN", "") in ("1", "true", "yes"),
         )
-        pause = env.get("FEDERATION_AUTOSCALER_TEST_PAUSE", "")
-        where, _, amount = pause.partition(":")
-        if pause:
-            try:
-                value = float(amount)
-            except ValueError:
-                value = 0.0
-            if where == "after-begin":
-                settings = replace(settings, pause_after_begin=value)
-            elif where == "after-call":
-                settings = replace(settings, pause_after_call=value)
-            log.warning("FEDERATION_AUTOSCALER_TEST_PAUSE=%s: test-only pause enabled", pause)
-        return settings
 
 
 @dataclass
@@ -162,24 +147,23 @@ class UnderClock:
 class Executor:
     """Runs on the leader only. ``tick()`` is one observe-plan-act round."""
 
+    def machine(self) -> StateMachine:
+        return self.context.machine
+
     def __init__(
         self,
-        machine: Callable[[], StateMachine],
-        commit: Commit,
+        context: LeaderContext,
         *,
         tracer: trace.Tracer | None = None,
         settings: ExecutorSettings | None = None,
         providers: Mapping[str, Provider] | None = None,
         bootstrap: Callable[[StateMachine, PoolSpec], Bootstrap] | None = None,
-        clock: Callable[[], float] = time.time,
     ) -> None:
-        self.machine = machine
-        self.commit = commit
+        self.context = context
         self.tracer = tracer or trace.get_tracer("federation.autoscaler")
         self.settings = settings or ExecutorSettings()
         self._providers: dict[str, Provider] = dict(providers or {})
         self._bootstrap = bootstrap or default_bootstrap(None)
-        self.clock = clock
         self.idle = IdleClock()
         self.under = UnderClock()
         self._catalogs: dict[tuple[str, int], tuple[float, tuple[InstanceType, ...]]] = {}
@@ -187,13 +171,14 @@ class Executor:
         self._noted: dict[str, str] = {}  # subject -> last reason recorded
         self._first_seen: dict[str, dict[str, float]] = {}
         self._last_reconcile = -float("inf")
-        self._stop = threading.Event()
+        self.lifecycle = Lifecycle(
+            self._commit, self.provider, lambda spec: self._bootstrap(self.machine(), spec),
+            self.tracer, self._cool)
 
     # -- the loop ------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         """One leadership term: memory of an earlier term (idle clocks, unknown instances)
         is dropped, since the state may have moved on while another server led."""
-        self._stop = stop
         self.idle = IdleClock()
         self.under = UnderClock()
         self._first_seen = {}
@@ -209,7 +194,7 @@ class Executor:
 
     def tick(self) -> TickReport:
         report = TickReport()
-        now = self.clock()
+        now = self.context.now()
         with self.tracer.start_as_current_span("autoscaler.tick"):
             self._resume(report)
             machine = self.machine()
@@ -324,7 +309,7 @@ class Executor:
     # -- committing ------------------------------------------------------------------------
     def _commit(self, command: dict[str, Any]) -> dict[str, Any] | None:
         """Commit; the value, or None when the state machine rejected the command."""
-        result = self.commit(command)
+        result = self.context.commit_sync(command)
         if not result.get("ok"):
             log.warning("autoscaler command %s rejected: %s", command["type"], result.get("error"))
             return None
@@ -390,100 +375,21 @@ class Executor:
                 return
             token = uuid.uuid4().hex
             span.set_attribute("federation.token", token)
-            begun = self._commit(
-                {
-                    "type": "launch.begin",
-                    "id": f"launch.begin:{token}",
-                    "launch": {
-                        "token": token,
-                        "pool": up.pool,
-                        "provider": up.provider,
-                        "instance_type": up.instance_type,
-                        "count": up.count,
-                        "spot": up.spot,
-                        "zones": list(up.zones),
-                        "price_per_hour": up.price_per_hour,
-                        "hourly_cost": up.hourly_cost,
-                        "reason": up.reason,
-                        "decision": format(span.get_span_context().trace_id, "032x"),
-                    },
-                }
-            )
-            if begun is None or not begun.get("changed"):
-                return
-            log.info(
-                "launch %s committed: %d x %s in pool %s (%s)",
-                token,
-                up.count,
-                up.instance_type,
-                up.pool,
-                up.reason,
-            )
-            if self.settings.pause_after_begin > 0:
-                log.warning(
-                    "test pause: launch %s committed, provider not called yet; pausing %.1fs",
-                    token,
-                    self.settings.pause_after_begin,
-                )
-                if self._stop.wait(self.settings.pause_after_begin):
-                    return  # leadership lost: the next leader resumes this launch
-            self._launch(spec, token, up.instance_type, up.count, pause=True)
+            request = LaunchRequest(
+                pool=up.pool, provider=up.provider, instance_type=up.instance_type,
+                count=up.count, spot=up.spot, zones=tuple(up.zones),
+                price_per_hour=up.price_per_hour, hourly_cost=up.hourly_cost, reason=up.reason)
+            tracked = self.lifecycle.begin_launch(
+                token, request, format(span.get_span_context().trace_id, "032x"))
+            if tracked is None:
+                return  # not committed: the provider is never called for it
+            log.info("launch %s committed: %d x %s in pool %s (%s)", token, up.count,
+                     up.instance_type, up.pool, up.reason)
+            self.lifecycle.launch(tracked, spec, up.instance_type, up.count)
             report.launched.append(token)
 
-    def _launch(
-        self, spec: PoolSpec, token: str, instance_type: str, count: int, pause: bool = False
-    ) -> None:
-        """Call the provider with a committed token and commit the outcome."""
-        instances: list[str] = []
-        failures: list[str] = []
-        error: str | None = None
-        with self.tracer.start_as_current_span("provider.launch") as span:
-            span.set_attribute("federation.pool", spec.name)
-            span.set_attribute("federation.provider", spec.provider)
-            span.set_attribute("federation.instance_type", instance_type)
-            span.set_attribute("federation.count", count)
-            span.set_attribute("federation.token", token)
-            try:
-                result = self.provider(spec.provider).launch(
-                    spec, instance_type, count, token, self._bootstrap(self.machine(), spec)
-                )
-                instances = [i.id for i in result.instances]
-                failures = list(result.failures)
-                if result.shortfall:
-                    self._cool(spec.name, instance_type)
-            except FederationError as exc:
-                error = f"{exc.code}: {exc.message}"
-                span.set_attribute("federation.error", error)
-                if isinstance(exc, CapacityError | QuotaError):
-                    self._cool(spec.name, instance_type)
-            span.set_attribute("federation.instances", len(instances))
-        if pause and self.settings.pause_after_call > 0:
-            log.warning(
-                "test pause: launch %s called, outcome not committed; pausing %.1fs",
-                token,
-                self.settings.pause_after_call,
-            )
-            if self._stop.wait(self.settings.pause_after_call):
-                return
-        self._commit(
-            {
-                "type": "launch.end",
-                "id": f"launch.end:{token}",
-                "token": token,
-                "instances": instances,
-                "failures": failures,
-                "error": error,
-            }
-        )
-        log.info(
-            "launch %s: %d instance(s)%s",
-            token,
-            len(instances),
-            f", error {error}" if error else "",
-        )
-
     def _cool(self, pool: str, instance_type: str) -> None:
-        self._cooldown[(pool, instance_type)] = self.clock() + self.settings.capacity_cooldown
+        self._cooldown[(pool, instance_type)] = self.context.now() + self.settings.capacity_cooldown
 
     # -- resume ----------------------------------------------------------------------------
     def _resume(self, report: TickReport) -> None:
@@ -506,28 +412,21 @@ class Executor:
                 span.set_attribute("federation.token", record["token"])
                 span.set_attribute("federation.kind", record["kind"])
                 if record["kind"] == "launch":
+                    tracked = Lifecycle.resumed_launch(record)
                     if spec is None:
-                        self._commit(
-                            {
-                                "type": "launch.end",
-                                "id": f"launch.end:{record['token']}",
-                                "token": record["token"],
-                                "instances": [],
-                                "error": f"pool {record['pool']} no longer exists",
-                            }
-                        )
+                        self.lifecycle.abandon_launch(
+                            tracked, f"pool {record['pool']} no longer exists")
                         continue
                     log.warning(
                         "resuming launch %s (%d x %s in pool %s) with its token",
-                        record["token"],
-                        record["count"],
-                        record["instance_type"],
-                        record["pool"],
-                    )
-                    self._launch(spec, record["token"], record["instance_type"], record["count"])
+                        record["token"], record["count"], record["instance_type"],
+                        record["pool"])
+                    self.lifecycle.launch(tracked, spec, record["instance_type"],
+                                          record["count"])
                     report.resumed.append(record["token"])
                 elif record["kind"] == "terminate" and spec is not None:
-                    self._terminate_call(spec, record["token"], record["instance_ids"])
+                    self.lifecycle.terminate(Lifecycle.resumed_terminate(record), spec,
+                                             record["instance_ids"])
                     report.resumed.append(record["token"])
 
     # -- scale down ------------------------------------------------------------------------
@@ -606,48 +505,15 @@ class Executor:
         the provider and record the token; False (and no call) when the commit was rejected
         or changed nothing. ``span`` is the decision's span, whose trace the record names."""
         token = uuid.uuid4().hex
-        begun = self._commit(
-            {
-                "type": "instance.terminate.begin",
-                "id": f"terminate.begin:{token}",
-                "termination": {
-                    "token": token,
-                    "pool": spec.name,
-                    "provider": spec.provider,
-                    "instance_ids": [instance_id],
-                    "node_ids": node_ids,
-                    "hourly_cost": hourly_cost,
-                    "reason": reason,
-                    "decision": format(span.get_span_context().trace_id, "032x"),
-                },
-            }
-        )
-        if begun is None or not begun.get("changed"):
+        draining = any((self.machine().nodes.get(n) or {}).get("draining") for n in node_ids)
+        tracked = self.lifecycle.begin_terminate(
+            token, spec, instance_id, node_ids, hourly_cost, reason,
+            format(span.get_span_context().trace_id, "032x"), draining)
+        if tracked is None:
             return False
-        self._terminate_call(spec, token, [instance_id])
+        self.lifecycle.terminate(tracked, spec, [instance_id])
         report.terminated.append(token)
         return True
-
-    def _terminate_call(self, spec: PoolSpec, token: str, ids: list[str]) -> None:
-        error: str | None = None
-        with self.tracer.start_as_current_span("provider.terminate") as span:
-            span.set_attribute("federation.pool", spec.name)
-            span.set_attribute("federation.provider", spec.provider)
-            span.set_attribute("federation.instances", ",".join(ids))
-            try:
-                self.provider(spec.provider).terminate(spec, ids, token)
-            except FederationError as exc:
-                error = f"{exc.code}: {exc.message}"
-                span.set_attribute("federation.error", error)
-        self._commit(
-            {
-                "type": "instance.terminate.end",
-                "id": f"terminate.end:{token}",
-                "token": token,
-                "error": error,
-            }
-        )
-        log.info("terminate %s (%s)%s", token, ", ".join(ids), f": error {error}" if error else "")
 
     # -- reconcile -------------------------------------------------------------------------
     def _reconcile(self, spec: PoolSpec, now: float, report: TickReport) -> None:
@@ -708,19 +574,6 @@ def default_bootstrap(join_token: str | None) -> Callable[[StateMachine, PoolSpe
     return build
 
 
-def executor_loop(master: Any) -> Callable[[threading.Event], None]:
-    """The leader loop of one master (registered in ``federation.server.loops``)."""
-    executor = Executor(
-        lambda: master.machine,
-        master.commit_sync,
-        tracer=master.tracer,
-        settings=ExecutorSettings.from_env(),
-        # The join secret, never the management token: a launched machine can only join.
-        bootstrap=default_bootstrap(master.join_token),
-    )
-    return executor.run
-
-
 __all__ = [
     "Executor",
     "ExecutorSettings",
@@ -729,5 +582,4 @@ __all__ = [
     "TickReport",
     "UnderClock",
     "default_bootstrap",
-    "executor_loop",
 ]

@@ -11,8 +11,8 @@ import typer
 import yaml
 
 from federation.cli.common import settings
-from federation.client import _split_addresses
 from federation.specs.namespace import DEFAULT_NAMESPACE, is_namespace
+from federation.transport import split_addresses as _split_addresses
 
 KUBE_PREFIX = "/k8s"
 

@@ -7,6 +7,7 @@ import os
 import secrets
 import signal
 import sys
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import typer
 
 from federation.api.agent_address import parse_networks
 from federation.errors import FederationError, ValidationError
+from federation.providers.base import Provider
 from federation.raft.node import RaftSettings
 from federation.server import Master, ServerConfig
 from federation.server.config import GcSettings, read_secret_file
@@ -70,10 +72,10 @@ def _setup_logging(level: str) -> None:
     )
 
 
-def _run(config: ServerConfig) -> None:
+def _run(config: ServerConfig, providers: Mapping[str, Provider] | None = None) -> None:
     try:
         configure_tracing(f"federation-server-{config.id}")
-        master = Master(config)
+        master = Master(config, providers=providers)
         master.start()
     except (FederationError, ValueError) as exc:
         field = getattr(exc, "field", None)
@@ -88,8 +90,10 @@ def _run(config: ServerConfig) -> None:
         master.stop()
 
 
-def register(app: typer.Typer) -> None:
-    """Add the server commands to the top-level app."""
+def register(app: typer.Typer, *, providers: Mapping[str, Provider] | None = None) -> None:
+    """Add the server commands to the top-level app. ``providers`` replace the provider
+    plugins of those names in the servers these commands run (an embedding program or a
+    test wraps a real provider this way)."""
 
     @app.command()
     def server(
@@ -181,7 +185,7 @@ def register(app: typer.Typer) -> None:
                                   max_inflight_batches=max(1, raft_max_inflight),
                                   fsync=raft_fsync),
         )
-        _run(config)
+        _run(config, providers)
 
     @app.command()
     def dev(

@@ -49,6 +49,11 @@ class NodeUsage:
             if not row:
                 del self.gpu_milli[node_id]
 
+    def add_totals(self, node_id: str, cpu_milli: int, memory_mib: int) -> None:
+        """Add CPU and memory held on a node (several allocations' at once)."""
+        _bump(self.cpu_milli, node_id, cpu_milli)
+        _bump(self.memory_mib, node_id, memory_mib)
+
     def gpu_used(self, node_id: str, gpus: int) -> list[int]:
         """Milli-GPU in use on each of the node's ``gpus`` devices."""
         row = self.gpu_milli.get(node_id, {})

@@ -18,7 +18,7 @@ from federation.scheduler.fragmentation import WorkloadProfile
 from federation.scheduler.planner import plan_group
 from federation.scheduler.ranking import Affinity
 from federation.scheduler.reconcile import GroupWork, JobWork
-from federation.scheduler.snapshot import Snapshot, new_allocation
+from federation.scheduler.snapshot import Snapshot, allocation_resources, new_allocation
 from federation.scheduler.types import Constraint, Eviction
 
 AVOID_FAILED_NODE = -100  # affinity weight: the strongest dislike ranking knows
@@ -76,8 +76,12 @@ class JobPlan:
 
 # Fields every allocation of a group gets from the job spec: sent once per group in a
 # plan entry instead of once per allocation (most of an allocation's bytes), and put back
-# into each record when the entry is applied.
-GROUP_FIELDS = ("job_version", "job_type", "task", "ports", "restart", "priority", "health")
+# into each record when the entry is applied. ``resources`` too: the first allocation's go
+# with the group and the others' only where they differ (GPU devices), so the allocations
+# a plan places share one resources mapping (records are never modified in place), which
+# the entry carries, the followers read and the plan applier checks once.
+GROUP_FIELDS = ("job_version", "job_type", "task", "ports", "restart", "priority", "health",
+                "resources")
 
 
 def _factor_group_fields(allocations: list[dict[str, Any]]
@@ -135,11 +139,12 @@ def plan_work(snapshot: Snapshot, job: Mapping[str, Any], work: JobWork, *, seed
                 preempt=preempt and demand.priority > 0, affinities=affinities,
                 usage_owned=owned)
             owned = True  # what plan_group returned is this plan's own
+            shared = allocation_resources(group)
             for decision in placed:
                 index = indexes[decision.index]
                 result.allocations.append(new_allocation(
                     job, group, index, decision.node_id, decision.gpu_devices,
-                    gw.previous.get(index)))
+                    gw.previous.get(index), shared))
             result.evictions.extend(evicted)
             if report is not None:
                 if unplaced is None:

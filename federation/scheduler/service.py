@@ -1,7 +1,8 @@
-"""The scheduling decisions the leader's pass makes, as functions the plan preview shares.
+"""The scheduling pass: the one service the leader's loop and the plan preview share.
 
-The leader's pass (``federation/server/scheduling.py``) and ``POST /v1/jobs/plan`` decide
-the same way through these: a job waits for its dependencies, is reconciled against a
+The leader's loop (``federation/server/scheduling.py``) commits what :func:`plan_pass`
+decides; ``POST /v1/jobs/plan`` shows what it decides for one job (:func:`preview`). Both
+decide the same way through it: a job waits for its dependencies, is reconciled against a
 snapshot taken at ``now`` (so drains past their deadline count), is held when its queue's
 quota would be passed, and is planned with the pass's workload profile. Pure: reads a
 state machine, never writes one.
@@ -9,10 +10,11 @@ state machine, never writes one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from federation.scheduler.feasibility import Usage
 from federation.scheduler.jobplan import JobPlan, plan_work
 from federation.scheduler.order import order_jobs
 from federation.scheduler.reconcile import JobWork, dependencies_ready, reconcile_job
@@ -48,6 +50,83 @@ def job_work(job: Mapping[str, Any], snapshot: Snapshot,
 
 
 @dataclass
+class Decision:
+    """What a pass decided for one job: a plan, why it waits, or the step that failed."""
+
+    job: Mapping[str, Any]
+    plan: JobPlan | None = None
+    blocked: str | None = None  # waiting: a dependency, a queue's quota
+    failed: tuple[str, Exception] | None = None  # (step, error): set aside this pass
+
+
+def unordered(candidates: list[tuple[Mapping[str, Any], JobWork]],
+              queue_records: list[dict[str, Any]], queue_of: Mapping[str, str],
+              reason: str) -> tuple[list[tuple[Mapping[str, Any], JobWork]], dict[str, str]]:
+    """Fair-share ordering failed for the whole pass (it sums over every queue): plan by
+    priority alone, holding back the jobs of queues with a quota, which could not be
+    enforced."""
+    quota = {q["name"] for q in queue_records if (q.get("spec") or {}).get("quota")}
+    held = {job["id"]: reason for job, _ in candidates
+            if queue_of.get(job["id"], "default") in quota}
+    return [c for c in candidates if c[0]["id"] not in held], held
+
+
+def plan_pass(machine: Any, jobs: list[Mapping[str, Any]], snapshot: Snapshot, *,
+              seed: int, status_of: Mapping[str, str] | None = None, skip_idle: bool = True,
+              on_order_error: Callable[[str, Exception], None] | None = None,
+              ) -> Iterator[Decision]:
+    """One scheduling pass over ``jobs`` (in priority order) against ``snapshot``: the
+    leader's loop commits what this yields, ``POST /v1/jobs/plan`` shows it. A job waits
+    for its dependencies, is reconciled (drains past their deadline count), is held when
+    its queue's quota would be passed, and is planned with the pass's workload profile
+    against the snapshot plus what the pass already planned. Decisions are yielded as they
+    are made, so the caller can commit each plan while the next is being planned. With
+    ``skip_idle`` a job with nothing to do and nothing to report yields nothing."""
+    status_of = status_of if status_of is not None else StatusOf(machine)
+    candidates = []
+    for job in jobs:
+        if job["spec"].get("schedule"):
+            continue  # a periodic template: its children run
+        try:
+            work = job_work(job, snapshot, status_of)
+        except Exception as exc:  # noqa: BLE001 - one job's failure is its own
+            yield Decision(job, failed=("reconciling", exc))
+            continue
+        if isinstance(work, str):
+            yield Decision(job, blocked=work)
+            continue
+        if skip_idle and work.empty and not job.get("unplaced") and not any(
+                g.exhausted for g in work.groups):
+            continue
+        candidates.append((job, work))
+    queue_of = {j["id"]: j["spec"].get("queue", "default")
+                for j in list(machine.jobs.values())}
+    queue_of.update({j["id"]: j["spec"].get("queue", "default") for j in jobs})
+    queue_records = list(machine.queues.values())
+    try:
+        ordered, held = order_jobs(candidates, queue_records, snapshot, queue_of)
+    except Exception as exc:  # noqa: BLE001 - fair share failed: plan by priority
+        reason = f"fair-share ordering failed: {type(exc).__name__}: {str(exc)[:500]}"
+        if on_order_error is not None:
+            on_order_error(reason, exc)
+        ordered, held = unordered(candidates, queue_records, queue_of, reason)
+    by_id = {job["id"]: job for job, _ in candidates}
+    for job_id, reason in held.items():
+        yield Decision(by_id[job_id], blocked=reason)
+    overlay = Usage()
+    profile = pass_profile(snapshot, ordered)  # the live and pending mix, once a pass
+    for job, work in ordered:
+        try:
+            plan = plan_work(snapshot, dict(job), work, seed=seed, usage=overlay,
+                             profile=profile)
+        except Exception as exc:  # noqa: BLE001 - one job's failure is its own
+            yield Decision(job, failed=("planning", exc))
+            continue
+        overlay = plan.usage
+        yield Decision(job, plan=plan)
+
+
+@dataclass
 class Preview:
     """What a pass would do with one job now: a plan, or why it would not plan it."""
 
@@ -55,18 +134,14 @@ class Preview:
     blocked: str | None = None
 
 
-def preview(machine: Any, job: Mapping[str, Any], now: float) -> Preview:
-    """Plan ``job`` as the leader's next pass would, against the current state, without
-    committing anything (the other jobs' pending work is not planned first)."""
-    snapshot = take(machine, now)
-    work = job_work(job, snapshot, StatusOf(machine))
-    if isinstance(work, str):
-        return Preview(None, work)
-    queue_of = {j["id"]: j["spec"].get("queue", "default")
-                for j in list(machine.jobs.values())}
-    queue_of[job["id"]] = job["spec"].get("queue", "default")
-    _, held = order_jobs([(job, work)], list(machine.queues.values()), snapshot, queue_of)
-    if job["id"] in held:
-        return Preview(None, held[job["id"]])
-    profile = pass_profile(snapshot, [(job, work)])
-    return Preview(plan_work(snapshot, job, work, profile=profile))
+def preview(machine: Any, job: Mapping[str, Any], now: float, seed: int = 0) -> Preview:
+    """Plan ``job`` as the leader's next pass would (:func:`plan_pass`, ``seed`` its
+    number), against the current state, without committing anything (the other jobs'
+    pending work is not planned first)."""
+    for decision in plan_pass(machine, [job], take(machine, now), seed=seed, skip_idle=False):
+        if decision.failed is not None:
+            raise decision.failed[1]
+        if decision.blocked is not None:
+            return Preview(None, decision.blocked)
+        return Preview(decision.plan)
+    return Preview(None, "a periodic job: its runs are planned when they are launched")

@@ -23,7 +23,7 @@ from federation.model import resources_of_record as alloc_resources
 from federation.scheduler.nodeset import NodeSet
 
 __all__ = ["Resources", "ResourceTotals", "Snapshot", "alloc_resources", "is_live",
-           "new_allocation", "take"]
+           "allocation_resources", "new_allocation", "take"]
 
 
 @dataclass(frozen=True)
@@ -159,12 +159,21 @@ def take(machine: Any, now: float | None = None, cache: ViewCache | None = None)
                     live_by_job, totals)
 
 
-def new_allocation(job: Mapping[str, Any], group: Mapping[str, Any], index: int, node_id: str,
-                   gpu_devices: Sequence[int], previous: Mapping[str, Any] | None
-                   ) -> dict[str, Any]:
-    """An allocation record as agents receive it (the allocation contract)."""
-    spec = job["spec"]
+def allocation_resources(group: Mapping[str, Any], gpu_devices: Sequence[int] = ()
+                         ) -> dict[str, Any]:
+    """The resources mapping of an allocation of ``group`` on these GPU devices."""
     res = group["resources"]
+    return {"cpu_milli": res["cpu"], "memory_mib": res["memory"], "gpu": res.get("gpu", 0),
+            "gpu_devices": list(gpu_devices)}
+
+
+def new_allocation(job: Mapping[str, Any], group: Mapping[str, Any], index: int, node_id: str,
+                   gpu_devices: Sequence[int], previous: Mapping[str, Any] | None,
+                   shared_resources: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An allocation record as agents receive it (the allocation contract).
+    ``shared_resources``: the group's :func:`allocation_resources` without devices, shared
+    by the allocations that hold no device (records are never modified in place)."""
+    spec = job["spec"]
     record: dict[str, Any] = {
         "id": new_id(),
         "job_id": job["id"],
@@ -173,8 +182,8 @@ def new_allocation(job: Mapping[str, Any], group: Mapping[str, Any], index: int,
         "group": group["name"],
         "index": index,
         "node_id": node_id,
-        "resources": {"cpu_milli": res["cpu"], "memory_mib": res["memory"],
-                      "gpu": res.get("gpu", 0), "gpu_devices": list(gpu_devices)},
+        "resources": (shared_resources if shared_resources is not None and not gpu_devices
+                      else allocation_resources(group, gpu_devices)),
         # Shared with every allocation of the group (never changed in place).
         "task": group["task"],
         "ports": group.get("ports") or [],

@@ -9,33 +9,27 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
-from typing import Any
 
 from federation.errors import FederationError
+from federation.ports import LeaderContext
 from federation.server.config import GcSettings
 from federation.state import gc
-from federation.state.machine import StateMachine
 
 log = logging.getLogger("federation.gc")
 
 
-def gc_loop(
-    machine: Callable[[], StateMachine],
-    commit: Callable[[dict[str, Any]], dict[str, Any]],
-    settings: GcSettings,
-) -> Callable[[threading.Event], None]:
+def gc_loop(context: LeaderContext, settings: GcSettings) -> Callable[[threading.Event], None]:
     def loop(stop: threading.Event) -> None:
         if settings.interval <= 0:
             return
         while not stop.wait(settings.interval):
-            now = time.time()
+            now = context.now()
             try:
-                jobs, allocs = gc.plan(machine(), now, settings.policy)
+                jobs, allocs = gc.plan(context.machine, now, settings.policy)
                 if not jobs and not allocs:
                     continue
-                result = commit(settings.policy.command(now))
+                result = context.commit_sync(settings.policy.command(now))
             except FederationError as exc:
                 log.warning("garbage collection not committed: %s", exc)
                 continue

@@ -1,7 +1,13 @@
-"""Leader-only loops: started when this master gains leadership, stopped when it loses it.
+"""Leader-only loops and what they may use of their server.
 
 A loop is a function ``loop(stop: threading.Event) -> None`` that returns soon after ``stop``
-is set. Scheduler, autoscaler, node health and cron dispatch all run this way.
+is set; :class:`LeaderLoops` starts every loop when this server gains leadership and stops
+them when it loses it. Each loop is built by the composition root
+(:class:`federation.server.master.Master`) from a
+:class:`~federation.ports.LeaderContext`, the one narrow port
+through which scheduler, autoscaler, node health, garbage collection and cron dispatch read
+the replicated state, commit commands and tell the time. Loops import the port, never the
+master, so tests give them any object of that shape (a bare state machine with a clock).
 """
 
 from __future__ import annotations
@@ -10,9 +16,13 @@ import logging
 import threading
 from collections.abc import Callable
 
+from federation.ports import LeaderContext
+
 log = logging.getLogger("federation.leader")
 
 Loop = Callable[[threading.Event], None]
+
+__all__ = ["LeaderContext", "LeaderLoops", "Loop"]
 
 
 class LeaderLoops:

@@ -1,4 +1,9 @@
-"""One master process: the Raft node, the HTTP API served by uvicorn, and leader loops."""
+"""One master process: the Raft node, the HTTP API served by uvicorn, and leader loops.
+
+The master is the composition root: it builds every leader loop (node health, autoscaler,
+scheduler and cron dispatch, garbage collection) from itself as their
+:class:`~federation.ports.LeaderContext`, with the settings, clock and providers it was given.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,11 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import os
 import threading
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
@@ -16,11 +23,19 @@ import uvicorn
 from opentelemetry import trace
 from opentelemetry.trace import TracerProvider
 
+from federation.api.app import create_app
+from federation.api.metrics import ServerMetrics
+from federation.autoscaler.executor import Executor, ExecutorSettings, default_bootstrap
 from federation.errors import CommitTimeout, FederationError, NoLeader, error_from_body
+from federation.providers.base import Provider
 from federation.raft.node import RaftConfig, RaftNode, wait_result
 from federation.server.config import ServerConfig, split_host_port
-from federation.server.leader import LeaderLoops
+from federation.server.gc_loop import gc_loop
+from federation.server.leader import LeaderLoops, Loop
+from federation.server.node_health import node_health_loop
+from federation.server.scheduling import Scheduler
 from federation.state.machine import StateMachine
+from federation.tls import agent_name, client_context, private_dir
 
 log = logging.getLogger("federation.server")
 
@@ -33,10 +48,17 @@ def _resolve(future: asyncio.Future[None]) -> None:
 class Master:
     """Everything one `federation server` runs. ``start()`` returns once the API listens."""
 
-    def __init__(self, config: ServerConfig, tracer_provider: TracerProvider | None = None):
+    def __init__(self, config: ServerConfig, tracer_provider: TracerProvider | None = None,
+                 *, autoscaler: ExecutorSettings | None = None,
+                 providers: Mapping[str, Provider] | None = None,
+                 clock: Callable[[], float] = time.time):
+        """``autoscaler`` settings default to the environment's (``FEDERATION_AUTOSCALER_*``);
+        ``providers`` replace the plugins of those names (tests wrap a real provider);
+        ``clock`` is the wall clock every leader loop reads."""
         config.validate()
-        from federation.api.metrics import ServerMetrics
-
+        self._autoscaler = autoscaler or ExecutorSettings.from_env(os.environ)
+        self._providers = dict(providers or {})
+        self._clock = clock
         self.config = config
         self.metrics = ServerMetrics()
         self.tracer_provider = tracer_provider
@@ -51,6 +73,7 @@ class Master:
         self.join_token = config.join_token or self.node_token("agent-join")
         self.raft: RaftNode | None = None
         self.loops = LeaderLoops()
+        self.scheduler: Scheduler | None = None  # built with the leader loops, at start
         self._http: uvicorn.Server | None = None
         self._http_thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -60,19 +83,14 @@ class Master:
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self, timeout: float = 15.0) -> None:
-        from federation.api.app import create_app
-        from federation.tls import private_dir
-
         private_dir(self.config.data_dir)  # the journal holds the state: owner only
         self.raft = RaftNode(RaftConfig(
             self_addr=self.config.raft, peers=list(self.config.peers),
             data_dir=self.config.data_dir, secret=self.config.secret,
             settings=self.config.raft_settings,
         ))
-        from federation.server.loops import LEADER_LOOPS
-
-        for name, factory in LEADER_LOOPS:
-            self.loops.add(name, factory(self))
+        for name, loop in self.leader_loops():
+            self.loops.add(name, loop)
         self.raft.on_leadership(self.loops.on_leadership)
         self.raft.on_change(self._wake_waiters)
         threading.Thread(target=self._announce, name="announce", daemon=True).start()
@@ -93,6 +111,23 @@ class Master:
             time.sleep(0.01)
         log.info("server %s: API on %s, Raft on %s", self.config.id, self.config.http_url,
                  self.config.raft)
+
+    def leader_loops(self) -> list[tuple[str, Loop]]:
+        """Every leader-only loop, built with this master as its context."""
+        executor = Executor(
+            self, tracer=self.tracer, settings=self._autoscaler, providers=self._providers,
+            # The join secret, never the management token: a launched machine can only join.
+            bootstrap=default_bootstrap(self.join_token))
+        self.scheduler = Scheduler(self)
+        return [
+            ("node-health", node_health_loop(self, self.config.heartbeat_ttl)),
+            ("autoscaler", executor.run),
+            ("scheduler", self.scheduler.run),
+            ("gc", gc_loop(self, self.config.gc)),
+        ]
+
+    def now(self) -> float:
+        return self._clock()
 
     def wait(self) -> None:
         """Block until stop() is called or the HTTP server exits."""
@@ -163,8 +198,6 @@ class Master:
         """httpx options for calling a node's agent: with ``--tls-ca``, an agent endpoint
         served over HTTPS must present a certificate of that CA for its region's agent name,
         and this server presents its own certificate (agents may require it)."""
-        from federation.tls import agent_name, client_context
-
         cfg = self.config
         if not cfg.tls_ca or not str(node.get("http_address", "")).startswith("https://"):
             return None

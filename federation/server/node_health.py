@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 from federation.errors import FederationError
+from federation.ports import LeaderContext
 from federation.state.machine import StateMachine
 
 log = logging.getLogger("federation.health")
@@ -29,19 +29,15 @@ def silent_nodes(machine: StateMachine, now: float, ttl: float) -> list[dict[str
     ]
 
 
-def node_health_loop(
-    machine: Callable[[], StateMachine],
-    commit: Callable[[dict[str, Any]], dict[str, Any]],
-    ttl: float,
-) -> Callable[[threading.Event], None]:
+def node_health_loop(context: LeaderContext, ttl: float) -> Callable[[threading.Event], None]:
     def loop(stop: threading.Event) -> None:
         if stop.wait(ttl):
             return
         period = max(0.2, min(ttl / 4, 2.0))
         while not stop.is_set():
-            for node in silent_nodes(machine(), time.time(), ttl):
+            for node in silent_nodes(context.machine, context.now(), ttl):
                 try:
-                    result = commit({
+                    result = context.commit_sync({
                         "type": "node.mark_down", "node_id": node["id"],
                         "last_heartbeat_seen": node["last_heartbeat"],
                     })

@@ -21,20 +21,14 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from federation.errors import FederationError
+from federation.ports import LeaderContext
 from federation.raft.node import wait_result
 from federation.scheduler import snapshot as snap
-from federation.scheduler.feasibility import Usage
-from federation.scheduler.jobplan import plan_work
-from federation.scheduler.order import order_jobs
 from federation.scheduler.periodic import due_launches_checked
-from federation.scheduler.service import StatusOf, job_work
-from federation.scheduler.workload import pass_profile
-
-if TYPE_CHECKING:
-    from federation.server.master import Master
+from federation.scheduler.service import StatusOf, plan_pass
 
 log = logging.getLogger("federation.scheduler")
 
@@ -51,8 +45,8 @@ def _job_order(job: dict[str, Any]) -> tuple[int, float, str]:
 class Scheduler:
     """One placement pass at a time, on the leader."""
 
-    def __init__(self, master: Master) -> None:
-        self.master = master
+    def __init__(self, context: LeaderContext) -> None:
+        self.context = context
         self.passes = 0
         self.placed = 0
         self._seen_index = -1  # state index the previous pass looked at
@@ -67,15 +61,15 @@ class Scheduler:
     def run(self, stop: threading.Event) -> None:
         seen = -1
         while not stop.is_set():
-            machine = self.master.machine
+            machine = self.context.machine
             if machine.index == seen:
-                with self.master.changed:
-                    self.master.changed.wait(PASS_INTERVAL)
+                with self.context.changed:
+                    self.context.changed.wait(PASS_INTERVAL)
             # A pass costs a snapshot however little changed: while changes keep coming
             # (a burst of submissions), wait as long as the last snapshot took, so passes
             # gather many jobs each and the API threads get the time to take them in.
             stop.wait(min(self.snapshot_seconds, MAX_PASS_DELAY))
-            seen = self.master.machine.index
+            seen = self.context.machine.index
             try:
                 self.dispatch_periodic()
                 self.schedule_pass()
@@ -105,7 +99,7 @@ class Scheduler:
         dirty = {job_id for job_id, job in jobs.items() if job["modify_index"] > since}
         changed_nodes = {n["id"] for n in list(machine.nodes.values())
                          if n["modify_index"] > since}
-        expired = snap.expired_drains(machine, time.time())
+        expired = snap.expired_drains(machine, self.context.now())
         changed_nodes |= expired - self._expired_seen  # a deadline passing is a change too
         self._expired_seen = expired
         freed = False  # an allocation that ended gives capacity and quota back
@@ -129,7 +123,7 @@ class Scheduler:
         """Place what the jobs changed since the last pass need; returns how many
         allocations were committed."""
         self.passes += 1
-        machine = self.master.machine
+        machine = self.context.machine
         start_index = machine.index
         dirty = self._dirty_jobs(machine)
         self._retry = set()
@@ -138,55 +132,38 @@ class Scheduler:
         if not jobs:  # heartbeats and other writes that leave every job as it was
             self._seen_index = start_index
             return 0
-        status_of = StatusOf(machine)
         placed = 0
         started = time.perf_counter()
-        snapshot = snap.take(machine, time.time(), self._views)
+        snapshot = snap.take(machine, self.context.now(), self._views)
         snapshot_taken = time.perf_counter()
         self.snapshot_seconds = snapshot_taken - started
-        candidates = []
-        for job in jobs:
-            if job["spec"].get("schedule"):
-                continue  # a periodic template: its children run
-            try:
-                work = job_work(job, snapshot, status_of)  # the plan preview's own steps
-            except Exception as exc:  # noqa: BLE001 - one job's failure is its own
-                self._set_aside(job, "reconciling", exc)
-                continue
-            if isinstance(work, str):
-                self._block(job, work)
-                continue
-            if work.empty and not job.get("unplaced") and not any(
-                    g.exhausted for g in work.groups):
-                continue
-            candidates.append((job, work))
-        queue_of = {j["id"]: j["spec"].get("queue", "default")
-                    for j in list(machine.jobs.values())}
-        queue_records = list(machine.queues.values())
-        try:
-            ordered, held = order_jobs(candidates, queue_records, snapshot, queue_of)
-        except Exception as exc:  # noqa: BLE001 - fair share failed: see _unordered
-            ordered, held = self._unordered(candidates, queue_records, queue_of, exc)
-        for job_id, reason in held.items():
-            self._block(machine.jobs[job_id], reason)
-        # Every job of the pass is planned against the one snapshot plus what the pass
-        # already planned (the overlay); plans are committed without waiting for each other
-        # (group commit puts many in one Raft entry). Applying a plan re-checks its nodes
-        # against the latest state, so a plan that no longer fits loses only what does not.
-        overlay = Usage()
-        profile = pass_profile(snapshot, ordered)  # the live and pending mix, once a pass
+        # The pass is the scheduling service's (the plan preview runs the same one): every
+        # job planned against the one snapshot plus what the pass already planned. Plans
+        # are committed without waiting for each other (group commit puts many in one Raft
+        # entry); applying a plan re-checks its nodes against the latest state, so a plan
+        # that no longer fits loses only what does not.
+        planned = 0
         in_flight: deque[tuple[str, int, Future[dict[str, Any]]]] = deque()
         try:
-            for ordered_job, work in ordered:
-                job = dict(ordered_job)
+            for decision in plan_pass(machine, jobs, snapshot, seed=self.passes,
+                                      status_of=StatusOf(machine),
+                                      on_order_error=self._order_failed):
+                job = decision.job
+                if decision.failed is not None:
+                    self._set_aside(job, *decision.failed)
+                    continue
+                if decision.blocked is not None:
+                    self._block(job, decision.blocked)
+                    continue
+                plan = decision.plan
+                if plan is None:
+                    continue
+                planned += 1
                 try:
-                    plan = plan_work(snapshot, job, work, seed=self.passes, usage=overlay,
-                                     profile=profile)
                     command = plan.command()
                 except Exception as exc:  # noqa: BLE001 - one job's failure is its own
                     self._set_aside(job, "planning", exc)
                     continue
-                overlay = plan.usage
                 if (not command["allocations"] and not command["stops"]
                         and not command["evictions"] and job.get("unplaced") == plan.unplaced
                         and job.get("exhausted", {}) == plan.exhausted):
@@ -194,7 +171,7 @@ class Scheduler:
                 gangs = frozenset(g["name"] for g in job["spec"]["groups"] if g.get("gang"))
                 for entry in plan.commands(gangs):
                     in_flight.append((job["id"], len(entry["allocations"]),
-                                      self.master.submit(entry)))
+                                      self.context.submit(entry)))
                     while len(in_flight) >= MAX_PLANS_IN_FLIGHT:
                         placed += self._settle(*in_flight.popleft())
         finally:
@@ -203,7 +180,7 @@ class Scheduler:
         self._seen_index = start_index
         self.placed += placed
         log.debug("pass %d: %d job(s) planned, %d placed in %.3f s (snapshot %.3f s)",
-                  self.passes, len(ordered), placed, time.perf_counter() - started,
+                  self.passes, planned, placed, time.perf_counter() - started,
                   snapshot_taken - started)
         return placed
 
@@ -226,20 +203,12 @@ class Scheduler:
                      value["refused"], planned, job_id, value["refused_nodes"])
         return int(value["placed"])
 
-    def _unordered(self, candidates: list[Any], queue_records: list[dict[str, Any]],
-                   queue_of: dict[str, str], exc: Exception) -> tuple[list[Any], dict[str, str]]:
-        """Fair-share ordering failed for the whole pass (it sums over every queue): plan
-        by priority alone, holding back the jobs of queues with a quota, which could not
-        be enforced."""
-        reason = f"fair-share ordering failed: {type(exc).__name__}: {str(exc)[:500]}"
-        if reason != self._order_error:  # once, not every pass
+    def _order_failed(self, reason: str, exc: Exception) -> None:
+        """Fair-share ordering failed for the whole pass: say so once, not every pass."""
+        if reason != self._order_error:
             self._order_error = reason
             log.error("%s; planning by priority, jobs of queues with a quota wait",
                       reason, exc_info=exc)
-        quota = {q["name"] for q in queue_records if (q.get("spec") or {}).get("quota")}
-        held = {job["id"]: reason for job, _ in candidates
-                if queue_of.get(job["id"], "default") in quota}
-        return [c for c in candidates if c[0]["id"] not in held], held
 
     def _set_aside(self, job: dict[str, Any], stage: str, exc: Exception) -> None:
         """A job whose scheduling raised: say why in its status, log it, and go on."""
@@ -249,30 +218,27 @@ class Scheduler:
             log.warning("job %s set aside: %s", job["id"], reason, exc_info=exc)
         blocked = {"*": {"explanation": reason, "unplaced": 0, "error": True}}
         if job.get("unplaced") != blocked:
-            self.master.commit_sync({"type": "job.blocked", "job_id": job["id"],
+            self.context.commit_sync({"type": "job.blocked", "job_id": job["id"],
                                      "unplaced": blocked})
 
     def _block(self, job: dict[str, Any], reason: str) -> None:
         """Record why a job is not planned at all (a dependency, a queue quota)."""
         blocked = {"*": {"explanation": reason, "unplaced": 0}}
         if job.get("unplaced") != blocked:
-            self.master.commit_sync({"type": "job.blocked", "job_id": job["id"],
+            self.context.commit_sync({"type": "job.blocked", "job_id": job["id"],
                                      "unplaced": blocked})
 
     def dispatch_periodic(self) -> int:
-        machine = self.master.machine
+        machine = self.context.machine
         jobs = dict(machine.jobs)
         launches, failed = due_launches_checked(
-            jobs, lambda job_id: machine.job_status(machine.jobs[job_id]), time.time())
+            jobs, lambda job_id: machine.job_status(machine.jobs[job_id]), self.context.now())
         for job_id, reason in failed.items():
             self._set_aside(jobs[job_id], "schedule", ValueError(reason))
         for parent, fire, child in launches:
-            self.master.commit_sync({
+            self.context.commit_sync({
                 "type": "job.register", "id": f"cron:{child['id']}", "spec": child,
                 "parent": parent["id"], "launch_time": fire})
             log.info("periodic job %s launched %s", parent["id"], child["id"])
         return len(launches)
 
-
-def scheduler_loop(master: Master) -> Any:
-    return Scheduler(master).run

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from federation.errors import Conflict, FederationError, NotFound, ValidationError
+from federation.model.allocations import is_live
 from federation.model.fit import KNOWN_CHECK_VERSIONS
 from federation.model.usage import NodeUsage
 from federation.specs.namespace import key_consistent
@@ -258,6 +259,38 @@ class StateMachine:
             ids = self.alloc_ids_by_job[record["job_id"]] = set()
         ids.add(record["id"])
         self.alloc_writes[record["job_id"]] = self.alloc_writes.get(record["job_id"], 0) + 1
+
+    def put_new_allocations(self, job_id: str, records: list[dict[str, Any]]) -> None:
+        """Write allocations of ``job_id`` that do not exist yet (the plan applier's bulk
+        path): what :meth:`put_allocation` does for each, with the per-node CPU and memory
+        summed once per node."""
+        if not records:
+            return
+        allocations, journal, usage = self.allocations, self.journal, self.node_usage
+        entries = journal.entries if journal.active and isinstance(allocations, Table) else None
+        cpu: dict[str, int] = {}
+        memory: dict[str, int] = {}
+        for record in records:
+            alloc_id = record["id"]
+            if entries is not None:
+                entries.append((allocations, alloc_id, MISSING))
+            dict.__setitem__(allocations, alloc_id, record)
+            if not is_live(record):
+                continue
+            res = record.get("resources") or {}
+            if res.get("gpu_devices"):
+                usage.replace(None, record)
+                continue
+            node_id = record["node_id"]
+            cpu[node_id] = cpu.get(node_id, 0) + int(res.get("cpu_milli", 0) or 0)
+            memory[node_id] = memory.get(node_id, 0) + int(res.get("memory_mib", 0) or 0)
+        for node_id, amount in cpu.items():
+            usage.add_totals(node_id, amount, memory[node_id])
+        ids = self.alloc_ids_by_job.get(job_id)
+        if ids is None:
+            ids = self.alloc_ids_by_job[job_id] = set()
+        ids.update(record["id"] for record in records)
+        self.alloc_writes[job_id] = self.alloc_writes.get(job_id, 0) + len(records)
 
     def stop_job(self, job_id: str, index: int, now: float) -> None:
         """Mark a job stopped at ``index`` and tell its running allocations to stop."""
@@ -541,50 +574,33 @@ def _job_deregister(sm: StateMachine, command: Command) -> dict[str, Any]:
     return {"id": job_id, "version": job["version"] + 1, "changed": True, "index": index}
 
 
-def _alloc_upsert(sm: StateMachine, command: Command) -> dict[str, Any]:
-    """Place allocations directly, without the plan applier's fit check (tests and tools;
-    the scheduler commits ``plan.apply``). All or nothing: one bad entry rejects the lot."""
-    allocations = checks.sequence(command.get("allocations"), "allocations")
-    seen: set[str] = set()
-    for i, alloc in enumerate(allocations):
-        where = f"allocations[{i}]"
-        checks.mapping(alloc, where)
-        for key in ("id", "job_id", "group", "node_id"):
-            checks.text(alloc.get(key), f"{where}.{key}")
-        if alloc["id"] in seen:
-            raise ValidationError("an allocation appears twice", field=f"{where}.id")
-        seen.add(alloc["id"])
-        if alloc["job_id"] not in sm.jobs:
-            raise NotFound(f"no job {alloc['job_id']!r}", field=f"{where}.job_id")
-        if alloc["node_id"] not in sm.nodes:
-            raise NotFound(f"no node {alloc['node_id']!r}", field=f"{where}.node_id")
-        existing = sm.allocations.get(alloc["id"])
-        if existing is not None and existing["job_id"] != alloc["job_id"]:
-            raise Conflict("an allocation cannot move to another job", field=f"{where}.job_id")
-        checks.one_of(alloc.get("desired_status", "run"), checks.ALLOC_DESIRED_STATUSES,
-                      f"{where}.desired_status")
-        checks.one_of(alloc.get("client_status", "pending"), checks.ALLOC_CLIENT_STATUSES,
-                      f"{where}.client_status")
-        checks.resources(alloc.get("resources") or {}, f"{where}.resources")
-        if alloc.get("priority") is not None:
-            checks.integer(alloc["priority"], f"{where}.priority", high=100)
-        for key in ("create_index", "modify_index"):
-            if key in alloc:
-                raise checks.fail(f"{where}.{key}", "is set by the cluster")
+MAX_STOP_IDS = 10_000  # allocations one alloc.stop may name
+
+
+def _alloc_stop(sm: StateMachine, command: Command) -> dict[str, Any]:
+    """Tell allocations to stop (an operator's stop, a Kubernetes pod delete): desired status
+    ``stop`` with the reason given, for every named allocation still meant to run. All or
+    nothing: an id that names no allocation rejects the lot. Placing is the scheduler's
+    (``plan.apply``); a job that still wants the copy gets a replacement on the next pass."""
+    ids = checks.strings(command.get("alloc_ids"), "alloc_ids", limit=MAX_STOP_IDS)
+    if not ids:
+        raise checks.fail("alloc_ids", "names no allocation")
+    reason = checks.optional_text(command.get("reason"), "reason")
+    for i, alloc_id in enumerate(ids):
+        if alloc_id not in sm.allocations:
+            raise NotFound(f"no allocation {alloc_id[:checks.MAX_ID]!r}",
+                           field=f"alloc_ids[{i}]")
+    running = [a for a in dict.fromkeys(ids) if sm.allocations[a]["desired_status"] == "run"]
+    if not running:
+        return {"stopped": [], "index": sm.index}
     index = sm._bump()
-    for alloc in allocations:
-        existing = sm.allocations.get(alloc["id"])
-        record = {
-            "desired_status": "run",
-            "client_status": "pending",
-            "resources": {},
-            **(existing or {}),
-            **alloc,
-            "create_index": existing["create_index"] if existing else index,
-            "modify_index": index,
-        }
+    for alloc_id in running:
+        alloc = sm.allocations[alloc_id]
+        record = {**alloc, "desired_status": "stop", "modify_index": index}
+        if reason:
+            record["desired_description"] = reason
         sm.put_allocation(record)
-    return {"count": len(allocations)}
+    return {"stopped": running, "index": index}
 
 
 def _check_update(update: dict[str, Any], where: str) -> None:
@@ -687,6 +703,7 @@ def _plan_apply(sm: StateMachine, command: Command) -> dict[str, Any]:
     unplaced = checks.unplaced(command.get("unplaced") or {}, "unplaced")
     exhausted = checks.mapping(command.get("exhausted") or {}, "exhausted")
     raw = checks.sequence(command.get("allocations") or [], "allocations")
+    # New dicts, one per placement (the command's own are never changed): the records to be.
     allocations = [
         {**group_fields.get(a["group"], {}), **a}
         if isinstance(a, dict) and isinstance(a.get("group"), str) else a
@@ -725,9 +742,13 @@ def _plan_apply(sm: StateMachine, command: Command) -> dict[str, Any]:
     accepted, refused = fitting_placements(sm.nodes, sm.allocations, sm.node_usage, job,
                                            allocations, [*stops, *evictions])
     index = sm._bump()
+    # Every placement is a dict this handler built (its entry merged with its group's
+    # fields above), so it becomes the record itself.
     for alloc in accepted:
-        sm.put_allocation({"desired_status": "run", "client_status": "pending", **alloc,
-                           "create_index": index, "modify_index": index})
+        alloc.setdefault("desired_status", "run")
+        alloc.setdefault("client_status", "pending")
+        alloc["create_index"] = alloc["modify_index"] = index
+    sm.put_new_allocations(job_id, accepted)
     for desired, ids in (("stop", stops), ("evict", evictions)):
         for alloc_id in ids:
             alloc = sm.allocations[alloc_id]
@@ -783,7 +804,7 @@ _HANDLERS: dict[str, Callable[[StateMachine, Command], dict[str, Any]]] = {
     "node.mark_down": _node_mark_down,
     "job.register": _job_register,
     "job.deregister": _job_deregister,
-    "alloc.upsert": _alloc_upsert,
+    "alloc.stop": _alloc_stop,
     "alloc.update_status": _alloc_update_status,
     "state.restore": _state_restore,
     "plan.apply": _plan_apply,

@@ -399,10 +399,8 @@ async def stop_allocation(request: Request, alloc_id: str) -> Response:
             raise NotFound(f"no allocation {alloc_id!r}")
         if alloc["desired_status"] == "run":
             await _master(request).commit({
-                "type": "alloc.upsert", "id": f"alloc-stop:{alloc_id}:{new_id()}",
-                "allocations": [{"id": alloc_id, "job_id": alloc["job_id"],
-                                 "group": alloc["group"], "node_id": alloc["node_id"],
-                                 "desired_status": "stop"}]})
+                "type": "alloc.stop", "id": f"alloc-stop:{alloc_id}:{new_id()}",
+                "alloc_ids": [alloc_id], "reason": "stopped from the web UI"})
     except FederationError as exc:
         return failed(request, exc)
     return done(request, f"/ui/allocations/{quote(alloc_id, safe='')}",

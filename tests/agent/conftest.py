@@ -1,7 +1,7 @@
 """Fixtures for agent tests: one in-process master on loopback, real agents as subprocesses.
 
-Allocations are placed the way the scheduler places them (an ``alloc.upsert`` command with
-the allocation contract's fields), committed through the master's Raft node.
+Jobs are submitted through the API and placed by the master's own scheduler, committed
+through its Raft node.
 """
 
 from __future__ import annotations

@@ -14,15 +14,20 @@ from tests.agent.conftest import API_TOKEN, Fed, processes_under
 from tests.harness import wait_for
 
 # A web server on its assigned port that answers /health with 200, or 500 once the file
-# named by SICK exists in its working directory.
+# named by SICK exists in its working directory; /checks says how many health checks this
+# process has answered (a restart starts again from 0); any other path, its allocation id.
 WEB = """
 import http.server, os
+CHECKS = []
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         sick = os.path.exists(os.environ.get('SICK', 'never'))
-        self.send_response(500 if sick else 200)
+        if self.path == '/health':
+            CHECKS.append(1)
+        self.send_response(500 if sick and self.path == '/health' else 200)
         self.end_headers()
-        self.wfile.write(os.environ['FEDERATION_ALLOC_ID'].encode())
+        body = str(len(CHECKS)) if self.path == '/checks' else os.environ['FEDERATION_ALLOC_ID']
+        self.wfile.write(body.encode())
     def log_message(self, *args):
         pass
 print('listening on', os.environ['FEDERATION_PORT_HTTP'], flush=True)
@@ -49,10 +54,23 @@ def test_a_service_gets_its_port_and_stays_healthy(fed: Fed, agents) -> None:
     wait_for(lambda: fed.alloc(alloc["id"]).get("healthy") is True, 15, "a healthy service")
     port = fed.alloc(alloc["id"])["ports"]["http"]
     assert httpx.get(f"http://127.0.0.1:{port}/").text == alloc["id"]
-    # Healthy it stays: no restart over several check intervals.
-    wait_for(lambda: fed.alloc(alloc["id"])["healthy"] is True, 2, "still healthy")
-    assert fed.alloc(alloc["id"])["restarts"] == 0
-    assert fed.alloc(alloc["id"])["client_status"] == "running"
+    # Healthy it stays: the agent goes on checking (three more checks answered by the same
+    # process, whose count a restart would reset) and the service is still healthy, never
+    # restarted.
+    def checks() -> int:
+        return int(httpx.get(f"http://127.0.0.1:{port}/checks").text)
+
+    before = checks()
+    seen = [before]
+
+    def three_more() -> bool:
+        seen.append(checks())
+        return seen[-1] >= before + 3
+
+    wait_for(three_more, 15, "three more health checks", interval=0.1)
+    assert seen == sorted(seen), f"the check count went back (a restart): {seen}"
+    now = fed.alloc(alloc["id"])
+    assert (now["healthy"], now["restarts"], now["client_status"]) == (True, 0, "running")
 
 
 def test_a_service_failing_its_health_check_is_restarted(fed: Fed, agents,

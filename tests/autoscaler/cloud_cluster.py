@@ -17,14 +17,16 @@ import pytest
 from tests.harness import Cluster, ServerProcess
 
 
-def start_cluster(root: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> Cluster:
+def start_cluster(root: Path, monkeypatch: pytest.MonkeyPatch,
+                  launcher: list[str] | None = None, **env: str) -> Cluster:
     """Three servers under ``root`` whose autoscaler ticks every 0.3 s and reconciles every
-    second, with ``env`` set too; started once a leader is elected, all killed otherwise."""
+    second, with ``env`` set too (and started by ``launcher`` when given); started once a
+    leader is elected, all killed otherwise."""
     monkeypatch.setenv("FEDERATION_AUTOSCALER_INTERVAL", "0.3")
     monkeypatch.setenv("FEDERATION_AUTOSCALER_RECONCILE", "1")
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    cluster = Cluster(root).start()
+    cluster = Cluster(root, launcher=launcher).start()
     try:
         cluster.wait_leader()
     except BaseException:

@@ -31,6 +31,7 @@ from tests.autoscaler.cloud_cluster import (
 from tests.harness import Cluster, ServerProcess, wait_for
 
 CLUSTER_TAG = "fedtest"
+PAUSING_SERVER = Path(__file__).with_name("pausing_server.py")
 
 
 @pytest.fixture
@@ -49,8 +50,8 @@ def make_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                  aws_env: None) -> Iterator[Any]:
     started: list[Cluster] = []
 
-    def make(**env: str) -> Cluster:
-        cluster = start_cluster(tmp_path / "cluster", monkeypatch, **env)
+    def make(launcher: list[str] | None = None, **env: str) -> Cluster:
+        cluster = start_cluster(tmp_path / "cluster", monkeypatch, launcher, **env)
         started.append(cluster)
         return cluster
 
@@ -163,15 +164,20 @@ def test_blocked_demand_buys_what_fits_and_releases_it_when_the_job_stops(
 
 @pytest.mark.parametrize("pause", ["after-begin", "after-call"])
 def test_killing_the_leader_mid_launch_never_launches_twice(
-        make_cluster, ec2, ami, moto_url, pause):
-    cluster = make_cluster(FEDERATION_AUTOSCALER_TEST_PAUSE=f"{pause}:60")
+        make_cluster, ec2, ami, moto_url, pause, tmp_path):
+    # The servers' AWS provider is wrapped to pause the first launch at that point.
+    cluster = make_cluster(launcher=[sys.executable, str(PAUSING_SERVER), f"{pause}:60",
+                                     str(tmp_path / "pause.claimed")])
     leader = cluster.wait_leader()
     put_pool(leader, pool_spec(moto_url, ami, min_nodes=3))
     (pending,) = wait_for(
         lambda: [a for a in launches(leader) if a["status"] == "pending"], 15,
         "launch.begin committed")
+    # The leader reached the pause: the launch is committed and, after-begin, not called.
+    wait_for(lambda: f"pausing launch {pending['token']} {pause}" in leader.log(), 15,
+             "the leader to pause the launch")
     if pause == "after-begin":
-        stays(lambda: alive(ec2) == [], 1.0)  # committed, provider not called
+        assert alive(ec2) == []
     else:
         wait_for(lambda: len(alive(ec2)) == 3, 15, "the provider call made")
     leader.kill()

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from federation.errors import NoLeader
 from federation.providers.base import Bootstrap, LaunchResult
 from federation.specs.pool import PoolSpec
 from tests.autoscaler.test_executor import Harness, MemoryProvider
@@ -45,14 +48,13 @@ def test_a_rejected_launch_begin_calls_no_provider() -> None:
     provider = WatchingProvider()
     h = harness_with(provider)
     h.pool(min_nodes=1)
-    real_commit = h.executor.commit
 
     def refuse_launches(command: dict[str, Any]) -> dict[str, Any]:
         if command["type"] == "launch.begin":
             return {"ok": False, "error": {"code": "conflict", "message": "refused"}}
-        return real_commit(command)
+        return h.commit(command)
 
-    h.executor.commit = refuse_launches
+    h.new_leader(commit=refuse_launches)
     h.executor.tick()
     assert provider.launches() == [] and provider.seen == []
 
@@ -62,14 +64,30 @@ def test_a_launch_begin_that_changed_nothing_calls_no_provider() -> None:
     provider = WatchingProvider()
     h = harness_with(provider)
     h.pool(min_nodes=1)
-    real_commit = h.executor.commit
 
     def already_begun(command: dict[str, Any]) -> dict[str, Any]:
-        result = real_commit(command)
+        result = h.commit(command)
         if command["type"] == "launch.begin" and result.get("ok"):
             return {**result, "value": {**result["value"], "changed": False}}
         return result
 
-    h.executor.commit = already_begun
+    h.new_leader(commit=already_begun)
     h.executor.tick()
     assert provider.launches() == []
+
+
+def test_a_launch_whose_begin_cannot_be_committed_calls_no_provider() -> None:
+    # No leader, a commit that times out: the executor stops before the provider.
+    provider = WatchingProvider()
+    h = harness_with(provider)
+    h.pool(min_nodes=1)
+
+    def no_leader(command: dict[str, Any]) -> dict[str, Any]:
+        if command["type"] == "launch.begin":
+            raise NoLeader("an election is under way")
+        return h.commit(command)
+
+    h.new_leader(commit=no_leader)
+    with pytest.raises(NoLeader):
+        h.executor.tick()
+    assert provider.launches() == [] and h.records("launch") == []

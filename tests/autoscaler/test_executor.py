@@ -7,7 +7,9 @@ instances); the state machine is the real one, committed to through ``apply``.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 import pytest
@@ -28,6 +30,7 @@ from federation.providers.base import (
 )
 from federation.specs.pool import PoolSpec
 from federation.state.machine import StateMachine
+from tests import placing
 
 CATALOG = [
     InstanceType("small", 2000, 4096, 0, 0.10, None, ("z1",)),
@@ -79,6 +82,31 @@ class MemoryProvider(Provider):
         return [args for kind, args in self.calls if kind == "terminate"]
 
 
+class HarnessContext:
+    """The leader context the executor sees: the harness's machine, commits and clock."""
+
+    def __init__(self, harness: Harness,
+                 commit: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+        self.harness = harness
+        self.changed = threading.Condition()
+        self._commit = commit or harness.commit
+
+    @property
+    def machine(self) -> StateMachine:
+        return self.harness.machine
+
+    def commit_sync(self, command: dict[str, Any]) -> dict[str, Any]:
+        return self._commit(command)
+
+    def submit(self, command: dict[str, Any]) -> Future[dict[str, Any]]:
+        future: Future[dict[str, Any]] = Future()
+        future.set_result(self.commit_sync(command))
+        return future
+
+    def now(self) -> float:
+        return self.harness.now
+
+
 class Harness:
     """A state machine, a clock and an executor wired together."""
 
@@ -93,12 +121,14 @@ class Harness:
         self.settings = ExecutorSettings(**{"reconcile_every": 0.0, **settings})
         self.executor = self.new_leader()
 
-    def new_leader(self) -> Executor:
-        """An executor with no memory, as a newly elected leader's."""
+    def new_leader(
+            self, commit: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Executor:
+        """An executor with no memory, as a newly elected leader's (committing through
+        ``commit`` when given, a wrapper around :meth:`commit`)."""
         self.executor = Executor(
-            lambda: self.machine, self.commit, tracer=self.tracer_provider.get_tracer("test"),
+            HarnessContext(self, commit), tracer=self.tracer_provider.get_tracer("test"),
             settings=self.settings, providers=self.providers,
-            bootstrap=default_bootstrap("join-token"), clock=lambda: self.now,
+            bootstrap=default_bootstrap("join-token"),
         )
         return self.executor
 
@@ -245,9 +275,9 @@ def test_a_node_with_running_work_is_not_terminated(h, provider):
     node = h.join(iid)
     h.commit({"type": "job.register", "spec": {"id": "svc", "type": "service", "groups": [
         {"name": "g", "count": 1, "resources": {"cpu": 100, "memory": 64}}]}})
-    h.commit({"type": "alloc.upsert", "allocations": [{
+    placing.place(h.commit, [{
         "id": "a1", "job_id": "svc", "group": "g", "node_id": node,
-        "client_status": "running", "resources": {"cpu_milli": 100, "memory_mib": 64}}]})
+        "client_status": "running", "resources": {"cpu_milli": 100, "memory_mib": 64}}])
     h.now += 1000
     h.executor.tick()
     assert provider.terminations() == [] and not h.machine.nodes[node]["draining"]
@@ -317,8 +347,8 @@ def test_every_provider_call_is_a_span_under_its_decision(h, provider):
 def test_settings_from_the_environment():
     settings = ExecutorSettings.from_env({
         "FEDERATION_AUTOSCALER_INTERVAL": "0.5", "FEDERATION_AUTOSCALER_DRY_RUN": "1",
-        "FEDERATION_AUTOSCALER_TEST_PAUSE": "after-begin:7"})
-    assert (settings.interval, settings.dry_run, settings.pause_after_begin) == (0.5, True, 7.0)
+        "FEDERATION_AUTOSCALER_RECONCILE": "soon"})
+    assert (settings.interval, settings.dry_run, settings.reconcile_every) == (0.5, True, 15.0)
 
 
 # -- scale-down under a utilisation threshold ---------------------------------------------------
@@ -339,9 +369,10 @@ def run(h: Harness, alloc_id: str, job_id: str, node: str, cpu: int, kind: str =
     if job_id not in h.machine.jobs:
         h.commit({"type": "job.register", "spec": {"id": job_id, "type": kind, "groups": [
             {"name": "g", "count": 1, "resources": {"cpu": cpu, "memory": 64}}]}})
-    h.commit({"type": "alloc.upsert", "allocations": [{
+    placing.place(h.commit, [{
         "id": alloc_id, "job_id": job_id, "group": "g", "node_id": node,
-        "client_status": status, "resources": {"cpu_milli": cpu, "memory_mib": 64}}]})
+        "client_status": status, "resources": {"cpu_milli": cpu, "memory_mib": 64}}],
+        job_version=h.machine.jobs[job_id]["version"])
 
 
 def test_a_node_under_the_threshold_is_drained_and_terminated_once_its_service_moved(
@@ -364,9 +395,9 @@ def test_a_node_under_the_threshold_is_drained_and_terminated_once_its_service_m
     h.now += 2
     h.executor.tick()
     assert provider.terminations() == []  # not while the old copy runs
-    h.commit({"type": "alloc.upsert", "allocations": [
-        {"id": "web-0", "job_id": "web", "group": "g", "node_id": a,
-         "desired_status": "stop", "client_status": "complete"}]})
+    h.commit({"type": "alloc.stop", "alloc_ids": ["web-0"], "reason": "moved"})
+    h.commit({"type": "alloc.update_status",
+              "updates": [{"id": "web-0", "client_status": "complete"}]})
     h.now += 2
     h.executor.tick()
     (term,) = h.records("terminate")

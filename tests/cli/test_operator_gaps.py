@@ -26,6 +26,7 @@ from federation.ids import new_id
 from federation.server.config import ServerConfig
 from federation.server.master import Master
 from federation.specs.job import validate_job
+from tests import placing
 from tests.harness import SECRET, free_ports, wait_for
 
 TOKEN = "gaps-test-token-0123456789"
@@ -109,13 +110,13 @@ def test_alloc_status_says_why_an_allocation_failed(master):
         "id": "broken", "type": "batch", "groups": [{
             "name": "main", "count": 1, "resources": {"cpu": 100, "memory": 64},
             "task": {"driver": "exec", "command": ["/no/such/binary"]}}]})})
-    commit(master, {"type": "job.deregister", "job_id": "broken"})  # keep the scheduler off
     alloc_id = "ab" * 12 + "00c0ffee"
-    commit(master, {"type": "alloc.upsert", "allocations": [{
+    placing.place(lambda command: commit(master, command), [{
         "id": alloc_id, "job_id": "broken", "group": "main", "index": 0,
         "node_id": "9f" * 16, "desired_status": "stop", "client_status": "failed",
         "exit_code": 127, "message": "No such file or directory: '/no/such/binary'",
-        "resources": {"cpu_milli": 100, "memory_mib": 64}}]})
+        "resources": {"cpu_milli": 100, "memory_mib": 64}}])
+    commit(master, {"type": "job.deregister", "job_id": "broken"})  # no replacement
     result = federation(master, "alloc", "status", "00c0ffee")  # the short id tables show
     assert result.exit_code == 0, result.output
     assert "No such file or directory" in result.stdout and "exit code 127" in result.stdout

@@ -188,15 +188,28 @@ def test_a_dependency_chain_runs_in_order(master: Master) -> None:
         return sum(1 for a in master.machine.allocations.values() if a["job_id"] == job_id)
 
     wait_for(lambda: allocs("extract") == 2, 10, "extract placed")
-    time.sleep(1.0)
+
+    def waiting(job_id: str) -> bool:
+        blocked = (master.machine.jobs[job_id].get("unplaced") or {}).get("*") or {}
+        return "waiting for dependency" in blocked.get("explanation", "")
+
+    # The pass that records why they wait is the pass that did not place them.
+    wait_for(lambda: waiting("transform") and waiting("load"), 10, "both held back")
+    later_passes(master)
     assert allocs("transform") == 0 and allocs("load") == 0
-    assert "waiting for dependency" in master.machine.jobs["transform"]["unplaced"]["*"][
-        "explanation"]
     _finish(master, "extract")
     wait_for(lambda: allocs("transform") == 2, 10, "transform placed after extract")
     assert allocs("load") == 0
     _finish(master, "transform")
     wait_for(lambda: allocs("load") == 2, 10, "load placed after transform")
+
+
+def later_passes(master: Master, count: int = 2) -> None:
+    """Wait for ``count`` more scheduling passes (each one preceded by a cron dispatch): a
+    positive sign that the leader looked again, before asserting that nothing happened."""
+    assert master.scheduler is not None
+    seen = master.scheduler.passes
+    wait_for(lambda: master.scheduler.passes >= seen + count, 10, f"{count} more passes")
 
 
 def test_a_failed_batch_task_is_retried_then_fails_the_job(master: Master) -> None:
@@ -235,7 +248,7 @@ def test_a_cron_job_launches_a_child_run_per_tick(master: Master) -> None:
     assert child["id"].startswith("tick-") and child["spec"]["schedule"] is None
     wait_for(lambda: any(a["job_id"] == child["id"]
                          for a in master.machine.allocations.values()), 10, "child placed")
-    time.sleep(1.5)
+    later_passes(master)  # the cron dispatch ran again since, and launched nothing more
     assert len([j for j in master.machine.jobs.values() if j.get("parent") == "tick"]) == 1
 
 

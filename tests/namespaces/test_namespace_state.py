@@ -126,8 +126,9 @@ def _with_allocation(log: Log, spec_: dict) -> None:
     log("node.register", node={"id": "n1", "name": "n1", "token_hash": "h",
                                "capacity": {"cpu_milli": 1000, "memory_mib": 512, "gpu": 0}})
     log("job.register", spec=spec_)
-    assert log("alloc.upsert", allocations=[{"id": "a1", "job_id": spec_["id"], "group": "w",
-                                             "node_id": "n1", "job_version": 1}])["ok"]
+    assert log("plan.apply", job_id=spec_["id"], job_version=1, allocations=[
+        {"id": "a1", "job_id": spec_["id"], "group": "w", "index": 0, "node_id": "n1",
+         "job_version": 1}])["value"]["placed"] == 1
 
 
 def test_a_new_version_that_only_changes_counts_keeps_the_running_copies():

@@ -3,9 +3,13 @@ workload profile, against the current state, committing nothing."""
 
 from __future__ import annotations
 
+import itertools
+import threading
+from concurrent.futures import Future
 from typing import Any
 
 from federation.scheduler.service import preview
+from federation.server.scheduling import Scheduler
 from federation.specs.job import validate_job
 from federation.state.machine import StateMachine
 
@@ -49,3 +53,46 @@ def test_a_job_past_its_queues_quota_is_held() -> None:
     outcome = preview(sm, job("big", queue="small"), now=10.0)
     assert outcome.plan is None
     assert "more than queue small's whole quota" in str(outcome.blocked)
+
+
+class StateContext:
+    """A leader context over a bare state machine: commits apply at once."""
+
+    def __init__(self, sm: StateMachine, now: float) -> None:
+        self.machine, self._now, self.changed = sm, now, threading.Condition()
+        self.ids = itertools.count()
+
+    def commit_sync(self, command: dict[str, Any]) -> dict[str, Any]:
+        return self.machine.apply({"id": f"ctx-{next(self.ids)}", "time": self._now,
+                                   **command})
+
+    def submit(self, command: dict[str, Any]) -> Future[dict[str, Any]]:
+        future: Future[dict[str, Any]] = Future()
+        future.set_result(self.commit_sync(command))
+        return future
+
+    def now(self) -> float:
+        return self._now
+
+
+def test_the_preview_places_exactly_what_the_leaders_next_pass_commits() -> None:
+    sm = StateMachine()
+    for i in range(60):  # enough nodes that candidates are sampled, of several sizes
+        sm.apply({"id": f"n{i}", "type": "node.register", "time": 1.0, "node": {
+            "id": f"n{i}", "name": f"n{i}", "token_hash": "h", "zone": f"z{i % 3}",
+            "capacity": {"cpu_milli": 1000 * (1 + i % 4), "memory_mib": 8192, "gpu": 0}}})
+    # A drain past its deadline counts in both (its node takes nothing).
+    sm.apply({"id": "d", "type": "node.drain", "time": 1.0, "node_id": "n5", "deadline": 5.0})
+    spec = validate_job({"id": "web", "type": "service", "groups": [{
+        "name": "g", "count": 40, "resources": {"cpu": 300, "memory": 128},
+        "spread": "zone", "task": {"command": ["true"]}}]})
+    record = {"id": "web", "spec": spec, "version": 1, "stopped": False, "create_index": 99}
+    scheduler = Scheduler(StateContext(sm, now=10.0))
+    shown = preview(sm, record, now=10.0, seed=scheduler.passes + 1)
+    sm.apply({"id": "r", "type": "job.register", "time": 9.0, "spec": spec})
+    assert scheduler.schedule_pass() == 40
+    committed = sorted((a["group"], a["index"], a["node_id"]) for a in sm.allocations.values())
+    assert shown.plan is not None
+    assert sorted((a["group"], a["index"], a["node_id"])
+                  for a in shown.plan.allocations) == committed
+    assert "n5" not in {node for _, _, node in committed}

@@ -8,6 +8,7 @@ import pickle
 import pytest
 
 from federation.state.machine import DEDUPE_WINDOW_SECONDS, StateMachine
+from tests import placing
 
 
 def spec(job_id: str = "etl", **extra) -> dict:
@@ -35,6 +36,12 @@ class Log:
 @pytest.fixture
 def log() -> Log:
     return Log()
+
+
+def place(log: Log, *allocations: dict) -> None:
+    """Allocations as the cluster brings them about: placed by a plan, then reported on."""
+    placing.place(lambda c: log(c["type"], **{k: v for k, v in c.items() if k != "type"}),
+                  list(allocations))
 
 
 def test_a_new_job_gets_version_1_and_the_index_moves(log: Log) -> None:
@@ -82,9 +89,12 @@ def test_remembered_command_ids_expire_after_the_window(log: Log) -> None:
         ({"type": "job.deregister", "job_id": "missing"}, 404, "job_id"),
         ({"type": "node.heartbeat", "node_id": "missing"}, 404, "node_id"),
         ({"type": "node.drain", "node_id": "id-n1", "draining": "yes"}, 400, "draining"),
-        ({"type": "alloc.upsert", "allocations": [{"id": "a", "job_id": "etl", "group": "w",
-                                                   "node_id": "missing"}]}, 404,
-         "allocations[0].node_id"),
+        ({"type": "alloc.stop", "alloc_ids": ["missing"]}, 404, "alloc_ids[0]"),
+        ({"type": "alloc.stop", "alloc_ids": []}, 400, "alloc_ids"),
+        ({"type": "alloc.stop", "alloc_ids": "a0"}, 400, "alloc_ids"),
+        ({"type": "alloc.stop", "alloc_ids": [7]}, 400, "alloc_ids[0]"),
+        ({"type": "alloc.stop", "alloc_ids": ["missing"], "reason": 3}, 400, "reason"),
+        ({"type": "alloc.upsert", "allocations": []}, 400, "type"),
         ({"type": "alloc.update_status", "updates": [{"id": "missing"}]}, 404, "updates[0].id"),
         ({"type": "teleport"}, 400, "type"),
     ],
@@ -131,9 +141,8 @@ def test_dependency_cycles_are_refused(log: Log) -> None:
 def test_stopping_a_job_asks_its_allocations_to_stop(log: Log) -> None:
     log("job.register", spec=spec())
     log("node.register", node=node())
-    log("alloc.upsert", allocations=[
-        {"id": f"a{i}", "job_id": "etl", "group": "w", "index": i, "node_id": "id-n1"}
-        for i in range(2)])
+    place(log, *({"id": f"a{i}", "job_id": "etl", "group": "w", "index": i, "node_id": "id-n1"}
+                 for i in range(2)))
     log("alloc.update_status", updates=[{"id": "a0", "client_status": "running"}])
     assert log.sm.job_status(log.sm.jobs["etl"]) == "running"
     log("job.deregister", job_id="etl")
@@ -154,9 +163,8 @@ def test_stopping_a_job_asks_its_allocations_to_stop(log: Log) -> None:
 def test_a_batch_job_status_follows_its_allocations(log: Log, statuses, expected) -> None:
     log("job.register", spec=spec())
     log("node.register", node=node())
-    log("alloc.upsert", allocations=[
-        {"id": f"a{i}", "job_id": "etl", "group": "w", "node_id": "id-n1", "index": i,
-         "client_status": status} for i, status in enumerate(statuses)])
+    place(log, *({"id": f"a{i}", "job_id": "etl", "group": "w", "node_id": "id-n1",
+                  "index": i, "client_status": status} for i, status in enumerate(statuses)))
     assert log.sm.job_status(log.sm.jobs["etl"]) == expected
 
 
@@ -165,19 +173,18 @@ def test_a_batch_job_is_complete_only_when_every_wanted_instance_succeeded(log: 
     log("node.register", node=node())
     # Index 0 succeeded; index 1's first copy reported complete after it was told to stop
     # (replaced when its node was lost), and its replacement still runs.
-    log("alloc.upsert", allocations=[
-        {"id": "a0", "job_id": "etl", "group": "w", "index": 0, "node_id": "id-n1",
-         "client_status": "complete"},
-        {"id": "old1", "job_id": "etl", "group": "w", "index": 1, "node_id": "id-n1",
-         "client_status": "complete", "desired_status": "stop"},
-        {"id": "new1", "job_id": "etl", "group": "w", "index": 1, "node_id": "id-n1",
-         "client_status": "running"}])
+    place(log,
+          {"id": "a0", "job_id": "etl", "group": "w", "index": 0, "node_id": "id-n1",
+           "client_status": "complete"},
+          {"id": "old1", "job_id": "etl", "group": "w", "index": 1, "node_id": "id-n1",
+           "client_status": "complete", "desired_status": "stop"},
+          {"id": "new1", "job_id": "etl", "group": "w", "index": 1, "node_id": "id-n1",
+           "client_status": "running"})
     assert log.sm.job_status(log.sm.jobs["etl"]) == "running"
     # Two successes of the same index are still one instance.
     log("alloc.update_status", updates=[{"id": "old1", "client_status": "stopped"}])
-    log("alloc.upsert", allocations=[
-        {"id": "dup0", "job_id": "etl", "group": "w", "index": 0, "node_id": "id-n1",
-         "client_status": "complete"}])
+    place(log, {"id": "dup0", "job_id": "etl", "group": "w", "index": 0, "node_id": "id-n1",
+                "client_status": "complete"})
     log("alloc.update_status", updates=[{"id": "new1", "client_status": "stopped"}])
     assert log.sm.job_status(log.sm.jobs["etl"]) == "pending"
     log("alloc.update_status", updates=[{"id": "new1", "client_status": "complete"}])
@@ -187,11 +194,45 @@ def test_a_batch_job_is_complete_only_when_every_wanted_instance_succeeded(log: 
 def test_an_agent_may_only_update_its_own_allocations(log: Log) -> None:
     log("job.register", spec=spec())
     log("node.register", node=node())
-    log("alloc.upsert", allocations=[{"id": "a0", "job_id": "etl", "group": "w",
-                                      "node_id": "id-n1"}])
+    place(log, {"id": "a0", "job_id": "etl", "group": "w", "node_id": "id-n1"})
     other = log("alloc.update_status", node_id="someone-else",
                 updates=[{"id": "a0", "client_status": "running"}])
     assert other["status"] == 409
+
+
+def test_alloc_stop_tells_running_allocations_to_stop_with_the_reason(log: Log) -> None:
+    log("job.register", spec=spec())
+    log("node.register", node=node())
+    place(log, *({"id": f"a{i}", "job_id": "etl", "group": "w", "index": i, "node_id": "id-n1"}
+                 for i in range(2)))
+    before = log.sm.index
+    result = log("alloc.stop", alloc_ids=["a0", "a0"], reason="operator asked")
+    assert result["value"] == {"stopped": ["a0"], "index": before + 1}
+    stopped = log.sm.allocations["a0"]
+    assert stopped["desired_status"] == "stop"
+    assert stopped["desired_description"] == "operator asked"
+    assert stopped["modify_index"] == before + 1
+    assert log.sm.allocations["a1"]["desired_status"] == "run"
+
+
+def test_alloc_stop_of_stopped_allocations_changes_nothing(log: Log) -> None:
+    log("job.register", spec=spec())
+    log("node.register", node=node())
+    place(log, {"id": "a0", "job_id": "etl", "group": "w", "node_id": "id-n1"})
+    log("alloc.stop", alloc_ids=["a0"])
+    before = copy.deepcopy(log.sm.snapshot())
+    again = log("alloc.stop", alloc_ids=["a0"], reason="again")
+    assert again["value"] == {"stopped": [], "index": before["index"]}
+    assert log.sm.snapshot() == before
+
+
+def test_alloc_stop_naming_one_unknown_allocation_stops_none(log: Log) -> None:
+    log("job.register", spec=spec())
+    log("node.register", node=node())
+    place(log, {"id": "a0", "job_id": "etl", "group": "w", "node_id": "id-n1"})
+    result = log("alloc.stop", alloc_ids=["a0", "gone"])
+    assert result["status"] == 404 and result["error"]["field"] == "alloc_ids[1]"
+    assert log.sm.allocations["a0"]["desired_status"] == "run"
 
 
 def test_records_are_replaced_never_modified_in_place(log: Log) -> None:
@@ -249,8 +290,7 @@ def test_a_restored_snapshot_keeps_this_clusters_servers(log: Log) -> None:
 def test_an_agent_cannot_rewrite_placement_fields(log: Log) -> None:
     log("job.register", spec=spec())
     log("node.register", node=node())
-    log("alloc.upsert", allocations=[{"id": "a0", "job_id": "etl", "group": "w",
-                                      "node_id": "id-n1"}])
+    place(log, {"id": "a0", "job_id": "etl", "group": "w", "node_id": "id-n1"})
     result = log("alloc.update_status", updates=[
         {"id": "a0", "client_status": "running", "node_id": "elsewhere"}])
     assert result["error"]["field"] == "updates[0].node_id"
@@ -260,8 +300,7 @@ def test_an_agent_cannot_rewrite_placement_fields(log: Log) -> None:
 def test_a_plan_places_stops_and_records_what_did_not_fit(log: Log) -> None:
     log("job.register", spec=spec())
     log("node.register", node=node())
-    log("alloc.upsert", allocations=[{"id": "old", "job_id": "etl", "group": "w",
-                                      "node_id": "id-n1"}])
+    place(log, {"id": "old", "job_id": "etl", "group": "w", "node_id": "id-n1"})
     result = log("plan.apply", job_id="etl", job_version=1,
                  allocations=[{"id": "new", "job_id": "etl", "group": "w", "index": 0,
                                "node_id": "id-n1"}],
@@ -291,11 +330,11 @@ def test_a_batch_index_out_of_attempts_fails_the_job(log: Log) -> None:
 def test_a_node_marked_down_loses_its_live_allocations(log: Log) -> None:
     log("job.register", spec=spec())
     log("node.register", time=10.0, node=node())
-    log("alloc.upsert", allocations=[
-        {"id": "a0", "job_id": "etl", "group": "w", "node_id": "id-n1",
-         "client_status": "running"},
-        {"id": "a1", "job_id": "etl", "group": "w", "node_id": "id-n1",
-         "client_status": "complete"}])
+    place(log,
+          {"id": "a0", "job_id": "etl", "group": "w", "node_id": "id-n1",
+           "client_status": "running"},
+          {"id": "a1", "job_id": "etl", "group": "w", "node_id": "id-n1",
+           "client_status": "complete"})
     result = log("node.mark_down", node_id="id-n1", last_heartbeat_seen=10.0)
     assert result["value"]["lost"] == 1
     assert log.sm.allocations["a0"]["client_status"] == "lost"

@@ -111,7 +111,7 @@ def well_formed(draw: st.DrawFn, sm: StateMachine) -> dict[str, Any]:
         "node.register", "node.register", "job.register", "job.register", "plan.apply",
         "plan.apply", "alloc.update_status", "job.deregister", "node.drain",
         "node.mark_down", "node.heartbeat", "job.blocked", "gc", "state.restore",
-        "alloc.upsert", "noop", "server.upsert", "queue.apply", "pool.apply"]))
+        "alloc.stop", "noop", "server.upsert", "queue.apply", "pool.apply"]))
     command: dict[str, Any] = {"type": kind}
     if kind == "node.register":
         name = draw(st.sampled_from(NODE_NAMES))
@@ -168,12 +168,9 @@ def well_formed(draw: st.DrawFn, sm: StateMachine) -> dict[str, Any]:
                                  allocs_per_job=draw(st.integers(0, 2))).command(0.0))
     elif kind == "state.restore":
         command["snapshot"] = copy.deepcopy(sm.snapshot())
-    elif kind == "alloc.upsert":
-        command["allocations"] = [{
-            "id": f"u-{draw(st.integers(0, 3))}", "job_id": draw(st.sampled_from(jobs or ["a"])),
-            "group": "g", "node_id": draw(st.sampled_from(nodes or ["id-n1"])),
-            "client_status": "complete", "desired_status": "stop",
-            "resources": {"cpu_milli": 100, "memory_mib": 64}}]
+    elif kind == "alloc.stop":
+        command["alloc_ids"] = draw(st.lists(st.sampled_from([*allocs, "gone"]), max_size=3))
+        command["reason"] = draw(st.sampled_from([None, "asked", ""]))
     elif kind == "server.upsert":
         command["server"] = {"id": "s1", "raft": "127.0.0.1:1", "http": "http://x"}
     elif kind == "queue.apply":

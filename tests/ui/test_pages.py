@@ -15,6 +15,7 @@ from federation.api.app import create_app
 from federation.specs.job import validate_job
 from federation.ui import authz
 from federation.ui.session import SESSION_TTL_SECONDS, SessionCodec
+from tests import placing
 from tests.harness import SECRET
 from tests.ui.conftest import commit, csrf_of, sign_in
 
@@ -45,9 +46,9 @@ def populated(master):
     commit(master, {"type": "job.register", "spec": spec(
         "train", count=64, type="batch", group={"gang": True})})
     alloc_id = "0123456789abcdef0000000000000042"
-    commit(master, {"type": "alloc.upsert", "allocations": [{
+    placing.place(lambda command: commit(master, command), [{
         "id": alloc_id, "job_id": "web", "group": "main", "index": 0, "node_id": node["id"],
-        "client_status": "running", "resources": {"cpu_milli": 100, "memory_mib": 64}}]})
+        "client_status": "running", "resources": {"cpu_milli": 100, "memory_mib": 64}}])
     return {"node": node["id"], "alloc": alloc_id}
 
 

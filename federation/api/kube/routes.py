@@ -5,7 +5,7 @@ One route takes every path under the prefix and dispatches on its segments the w
 API server lays them out (``/api/v1/namespaces/NS/pods/NAME/log``,
 ``/apis/apps/v1/namespaces/NS/deployments/NAME/scale``). Writes validate the manifest
 (``manifests.translate``), then commit ``job.register``/``job.deregister``/``namespace.*`` or
-``alloc.upsert`` (deleting a pod stops its allocation) through Raft, like ``/v1`` does.
+``alloc.stop`` (deleting a pod stops its allocation) through Raft, like ``/v1`` does.
 Errors are ``Status`` objects, the shape kubectl and the client libraries print.
 
 Access follows the namespace capabilities of the caller's ACL token, as on ``/v1``:
@@ -758,10 +758,9 @@ async def _delete(request: Request, resource: discovery.Resource, namespace: str
         alloc = master(request).machine.allocations.get(alloc_id)
         if alloc is None:
             raise _not_found(resource, name)
-        await _commit(request, {"type": "alloc.upsert", "allocations": [
-            {"id": alloc["id"], "job_id": alloc["job_id"], "group": alloc["group"],
-             "node_id": alloc["node_id"], "desired_status": "stop"}]},
-            f"k8s-pod-del:{alloc_id}")
+        await _commit(request, {"type": "alloc.stop", "alloc_ids": [alloc["id"]],
+                                "reason": f"pod {name} deleted"},
+                      f"k8s-pod-del:{alloc_id}")
         return _json(obj)
     if resource.kind == "Event":
         raise KubeError(405, "events are derived from the scheduler's explanations",
