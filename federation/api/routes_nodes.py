@@ -11,13 +11,14 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from federation.acl.authorizer import Need
 from federation.agent.signing import ADDRESS_LABEL
+from federation.api import forward
 from federation.api.acl import require
 from federation.api.agent_address import validate_agent_address
 from federation.api.auth import token_hash
 from federation.api.deps import before_read, command_id, document, master
 from federation.api.offload import json_off_loop
 from federation.api.schemas import NodeRegistration, validate_model
-from federation.api.views import allocated_by_node, node_view
+from federation.api.views import allocated_by_node, heartbeat_reply, node_view
 from federation.errors import Conflict, Forbidden, NotFound, ValidationError
 from federation.specs.duration import parse_duration
 
@@ -75,10 +76,20 @@ async def register(request: Request) -> dict[str, Any]:
 @router.post("/v1/nodes/{node_id}/heartbeat",
              dependencies=[Depends(require(Need("node-self")))])
 async def heartbeat(request: Request, node_id: str) -> dict[str, Any]:
+    """A node is alive. Nothing is committed for a node that is ready: the leader keeps
+    heartbeats in memory (a follower records the beat and hands the call to the leader).
+    A node marked down that beats again is committed back to ready."""
     m = master(request)
-    await m.commit({"type": "node.heartbeat", "id": command_id(request, f"heartbeat:{node_id}"),
-                    "node_id": node_id})
-    return node_view(m.machine.nodes[node_id], allocated_by_node(m.machine).get(node_id))
+    m.liveness.beat(node_id)
+    if not m.raft.is_leader():
+        return await forward.to_leader(m, "POST", f"/v1/nodes/{node_id}/heartbeat",
+                                       request.headers, json_body={})  # type: ignore[no-any-return]
+    node = _node_or_404(request, node_id)
+    if node["status"] != "ready":
+        await m.commit({"type": "node.heartbeat",
+                        "id": command_id(request, f"heartbeat:{node_id}"), "node_id": node_id})
+        node = _node_or_404(request, node_id)
+    return heartbeat_reply(node, m.liveness.last_seen(node_id), m.config.heartbeat_ttl)
 
 
 @router.get("/v1/nodes", dependencies=[Depends(require(Need("node", "read")))])
@@ -90,7 +101,8 @@ async def list_nodes(request: Request, response: Response,
     def view() -> list[dict[str, Any]]:
         usage = allocated_by_node(machine)
         nodes = sorted(list(machine.nodes.values()), key=lambda n: n["name"])
-        return [node_view(n, usage.get(n["id"])) for n in nodes]
+        seen = master(request).liveness.seen()
+        return [node_view(n, usage.get(n["id"]), seen.get(n["id"])) for n in nodes]
 
     return await json_off_loop(  # type: ignore[return-value]
         view, headers={"X-Federation-Index": str(machine.index)})
@@ -100,7 +112,9 @@ async def list_nodes(request: Request, response: Response,
 async def get_node(request: Request, node_id: str, consistent: bool = False) -> dict[str, Any]:
     await before_read(request, consistent)
     node = _node_or_404(request, node_id)
-    return node_view(node, allocated_by_node(master(request).machine).get(node_id))
+    m = master(request)
+    return node_view(node, allocated_by_node(m.machine).get(node_id),
+                     m.liveness.last_seen(node_id))
 
 
 @router.post("/v1/nodes/{node_id}/drain",

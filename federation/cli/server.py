@@ -120,6 +120,9 @@ def register(app: typer.Typer) -> None:
             False, "--insecure", help="allow a non-loopback API without a token"),
         heartbeat_ttl: float = typer.Option(
             10.0, "--heartbeat-ttl", help="seconds of silence before a node is down"),
+        heartbeat_grace: float | None = typer.Option(
+            None, "--heartbeat-grace",
+            help="seconds a new leader waits before it judges any node (default: one TTL)"),
         log_level: str = typer.Option("info", "--log-level"),
         max_body_bytes: int = typer.Option(
             1 << 20, "--max-body-bytes",
@@ -169,7 +172,8 @@ def register(app: typer.Typer) -> None:
         config = ServerConfig(
             id=id, data_dir=str(data_dir), http=http, raft=raft, secret=secret,
             peers=[p.strip() for p in peers.split(",") if p.strip()], token=token,
-            insecure=insecure, heartbeat_ttl=heartbeat_ttl, max_body_bytes=max_body_bytes,
+            insecure=insecure, heartbeat_ttl=heartbeat_ttl, heartbeat_grace=heartbeat_grace,
+            max_body_bytes=max_body_bytes,
             join_token=join, agent_networks=networks,
             tls_cert=str(tls_cert) if tls_cert else None,
             tls_key=str(tls_key) if tls_key else None,

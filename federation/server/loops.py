@@ -21,7 +21,8 @@ LoopFactory = Callable[["Master"], Callable[[threading.Event], None]]
 
 def _node_health(master: Master) -> Callable[[threading.Event], None]:
     return node_health_loop(lambda: master.machine, master.commit_sync,
-                            master.config.heartbeat_ttl)
+                            master.config.heartbeat_ttl, master.liveness,
+                            master.config.heartbeat_grace)
 
 
 def _gc(master: Master) -> Callable[[threading.Event], None]:

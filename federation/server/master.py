@@ -20,6 +20,7 @@ from federation.errors import CommitTimeout, FederationError, NoLeader, error_fr
 from federation.raft.node import RaftConfig, RaftNode, wait_result
 from federation.server.config import ServerConfig, split_host_port
 from federation.server.leader import LeaderLoops
+from federation.server.liveness import Liveness
 from federation.state.machine import StateMachine
 
 log = logging.getLogger("federation.server")
@@ -51,6 +52,8 @@ class Master:
         self.join_token = config.join_token or self.node_token("agent-join")
         self.raft: RaftNode | None = None
         self.loops = LeaderLoops()
+        # Heartbeats this server received (the leader judges by them): never committed.
+        self.liveness = Liveness()
         self._http: uvicorn.Server | None = None
         self._http_thread: threading.Thread | None = None
         self._stop = threading.Event()
