@@ -21,7 +21,7 @@ from federation.raft.node import RaftConfig, RaftNode, wait_result
 from federation.server.config import ServerConfig, split_host_port
 from federation.server.leader import LeaderLoops
 from federation.server.liveness import Liveness
-from federation.state.machine import StateMachine
+from federation.state.machine import WATCH_ALL, StateMachine
 
 log = logging.getLogger("federation.server")
 
@@ -57,8 +57,11 @@ class Master:
         self._http: uvicorn.Server | None = None
         self._http_thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
+        # Blocking queries waiting, by watch key (WATCH_ALL: any change at all).
+        self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop,
+                                           asyncio.Future[None]]]] = {}
         self._waiters_lock = threading.Lock()
+        self.wakeups = 0  # blocking queries woken (tests and metrics)
         self.changed = threading.Condition()
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -77,7 +80,7 @@ class Master:
         for name, factory in LEADER_LOOPS:
             self.loops.add(name, factory(self))
         self.raft.on_leadership(self.loops.on_leadership)
-        self.raft.on_change(self._wake_waiters)
+        self.raft.on_change(self._on_applied)
         threading.Thread(target=self._announce, name="announce", daemon=True).start()
         host, port = split_host_port(self.config.http, "--http")
         app = create_app(self)
@@ -213,10 +216,24 @@ class Master:
                 "index": self.machine.index, "servers": servers}
 
     # -- watching for change -------------------------------------------------------------
-    def _wake_waiters(self) -> None:
+    def _on_applied(self) -> None:
+        """After each applied batch (on the Raft thread): wake the queries whose keys it
+        changed, and the ones waiting for any change."""
+        raft = self.raft
+        touched = raft.machine.take_touched() if raft is not None else {WATCH_ALL}
+        self._wake_waiters(touched)
+
+    def _wake_waiters(self, keys: set[str] | None = None) -> None:
         with self._waiters_lock:
-            waiters, self._waiters = self._waiters, set()
-        for loop, future in waiters:
+            if keys is None or WATCH_ALL in keys:
+                woken = [e for entries in self._waiters.values() for e in entries]
+                self._waiters = {}
+            else:
+                woken = list(self._waiters.pop(WATCH_ALL, ()))
+                for key in keys:
+                    woken.extend(self._waiters.pop(key, ()))
+        self.wakeups += len(woken)
+        for loop, future in woken:
             loop.call_soon_threadsafe(_resolve, future)
         with self.changed:
             self.changed.notify_all()
@@ -224,26 +241,43 @@ class Master:
     async def wait_for_index(self, index: int, timeout: float) -> int:
         """Blocking query: return once the state index exceeds ``index`` or at the timeout,
         with the current index (callers compare and re-read)."""
+        await self._wait(lambda: self.machine.index, (WATCH_ALL,), index, timeout)
+        return self.machine.index
+
+    async def wait_for_change(self, keys: tuple[str, ...], index: int, timeout: float) -> int:
+        """Blocking query on watch keys (``StateMachine.watch_index_of``): return once one of
+        ``keys`` changed after ``index``, or at the timeout, with the keys' index. Changes to
+        other keys do not wake it."""
+        await self._wait(lambda: self.machine.watch_index_of(*keys), keys, index, timeout)
+        return self.machine.watch_index_of(*keys)
+
+    async def _wait(self, current: Any, keys: tuple[str, ...], index: int,
+                    timeout: float) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self.machine.index <= index and not self._stop.is_set():
+        while current() <= index and not self._stop.is_set():
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
             future: asyncio.Future[None] = loop.create_future()
             entry = (loop, future)
             with self._waiters_lock:
-                self._waiters.add(entry)
-            if self.machine.index > index:
-                with self._waiters_lock:
-                    self._waiters.discard(entry)
-                break
+                for key in keys:
+                    self._waiters.setdefault(key, set()).add(entry)
             try:
+                if current() > index:
+                    break
                 await asyncio.wait_for(future, remaining)
             except TimeoutError:
+                pass
+            finally:
                 with self._waiters_lock:
-                    self._waiters.discard(entry)
-        return self.machine.index
+                    for key in keys:
+                        waiting = self._waiters.get(key)
+                        if waiting is not None:
+                            waiting.discard(entry)
+                            if not waiting:
+                                del self._waiters[key]
 
     # -- committing ----------------------------------------------------------------------
     def _unwrap(self, command: dict[str, Any], result: dict[str, Any], started: float) -> Any:
