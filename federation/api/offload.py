@@ -47,7 +47,8 @@ def _compute_and_encode(compute: Callable[[], Any]) -> bytes:
 
 async def json_off_loop(compute: Callable[[], Any], *, status_code: int = 200,
                         headers: Mapping[str, str] | None = None) -> Response:
-    """``compute()`` run and JSON-encoded in the thread pool; the bytes sent as the answer."""
+    """``compute()`` run and JSON-encoded in the thread pool; the bytes sent as the answer.
+    ``headers`` are read once ``compute()`` returned: it may add to them (a next page)."""
     body = await run_in_threadpool(_compute_and_encode, compute)
     return Response(body, status_code=status_code, headers=dict(headers or {}),
                     media_type="application/json")

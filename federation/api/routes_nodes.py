@@ -17,6 +17,7 @@ from federation.api.agent_address import validate_agent_address
 from federation.api.auth import token_hash
 from federation.api.deps import before_read, command_id, document, master
 from federation.api.offload import json_off_loop
+from federation.api.pages import LimitQuery, NextQuery, decode_token, page
 from federation.api.schemas import NodeRegistration, validate_model
 from federation.api.views import allocated_by_node, heartbeat_reply, node_view
 from federation.errors import Conflict, Forbidden, NotFound, ValidationError
@@ -94,18 +95,22 @@ async def heartbeat(request: Request, node_id: str) -> dict[str, Any]:
 
 @router.get("/v1/nodes", dependencies=[Depends(require(Need("node", "read")))])
 async def list_nodes(request: Request, response: Response,
-                     consistent: bool = False) -> list[dict[str, Any]]:
+                     consistent: bool = False, limit: int | None = LimitQuery,
+                     next: str | None = NextQuery) -> list[dict[str, Any]]:
+    """Nodes, sorted by name."""
+    start = decode_token(next, (str,)) if next is not None else None
     await before_read(request, consistent)
     machine = master(request).machine
+    headers = {"X-Federation-Index": str(machine.index)}
 
     def view() -> list[dict[str, Any]]:
         usage = allocated_by_node(machine)
         nodes = sorted(list(machine.nodes.values()), key=lambda n: n["name"])
+        chosen = page(nodes, lambda n: (n["name"],), limit, start, headers)
         seen = master(request).liveness.seen()
-        return [node_view(n, usage.get(n["id"]), seen.get(n["id"])) for n in nodes]
+        return [node_view(n, usage.get(n["id"]), seen.get(n["id"])) for n in chosen]
 
-    return await json_off_loop(  # type: ignore[return-value]
-        view, headers={"X-Federation-Index": str(machine.index)})
+    return await json_off_loop(view, headers=headers)  # type: ignore[return-value]
 
 
 @router.get("/v1/nodes/{node_id}", dependencies=[Depends(require(Need("node", "read")))])
