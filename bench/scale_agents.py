@@ -55,7 +55,7 @@ class Sim:
         self.errors[what] = self.errors.get(what, 0) + 1
 
     async def call(self, session: Any, home: list[int], method: str, path: str,
-                   kind: str | None, **kwargs: Any) -> tuple[int, Any, dict[str, str]]:
+                   kind: str | None, **kwargs: Any) -> tuple[int, Any, Any]:
         """One call, moving to the next server on a connection failure or a 5xx."""
         import aiohttp
 
@@ -66,7 +66,7 @@ class Sim:
                 async with session.request(method, url + path, **kwargs) as response:
                     body = await response.read()
                     status = response.status
-                    headers = dict(response.headers)
+                    headers = response.headers.copy()  # case-insensitive
             except (TimeoutError, aiohttp.ClientError):
                 self._error(f"{kind or 'watch'}:connect")
                 home[0] += 1
