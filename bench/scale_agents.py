@@ -199,6 +199,33 @@ def commands(server: Any, kind: str) -> float:
     return total
 
 
+def marked_down(c: Any, since: float = 0.0) -> int:
+    """Nodes marked down by any leader (after ``since``), from the servers' logs."""
+    import datetime
+
+    count = 0
+    for server in c.servers:
+        for line in server.log().splitlines():
+            if "marked down" in line:
+                stamp = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+                if stamp.timestamp() >= since:
+                    count += 1
+    return count
+
+
+def leader_changes(c: Any, since: float = 0.0) -> int:
+    import datetime
+
+    count = 0
+    for server in c.servers:
+        for line in server.log().splitlines():
+            if "gained leadership" in line:
+                stamp = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+                if stamp.timestamp() >= since:
+                    count += 1
+    return count
+
+
 def down_nodes(server: Any) -> int:
     nodes = httpx.get(server.url + "/v1/nodes", timeout=60).json()
     return sum(1 for n in nodes if n["status"] == "down")
@@ -235,7 +262,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.baseline_src:
         os.environ["PYTHONPATH"] = os.path.abspath(args.baseline_src)
-    c = cluster(["--log-level", "warning", "--heartbeat-ttl", str(args.ttl)])
+    c = cluster(["--log-level", "info", "--heartbeat-ttl", str(args.ttl)])
     c.start()
     out: dict[str, Any] = {"label": args.label or ("baseline" if args.baseline_src else "this"),
                            "nodes": args.nodes, "ttl": args.ttl, "machine": machine()}
@@ -268,14 +295,15 @@ def main() -> None:
         leader = leader_of(c)
         pid = leader.proc.pid
         t0, cpu0, ci0 = time.time(), cpu_seconds(pid), commit_index(leader)
-        downs0 = commands(leader, "node.mark_down")
+        downs0 = marked_down(c)
         time.sleep(args.steady)
         t1, cpu1, ci1 = time.time(), cpu_seconds(pid), commit_index(leader)
         out["steady_s"] = round(t1 - t0, 1)
         out["steady_leader_cpu_pct"] = round(100 * (cpu1 - cpu0) / (t1 - t0), 1)
         out["steady_commits_per_s"] = round((ci1 - ci0) / (t1 - t0), 2)
-        out["steady_marked_down"] = commands(leader, "node.mark_down") - downs0
+        out["steady_marked_down"] = marked_down(c) - downs0
         out["steady_down_now"] = down_nodes(leader)
+        out["steady_leader_elections"] = leader_changes(c, since=t0)
         out["window_steady"] = (t0, t1)
         print(f"steady: {out['steady_commits_per_s']} commits/s, leader CPU "
               f"{out['steady_leader_cpu_pct']}%, marked down {out['steady_marked_down']}",
@@ -288,7 +316,7 @@ def main() -> None:
         probe_lat: list[tuple[float, float]] = []
         tb0 = time.time()
         http = httpx.Client(timeout=60)
-        for job_id, count in zip(job_ids, counts, strict=True):
+        for job_id, count in zip(job_ids, counts, strict=True) if args.jobs else ():
             started = time.time()
             r = http.post(leader.url + "/v1/jobs", json=batch_spec(job_id, count))
             probe_lat.append((started, time.time() - started))
@@ -314,7 +342,7 @@ def main() -> None:
                 print(f"  running {total}/{args.instances} at {time.time() - tb0:.1f} s",
                       flush=True)
                 last = total
-            if total >= args.instances:
+            if total >= args.instances or not args.jobs:
                 done_at = time.time()
                 break
             time.sleep(1.0)
@@ -344,7 +372,7 @@ def main() -> None:
             out["failover_new_leader_s"] = round(time.time() - tk, 2) if new else None
             time.sleep(2 * args.ttl + 2)
             if new is not None:
-                out["failover_marked_down_by_new_leader"] = commands(new, "node.mark_down")
+                out["failover_marked_down_by_new_leader"] = marked_down(c, since=tk)
                 out["failover_down_now"] = down_nodes(new)
             out["window_kill"] = (tk, time.time())
     finally:

@@ -69,6 +69,15 @@ class Liveness:
             self.beats += 1
         return now
 
+    def record(self, beats: dict[str, float]) -> None:
+        """Heartbeats another server received (relayed): node id -> time of the beat."""
+        with self._lock:
+            seen = self._seen
+            for node_id, at in beats.items():
+                if seen.get(node_id, 0.0) < at:
+                    seen[node_id] = at
+            self.beats += len(beats)
+
     def last_seen(self, node_id: str) -> float | None:
         return self._seen.get(node_id)
 

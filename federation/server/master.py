@@ -21,6 +21,7 @@ from federation.raft.node import RaftConfig, RaftNode, wait_result
 from federation.server.config import ServerConfig, split_host_port
 from federation.server.leader import LeaderLoops
 from federation.server.liveness import Liveness
+from federation.server.relay import Relay, relay_key
 from federation.state.machine import WATCH_ALL, StateMachine
 
 log = logging.getLogger("federation.server")
@@ -54,6 +55,10 @@ class Master:
         self.loops = LeaderLoops()
         # Heartbeats this server received (the leader judges by them): never committed.
         self.liveness = Liveness()
+        self.relay_key = relay_key(config.secret)
+        self.relay = Relay(config.id, self.relay_key, self._leader_http,
+                           interval=min(1.0, config.heartbeat_ttl / 10),
+                           verify=self._server_verify())
         self._http: uvicorn.Server | None = None
         self._http_thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -82,6 +87,7 @@ class Master:
         self.raft.on_leadership(self.loops.on_leadership)
         self.raft.on_change(self._on_applied)
         threading.Thread(target=self._announce, name="announce", daemon=True).start()
+        self.relay.start()
         host, port = split_host_port(self.config.http, "--http")
         app = create_app(self)
         self._http = uvicorn.Server(uvicorn.Config(
@@ -111,6 +117,7 @@ class Master:
         self._stop.set()
         self._wake_waiters()  # blocking queries answer now instead of being cut at shutdown
         self.loops.stop()
+        self.relay.stop()
         if self._http is not None:
             self._http.should_exit = True
         if self._http_thread is not None:
@@ -176,6 +183,29 @@ class Master:
             return None
         return (client_context(cfg.tls_ca, cfg.tls_cert, cfg.tls_key),
                 agent_name(node.get("region") or ""))
+
+    def _server_verify(self) -> Any:
+        """How this server checks another server's HTTPS certificate: by the cluster CA. The
+        address comes from the replicated state; a server's certificate names its region,
+        which a peer does not know, so the chain is checked, not the name."""
+        import ssl
+
+        cfg = self.config
+        if not cfg.tls_ca:
+            return True
+        from federation.tls import client_context
+
+        context = client_context(cfg.tls_ca, cfg.tls_cert, cfg.tls_key)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_REQUIRED
+        return context
+
+    def _leader_http(self) -> str | None:
+        """The leader's API address, when another server leads."""
+        hint = self.leader_hint()
+        if hint is None or not hint.get("http") or hint.get("raft") == self.config.raft:
+            return None
+        return str(hint["http"])
 
     def leader_hint(self) -> dict[str, Any] | None:
         if self.raft is None:
