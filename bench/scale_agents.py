@@ -316,19 +316,38 @@ def main() -> None:
         probe_lat: list[tuple[float, float]] = []
         tb0 = time.time()
         http = httpx.Client(timeout=60)
+        submit_retries = 0
         for job_id, count in zip(job_ids, counts, strict=True) if args.jobs else ():
-            started = time.time()
-            r = http.post(leader.url + "/v1/jobs", json=batch_spec(job_id, count))
-            probe_lat.append((started, time.time() - started))
-            if r.status_code != 201:
-                raise SystemExit(f"submit failed: {r.status_code} {r.text[:300]}")
+            # As the SDK does: the same Idempotency-Key across retries of a 503 (a leader
+            # change while the command was in flight), to any server.
+            for attempt in range(20):
+                server = c.servers[(attempt + c.servers.index(leader)) % len(c.servers)]
+                started = time.time()
+                try:
+                    r = http.post(server.url + "/v1/jobs", json=batch_spec(job_id, count),
+                                  headers={"Idempotency-Key": f"submit-{job_id}"})
+                except httpx.HTTPError:
+                    continue
+                finally:
+                    probe_lat.append((started, time.time() - started))
+                if r.status_code == 201:
+                    break
+                if r.status_code != 503:
+                    raise SystemExit(f"submit failed: {r.status_code} {r.text[:300]}")
+                submit_retries += 1
+                time.sleep(0.2)
+            else:
+                raise SystemExit(f"submit of {job_id} failed 20 times")
+        out["batch_submit_retries"] = submit_retries
+        out["batch_submitted_s"] = round(time.time() - tb0, 1)
         done_at = None
         last = -1
         while time.time() - tb0 < args.batch_timeout:
             started = time.time()
             try:
+                leader = leader_of(c)
                 total = running_total(leader, job_ids)
-            except httpx.HTTPError:
+            except (httpx.HTTPError, AssertionError, KeyError, ValueError):
                 total = last
             probe_lat.append((started, time.time() - started))
             for path in ("/v1/nodes?limit=100", "/v1/status"):
@@ -352,6 +371,7 @@ def main() -> None:
         out["batch_all_running_s"] = round(done_at - tb0, 1) if done_at else None
         out["batch_running_at_end"] = last
         out["window_batch"] = (tb0, tb1)
+        out["batch_leader_elections"] = leader_changes(c, since=tb0)
         out["probe_latencies"] = probe_lat
 
         # -- failover --
