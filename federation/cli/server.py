@@ -149,6 +149,10 @@ def register(app: typer.Typer) -> None:
         raft_max_inflight: int = typer.Option(
             RaftSettings.max_inflight_batches, "--raft-max-inflight", hidden=True,
             help="Raft entries in flight at once (benchmarks)"),
+        raft_snapshot_entries: int = typer.Option(
+            RaftSettings.compaction_min_entries, "--raft-snapshot-entries",
+            help="journal entries after which a server snapshots its state (bounds what a "
+                 "restarted server replays; see docs/operations.md)"),
     ) -> None:
         """Run one master of a cluster (3 or 5 of them, one --peers list each)."""
         _setup_logging(log_level)
@@ -183,7 +187,8 @@ def register(app: typer.Typer) -> None:
                 allocs_per_job=gc_allocs_per_job)),
             raft_settings=replace(RaftSettings(), max_batch=max(1, raft_max_batch),
                                   max_inflight_batches=max(1, raft_max_inflight),
-                                  fsync=raft_fsync),
+                                  fsync=raft_fsync,
+                                  compaction_min_entries=max(100, raft_snapshot_entries)),
         )
         _run(config)
 
