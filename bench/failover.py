@@ -49,8 +49,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--kills", type=int, default=12)
     parser.add_argument("--backlog", type=int, default=1000)
+    parser.add_argument("--snapshot-entries", type=int, default=None,
+                        help="the servers' --raft-snapshot-entries")
     args = parser.parse_args()
-    c = cluster(["--log-level", "warning"]).start()
+    extra = ["--log-level", "warning"]
+    if args.snapshot_entries is not None:
+        extra += ["--raft-snapshot-entries", str(args.snapshot_entries)]
+    c = cluster(extra).start()
     failovers, catchup_total, catchup_api = [], [], []
     try:
         for round_ in range(args.kills):

@@ -21,15 +21,15 @@ from starlette.concurrency import run_in_threadpool
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
-def _encode(value: Any, depth: int = 0) -> bytes:
+def encode(value: Any, depth: int = 0) -> bytes:
     """The same output as Starlette's JSONResponse (compact, no NaN), encoded record by
     record down to the second level: the C encoder holds the GIL for a whole call, so one
     call per record keeps the event loop's and the Raft thread's waits short."""
     if depth < 2 and isinstance(value, list):
-        return b"[" + b",".join(_encode(item, depth + 1) for item in value) + b"]"
+        return b"[" + b",".join(encode(item, depth + 1) for item in value) + b"]"
     if depth < 2 and isinstance(value, dict):
         return b"{" + b",".join(
-            _ENCODER.encode(str(key)).encode("utf-8") + b":" + _encode(item, depth + 1)
+            _ENCODER.encode(str(key)).encode("utf-8") + b":" + encode(item, depth + 1)
             for key, item in value.items()) + b"}"
     return _ENCODER.encode(value).encode("utf-8")
 
@@ -42,12 +42,13 @@ _HEAVY = threading.Lock()
 
 def _compute_and_encode(compute: Callable[[], Any]) -> bytes:
     with _HEAVY:
-        return _encode(compute())
+        return encode(compute())
 
 
 async def json_off_loop(compute: Callable[[], Any], *, status_code: int = 200,
                         headers: Mapping[str, str] | None = None) -> Response:
-    """``compute()`` run and JSON-encoded in the thread pool; the bytes sent as the answer."""
+    """``compute()`` run and JSON-encoded in the thread pool; the bytes sent as the answer.
+    ``headers`` are read once ``compute()`` returned: it may add to them (a next page)."""
     body = await run_in_threadpool(_compute_and_encode, compute)
     return Response(body, status_code=status_code, headers=dict(headers or {}),
                     media_type="application/json")

@@ -23,7 +23,7 @@ from federation.agent.signing import sign
 from federation.api.acl import check, record_namespace, require
 from federation.api.auth import check_node_token
 from federation.api.deps import command_id, document, master
-from federation.api.offload import json_off_loop
+from federation.api.offload import encode, json_off_loop
 from federation.api.reports import StatusReport, parse_report
 from federation.errors import FederationError, Forbidden, NotFound
 
@@ -32,6 +32,9 @@ NODE_SELF = [Depends(require(Need("node-self")))]
 READ_LOGS = Need("namespace", "read-logs")
 
 LOG_CONNECT_TIMEOUT = 5.0
+# Work lists up to this many allocations are encoded on the event loop (cheaper than a hop
+# to a worker thread); longer ones off it.
+SMALL_ANSWER = 64
 
 
 class AgentUnreachable(FederationError):
@@ -52,18 +55,28 @@ async def node_allocations(
         "blocking query: answer once the state index is above this")),
     wait: float = Query(default=30.0, gt=0, le=300, description="blocking query timeout, s"),
 ) -> list[dict[str, Any]]:
-    """The allocations placed on this node (node token required): the agent's work list."""
+    """The allocations placed on this node (node token required): the agent's work list.
+
+    A blocking query (``index``) wakes only when this node's allocations change, and the
+    answer costs what the node holds; ``X-Federation-Index`` is the index of their last
+    change, to pass back as ``index``."""
     m = master(request)
+    key = (f"node-allocs:{node_id}",)
     if index is not None:
-        await m.wait_for_index(index, wait)
+        await m.wait_for_change(key, index, wait)
     machine = m.machine
-
-    def view() -> list[dict[str, Any]]:
-        allocs = [a for a in list(machine.allocations.values()) if a["node_id"] == node_id]
-        return sorted(allocs, key=lambda a: (a["job_id"], a["group"], a.get("index", 0), a["id"]))
-
-    return await json_off_loop(  # type: ignore[return-value]
-        view, headers={"X-Federation-Index": str(machine.index)})
+    # The index first, then the records: a change in between makes the next query answer
+    # at once rather than be missed.
+    changed = max(machine.watch_index_of(*key), 1)
+    allocations = machine.allocations
+    allocs = [a for a in (allocations.get(i) for i in list(
+        machine.alloc_ids_by_node.get(node_id, ()))) if a is not None]
+    allocs.sort(key=lambda a: (a["job_id"], a["group"], a.get("index", 0), a["id"]))
+    headers = {"X-Federation-Index": str(changed)}
+    if len(allocs) > SMALL_ANSWER:
+        return await json_off_loop(lambda: allocs, headers=headers)  # type: ignore[return-value]
+    return Response(encode(allocs), headers=headers,  # type: ignore[return-value]
+                    media_type="application/json")
 
 
 @router.post("/v1/nodes/{node_id}/allocations", dependencies=NODE_SELF,

@@ -19,6 +19,7 @@ from federation.api.kube.manifests import (
 )
 from federation.api.kube.objects import iso
 from federation.api.offload import json_off_loop
+from federation.api.pages import LimitQuery, NextQuery, decode_token, page
 from federation.api.views import alloc_view, job_view
 from federation.errors import NotFound, ValidationError
 from federation.scheduler.service import preview
@@ -147,21 +148,25 @@ def _plan(machine: Any, spec: dict[str, Any], seed: int = 0) -> dict[str, Any]:
 
 @router.get("/v1/jobs", tags=["jobs"], dependencies=[Depends(require(LIST))])
 async def list_jobs(request: Request, response: Response, consistent: bool = False,
-                    namespace: str | None = NamespaceQuery) -> list[dict[str, Any]]:
+                    namespace: str | None = NamespaceQuery,
+                    limit: int | None = LimitQuery,
+                    next: str | None = NextQuery) -> list[dict[str, Any]]:
     scope = read_scope(namespace)
+    start = decode_token(next, (str, str)) if next is not None else None
     await before_read(request, consistent)
     machine = master(request).machine
     may = visibility(request)
+    headers = {"X-Federation-Index": str(machine.index)}
 
     def view() -> list[dict[str, Any]]:
         jobs = sorted((j for j in list(machine.jobs.values())
                        if (scope is None or split_key(j["id"])[0] == scope)
                        and may(j, "list-jobs")),
                       key=lambda j: split_key(j["id"]))
-        return [job_view(machine, job) for job in jobs]
+        chosen = page(jobs, lambda j: split_key(j["id"]), limit, start, headers)
+        return [job_view(machine, job) for job in chosen]
 
-    return await json_off_loop(  # type: ignore[return-value]
-        view, headers={"X-Federation-Index": str(machine.index)})
+    return await json_off_loop(view, headers=headers)  # type: ignore[return-value]
 
 
 @router.get("/v1/jobs/{job_id}", tags=["jobs"], dependencies=[Depends(require(READ))])
@@ -239,31 +244,54 @@ async def list_allocations(
     index: int | None = Query(default=None, ge=0, description=(
         "blocking query: answer once the state index is above this (see X-Federation-Index)")),
     wait: float = Query(default=30.0, gt=0, le=300, description="blocking query timeout, s"),
+    limit: int | None = LimitQuery,
+    next: str | None = NextQuery,
 ) -> list[dict[str, Any]]:
+    """Allocations, sorted by job, group, index and id. With ``job`` or ``node`` given, a
+    blocking query (``index``) wakes only for changes to that job's (or node's)
+    allocations, and ``X-Federation-Index`` is the index of their last change."""
     scope = read_scope(namespace)
     if job is not None and scope is None:
         raise ValidationError("a job is named within one namespace, not '*'", field="namespace")
+    start = decode_token(next, (str, str, int, str)) if next is not None else None
     await before_read(request, consistent)
+    m = master(request)
+    keys: tuple[str, ...] = ()
+    if node is not None:
+        keys = (f"node-allocs:{node}",)
+    elif job is not None and scope is not None:
+        keys = (f"job-allocs:{job_key(scope, job)}",)
     if index is not None:
-        await master(request).wait_for_index(index, wait)
-    machine = master(request).machine
+        if keys:
+            await m.wait_for_change(keys, index, wait)
+        else:
+            await m.wait_for_index(index, wait)
+    machine = m.machine
+    at = max(machine.watch_index_of(*keys), 1) if keys else machine.index
+    headers = {"X-Federation-Index": str(at)}
     may = visibility(request)
 
     def view() -> list[dict[str, Any]]:
-        if job is not None and scope is not None:
-            ids = list(machine.alloc_ids_by_job.get(job_key(scope, job), ()))
-            allocs = [machine.allocations[i] for i in ids if i in machine.allocations]
+        if node is not None or (job is not None and scope is not None):
+            ids = list(machine.alloc_ids_by_node.get(node, ()) if node is not None
+                       else machine.alloc_ids_by_job.get(job_key(scope, job), ()))
+            allocs = [a for a in (machine.allocations.get(i) for i in ids) if a is not None]
+            if job is not None and scope is not None:
+                allocs = [a for a in allocs if a["job_id"] == job_key(scope, job)]
+            elif scope is not None:
+                allocs = [a for a in allocs if split_key(a["job_id"])[0] == scope]
         else:
             allocs = [a for a in list(machine.allocations.values())
                       if scope is None or split_key(a["job_id"])[0] == scope]
-        if node is not None:
-            allocs = [a for a in allocs if a["node_id"] == node]
         allocs = [a for a in allocs if may(machine.jobs.get(a["job_id"]), "read-job")]
-        allocs.sort(key=lambda a: (a["job_id"], a["group"], a.get("index", 0), a["id"]))
-        return [alloc_view(a) for a in allocs]
+        allocs.sort(key=_alloc_order)
+        return [alloc_view(a) for a in page(allocs, _alloc_order, limit, start, headers)]
 
-    return await json_off_loop(  # type: ignore[return-value]
-        view, headers={"X-Federation-Index": str(machine.index)})
+    return await json_off_loop(view, headers=headers)  # type: ignore[return-value]
+
+
+def _alloc_order(alloc: dict[str, Any]) -> tuple[str, str, int, str]:
+    return (alloc["job_id"], alloc["group"], alloc.get("index", 0), alloc["id"])
 
 
 @router.get("/v1/allocations/{alloc_id}", tags=["allocations"],

@@ -9,16 +9,18 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from federation.acl.authorizer import Need
+from federation.acl.authorizer import PUBLIC, Need
 from federation.agent.signing import ADDRESS_LABEL
 from federation.api.acl import require
 from federation.api.agent_address import validate_agent_address
 from federation.api.auth import token_hash
 from federation.api.deps import before_read, command_id, document, master
 from federation.api.offload import json_off_loop
+from federation.api.pages import LimitQuery, NextQuery, decode_token, page
 from federation.api.schemas import NodeRegistration, validate_model
-from federation.api.views import allocated_by_node, node_view
-from federation.errors import Conflict, Forbidden, NotFound, ValidationError
+from federation.api.views import allocated_by_node, heartbeat_reply, node_view
+from federation.errors import Conflict, Forbidden, NoLeader, NotFound, ValidationError
+from federation.server import relay
 from federation.specs.duration import parse_duration
 
 router = APIRouter(tags=["nodes"])
@@ -75,32 +77,69 @@ async def register(request: Request) -> dict[str, Any]:
 @router.post("/v1/nodes/{node_id}/heartbeat",
              dependencies=[Depends(require(Need("node-self")))])
 async def heartbeat(request: Request, node_id: str) -> dict[str, Any]:
+    """A node is alive. Nothing is committed for a node that is ready: heartbeats live in
+    the leader's memory (a follower relays them to the leader in batches, see
+    ``federation.server.relay``). A node marked down that beats again is committed back to
+    ready."""
     m = master(request)
-    await m.commit({"type": "node.heartbeat", "id": command_id(request, f"heartbeat:{node_id}"),
-                    "node_id": node_id})
-    return node_view(m.machine.nodes[node_id], allocated_by_node(m.machine).get(node_id))
+    at = m.liveness.beat(node_id)
+    node = _node_or_404(request, node_id)
+    if not m.raft.is_leader():
+        if not m.relay.healthy():
+            raise NoLeader("this server cannot reach the leader right now: try another",
+                           leader=m.leader_hint())
+        m.relay.add(node_id, at)
+    if node["status"] != "ready":
+        await m.commit({"type": "node.heartbeat",
+                        "id": command_id(request, f"heartbeat:{node_id}"), "node_id": node_id})
+        node = _node_or_404(request, node_id)
+    return heartbeat_reply(node, m.liveness.last_seen(node_id), m.config.heartbeat_ttl)
+
+
+@router.post(relay.PATH, include_in_schema=False, dependencies=[Depends(require(PUBLIC))])
+async def relayed_heartbeats(request: Request) -> dict[str, Any]:
+    """Heartbeats a follower received, in one batch signed with the cluster's relay key
+    (no API credential: only servers hold the key)."""
+    m = master(request)
+    body = await request.body()
+    try:
+        beats = relay.decode_batch(m.relay_key, body,
+                                   request.headers.get(relay.SIGNATURE_HEADER), time.time())
+    except relay.BatchRefused as exc:
+        raise Forbidden(str(exc)) from None
+    if not m.raft.is_leader():
+        raise NoLeader("this server is not the leader", leader=m.leader_hint())
+    m.liveness.record(beats)
+    return {"recorded": len(beats)}
 
 
 @router.get("/v1/nodes", dependencies=[Depends(require(Need("node", "read")))])
 async def list_nodes(request: Request, response: Response,
-                     consistent: bool = False) -> list[dict[str, Any]]:
+                     consistent: bool = False, limit: int | None = LimitQuery,
+                     next: str | None = NextQuery) -> list[dict[str, Any]]:
+    """Nodes, sorted by name."""
+    start = decode_token(next, (str,)) if next is not None else None
     await before_read(request, consistent)
     machine = master(request).machine
+    headers = {"X-Federation-Index": str(machine.index)}
 
     def view() -> list[dict[str, Any]]:
         usage = allocated_by_node(machine)
         nodes = sorted(list(machine.nodes.values()), key=lambda n: n["name"])
-        return [node_view(n, usage.get(n["id"])) for n in nodes]
+        chosen = page(nodes, lambda n: (n["name"],), limit, start, headers)
+        seen = master(request).liveness.seen()
+        return [node_view(n, usage.get(n["id"]), seen.get(n["id"])) for n in chosen]
 
-    return await json_off_loop(  # type: ignore[return-value]
-        view, headers={"X-Federation-Index": str(machine.index)})
+    return await json_off_loop(view, headers=headers)  # type: ignore[return-value]
 
 
 @router.get("/v1/nodes/{node_id}", dependencies=[Depends(require(Need("node", "read")))])
 async def get_node(request: Request, node_id: str, consistent: bool = False) -> dict[str, Any]:
     await before_read(request, consistent)
     node = _node_or_404(request, node_id)
-    return node_view(node, allocated_by_node(master(request).machine).get(node_id))
+    m = master(request)
+    return node_view(node, allocated_by_node(m.machine).get(node_id),
+                     m.liveness.last_seen(node_id))
 
 
 @router.post("/v1/nodes/{node_id}/drain",

@@ -24,10 +24,24 @@ def allocated_by_node(machine: StateMachine) -> dict[str, dict[str, float]]:
     return out
 
 
-def node_view(node: dict[str, Any], allocated: dict[str, float] | None) -> dict[str, Any]:
+def node_view(node: dict[str, Any], allocated: dict[str, float] | None,
+              last_seen: float | None = None) -> dict[str, Any]:
+    """A node as users see it. ``last_heartbeat`` is the later of its last committed
+    transition and the last heartbeat the answering server saw (the leader sees them all)."""
     view = {k: v for k, v in node.items() if k not in _HIDDEN_NODE_FIELDS}
+    if last_seen is not None and last_seen > (view.get("last_heartbeat") or 0.0):
+        view["last_heartbeat"] = last_seen
     view["allocated"] = allocated or {"cpu_milli": 0, "memory_mib": 0, "gpu": 0}
     return view
+
+
+def heartbeat_reply(node: dict[str, Any], last_seen: float | None,
+                    ttl: float) -> dict[str, Any]:
+    """What a heartbeat answers: the node's standing, a few fields (never its work list)."""
+    return {"id": node["id"], "name": node["name"], "status": node["status"],
+            "draining": node.get("draining", False),
+            "last_heartbeat": max(last_seen or 0.0, node.get("last_heartbeat") or 0.0),
+            "heartbeat_ttl": ttl}
 
 
 def alloc_view(alloc: dict[str, Any]) -> dict[str, Any]:

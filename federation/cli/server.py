@@ -124,6 +124,9 @@ def register(app: typer.Typer, *, providers: Mapping[str, Provider] | None = Non
             False, "--insecure", help="allow a non-loopback API without a token"),
         heartbeat_ttl: float = typer.Option(
             10.0, "--heartbeat-ttl", help="seconds of silence before a node is down"),
+        heartbeat_grace: float | None = typer.Option(
+            None, "--heartbeat-grace",
+            help="seconds a new leader waits before it judges any node (default: one TTL)"),
         log_level: str = typer.Option("info", "--log-level"),
         max_body_bytes: int = typer.Option(
             1 << 20, "--max-body-bytes",
@@ -150,6 +153,10 @@ def register(app: typer.Typer, *, providers: Mapping[str, Provider] | None = Non
         raft_max_inflight: int = typer.Option(
             RaftSettings.max_inflight_batches, "--raft-max-inflight", hidden=True,
             help="Raft entries in flight at once (benchmarks)"),
+        raft_snapshot_entries: int = typer.Option(
+            RaftSettings.compaction_min_entries, "--raft-snapshot-entries",
+            help="journal entries after which a server snapshots its state (bounds what a "
+                 "restarted server replays; see docs/operations.md)"),
     ) -> None:
         """Run one master of a cluster (3 or 5 of them, one --peers list each)."""
         _setup_logging(log_level)
@@ -173,7 +180,8 @@ def register(app: typer.Typer, *, providers: Mapping[str, Provider] | None = Non
         config = ServerConfig(
             id=id, data_dir=str(data_dir), http=http, raft=raft, secret=secret,
             peers=[p.strip() for p in peers.split(",") if p.strip()], token=token,
-            insecure=insecure, heartbeat_ttl=heartbeat_ttl, max_body_bytes=max_body_bytes,
+            insecure=insecure, heartbeat_ttl=heartbeat_ttl, heartbeat_grace=heartbeat_grace,
+            max_body_bytes=max_body_bytes,
             join_token=join, agent_networks=networks,
             tls_cert=str(tls_cert) if tls_cert else None,
             tls_key=str(tls_key) if tls_key else None,
@@ -183,7 +191,8 @@ def register(app: typer.Typer, *, providers: Mapping[str, Provider] | None = Non
                 allocs_per_job=gc_allocs_per_job)),
             raft_settings=replace(RaftSettings(), max_batch=max(1, raft_max_batch),
                                   max_inflight_batches=max(1, raft_max_inflight),
-                                  fsync=raft_fsync),
+                                  fsync=raft_fsync,
+                                  compaction_min_entries=max(100, raft_snapshot_entries)),
         )
         _run(config, providers)
 

@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -304,16 +304,18 @@ class RaftNode:
 
     def _send(self, batch: list[_Pending]) -> None:
         def done(results: Any, error: int) -> None:
+            # Runs inside pysyncobj's tick: it must never raise, or the tick stops halfway
+            # through applying entries (and tries them again, and fails again, every tick).
             self._inflight.release()
             if error == FAIL_REASON.SUCCESS:
                 self.batches_committed += 1
                 self.commands_committed += len(batch)
                 for pending, result in zip(batch, results, strict=True):
-                    pending.future.set_result(result)
+                    _settle(pending.future, result=result)
                 return
             exc = _failure(error, self.leader_addr())
             for pending in batch:
-                pending.future.set_exception(exc)
+                _settle(pending.future, exc=exc)
 
         try:
             self.state.apply_batch([p.command for p in batch], callback=done)
@@ -321,7 +323,7 @@ class RaftNode:
             self._inflight.release()
             failure = NoLeader(f"the Raft node refused the command: {exc}")
             for pending in batch:
-                pending.future.set_exception(failure)
+                _settle(pending.future, exc=failure)
 
     # -- leadership ----------------------------------------------------------------------
     def _on_state_changed(self, old: int, new: int) -> None:
@@ -366,6 +368,21 @@ class RaftNode:
         self._sync.destroy()
         self._committer.join(timeout=2)
         self._notifier.join(timeout=2)
+
+
+def _settle(future: Future[dict[str, Any]], result: Any = None,
+            exc: BaseException | None = None) -> None:
+    """Resolve a caller's future, unless the caller gave up on it (an asyncio wrapper that
+    timed out cancels the future it wraps): its command still applied, nobody waits."""
+    if future.done():
+        return
+    try:
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+    except InvalidStateError:
+        pass  # cancelled between the check and the call
 
 
 def _failure(error: int, leader: str | None) -> FederationError:

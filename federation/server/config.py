@@ -58,6 +58,8 @@ class ServerConfig:
     token: str | None = None
     insecure: bool = False
     heartbeat_ttl: float = 10.0
+    # A new leader judges no node before this long after gaining leadership (None: one TTL).
+    heartbeat_grace: float | None = None
     max_body_bytes: int = 1 << 20
     raft_settings: RaftSettings = field(default_factory=RaftSettings)
     # Credentials and transport security (docs/security.md).
@@ -103,6 +105,9 @@ class ServerConfig:
             raise ValidationError("--gc-* settings cannot be negative", field="--gc-interval")
         if self.heartbeat_ttl <= 0:
             raise ValidationError("--heartbeat-ttl must be positive", field="--heartbeat-ttl")
+        if self.heartbeat_grace is not None and self.heartbeat_grace < 0:
+            raise ValidationError("--heartbeat-grace cannot be negative",
+                                  field="--heartbeat-grace")
         if not 1024 <= self.max_body_bytes <= 32 << 20:
             raise ValidationError("--max-body-bytes must be between 1024 and 33554432",
                                   field="--max-body-bytes")

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import logging
 import os
+import ssl
 import threading
 import time
 import uuid
@@ -32,9 +33,11 @@ from federation.raft.node import RaftConfig, RaftNode, wait_result
 from federation.server.config import ServerConfig, split_host_port
 from federation.server.gc_loop import gc_loop
 from federation.server.leader import LeaderLoops, Loop
+from federation.server.liveness import Liveness
 from federation.server.node_health import node_health_loop
+from federation.server.relay import Relay, relay_key
 from federation.server.scheduling import Scheduler
-from federation.state.machine import StateMachine
+from federation.state.machine import WATCH_ALL, StateMachine
 from federation.tls import agent_name, client_context, private_dir
 
 log = logging.getLogger("federation.server")
@@ -74,11 +77,20 @@ class Master:
         self.raft: RaftNode | None = None
         self.loops = LeaderLoops()
         self.scheduler: Scheduler | None = None  # built with the leader loops, at start
+        # Heartbeats this server received (the leader judges by them): never committed.
+        self.liveness = Liveness()
+        self.relay_key = relay_key(config.secret)
+        self.relay = Relay(config.id, self.relay_key, self._leader_http,
+                           interval=min(1.0, config.heartbeat_ttl / 10),
+                           verify=self._server_verify())
         self._http: uvicorn.Server | None = None
         self._http_thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
+        # Blocking queries waiting, by watch key (WATCH_ALL: any change at all).
+        self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop,
+                                           asyncio.Future[None]]]] = {}
         self._waiters_lock = threading.Lock()
+        self.wakeups = 0  # blocking queries woken (tests and metrics)
         self.changed = threading.Condition()
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -92,8 +104,9 @@ class Master:
         for name, loop in self.leader_loops():
             self.loops.add(name, loop)
         self.raft.on_leadership(self.loops.on_leadership)
-        self.raft.on_change(self._wake_waiters)
+        self.raft.on_change(self._on_applied)
         threading.Thread(target=self._announce, name="announce", daemon=True).start()
+        self.relay.start()
         host, port = split_host_port(self.config.http, "--http")
         app = create_app(self)
         self._http = uvicorn.Server(uvicorn.Config(
@@ -120,7 +133,8 @@ class Master:
             bootstrap=default_bootstrap(self.join_token))
         self.scheduler = Scheduler(self)
         return [
-            ("node-health", node_health_loop(self, self.config.heartbeat_ttl)),
+            ("node-health", node_health_loop(self, self.config.heartbeat_ttl, self.liveness,
+                                             self.config.heartbeat_grace)),
             ("autoscaler", executor.run),
             ("scheduler", self.scheduler.run),
             ("gc", gc_loop(self, self.config.gc)),
@@ -140,6 +154,7 @@ class Master:
         self._stop.set()
         self._wake_waiters()  # blocking queries answer now instead of being cut at shutdown
         self.loops.stop()
+        self.relay.stop()
         if self._http is not None:
             self._http.should_exit = True
         if self._http_thread is not None:
@@ -204,6 +219,25 @@ class Master:
         return (client_context(cfg.tls_ca, cfg.tls_cert, cfg.tls_key),
                 agent_name(node.get("region") or ""))
 
+    def _server_verify(self) -> Any:
+        """How this server checks another server's HTTPS certificate: by the cluster CA. The
+        address comes from the replicated state; a server's certificate names its region,
+        which a peer does not know, so the chain is checked, not the name."""
+        cfg = self.config
+        if not cfg.tls_ca:
+            return True
+        context = client_context(cfg.tls_ca, cfg.tls_cert, cfg.tls_key)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_REQUIRED
+        return context
+
+    def _leader_http(self) -> str | None:
+        """The leader's API address, when another server leads."""
+        hint = self.leader_hint()
+        if hint is None or not hint.get("http") or hint.get("raft") == self.config.raft:
+            return None
+        return str(hint["http"])
+
     def leader_hint(self) -> dict[str, Any] | None:
         if self.raft is None:
             return None
@@ -243,10 +277,24 @@ class Master:
                 "index": self.machine.index, "servers": servers}
 
     # -- watching for change -------------------------------------------------------------
-    def _wake_waiters(self) -> None:
+    def _on_applied(self) -> None:
+        """After each applied batch (on the Raft thread): wake the queries whose keys it
+        changed, and the ones waiting for any change."""
+        raft = self.raft
+        touched = raft.machine.take_touched() if raft is not None else {WATCH_ALL}
+        self._wake_waiters(touched)
+
+    def _wake_waiters(self, keys: set[str] | None = None) -> None:
         with self._waiters_lock:
-            waiters, self._waiters = self._waiters, set()
-        for loop, future in waiters:
+            if keys is None or WATCH_ALL in keys:
+                woken = [e for entries in self._waiters.values() for e in entries]
+                self._waiters = {}
+            else:
+                woken = list(self._waiters.pop(WATCH_ALL, ()))
+                for key in keys:
+                    woken.extend(self._waiters.pop(key, ()))
+        self.wakeups += len(woken)
+        for loop, future in woken:
             loop.call_soon_threadsafe(_resolve, future)
         with self.changed:
             self.changed.notify_all()
@@ -254,26 +302,43 @@ class Master:
     async def wait_for_index(self, index: int, timeout: float) -> int:
         """Blocking query: return once the state index exceeds ``index`` or at the timeout,
         with the current index (callers compare and re-read)."""
+        await self._wait(lambda: self.machine.index, (WATCH_ALL,), index, timeout)
+        return self.machine.index
+
+    async def wait_for_change(self, keys: tuple[str, ...], index: int, timeout: float) -> int:
+        """Blocking query on watch keys (``StateMachine.watch_index_of``): return once one of
+        ``keys`` changed after ``index``, or at the timeout, with the keys' index. Changes to
+        other keys do not wake it."""
+        await self._wait(lambda: self.machine.watch_index_of(*keys), keys, index, timeout)
+        return self.machine.watch_index_of(*keys)
+
+    async def _wait(self, current: Any, keys: tuple[str, ...], index: int,
+                    timeout: float) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self.machine.index <= index and not self._stop.is_set():
+        while current() <= index and not self._stop.is_set():
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
             future: asyncio.Future[None] = loop.create_future()
             entry = (loop, future)
             with self._waiters_lock:
-                self._waiters.add(entry)
-            if self.machine.index > index:
-                with self._waiters_lock:
-                    self._waiters.discard(entry)
-                break
+                for key in keys:
+                    self._waiters.setdefault(key, set()).add(entry)
             try:
+                if current() > index:
+                    break
                 await asyncio.wait_for(future, remaining)
             except TimeoutError:
+                pass
+            finally:
                 with self._waiters_lock:
-                    self._waiters.discard(entry)
-        return self.machine.index
+                    for key in keys:
+                        waiting = self._waiters.get(key)
+                        if waiting is not None:
+                            waiting.discard(entry)
+                            if not waiting:
+                                del self._waiters[key]
 
     # -- committing ----------------------------------------------------------------------
     def _unwrap(self, command: dict[str, Any], result: dict[str, Any], started: float) -> Any:

@@ -1,45 +1,53 @@
 """Leader loop: a node that stops heart-beating for the TTL is marked down.
 
-The decision is taken from committed state only, and the command carries the heartbeat time
-the leader saw, so a heartbeat that lands in between wins. A new leader first waits one TTL,
-so nodes are not declared dead for the time the cluster had no leader.
+Heartbeats live in the leader's memory (``federation.server.liveness``); this loop commits
+only the ready -> down transition, carrying the last sign of life it judged by, so a
+registration committed in between wins. On gaining leadership it arms every node's timer at
+``now + grace``: a new leader declares nobody dead for the time the cluster had no leader.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
-from typing import Any
 
 from federation.errors import FederationError
 from federation.ports import LeaderContext
-from federation.state.machine import StateMachine
+from federation.server.liveness import Liveness, silent_nodes
 
 log = logging.getLogger("federation.health")
 
 
-def silent_nodes(machine: StateMachine, now: float, ttl: float) -> list[dict[str, Any]]:
-    """Ready nodes whose last committed heartbeat is older than the TTL."""
-    return [
-        node for node in list(machine.nodes.values())
-        if node.get("status") == "ready"
-        and isinstance(node.get("last_heartbeat"), int | float)
-        and now - node["last_heartbeat"] > ttl
-    ]
+def node_health_loop(
+    context: LeaderContext,
+    ttl: float,
+    liveness: Liveness,
+    grace: float | None = None,
+) -> Callable[[threading.Event], None]:
+    grace = ttl if grace is None else grace
 
-
-def node_health_loop(context: LeaderContext, ttl: float) -> Callable[[threading.Event], None]:
     def loop(stop: threading.Event) -> None:
-        if stop.wait(ttl):
-            return
+        liveness.arm(ttl, grace)
         period = max(0.2, min(ttl / 4, 2.0))
-        while not stop.is_set():
-            for node in silent_nodes(context.machine, context.now(), ttl):
+        rounds = 0
+        while not stop.wait(period):
+            state = context.machine
+            found = silent_nodes(list(state.nodes.values()), liveness.seen(),
+                                 liveness.armed_at, time.time(), ttl)
+            for silent in found:
+                node = silent.node
+                if stop.is_set():
+                    return
+                # A heartbeat may have landed while the others were being marked down.
+                fresh = liveness.last_seen(node["id"])
+                if fresh is not None and time.time() - fresh <= ttl:
+                    continue
                 try:
                     result = context.commit_sync({
                         "type": "node.mark_down", "node_id": node["id"],
-                        "last_heartbeat_seen": node["last_heartbeat"],
+                        "last_heartbeat_seen": silent.last_seen,
                     })
                 except FederationError as exc:
                     log.warning("could not mark node %s down: %s", node["name"], exc)
@@ -50,5 +58,7 @@ def node_health_loop(context: LeaderContext, ttl: float) -> Callable[[threading.
                 if result.get("ok") and result["value"]["changed"]:
                     log.warning("node %s (%s) missed heartbeats for %.0fs: marked down",
                                 node["name"], node["id"], ttl)
-            stop.wait(period)
+            rounds += 1
+            if rounds % 100 == 0:
+                liveness.forget(state.nodes.keys())
     return loop

@@ -119,14 +119,7 @@ def collect(sm: StateMachine, command: Command) -> dict[str, Any]:
         return {"jobs": 0, "allocations": 0}
     sm._bump()
     for alloc_id in alloc_ids:
-        alloc = sm.allocations[alloc_id]
-        sm.node_usage.replace(alloc, None)
-        ids = sm.alloc_ids_by_job.get(alloc["job_id"])
-        if ids is not None:
-            ids.discard(alloc_id)
-            if not ids:
-                del sm.alloc_ids_by_job[alloc["job_id"]]
-        del sm.allocations[alloc_id]
+        sm.remove_allocation(alloc_id)
     for job_id in job_ids:
         del sm.jobs[job_id]
         sm.alloc_writes.pop(job_id, None)

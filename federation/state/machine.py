@@ -46,6 +46,8 @@ ALLOC_CLIENT_FIELDS = frozenset({
     "started_at", "finished_at", "healthy",
 })
 SNAPSHOT_VERSION = 1
+# The watch key that stands for every key (a restore, a snapshot installed).
+WATCH_ALL = "*"
 
 
 TABLES = ("servers", "nodes", "node_ids_by_name", "jobs", "allocations", "alloc_ids_by_job",
@@ -64,6 +66,9 @@ class StateMachine:
         self.jobs: dict[str, dict[str, Any]] = Table()
         self.allocations: dict[str, dict[str, Any]] = Table()
         self.alloc_ids_by_job: dict[str, set[str]] = Table()
+        # The allocations placed on each node (derived: rebuilt from the allocations), so a
+        # node's work list costs what that node holds, not what the cluster holds.
+        self.alloc_ids_by_node: dict[str, set[str]] = {}
         self.node_usage = NodeUsage()
         # Allocation writes per job, and the index the counts restart from after a restore:
         # readers cache per-job views keyed by both (local bookkeeping, not in snapshots).
@@ -81,7 +86,53 @@ class StateMachine:
         self.acl_bootstrapped = False
         # The writes of the command being applied, undone if it fails (local, not pickled).
         self.journal = Journal()
+        self._init_watches()
         self._attach()
+
+    # -- watches -------------------------------------------------------------------------
+    def _init_watches(self) -> None:
+        """Local bookkeeping for blocking queries (not pickled): the index at which each
+        watch key last changed, the keys changed since the last look, and the floor: the
+        index this server's record starts from (keys unseen since then answer the floor)."""
+        self.watch_index: dict[str, int] = {}
+        self.watch_floor = self.index
+        self.touched: set[str] = {WATCH_ALL}
+
+    def watch_index_of(self, *keys: str) -> int:
+        """The latest index at which any of ``keys`` changed (at least the floor)."""
+        index = self.watch_floor
+        for key in keys:
+            index = max(index, self.watch_index.get(key, 0))
+        return index
+
+    def take_touched(self) -> set[str]:
+        """The watch keys changed since the last call (``WATCH_ALL`` in it: every key)."""
+        touched, self.touched = self.touched, set()
+        return touched
+
+    def _touch(self, entries: list[tuple[Any, Any, Any]]) -> None:
+        """Record the watch keys a command's writes changed, at the current index."""
+        from federation.state.journal import is_missing
+
+        names = {id(getattr(self, name)): name for name in TABLES}
+        keys: set[str] = set()
+        allocations = self.allocations
+        for table, key, previous in entries:
+            name = names.get(id(table))
+            if name is None:
+                continue
+            keys.add(name)
+            if table is allocations:
+                for record in (allocations.get(key), None if is_missing(previous) else previous):
+                    if record is not None:
+                        keys.add(f"node-allocs:{record['node_id']}")
+                        keys.add(f"job-allocs:{record['job_id']}")
+            elif name in ("nodes", "jobs"):
+                keys.add(f"{name[:-1]}:{key}")
+        index = self.index
+        for key in keys:
+            self.watch_index[key] = index
+        self.touched |= keys
 
     def _attach(self) -> None:
         """Make every table a journaled :class:`Table` writing to this machine's journal."""
@@ -112,7 +163,9 @@ class StateMachine:
             checks.number(command.get("time", 0.0), "time")
             value = handler(self, command)
             result: Result = {"ok": True, "index": self.index, "value": value}
-            self.journal.end()
+            entries = self.journal.end()
+            if entries:
+                self._touch(entries)
         except FederationError as exc:
             self._roll_back(saved)
             result = _rejection(self.index, exc)
@@ -150,6 +203,10 @@ class StateMachine:
         current = self.allocations.get(alloc_id)
         old = None if is_missing(previous) else previous
         self.node_usage.replace(current, old)
+        if current is not None:
+            self._unindex_node(current)
+        if old is not None:
+            self.alloc_ids_by_node.setdefault(old["node_id"], set()).add(alloc_id)
         if current is not None and (old is None or old["job_id"] != current["job_id"]):
             ids = self.alloc_ids_by_job.get(current["job_id"])
             if ids is not None:
@@ -213,8 +270,10 @@ class StateMachine:
         for alloc in machine.allocations.values():
             by_job.setdefault(alloc["job_id"], set()).add(alloc["id"])
         machine.alloc_ids_by_job = Table(by_job)
+        machine.alloc_ids_by_node = index_by_node(machine.allocations)
         machine.node_usage = NodeUsage.of(machine.allocations)
         machine.recount_alloc_writes()
+        machine._init_watches()
         machine._attach()
         return machine
 
@@ -225,6 +284,8 @@ class StateMachine:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("journal", None)  # local: what the command being applied wrote
+        for name in ("watch_index", "watch_floor", "touched"):  # local: blocking queries
+            state.pop(name, None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -239,7 +300,10 @@ class StateMachine:
             acl.init(self)
         if "namespaces" not in state:
             self.namespaces = Table()
+        if "alloc_ids_by_node" not in state:
+            self.alloc_ids_by_node = index_by_node(self.allocations)
         self.journal = Journal()
+        self._init_watches()
         self._attach()
 
     def put_allocation(self, record: dict[str, Any]) -> None:
@@ -254,6 +318,12 @@ class StateMachine:
             journal.entries.append((allocations, alloc_id,
                                     previous if previous is not None else MISSING))
         dict.__setitem__(allocations, alloc_id, record)
+        if previous is not None and previous["node_id"] != record["node_id"]:
+            self._unindex_node(previous)
+        by_node = self.alloc_ids_by_node.get(record["node_id"])
+        if by_node is None:
+            by_node = self.alloc_ids_by_node[record["node_id"]] = set()
+        by_node.add(alloc_id)
         ids = self.alloc_ids_by_job.get(record["job_id"])
         if ids is None:
             ids = self.alloc_ids_by_job[record["job_id"]] = set()
@@ -286,11 +356,37 @@ class StateMachine:
             memory[node_id] = memory.get(node_id, 0) + int(res.get("memory_mib", 0) or 0)
         for node_id, amount in cpu.items():
             usage.add_totals(node_id, amount, memory[node_id])
+        by_node_index = self.alloc_ids_by_node
+        for record in records:
+            by_node = by_node_index.get(record["node_id"])
+            if by_node is None:
+                by_node = by_node_index[record["node_id"]] = set()
+            by_node.add(record["id"])
         ids = self.alloc_ids_by_job.get(job_id)
         if ids is None:
             ids = self.alloc_ids_by_job[job_id] = set()
         ids.update(record["id"] for record in records)
         self.alloc_writes[job_id] = self.alloc_writes.get(job_id, 0) + len(records)
+
+    def _unindex_node(self, record: dict[str, Any]) -> None:
+        """Take an allocation out of its node's index (it moved, or is gone)."""
+        ids = self.alloc_ids_by_node.get(record["node_id"])
+        if ids is not None:
+            ids.discard(record["id"])
+            if not ids:
+                del self.alloc_ids_by_node[record["node_id"]]
+
+    def remove_allocation(self, alloc_id: str) -> None:
+        """Delete an allocation record, keeping the per-job and per-node indexes current."""
+        alloc = self.allocations[alloc_id]
+        self.node_usage.replace(alloc, None)
+        ids = self.alloc_ids_by_job.get(alloc["job_id"])
+        if ids is not None:
+            ids.discard(alloc_id)
+            if not ids:
+                del self.alloc_ids_by_job[alloc["job_id"]]
+        self._unindex_node(alloc)
+        del self.allocations[alloc_id]
 
     def stop_job(self, job_id: str, index: int, now: float) -> None:
         """Mark a job stopped at ``index`` and tell its running allocations to stop."""
@@ -337,6 +433,13 @@ class StateMachine:
         if counts["running"]:
             return "running"
         return "pending"
+
+
+def index_by_node(allocations: Mapping[str, dict[str, Any]]) -> dict[str, set[str]]:
+    by_node: dict[str, set[str]] = {}
+    for alloc in allocations.values():
+        by_node.setdefault(alloc["node_id"], set()).add(alloc["id"])
+    return by_node
 
 
 def _time(command: Command) -> float:
@@ -462,8 +565,9 @@ def _node_mark_down(sm: StateMachine, command: Command) -> dict[str, Any]:
     index = sm._bump()
     sm.nodes[node["id"]] = {**node, "status": "down", "modify_index": index}
     lost = 0
-    for alloc in list(sm.allocations.values()):
-        if alloc["node_id"] == node["id"] and alloc["client_status"] in ("pending", "running"):
+    for alloc_id in sorted(sm.alloc_ids_by_node.get(node["id"], ())):
+        alloc = sm.allocations[alloc_id]
+        if alloc["client_status"] in ("pending", "running"):
             # Lost, and told to stop: if the node comes back it must not run a second copy.
             sm.put_allocation({**alloc, "client_status": "lost",
                                "desired_status": "stop", "modify_index": index})
@@ -791,6 +895,8 @@ def _state_restore(sm: StateMachine, command: Command) -> dict[str, Any]:
     restored._attach()
     restored.index = index
     restored.alloc_epoch = index
+    restored.watch_floor = index
+    restored.touched = {WATCH_ALL}
     sm.__dict__.update(restored.__dict__)
     return {"nodes": len(sm.nodes), "jobs": len(sm.jobs), "allocations": len(sm.allocations)}
 

@@ -128,3 +128,16 @@ def test_leadership_changes_are_published(nodes) -> None:
 def test_a_short_secret_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="at least 16"):
         RaftNode(RaftConfig("127.0.0.1:1", [], str(tmp_path), "short"))
+
+
+def test_a_caller_that_gave_up_on_its_command_does_not_stop_the_log(nodes) -> None:
+    # An HTTP handler whose wait timed out cancels the future it waited on; the command is
+    # still applied, and resolving its future must not break the tick that applies it.
+    leader = leader_of(nodes)
+    abandoned = [leader.submit({"type": "noop"}) for _ in range(50)]
+    for future in abandoned:
+        future.cancel()
+    later = leader.commit({"type": "job.register", "spec": {
+        "id": "after", "type": "service", "groups": [], "depends_on": []}}, timeout=10)
+    assert later["ok"] is True
+    assert leader.commit({"type": "noop"}, timeout=10)["ok"] is True

@@ -45,6 +45,7 @@ def digest(sm: StateMachine) -> str:
     state = {name: getattr(sm, name) for name in machine_module.TABLES}
     state["index"] = sm.index
     state["node_usage"] = sm.node_usage
+    state["alloc_ids_by_node"] = sm.alloc_ids_by_node
     text = json.dumps(state, sort_keys=True, default=_plain)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -69,6 +70,7 @@ def assert_invariants(sm: StateMachine) -> None:
     for alloc in sm.allocations.values():
         by_job.setdefault(alloc["job_id"], set()).add(alloc["id"])
     assert dict(sm.alloc_ids_by_job) == by_job
+    assert sm.alloc_ids_by_node == machine_module.index_by_node(sm.allocations)
     fresh = NodeUsage.of(sm.allocations)
     assert (sm.node_usage.cpu_milli, sm.node_usage.memory_mib, sm.node_usage.gpu_milli) == (
         fresh.cpu_milli, fresh.memory_mib, fresh.gpu_milli)

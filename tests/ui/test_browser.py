@@ -103,8 +103,8 @@ def shots_dir(tmp_path: Path) -> Path:
 
 def test_sign_in_submit_watch_read_the_log_and_stop_in_a_real_browser(
         server, chrome, tmp_path):
-    from selenium.webdriver.common.by import By
     from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     shots = shots_dir(tmp_path)

@@ -1,0 +1,453 @@
+"""Many nodes on three servers: simulated agents speaking the real agent protocol.
+
+Three real `federation server` processes; load-generator processes each run many simulated
+agents on one asyncio loop (aiohttp). Each agent does what `federation agent` does over HTTP:
+register, heart-beat every TTL/3 (moving to the next server when one fails), follow its work
+list with a blocking query (``?index=&wait=30``), and report ``running`` for each allocation
+it is given. The run has four phases:
+
+1. steady: every node heart-beating for ``--steady`` seconds: heartbeat latency, nodes
+   falsely marked down, the leader's CPU, Raft commits/s (with nothing but liveness going on,
+   every commit is liveness's);
+2. batch: ``--jobs`` batch jobs of ``--instances`` instances in all are submitted: the time
+   until every instance is reported running by its agent, and the latency of every API call
+   made meanwhile (agents' calls and a prober's reads);
+3. failover: the leader is killed: nodes marked down by the new leader, and the longest gap
+   between two acknowledged heartbeats of any node across the failover;
+4. the figures, printed.
+
+``--baseline-src DIR`` runs the servers from another source tree (e.g. ``git archive`` of the
+commit before heartbeats left the Raft log) for a before/after comparison on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx  # noqa: E402
+
+from bench.common import cluster, machine, percentile  # noqa: E402
+
+WATCH_WAIT = 30.0
+
+
+# -- the simulated agents (in worker processes) ---------------------------------------------
+class Sim:
+    def __init__(self, urls: list[str], ttl: float, stop: Any, capacity: dict[str, int]):
+        self.urls, self.ttl, self.stop, self.capacity = urls, ttl, stop, capacity
+        self.beats: list[tuple[float, float, str]] = []  # (time, latency, node id)
+        self.calls: list[tuple[float, float, str]] = []  # (time, latency, kind) non-blocking
+        self.errors: dict[str, int] = {}
+        self.running: set[str] = set()
+
+    def _error(self, what: str) -> None:
+        self.errors[what] = self.errors.get(what, 0) + 1
+
+    async def call(self, session: Any, home: list[int], method: str, path: str,
+                   kind: str | None, **kwargs: Any) -> tuple[int, Any, Any]:
+        """One call, moving to the next server on a connection failure or a 5xx."""
+        import aiohttp
+
+        for _ in range(3 * len(self.urls)):
+            url = self.urls[home[0] % len(self.urls)]
+            started = time.time()
+            try:
+                async with session.request(method, url + path, **kwargs) as response:
+                    body = await response.read()
+                    status = response.status
+                    headers = response.headers.copy()  # case-insensitive
+            except (TimeoutError, aiohttp.ClientError):
+                self._error(f"{kind or 'watch'}:connect")
+                home[0] += 1
+                await asyncio.sleep(0.05)
+                continue
+            if kind is not None:
+                self.calls.append((started, time.time() - started, kind))
+            if status >= 500:
+                self._error(f"{kind or 'watch'}:{status}")
+                home[0] += 1
+                await asyncio.sleep(0.05)
+                continue
+            return status, json.loads(body) if body else None, headers
+        return 0, None, {}
+
+    async def agent(self, session: Any, name: str, home: int, ready: Any) -> None:
+        where = [home]
+        status, reg, _ = await self.call(session, where, "POST", "/v1/nodes", "register", json={
+            "name": name, "pool": "sim", "capacity": self.capacity})
+        if status != 201:
+            self._error("register:failed")
+            ready()
+            return
+        node_id, token = reg["id"], reg["token"]
+        headers = {"X-Node-Token": token}
+        ready()
+        await asyncio.gather(self.heartbeats(session, where, node_id, headers),
+                             self.watch(session, where, node_id, headers))
+
+    async def heartbeats(self, session: Any, where: list[int], node_id: str,
+                         headers: dict[str, str]) -> None:
+        interval = self.ttl / 3
+        await asyncio.sleep(random.uniform(0, interval))
+        while not self.stop.is_set():
+            started = time.time()
+            status, _, _ = await self.call(session, where, "POST",
+                                           f"/v1/nodes/{node_id}/heartbeat", "heartbeat",
+                                           json={}, headers=headers)
+            if status == 200:
+                self.beats.append((started, time.time() - started, node_id))
+            else:
+                self._error(f"heartbeat:{status}")
+            await asyncio.sleep(max(0.0, interval - (time.time() - started)))
+
+    async def watch(self, session: Any, where: list[int], node_id: str,
+                    headers: dict[str, str]) -> None:
+        index = 0
+        reported: set[str] = set()
+        while not self.stop.is_set():
+            params = {"index": str(index), "wait": str(WATCH_WAIT)} if index else {}
+            status, allocs, answer = await self.call(
+                session, where, "GET", f"/v1/nodes/{node_id}/allocations", None,
+                params=params, headers=headers)
+            if status != 200:
+                await asyncio.sleep(1.0)
+                continue
+            index = int(answer.get("X-Federation-Index", index) or 0)
+            updates = [{"id": a["id"], "client_status": "running", "started_at": time.time()}
+                       for a in allocs if a["desired_status"] == "run"
+                       and a["client_status"] == "pending" and a["id"] not in reported]
+            for i in range(0, len(updates), 500):
+                chunk = updates[i:i + 500]
+                status, _, _ = await self.call(
+                    session, where, "POST", f"/v1/nodes/{node_id}/allocations", "report",
+                    json={"updates": chunk}, headers=headers)
+                if status == 200:
+                    reported.update(u["id"] for u in chunk)
+                    self.running.update(u["id"] for u in chunk)
+                else:
+                    self._error(f"report:{status}")
+
+
+def worker(urls: list[str], ttl: float, names: list[str], capacity: dict[str, int],
+           stop: Any, ready_queue: Any, out_path: str) -> None:
+    import aiohttp
+
+    async def main() -> None:
+        sim = Sim(urls, ttl, stop, capacity)
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, force_close=False)
+        timeout = aiohttp.ClientTimeout(total=WATCH_WAIT + 15, sock_connect=5)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            registered = 0
+
+            def ready() -> None:
+                nonlocal registered
+                registered += 1
+                if registered == len(names):
+                    ready_queue.put(len(names))
+
+            tasks = [asyncio.create_task(sim.agent(session, name, i % len(urls), ready))
+                     for i, name in enumerate(names)]
+            while not stop.is_set():
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(0.1)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        Path(out_path).write_text(json.dumps({
+            "beats": sim.beats, "calls": sim.calls, "errors": sim.errors,
+            "running": len(sim.running)}))
+
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(main())
+
+
+# -- the conductor ---------------------------------------------------------------------------
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def leader_of(c: Any) -> Any:
+    return c.wait_leader(60)
+
+
+def commit_index(server: Any) -> int:
+    return int(server.status()["commit_index"])
+
+
+def commands(server: Any, kind: str) -> float:
+    text = httpx.get(server.url + "/metrics", timeout=30).text
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("federation_commands_total{") and f'type="{kind}"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def marked_down(c: Any, since: float = 0.0) -> int:
+    """Nodes marked down by any leader (after ``since``), from the servers' logs."""
+    import datetime
+
+    count = 0
+    for server in c.servers:
+        for line in server.log().splitlines():
+            if "marked down" in line:
+                stamp = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+                if stamp.timestamp() >= since:
+                    count += 1
+    return count
+
+
+def leader_changes(c: Any, since: float = 0.0) -> int:
+    import datetime
+
+    count = 0
+    for server in c.servers:
+        for line in server.log().splitlines():
+            if "gained leadership" in line:
+                stamp = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+                if stamp.timestamp() >= since:
+                    count += 1
+    return count
+
+
+def down_nodes(server: Any) -> int:
+    nodes = httpx.get(server.url + "/v1/nodes", timeout=60).json()
+    return sum(1 for n in nodes if n["status"] == "down")
+
+
+def batch_spec(job_id: str, count: int) -> dict[str, Any]:
+    return {"id": job_id, "type": "batch", "groups": [{
+        "name": "g", "count": count, "resources": {"cpu": 10, "memory": 8},
+        "task": {"command": ["sleep", "3600"]}}]}
+
+
+def running_total(server: Any, job_ids: list[str]) -> int:
+    total = 0
+    for job_id in job_ids:
+        job = httpx.get(f"{server.url}/v1/jobs/{job_id}", timeout=30).json()
+        total += job["allocations"]["running"]
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--ttl", type=float, default=10.0)
+    parser.add_argument("--steady", type=float, default=60.0)
+    parser.add_argument("--jobs", type=int, default=50)
+    parser.add_argument("--instances", type=int, default=50_000)
+    parser.add_argument("--batch-timeout", type=float, default=600.0)
+    parser.add_argument("--no-kill", action="store_true")
+    parser.add_argument("--baseline-src", default=None,
+                        help="run the servers from this source tree instead")
+    parser.add_argument("--label", default="")
+    parser.add_argument("--json", default=None, help="write the figures here too")
+    args = parser.parse_args()
+    if args.baseline_src:
+        os.environ["PYTHONPATH"] = os.path.abspath(args.baseline_src)
+    c = cluster(["--log-level", "info", "--heartbeat-ttl", str(args.ttl)])
+    c.start()
+    out: dict[str, Any] = {"label": args.label or ("baseline" if args.baseline_src else "this"),
+                           "nodes": args.nodes, "ttl": args.ttl, "machine": machine()}
+    procs: list[Any] = []
+    stop = mp.Event()
+    try:
+        leader = leader_of(c)
+        urls = c.urls
+        per = -(-args.nodes // args.workers)
+        ctx = mp.get_context("fork")
+        ready_queue = ctx.Queue()
+        capacity = {"cpu_milli": 64000, "memory_mib": 65536}
+        files = []
+        for w in range(args.workers):
+            names = [f"sim-{w}-{i}" for i in range(per) if w * per + i < args.nodes]
+            path = f"/tmp/federation-bench-sim-{os.getpid()}-{w}.json"
+            files.append(path)
+            proc = ctx.Process(target=worker, args=(urls, args.ttl, names, capacity, stop,
+                                                    ready_queue, path), daemon=True)
+            proc.start()
+            procs.append(proc)
+        t_reg = time.time()
+        registered = 0
+        while registered < args.nodes:
+            registered += ready_queue.get(timeout=600)
+        out["register_s"] = round(time.time() - t_reg, 1)
+        print(f"{args.nodes} nodes registered in {out['register_s']} s", flush=True)
+        # Let every node beat at least once before measuring.
+        time.sleep(args.ttl)
+        leader = leader_of(c)
+        pid = leader.proc.pid
+        t0, cpu0, ci0 = time.time(), cpu_seconds(pid), commit_index(leader)
+        downs0 = marked_down(c)
+        time.sleep(args.steady)
+        t1, cpu1, ci1 = time.time(), cpu_seconds(pid), commit_index(leader)
+        out["steady_s"] = round(t1 - t0, 1)
+        out["steady_leader_cpu_pct"] = round(100 * (cpu1 - cpu0) / (t1 - t0), 1)
+        out["steady_commits_per_s"] = round((ci1 - ci0) / (t1 - t0), 2)
+        out["steady_marked_down"] = marked_down(c) - downs0
+        out["steady_down_now"] = down_nodes(leader)
+        out["steady_leader_elections"] = leader_changes(c, since=t0)
+        out["window_steady"] = (t0, t1)
+        print(f"steady: {out['steady_commits_per_s']} commits/s, leader CPU "
+              f"{out['steady_leader_cpu_pct']}%, marked down {out['steady_marked_down']}",
+              flush=True)
+
+        # -- batch --
+        job_ids = [f"batch-{i}" for i in range(args.jobs)]
+        counts = [args.instances // args.jobs + (1 if i < args.instances % args.jobs else 0)
+                  for i in range(args.jobs)]
+        probe_lat: list[tuple[float, float]] = []
+        tb0 = time.time()
+        http = httpx.Client(timeout=60)
+        submit_retries = 0
+        for job_id, count in zip(job_ids, counts, strict=True) if args.jobs else ():
+            # As the SDK does: the same Idempotency-Key across retries of a 503 (a leader
+            # change while the command was in flight), to any server.
+            for attempt in range(20):
+                server = c.servers[(attempt + c.servers.index(leader)) % len(c.servers)]
+                started = time.time()
+                try:
+                    r = http.post(server.url + "/v1/jobs", json=batch_spec(job_id, count),
+                                  headers={"Idempotency-Key": f"submit-{job_id}"})
+                except httpx.HTTPError:
+                    continue
+                finally:
+                    probe_lat.append((started, time.time() - started))
+                if r.status_code == 201:
+                    break
+                if r.status_code != 503:
+                    raise SystemExit(f"submit failed: {r.status_code} {r.text[:300]}")
+                submit_retries += 1
+                time.sleep(0.2)
+            else:
+                raise SystemExit(f"submit of {job_id} failed 20 times")
+        out["batch_submit_retries"] = submit_retries
+        out["batch_submitted_s"] = round(time.time() - tb0, 1)
+        done_at = None
+        last = -1
+        while time.time() - tb0 < args.batch_timeout:
+            started = time.time()
+            try:
+                leader = leader_of(c)
+                total = running_total(leader, job_ids)
+            except (httpx.HTTPError, AssertionError, KeyError, ValueError):
+                total = last
+            probe_lat.append((started, time.time() - started))
+            for path in ("/v1/nodes?limit=100", "/v1/status"):
+                started = time.time()
+                try:
+                    http.get(leader.url + path)
+                except httpx.HTTPError:
+                    pass
+                probe_lat.append((started, time.time() - started))
+            if total != last:
+                print(f"  running {total}/{args.instances} at {time.time() - tb0:.1f} s",
+                      flush=True)
+                last = total
+            if total >= args.instances or not args.jobs:
+                done_at = time.time()
+                break
+            time.sleep(1.0)
+        http.close()
+        tb1 = time.time()
+        out["batch_instances"] = args.instances
+        out["batch_all_running_s"] = round(done_at - tb0, 1) if done_at else None
+        out["batch_running_at_end"] = last
+        out["window_batch"] = (tb0, tb1)
+        out["batch_leader_elections"] = leader_changes(c, since=tb0)
+        out["probe_latencies"] = probe_lat
+
+        # -- failover --
+        if not args.no_kill:
+            leader = leader_of(c)
+            tk = time.time()
+            leader.kill()
+            deadline = time.time() + 60
+            new = None
+            while time.time() < deadline:
+                try:
+                    cand = c.wait_leader(2)
+                    if cand is not leader:
+                        new = cand
+                        break
+                except AssertionError:
+                    pass
+            out["failover_new_leader_s"] = round(time.time() - tk, 2) if new else None
+            time.sleep(2 * args.ttl + 2)
+            if new is not None:
+                out["failover_marked_down_by_new_leader"] = marked_down(c, since=tk)
+                out["failover_down_now"] = down_nodes(new)
+            out["window_kill"] = (tk, time.time())
+    finally:
+        stop.set()
+        for proc in procs:
+            proc.join(60)
+        c.kill_all()
+
+    beats, calls, errors, running = [], [], {}, 0
+    for path in files:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError):
+            continue
+        os.unlink(path)
+        beats += data["beats"]
+        calls += data["calls"]
+        running += data["running"]
+        for k, v in data["errors"].items():
+            errors[k] = errors.get(k, 0) + v
+    out["errors"] = errors
+
+    def lat(window: tuple[float, float], kinds: set[str] | None) -> list[float]:
+        return [d for t, d, k in calls if window[0] <= t <= window[1]
+                and (kinds is None or k in kinds)]
+
+    s = out["window_steady"]
+    hb = lat(s, {"heartbeat"})
+    out["steady_heartbeats_per_s"] = round(len(hb) / (s[1] - s[0]), 1)
+    out["steady_heartbeat_p50_ms"] = round(1000 * percentile(hb, 50), 1)
+    out["steady_heartbeat_p99_ms"] = round(1000 * percentile(hb, 99), 1)
+    b = out["window_batch"]
+    api = lat(b, None) + [d for t, d in out.pop("probe_latencies")]
+    out["batch_api_calls"] = len(api)
+    out["batch_api_p50_ms"] = round(1000 * percentile(api, 50), 1)
+    out["batch_api_p99_ms"] = round(1000 * percentile(api, 99), 1)
+    out["batch_heartbeat_p99_ms"] = round(1000 * percentile(lat(b, {"heartbeat"}), 99), 1)
+    if "window_kill" in out:
+        k = out["window_kill"]
+        by_node: dict[str, list[float]] = {}
+        for t, d, node_id in beats:
+            if k[0] - 2 * args.ttl <= t <= k[1]:
+                by_node.setdefault(node_id, []).append(t + d)
+        gaps = [max(b2 - b1 for b1, b2 in zip(ts, ts[1:], strict=False)) if len(ts) > 1
+                else float("inf") for ts in (sorted(v) for v in by_node.values())]
+        out["failover_nodes_beating"] = len(by_node)
+        out["failover_max_gap_s"] = round(max(gaps), 2) if gaps else None
+        out["failover_nodes_gap_over_ttl"] = sum(1 for g in gaps if g > args.ttl)
+        out["failover_heartbeat_p99_ms"] = round(1000 * percentile(lat(k, {"heartbeat"}), 99), 1)
+    for key in [k for k in out if k.startswith("window_")]:
+        out.pop(key)
+    print(json.dumps(out, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Liveness decisions and the heartbeat relay, without servers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from federation.server.liveness import Liveness, silent_nodes
+from federation.server.relay import BatchRefused, decode_batch, encode_batch, relay_key, sign
+
+TTL = 10.0
+
+
+def ready(node_id: str, committed: float = 0.0, status: str = "ready") -> dict:
+    return {"id": node_id, "name": node_id, "status": status, "last_heartbeat": committed}
+
+
+@pytest.mark.parametrize(("seen", "committed", "armed_at", "now", "silent"), [
+    ({"n": 100.0}, 0.0, 0.0, 105.0, False),     # beat 5 s ago
+    ({"n": 100.0}, 0.0, 0.0, 111.0, True),      # beat 11 s ago: silent
+    ({}, 100.0, 0.0, 105.0, False),             # registered 5 s ago, no beat yet
+    ({}, 100.0, 0.0, 111.0, True),              # registered 11 s ago, never beat
+    ({"n": 100.0}, 0.0, 108.0, 111.0, False),   # a new leader armed at 108: grace
+    ({"n": 100.0}, 0.0, 108.0, 119.0, True),    # grace over, still silent
+    ({"n": 50.0}, 100.0, 0.0, 105.0, False),    # came back (committed) after its last beat
+])
+def test_a_node_is_silent_when_its_latest_sign_of_life_is_older_than_the_ttl(
+        seen, committed, armed_at, now, silent) -> None:
+    found = silent_nodes([ready("n", committed)], seen, armed_at, now, TTL)
+    assert bool(found) is silent
+    if found:
+        assert found[0].last_seen == max([*seen.values(), committed, armed_at])
+
+
+def test_only_ready_nodes_are_judged() -> None:
+    assert silent_nodes([ready("n", status="down")], {}, 0.0, 1000.0, TTL) == []
+
+
+def test_a_new_leader_arms_every_timer_at_now_plus_grace() -> None:
+    liveness = Liveness(clock=lambda: 500.0)
+    liveness.arm(TTL, grace=15.0)
+    # Nobody is silent before 500 + 15, whatever was seen before.
+    assert silent_nodes([ready("n")], {}, liveness.armed_at, 514.9, TTL) == []
+    assert silent_nodes([ready("n")], {}, liveness.armed_at, 515.1, TTL) != []
+
+
+def test_relayed_beats_never_move_a_node_s_last_beat_back() -> None:
+    liveness = Liveness(clock=lambda: 200.0)
+    liveness.beat("n")
+    liveness.record({"n": 150.0, "m": 190.0})
+    assert liveness.seen() == {"n": 200.0, "m": 190.0}
+
+
+KEY = relay_key("a-cluster-secret-of-some-length")
+
+
+def test_a_signed_batch_gives_each_beat_on_the_receiver_s_clock() -> None:
+    body = encode_batch("s2", {"a": 98.0, "b": 99.5}, now=100.0)
+    # The receiver's clock is 3 s ahead: ages are applied to it, not the sender's times.
+    beats = decode_batch(KEY, body, sign(KEY, body), now=103.0)
+    assert beats == {"a": 101.0, "b": 102.5}
+
+
+@pytest.mark.parametrize("tamper", ["unsigned", "other-key", "edited", "stale", "bad-age",
+                                    "not-json"])
+def test_a_batch_not_from_a_server_of_this_cluster_or_stale_is_refused(tamper: str) -> None:
+    body = encode_batch("s2", {"a": 99.0}, now=100.0)
+    signature: str | None = sign(KEY, body)
+    now = 100.0
+    if tamper == "unsigned":
+        signature = None
+    elif tamper == "other-key":
+        signature = sign(relay_key("another-cluster-secret-0000"), body)
+    elif tamper == "edited":
+        body = body.replace(b'"a"', b'"z"')
+    elif tamper == "stale":
+        now = 1000.0
+    elif tamper == "bad-age":
+        body = json.dumps({"from": "s2", "sent_at": 100.0, "beats": {"a": -5}}).encode()
+        signature = sign(KEY, body)
+    elif tamper == "not-json":
+        body = b"{"
+        signature = sign(KEY, body)
+    with pytest.raises(BatchRefused):
+        decode_batch(KEY, body, signature, now)
