@@ -5,12 +5,12 @@ from __future__ import annotations
 import pickle
 
 from federation.state.machine import WATCH_ALL, StateMachine
-from tests.state.test_machine import Log, node, spec
+from tests.state.test_machine import Log, node, place, spec
 
 
-def alloc(alloc_id: str, node_id: str, job_id: str = "etl") -> dict:
-    return {"id": alloc_id, "job_id": job_id, "group": "w", "node_id": node_id,
-            "resources": {"cpu_milli": 100, "memory_mib": 64}}
+def alloc(alloc_id: str, node_id: str, job_id: str = "etl", index: int = 0) -> dict:
+    return {"id": alloc_id, "job_id": job_id, "group": "w", "index": index,
+            "node_id": node_id, "resources": {"cpu_milli": 100, "memory_mib": 64}}
 
 
 def two_nodes() -> Log:
@@ -24,10 +24,10 @@ def two_nodes() -> Log:
 
 def test_a_change_on_node_b_leaves_node_a_s_work_list_index_alone() -> None:
     log = two_nodes()
-    log("alloc.upsert", allocations=[alloc("x1", "id-a")])
+    place(log, alloc("x1", "id-a"))
     a_index = log.sm.watch_index_of("node-allocs:id-a")
     log.sm.take_touched()
-    log("alloc.upsert", allocations=[alloc("y1", "id-b")])
+    place(log, alloc("y1", "id-b", index=1))
     touched = log.sm.take_touched()
     assert "node-allocs:id-b" in touched and "node-allocs:id-a" not in touched
     assert log.sm.watch_index_of("node-allocs:id-a") == a_index
@@ -36,7 +36,7 @@ def test_a_change_on_node_b_leaves_node_a_s_work_list_index_alone() -> None:
 
 def test_an_allocation_status_report_moves_its_node_and_job_keys() -> None:
     log = two_nodes()
-    log("alloc.upsert", allocations=[alloc("x1", "id-a")])
+    place(log, alloc("x1", "id-a"))
     log.sm.take_touched()
     log("alloc.update_status", node_id="id-a",
         updates=[{"id": "x1", "client_status": "running"}])
@@ -46,7 +46,9 @@ def test_an_allocation_status_report_moves_its_node_and_job_keys() -> None:
 def test_a_rejected_command_touches_nothing() -> None:
     log = two_nodes()
     before = dict(log.sm.watch_index)
-    rejected = log("alloc.upsert", allocations=[alloc("x1", "id-a"), alloc("x1", "id-a")])
+    # The same allocation id twice in one plan: the command is refused whole.
+    rejected = log("plan.apply", job_id="etl", job_version=1,
+                   allocations=[alloc("x1", "id-a"), alloc("x1", "id-a", index=1)])
     assert rejected["ok"] is False
     assert log.sm.take_touched() == set()
     assert log.sm.watch_index == before
@@ -63,7 +65,7 @@ def test_a_node_and_a_job_have_their_own_keys() -> None:
 
 def test_the_per_node_index_follows_placements_moves_and_collection() -> None:
     log = two_nodes()
-    log("alloc.upsert", allocations=[alloc("x1", "id-a"), alloc("x2", "id-a")])
+    place(log, alloc("x1", "id-a"), alloc("x2", "id-a", index=1))
     assert log.sm.alloc_ids_by_node == {"id-a": {"x1", "x2"}}
     result = log("node.mark_down", node_id="id-a", last_heartbeat_seen=10**9)
     assert result["value"]["lost"] == 2
@@ -75,7 +77,7 @@ def test_the_per_node_index_follows_placements_moves_and_collection() -> None:
 
 def test_a_machine_read_back_from_a_snapshot_answers_every_watch_once() -> None:
     log = two_nodes()
-    log("alloc.upsert", allocations=[alloc("x1", "id-a")])
+    place(log, alloc("x1", "id-a"))
     copy = pickle.loads(pickle.dumps(log.sm))
     assert copy.alloc_ids_by_node == {"id-a": {"x1"}}
     # Its record of changes starts at the snapshot: every key reads as changed there.
