@@ -454,6 +454,37 @@ class Client:
         return cast(list[dict[str, Any]], self._get(
             "/v1/autoscaler/activities", params=params, consistent=consistent))
 
+    # -- member Kubernetes clusters --
+
+    def add_cluster(
+        self, name: str, kubeconfig: str, *, context: str | None = None,
+        pool: str | None = None, labels: Mapping[str, str] | None = None,
+        image: str | None = None, idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Add (or replace) a member Kubernetes cluster; ``kubeconfig`` is the file's text.
+        The servers keep it sealed and never return it."""
+        body: dict[str, Any] = {"kubeconfig": kubeconfig}
+        for key, value in (("context", context), ("pool", pool), ("image", image)):
+            if value is not None:
+                body[key] = value
+        if labels:
+            body["labels"] = dict(labels)
+        path = f"/v1/clusters/{_seg(name)}"
+        return cast(dict[str, Any], self._write("PUT", path, body, idempotency_key))
+
+    def list_clusters(self, *, consistent: bool = False) -> list[dict[str, Any]]:
+        """Member clusters with their ready and down node counts."""
+        return cast(list[dict[str, Any]], self._get("/v1/clusters", consistent=consistent))
+
+    def get_cluster(self, name: str, *, consistent: bool = False) -> dict[str, Any]:
+        return cast(dict[str, Any], self._get(f"/v1/clusters/{_seg(name)}",
+                                              consistent=consistent))
+
+    def remove_cluster(self, name: str, *, idempotency_key: str | None = None) -> dict[str, Any]:
+        """Remove a member cluster: its nodes leave the pool and their work moves."""
+        path = f"/v1/clusters/{_seg(name)}"
+        return cast(dict[str, Any], self._write("DELETE", path, None, idempotency_key))
+
     # -- access control --
 
     def acl_bootstrap(self) -> dict[str, Any]:
