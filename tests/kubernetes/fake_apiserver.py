@@ -236,8 +236,12 @@ class FakeKubeAPIServer:
                 "conditions": [{"type": "Ready", "status": "True" if ready else "False",
                                 "reason": "KubeletReady", "lastHeartbeatTime": _now(),
                                 "lastTransitionTime": _now()}],
-                "nodeInfo": {"kubeletVersion": "v1.37.0", "architecture": "amd64",
-                             "operatingSystem": "linux"},
+                "nodeInfo": {"kubeletVersion": "v1.37.0", "kubeProxyVersion": "v1.37.0",
+                             "architecture": "amd64", "operatingSystem": "linux",
+                             "bootID": str(uuid.uuid4()), "machineID": uuid.uuid4().hex,
+                             "systemUUID": str(uuid.uuid4()), "kernelVersion": "6.1.0",
+                             "osImage": "Debian GNU/Linux 12 (bookworm)",
+                             "containerRuntimeVersion": "containerd://1.7.0"},
                 "addresses": [{"type": "InternalIP", "address": "10.0.0.1"},
                               {"type": "Hostname", "address": name}],
             },
@@ -441,6 +445,12 @@ class FakeKubeAPIServer:
                     return self._nodes(method, rest[1:], query)
                 if rest == ["pods"] and method == "GET":
                     return self._list_or_watch("pods", None, query)
+                if rest[:1] == ["namespaces"] and len(rest) == 3 and rest[2] == "bindings" \
+                        and method == "POST":
+                    # POST .../bindings names the pod in the Binding's metadata.
+                    body = self._body() or {}
+                    name = (body.get("metadata") or {}).get("name") or ""
+                    return self._bind(rest[1], name, body)
                 if rest[:1] == ["namespaces"] and len(rest) >= 3 and rest[2] == "pods":
                     return self._pods(method, rest[1], rest[3:], query)
                 return self._send(404, status(404, "NotFound", "the server could not find "
@@ -508,16 +518,7 @@ class FakeKubeAPIServer:
                         return self._send(200, fake.logs.get((namespace, name), "").encode(),
                                           "text/plain")
                     if sub == "binding" and method == "POST":
-                        body = self._body() or {}
-                        if pod["spec"].get("nodeName"):
-                            return self._send(409, status(
-                                409, "Conflict", f'pod {name} is already assigned to node '
-                                f'"{pod["spec"]["nodeName"]}"'))
-                        pod = json.loads(json.dumps(pod))
-                        pod["spec"]["nodeName"] = (body.get("target") or {}).get("name")
-                        fake._store("pods", pod, "MODIFIED")
-                        return self._send(201, {"kind": "Status", "apiVersion": "v1",
-                                                "status": "Success", "code": 201})
+                        return self._bind(namespace, name, self._body() or {})
                     if method == "GET" and sub is None:
                         return self._send(200, pod)
                     if method == "PUT" and sub in (None, "status"):
@@ -537,6 +538,22 @@ class FakeKubeAPIServer:
                     if method == "DELETE" and sub is None:
                         return self._send(200, fake._delete_pod(namespace, name))
                 return self._send(405, status(405, "MethodNotAllowed", "not allowed"))
+
+            def _bind(self, namespace: str, name: str, body: dict[str, Any]) -> None:
+                with fake.lock:
+                    pod = fake.pods.get((namespace, name))
+                    if pod is None:
+                        return self._send(404, status(404, "NotFound",
+                                                      f'pods "{name}" not found'))
+                    if pod["spec"].get("nodeName"):
+                        return self._send(409, status(
+                            409, "Conflict", f'pod {name} is already assigned to node '
+                            f'"{pod["spec"]["nodeName"]}"'))
+                    pod = json.loads(json.dumps(pod))
+                    pod["spec"]["nodeName"] = (body.get("target") or {}).get("name")
+                    fake._store("pods", pod, "MODIFIED")
+                return self._send(201, {"kind": "Status", "apiVersion": "v1",
+                                        "metadata": {}, "status": "Success", "code": 201})
 
             def _matching(self, kind: str, namespace: str | None,
                           query: dict[str, str]) -> list[dict[str, Any]]:
