@@ -278,10 +278,25 @@ class Client:
         registration: Mapping[str, Any],
         *,
         idempotency_key: str | None = None,
+        node_token: str | None = None,
     ) -> Registration:
-        """Register a node (the agent protocol); returns its id and node token."""
-        body = self._write("POST", "/v1/nodes", dict(registration), idempotency_key)
+        """Register a node (the agent protocol); returns its id and node token. Registering
+        a name again takes that node's token (``node_token``) or a management token."""
+        headers = {"X-Node-Token": node_token} if node_token else None
+        body = self._write("POST", "/v1/nodes", dict(registration), idempotency_key,
+                           headers=headers)
         return cast(Registration, body)
+
+    def report_allocations(
+        self, node_id: str, node_token: str, updates: Sequence[Mapping[str, Any]], *,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Report what happened to a node's allocations (client fields only)."""
+        headers = {"X-Node-Token": node_token}
+        path = f"/v1/nodes/{_seg(node_id)}/allocations"
+        return cast(dict[str, Any], self._write(
+            "POST", path, {"updates": [dict(u) for u in updates]}, idempotency_key,
+            headers=headers))
 
     def heartbeat(
         self, node_id: str, node_token: str, *, idempotency_key: str | None = None

@@ -36,9 +36,16 @@ def _scheduler(master: Master) -> Callable[[threading.Event], None]:
     return Scheduler(master).run
 
 
+def _member_clusters(master: Master) -> Callable[[threading.Event], None]:
+    from federation.members.manager import member_clusters_loop
+
+    return member_clusters_loop(master)
+
+
 LEADER_LOOPS: list[tuple[str, LoopFactory]] = [
     ("node-health", _node_health),
     ("autoscaler", executor_loop),
     ("scheduler", _scheduler),
     ("gc", _gc),
+    ("member-clusters", _member_clusters),
 ]

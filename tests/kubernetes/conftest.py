@@ -44,3 +44,47 @@ def cli(address: str, *args: str, check: bool = True) -> subprocess.CompletedPro
     if check:
         assert result.returncode == 0, result.stderr
     return result
+
+
+@pytest.fixture
+def agents(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """`federation agent` processes a test starts with ``start_agent`` (stopped at the end)."""
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def start_agent(url: str, root: Path, name: str, procs: list, cpu: int = 2000,
+                memory: int = 2048) -> subprocess.Popen[bytes]:
+    data_dir = root / name
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = open(root / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "federation.cli.main", "agent", "--server", url,
+         "--data-dir", str(data_dir), "--name", name, "--cpu", str(cpu),
+         "--memory", str(memory), "--stop-tasks-on-exit"],
+        stdout=log, stderr=log, env={**os.environ, "OTEL_TRACES_EXPORTER": "none"})
+    log.close()
+    procs.append(proc)
+    return proc
+
+
+def member(fakes: list[FakeKubeAPIServer], tmp_path: Path, name: str, nodes: int,
+           cpu: str = "4", memory: str = "8Gi", **options: object) -> FakeKubeAPIServer:
+    """A started fake member cluster of ``nodes`` Ready nodes in two zones."""
+    fake = FakeKubeAPIServer(name=name, token=f"{name}-token",
+                             tls_dir=str(tmp_path / f"{name}-tls"), **options).start()  # type: ignore[arg-type]
+    fakes.append(fake)
+    for i in range(nodes):
+        fake.add_node(f"{name}-{i + 1}", cpu=cpu, memory=memory, region=name,
+                      zone=f"{name}-{'ab'[i % 2]}")
+    return fake
