@@ -70,10 +70,12 @@ class Connector:
                                         thread_name_prefix=f"member-{self.name}")
 
     # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> Connector:
-        for target, label in ((lambda: self._follow("nodes"), "nodes"),
-                              (lambda: self._follow("pods"), "pods"),
-                              (self._sync_loop, "sync")):
+    def start(self, sync: bool = True) -> Connector:
+        """Start watching (and, with ``sync``, acting on what is seen)."""
+        loops = [(lambda: self._follow("nodes"), "nodes"), (lambda: self._follow("pods"), "pods")]
+        if sync:
+            loops.append((self._sync_loop, "sync"))
+        for target, label in loops:
             thread = threading.Thread(target=target, name=f"member-{self.name}-{label}",
                                       daemon=True)
             thread.start()
@@ -123,6 +125,8 @@ class Connector:
                     self._touch()
                     self._wake.set()
                 for event in self.kube.watch(kind, str(mirror.resource_version), WATCH_TIMEOUT):
+                    if self._stop.is_set():
+                        return
                     self._touch()
                     kind_of = event.get("type")
                     obj = event.get("object") or {}
@@ -140,8 +144,6 @@ class Connector:
                         changed = mirror.apply(event)
                     if changed:
                         self._wake.set()
-                    if self._stop.is_set():
-                        return
                 backoff = 0.2
             except Exception as exc:  # noqa: BLE001 - the member may be unreachable: retry
                 if self._stop.is_set():

@@ -126,6 +126,7 @@ class FakeKubeAPIServer:
         self.server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
+        self.offline = False
         self._kubelet = threading.Thread(target=self._run_kubelet, daemon=True)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -163,6 +164,8 @@ class FakeKubeAPIServer:
 
     def go_offline(self) -> None:
         """Stop answering: the listening socket closes and every watch is cut."""
+        self.offline = True
+        self.drop_watches()
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
@@ -172,6 +175,7 @@ class FakeKubeAPIServer:
             self._thread.join(timeout=5)
 
     def go_online(self) -> None:
+        self.offline = False
         self._listen()
 
     def kubeconfig(self, context: str | None = None) -> str:
@@ -413,6 +417,9 @@ class FakeKubeAPIServer:
             def _dispatch(self, method: str) -> None:
                 url = urlparse(self.path)
                 query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+                if fake.offline:
+                    self.close_connection = True
+                    return
                 fake.requests.append((method, self.path))
                 if not self._auth():
                     return
@@ -595,8 +602,10 @@ class FakeKubeAPIServer:
                         for rv, k, event, obj in fake.history:
                             if rv > start and watch.wants(k, obj):
                                 watch.queue.append((rv, event, obj))
-                    if not expired:
+                    if not expired and not fake.offline:
                         fake.watches.add(watch)
+                    elif not expired:
+                        watch.closed = True
                     current = fake.current_rv
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -637,7 +646,7 @@ class FakeKubeAPIServer:
                                                   if not k.startswith("_")})
                         self._chunk({"type": event, "object": obj})
                         last_rv = max(last_rv, rv)
-                    if closed:
+                    if closed or fake.offline:
                         return
                     if bookmarks and time.monotonic() >= next_bookmark:
                         with fake.lock:
