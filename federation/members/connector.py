@@ -173,8 +173,8 @@ class Connector:
         try:
             self.kube.ping()
             self._touch()
-        except Exception:  # noqa: BLE001 - unreachable: no contact recorded
-            pass
+        except Exception as exc:  # noqa: BLE001 - unreachable: no contact recorded
+            log.info("member %s: no answer: %s", self.name, str(exc)[:200])
 
     def sync_once(self) -> None:
         self._probe()

@@ -45,7 +45,8 @@ class KubeAPI:
         self.api.close()
 
     def ping(self) -> None:
-        client.VersionApi(self.api).get_code(_request_timeout=3)
+        resp = client.VersionApi(self.api).get_code(_preload_content=False, _request_timeout=3)
+        resp.release_conn()
 
     def _lister(self, kind: str) -> Any:
         return self.v1.list_node if kind == "nodes" else self.v1.list_pod_for_all_namespaces

@@ -6,6 +6,7 @@ runs on the leader, which applies every committed placement).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,9 @@ class FederationLink:
         # leader registered); else the join credential, which may register nodes only.
         token = cfg.token or master.join_token
         self._local = threading.local()
+        # One line per SDK request (hundreds of heartbeats a second) is noise in a server log.
+        logging.getLogger("httpx").setLevel(max(logging.WARNING,
+                                                logging.getLogger("httpx").level))
         self._options = {"addresses": cfg.http_url, "token": token, "timeout": 5.0,
                          "max_attempts": 3, "deadline": 10.0, "cacert": cfg.tls_ca or None}
 

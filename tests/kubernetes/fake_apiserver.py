@@ -101,6 +101,17 @@ class _Watch:
                 and _fields_match(self.fields, obj))
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up (a watch cut, a connector stopping) is not an error."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            super().handle_error(request, client_address)
+
+
 class FakeKubeAPIServer:
     def __init__(self, name: str = "member", token: str = "member-token",
                  start_delay: float = 0.2, bookmark_interval: float = 1.0,
@@ -127,6 +138,7 @@ class FakeKubeAPIServer:
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
         self.offline = False
+        self._starting: dict[tuple[str, str], float] = {}  # bound Pending pods: when to run
         self._kubelet = threading.Thread(target=self._run_kubelet, daemon=True)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -147,8 +159,7 @@ class FakeKubeAPIServer:
         return self
 
     def _listen(self) -> None:
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
-        server.daemon_threads = True
+        server = _Server(("127.0.0.1", self.port), self._handler())
         if self._ssl is not None:
             server.socket = self._ssl.wrap_socket(server.socket, server_side=True)
         self.server = server
@@ -215,7 +226,13 @@ class FakeKubeAPIServer:
         if kind == "nodes":
             self.nodes[obj["metadata"]["name"]] = obj
         else:
-            self.pods[(obj["metadata"]["namespace"], obj["metadata"]["name"])] = obj
+            key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
+            self.pods[key] = obj
+            if (obj.get("status") or {}).get("phase") == "Pending" and \
+                    obj["spec"].get("nodeName"):
+                self._starting.setdefault(key, time.monotonic() + self.start_delay)
+            else:
+                self._starting.pop(key, None)
         self._emit(kind, event, obj)
         return obj
 
@@ -341,17 +358,16 @@ class FakeKubeAPIServer:
         return pod
 
     def _run_kubelet(self) -> None:
+        """Bound Pending pods on a known node start ``start_delay`` seconds after binding."""
         while not self._stopped.wait(0.05):
-            due = time.monotonic()
+            now = time.monotonic()
             with self.lock:
-                for pod in list(self.pods.values()):
-                    st = pod.get("status") or {}
-                    if st.get("phase") == "Pending" and pod["spec"].get("nodeName") \
-                            and pod["spec"]["nodeName"] in self.nodes:
-                        bound = pod["metadata"].setdefault("_bound", due)
-                        if due - bound >= self.start_delay:
-                            pod["metadata"].pop("_bound", None)
-                            self._set_phase(pod, "Running")
+                for key, due in list(self._starting.items()):
+                    pod = self.pods.get(key)
+                    if pod is None:
+                        self._starting.pop(key, None)
+                    elif due <= now and pod["spec"]["nodeName"] in self.nodes:
+                        self._set_phase(pod, "Running")
 
     def drop_watches(self) -> None:
         for watch in list(self.watches):
@@ -431,8 +447,11 @@ class FakeKubeAPIServer:
 
             def _route(self, method: str, parts: list[str], query: dict[str, str]) -> None:
                 if parts == ["version"]:
-                    return self._send(200, {"major": "1", "minor": "37",
-                                            "gitVersion": "v1.37.0", "platform": "linux/amd64"})
+                    return self._send(200, {
+                        "major": "1", "minor": "37", "gitVersion": "v1.37.0",
+                        "gitCommit": "0" * 40, "gitTreeState": "clean",
+                        "buildDate": "2026-08-01T00:00:00Z", "goVersion": "go1.25.0",
+                        "compiler": "gc", "platform": "linux/amd64"})
                 if parts == ["api"]:
                     return self._send(200, {"kind": "APIVersions", "versions": ["v1"],
                                             "serverAddressByClientCIDRs": [

@@ -113,3 +113,8 @@ def test_watches_resume_send_bookmarks_and_answer_410_when_too_old(fake: FakeKub
     (gone,) = _events(v1, rv, timeout=1)
     assert gone["type"] == "ERROR" and gone["object"]["code"] == 410
     assert gone["object"]["reason"] == "Expired"
+
+
+def test_the_client_reads_the_version(fake: FakeKubeAPIServer):
+    info = client.VersionApi(api(fake).api_client).get_code()
+    assert (info.major, info.minor) == ("1", "37")
