@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("federation.members")
 WATCH_TIMEOUT = 300
+FULL_PASS_EVERY = 10.0  # seconds: a full pass even when nothing seems to have changed
 
 
 @dataclass
@@ -61,6 +62,8 @@ class Connector:
         self.deleting: set[str] = set()
         self.last_contact = 0.0
         self.last_beat = 0.0
+        self._last_changes: tuple[Any, ...] = ()
+        self._last_pass = 0.0
         self.expired = 0  # 410s met (each followed by a relist)
         self.errors = 0
         self._stop = threading.Event()
@@ -176,11 +179,26 @@ class Connector:
         except Exception as exc:  # noqa: BLE001 - unreachable: no contact recorded
             log.info("member %s: no answer: %s", self.name, str(exc)[:200])
 
+    def _changes(self, reachable: bool) -> tuple[Any, ...]:
+        """What a pass depends on: when none of it moved, a pass would do nothing."""
+        nodes, pods = self.mirrors["nodes"], self.mirrors["pods"]
+        return (nodes.applied, nodes.lists, pods.applied, pods.lists, self.link.alloc_version(),
+                reachable, len(self.creating), len(self.deleting), len(self.registered))
+
     def sync_once(self) -> None:
         self._probe()
         if not self.synced():
             return
         reachable = self.reachable()
+        changes = self._changes(reachable)
+        now = time.monotonic()
+        if changes == self._last_changes and now - self._last_pass < FULL_PASS_EVERY:
+            # Nothing moved (an idle cluster): only the heartbeats fall due.
+            if reachable and now - self.last_beat >= self.ttl / 3:
+                self.last_beat = now
+                self._run_all(self._heartbeat, list(self.registered.values()))
+            return
+        self._last_changes, self._last_pass = changes, now
         with self.lock:
             nodes = list(self.mirrors["nodes"].items.values())
             pods = list(self.mirrors["pods"].items.values())

@@ -54,6 +54,12 @@ class FederationLink:
     def report(self, node_id: str, token: str, updates: Sequence[Mapping[str, Any]]) -> None:
         self.client.report_allocations(node_id, token, updates)
 
+    def alloc_version(self) -> tuple[int, int]:
+        """Moves whenever an allocation is written (heartbeats, which move the state index,
+        do not move it)."""
+        machine = self.master.machine
+        return machine.alloc_epoch, sum(list(machine.alloc_writes.values()))
+
     def registered(self, name: str) -> dict[str, Any] | None:
         machine = self.master.machine
         node_id = machine.node_ids_by_name.get(name)
