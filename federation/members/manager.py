@@ -36,7 +36,27 @@ def start_connector(master: Master, record: dict[str, Any], link: FederationLink
     return Connector(record, kube, link, master.config.heartbeat_ttl).start()
 
 
+_WARM_UP_KUBECONFIG = (
+    '{"apiVersion": "v1", "kind": "Config", "current-context": "w", "clusters": [{"name": '
+    '"w", "cluster": {"server": "https://127.0.0.1:1"}}], "users": [{"name": "w", "user": '
+    '{"token": "-"}}], "contexts": [{"name": "w", "context": {"cluster": "w", "user": "w"}}]}')
+
+
+def _warm_up() -> None:
+    try:
+        from federation.members.kube import KubeAPI
+
+        KubeAPI(_WARM_UP_KUBECONFIG).close()  # no request is sent
+    except Exception:  # noqa: BLE001 - only a head start; a real start reports errors
+        pass
+
+
 def member_clusters_loop(master: Master) -> Callable[[threading.Event], None]:
+    # The kubernetes client takes a second or two to import and set up its first client: done
+    # at server start, in the background, so that a new leader's connectors do not spend it
+    # while their nodes' TTL runs.
+    threading.Thread(target=_warm_up, name="member-warm-up", daemon=True).start()
+
     def loop(stop: threading.Event) -> None:
         link = FederationLink(master)
         running: dict[str, tuple[int, Connector]] = {}
@@ -53,7 +73,8 @@ def member_clusters_loop(master: Master) -> Callable[[threading.Event], None]:
                         connector.stop()
                         del running[name]
                 for name, record in records.items():
-                    if name in running or failed.get(name) == record["version"]:
+                    if name in running or failed.get(name) == record["version"] \
+                            or stop.is_set():
                         continue
                     try:
                         running[name] = (record["version"],

@@ -45,6 +45,7 @@ def test_a_new_leader_takes_over_the_member_clusters_without_duplicates(
         pods_before = {p["metadata"]["uid"] for p in east.federation_pods()}
 
         seen = len(east.requests)
+        leader = cluster.wait_leader(timeout=30)  # leadership may have moved meanwhile
         leader.kill()
         new_leader = wait_for(lambda: next(
             (s for s in [cluster.wait_leader(timeout=30)] if s is not leader), None), 30,
