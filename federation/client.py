@@ -227,10 +227,25 @@ class Client:
         registration: Mapping[str, Any],
         *,
         idempotency_key: str | None = None,
+        node_token: str | None = None,
     ) -> Registration:
-        """Register a node (the agent protocol); returns its id and node token."""
-        body = self._write("POST", "/v1/nodes", dict(registration), idempotency_key)
+        """Register a node (the agent protocol); returns its id and node token. Registering
+        a name again takes that node's token (``node_token``) or a management token."""
+        headers = {"X-Node-Token": node_token} if node_token else None
+        body = self._write("POST", "/v1/nodes", dict(registration), idempotency_key,
+                           headers=headers)
         return cast(Registration, body)
+
+    def report_allocations(
+        self, node_id: str, node_token: str, updates: Sequence[Mapping[str, Any]], *,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Report what happened to a node's allocations (client fields only)."""
+        headers = {"X-Node-Token": node_token}
+        path = f"/v1/nodes/{_seg(node_id)}/allocations"
+        return cast(dict[str, Any], self._write(
+            "POST", path, {"updates": [dict(u) for u in updates]}, idempotency_key,
+            headers=headers))
 
     def heartbeat(
         self, node_id: str, node_token: str, *, idempotency_key: str | None = None
@@ -402,6 +417,37 @@ class Client:
             params["pool"] = pool
         return cast(list[dict[str, Any]], self._get(
             "/v1/autoscaler/activities", params=params, consistent=consistent))
+
+    # -- member Kubernetes clusters --
+
+    def add_cluster(
+        self, name: str, kubeconfig: str, *, context: str | None = None,
+        pool: str | None = None, labels: Mapping[str, str] | None = None,
+        image: str | None = None, idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Add (or replace) a member Kubernetes cluster; ``kubeconfig`` is the file's text.
+        The servers keep it sealed and never return it."""
+        body: dict[str, Any] = {"kubeconfig": kubeconfig}
+        for key, value in (("context", context), ("pool", pool), ("image", image)):
+            if value is not None:
+                body[key] = value
+        if labels:
+            body["labels"] = dict(labels)
+        path = f"/v1/clusters/{_seg(name)}"
+        return cast(dict[str, Any], self._write("PUT", path, body, idempotency_key))
+
+    def list_clusters(self, *, consistent: bool = False) -> list[dict[str, Any]]:
+        """Member clusters with their ready and down node counts."""
+        return cast(list[dict[str, Any]], self._get("/v1/clusters", consistent=consistent))
+
+    def get_cluster(self, name: str, *, consistent: bool = False) -> dict[str, Any]:
+        return cast(dict[str, Any], self._get(f"/v1/clusters/{_seg(name)}",
+                                              consistent=consistent))
+
+    def remove_cluster(self, name: str, *, idempotency_key: str | None = None) -> dict[str, Any]:
+        """Remove a member cluster: its nodes leave the pool and their work moves."""
+        path = f"/v1/clusters/{_seg(name)}"
+        return cast(dict[str, Any], self._write("DELETE", path, None, idempotency_key))
 
     # -- access control --
 

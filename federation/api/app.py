@@ -17,6 +17,7 @@ from federation.api import (
     routes_cluster,
     routes_events,
     routes_jobs,
+    routes_members,
     routes_nodes,
     routes_pools,
     routes_queues,
@@ -58,6 +59,7 @@ def create_app(master: Any) -> FastAPI:
     app.include_router(routes_jobs.router)
     app.include_router(routes_queues.router)
     app.include_router(routes_pools.router)
+    app.include_router(routes_members.router)
     app.include_router(routes_agent.router)
     app.include_router(routes_acl.router)
     kube_routes.install(app)

@@ -121,6 +121,16 @@ async def allocation_logs(
     if request.headers.get("x-node-token") is not None:
         # A caller speaking as a node may read its own allocations only.
         check_node_token(request, node["token_hash"])
+    if node.get("provider") == "kubernetes" and node.get("cluster"):
+        # A member cluster's pod: its log, read from the member's API by this server.
+        import asyncio
+
+        from federation.members.logs import pod_log
+
+        data = await asyncio.to_thread(pod_log, master(request), node, alloc, offset)
+        if stream == "stderr":
+            data = b""  # Kubernetes keeps one combined log: it is all under stdout
+        return StreamingResponse(iter([data]), media_type="application/octet-stream")
     # Only the address the servers validated at registration: never a label a caller chose.
     address = node.get("http_address")
     if not address:

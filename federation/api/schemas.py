@@ -30,6 +30,8 @@ class NodeRegistration(BaseModel):
     rack: str = Field(default="", max_length=63)
     instance_type: str = Field(default="", max_length=63)
     instance_id: str = Field(default="", max_length=128)
+    # The member Kubernetes cluster of a node its connector registers (provider kubernetes).
+    cluster: str = Field(default="", max_length=63)
     price_per_hour: float = Field(default=0.0, ge=0)
     labels: dict[str, str] = Field(default_factory=dict)
     capacity: Capacity

@@ -9,6 +9,7 @@ import typer
 from federation.cli import acl as acl_cmds
 from federation.cli import agent as agent_cmds
 from federation.cli import allocs as alloc_cmds
+from federation.cli import clusters as cluster_cmds
 from federation.cli import events as event_cmds
 from federation.cli import jobs as job_cmds
 from federation.cli import kubeconfig as kubeconfig_cmds
@@ -96,6 +97,7 @@ acl_cmds.register(app)
 tls_cmds.register(app)
 kubeconfig_cmds.register(app)
 event_cmds.register(app)
+cluster_cmds.register(app)
 
 
 def main() -> None:

@@ -21,7 +21,8 @@ import re2
 
 from federation.errors import ValidationError
 
-NODE_ATTRIBUTES = ("provider", "pool", "region", "zone", "rack", "instance_type", "node.id")
+NODE_ATTRIBUTES = ("provider", "pool", "region", "zone", "rack", "instance_type", "cluster",
+                   "node.id")
 OPERATORS = ("=", "!=", "in", "not_in", "regex", "exists", "not_exists")
 MAX_REGEX_LENGTH = 256  # characters of one pattern
 MAX_REGEX_PROGRAM_BYTES = 64 * 1024  # memory RE2 may use to compile and run one pattern

@@ -12,6 +12,11 @@ from federation.errors import ValidationError
 from federation.model.constraints import NODE_ATTRIBUTES
 from federation.model.resources import Resources
 
+# The ``cluster`` of a node that is not in a member Kubernetes cluster (an agent's node): the
+# federation's own nodes count as one cluster, so ``spread: cluster`` shares work between the
+# member clusters and the agents. A member cluster may not take this name.
+AGENT_CLUSTER = "federation"
+
 
 @dataclass(frozen=True)
 class NodeView:
@@ -27,6 +32,7 @@ class NodeView:
     zone: str = ""
     rack: str = ""
     instance_type: str = ""
+    cluster: str = AGENT_CLUSTER  # the member Kubernetes cluster a node belongs to
     labels: Mapping[str, str] = field(default_factory=dict)
     status: str = "ready"
     draining: bool = False
@@ -56,7 +62,7 @@ class NodeView:
         """Identity of the node's class: nodes with equal keys answer every constraint that
         does not name ``node.id`` the same way."""
         return (self.provider, self.pool, self.region, self.zone, self.rack,
-                self.instance_type, tuple(sorted(self.labels.items())))
+                self.instance_type, self.cluster, tuple(sorted(self.labels.items())))
 
 
 def node_attributes(record: Mapping[str, Any]) -> dict[str, str | None]:
@@ -65,6 +71,7 @@ def node_attributes(record: Mapping[str, Any]) -> dict[str, str | None]:
         key: (str(record.get(key)) if record.get(key) not in (None, "") else None)
         for key in ("provider", "pool", "region", "zone", "rack", "instance_type")
     }
+    attrs["cluster"] = str(record.get("cluster") or AGENT_CLUSTER)
     attrs["node.id"] = str(record.get("id") or record.get("name") or "")
     for key, value in (record.get("labels") or {}).items():
         attrs[f"labels.{key}"] = str(value)
@@ -94,6 +101,7 @@ def node_view(record: Mapping[str, Any]) -> NodeView:
         zone=str(record.get("zone") or ""),
         rack=str(record.get("rack") or ""),
         instance_type=str(record.get("instance_type") or ""),
+        cluster=str(record.get("cluster") or AGENT_CLUSTER),
         labels={str(k): str(v) for k, v in (record.get("labels") or {}).items()},
         status=str(record.get("status") or "ready"),
         draining=bool(record.get("draining", False)),

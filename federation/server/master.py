@@ -28,6 +28,7 @@ from federation.api.app import create_app
 from federation.api.metrics import ServerMetrics
 from federation.autoscaler.executor import Executor, ExecutorSettings, default_bootstrap
 from federation.errors import CommitTimeout, FederationError, NoLeader, error_from_body
+from federation.members.manager import member_clusters_loop
 from federation.providers.base import Provider
 from federation.raft.node import RaftConfig, RaftNode, wait_result
 from federation.server.config import ServerConfig, split_host_port
@@ -138,6 +139,7 @@ class Master:
             ("autoscaler", executor.run),
             ("scheduler", self.scheduler.run),
             ("gc", gc_loop(self, self.config.gc)),
+            ("member-clusters", member_clusters_loop(self)),
         ]
 
     def now(self) -> float:

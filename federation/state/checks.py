@@ -266,8 +266,15 @@ _RECORDS = (
     ("launches", "token", launch_record),
     ("queues", "name", queue_record),
     ("namespaces", "name", namespace_record),
+    ("clusters", "name", lambda record, field: _cluster_record(record, field)),
 )
-OPTIONAL_TABLES = ("pools", "launches", "queues", "namespaces")
+OPTIONAL_TABLES = ("pools", "launches", "queues", "namespaces", "clusters")
+
+
+def _cluster_record(record: Any, field: str) -> None:
+    from federation.state.clusters import cluster_record
+
+    cluster_record(record, field)
 
 
 def snapshot(data: Any, version: int) -> None:

@@ -27,7 +27,7 @@ from federation.model.allocations import is_live
 from federation.model.fit import KNOWN_CHECK_VERSIONS
 from federation.model.usage import NodeUsage
 from federation.specs.namespace import key_consistent
-from federation.state import acl, capacity, checks, gc, namespaces, queues
+from federation.state import acl, capacity, checks, clusters, gc, namespaces, queues
 from federation.state.journal import MISSING, Journal, Table
 from federation.state.plan_check import fitting_placements
 
@@ -52,7 +52,7 @@ WATCH_ALL = "*"
 
 TABLES = ("servers", "nodes", "node_ids_by_name", "jobs", "allocations", "alloc_ids_by_job",
           "pools", "launches", "queues", "acl_policies", "acl_tokens", "acl_token_by_hash",
-          "namespaces")
+          "namespaces", "clusters")
 
 
 class StateMachine:
@@ -78,6 +78,8 @@ class StateMachine:
         self.launches: dict[str, dict[str, Any]] = Table()
         self.queues: dict[str, dict[str, Any]] = Table()
         self.namespaces: dict[str, dict[str, Any]] = Table()
+        # Member Kubernetes clusters, their kubeconfig sealed: see federation.state.clusters.
+        self.clusters: dict[str, dict[str, Any]] = Table()
         self.applied: OrderedDict[str, tuple[float, Result]] = OrderedDict()
         # ACL policies and tokens (hashes of secrets only): see federation.state.acl.
         self.acl_policies: dict[str, dict[str, Any]] = Table()
@@ -246,6 +248,7 @@ class StateMachine:
             "queues": list(self.queues.values()),
             **acl.snapshot(self),
             "namespaces": list(self.namespaces.values()),
+            "clusters": list(self.clusters.values()),
         }
 
     @classmethod
@@ -264,6 +267,7 @@ class StateMachine:
         machine.queues = Table({q["name"]: dict(q) for q in data.get("queues", [])})
         acl.load(machine, data)
         machine.namespaces = Table({n["name"]: dict(n) for n in data.get("namespaces", [])})
+        machine.clusters = Table({c["name"]: dict(c) for c in data.get("clusters", [])})
         machine.node_ids_by_name = Table(
             {n["name"]: n["id"] for n in machine.nodes.values()})
         by_job: dict[str, set[str]] = {}
@@ -302,6 +306,8 @@ class StateMachine:
             self.namespaces = Table()
         if "alloc_ids_by_node" not in state:
             self.alloc_ids_by_node = index_by_node(self.allocations)
+        if "clusters" not in state:
+            self.clusters = Table()
         self.journal = Journal()
         self._init_watches()
         self._attach()
@@ -481,7 +487,7 @@ def _server_upsert(sm: StateMachine, command: Command) -> dict[str, Any]:
 
 
 NODE_FIELDS = ("provider", "pool", "region", "zone", "rack", "instance_type", "instance_id",
-               "address", "token_hash", "registration_id", "agent_version")
+               "address", "token_hash", "registration_id", "agent_version", "cluster")
 
 
 def _node_register(sm: StateMachine, command: Command) -> dict[str, Any]:
@@ -921,4 +927,5 @@ _HANDLERS.update(capacity.HANDLERS)
 _HANDLERS.update(queues.HANDLERS)
 _HANDLERS.update(acl.HANDLERS)
 _HANDLERS.update(namespaces.HANDLERS)
+_HANDLERS.update(clusters.HANDLERS)
 COMMAND_TYPES = tuple(_HANDLERS)

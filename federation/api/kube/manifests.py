@@ -47,6 +47,7 @@ WELL_KNOWN_LABELS = {
     "federation.io/provider": "provider",
     "federation.io/pool": "pool",
     "federation.io/rack": "rack",
+    "federation.io/cluster": "cluster",
     "federation.io/node-id": "node.id",
 }
 OPERATORS = {"In": "in", "NotIn": "not_in", "Exists": "exists",
