@@ -31,6 +31,7 @@ log = logging.getLogger("federation.agent")
 # ``stopped``: stopped on request (job stop, replacement, drain, lost node); never a success.
 TERMINAL_PHASES = ("complete", "failed", "lost", "stopped")
 STOP_GRACE_SECONDS = 5.0
+EXECUTOR_READY_SECONDS = 10.0  # how long a stop waits for a starting executor
 
 
 def _duration(value: Any, default: float) -> float:
@@ -274,10 +275,15 @@ class TaskRunner:
         next_check = started + (health.grace_s if health else 0.0)
         failures = 0
         stop_sent_at: float | None = None
+        watching_since = time.monotonic()
         try:
             while pidfd is not None:
                 wants_stop = bool(self.state.get("stop_requested")) or self._unhealthy is not None
-                if wants_stop and stop_sent_at is None:
+                # A SIGTERM that reaches the executor before it handles SIGTERM kills it
+                # without a record (the task reported lost): wait until it says it runs.
+                ready = (drivers.read_executor(self.run_dir) is not None
+                         or time.monotonic() - watching_since > EXECUTOR_READY_SECONDS)
+                if wants_stop and stop_sent_at is None and ready:
                     drivers.request_stop(run)
                     stop_sent_at = time.monotonic()
                 if stop_sent_at is not None and (
@@ -286,6 +292,8 @@ class TaskRunner:
                 timeout = 3600.0
                 if stop_sent_at is not None:
                     timeout = 0.5
+                elif wants_stop:
+                    timeout = 0.05  # the executor is starting: look again shortly
                 elif health is not None:
                     timeout = max(0.0, next_check - time.time())
                 if pidfd in self._wait(timeout, [pidfd]):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from federation.model import MILLI_PER_GPU
+from federation.scheduler.backoff import waiting
 from federation.specs.namespace import split_key, to_external
 from federation.state.machine import StateMachine
 
@@ -43,6 +44,10 @@ def job_view(machine: StateMachine, job: dict[str, Any]) -> dict[str, Any]:
         "status": machine.job_status(job),
         "stopped": job["stopped"],
         "allocations": machine.allocation_counts(job["id"]),
+        "replacements": waiting(job["spec"]["groups"], [
+            a for a in (machine.allocations.get(i)
+                        for i in list(machine.alloc_ids_by_job.get(job["id"], ())))
+            if a is not None and a["client_status"] == "failed"]),
         "unplaced": job.get("unplaced") or {},
         "parent": split_key(job["parent"])[1] if job.get("parent") else None,
         "submit_time": job["submit_time"],

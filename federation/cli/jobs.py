@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from federation.cli.allocs import ALLOC_COLUMNS, alloc_rows, node_names
+from federation.cli.allocs import ALLOC_COLUMNS, alloc_rows, node_names, short_id
 from federation.cli.common import (
     ConsistentOption,
     NamespaceOption,
@@ -228,10 +229,25 @@ def status(
         )
     unplaced: dict[str, Any] = dict(job).get("unplaced") or {}  # type: ignore[assignment]
     _print_unplaced(unplaced)
+    _print_replacements(list(dict(job).get("replacements") or []))
     if allocations:
         print_line("")
         print_table("Allocations", ALLOC_COLUMNS,
                     alloc_rows(allocations, names, fmt is Output.wide))
+
+
+def _print_replacements(waiting: list[dict[str, Any]]) -> None:
+    """Failed copies waiting out their reschedule delay (why a job is degraded)."""
+    if not waiting:
+        return
+    now = time.time()
+    print_line("")
+    print_table("Waiting to be replaced (reschedule delay, doubled per failure in a row)",
+                ("GROUP", "INDEX", "FAILED ALLOC", "DELAY", "REPLACED IN"),
+                [(w.get("group"), w.get("index"), short_id(w.get("alloc_id")),
+                  f"{float(w.get('delay') or 0):g}s",
+                  f"{max(0.0, float(w.get('replace_at') or now) - now):.0f}s")
+                 for w in waiting])
 
 
 def _print_unplaced(unplaced: dict[str, Any]) -> None:

@@ -44,7 +44,7 @@ def job_work(job: Mapping[str, Any], snapshot: Snapshot,
     if waiting is not None:
         return waiting
     return reconcile_job(job, snapshot.by_job.get(job["id"], ()), snapshot.draining,
-                         snapshot.drain_expired)
+                         snapshot.drain_expired, snapshot.now)
 
 
 @dataclass

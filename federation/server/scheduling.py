@@ -63,6 +63,7 @@ class Scheduler:
         self._aside: dict[str, tuple[int, str]] = {}  # jobs set aside, to log each once
         self._order_error = ""  # the last fair-share failure logged
         self._epoch = 0  # the state's alloc_epoch the previous pass saw (moves on restore)
+        self._wake: dict[str, float] = {}  # job id -> when a delayed replacement falls due
 
     def run(self, stop: threading.Event) -> None:
         seen = -1
@@ -70,7 +71,7 @@ class Scheduler:
             machine = self.master.machine
             if machine.index == seen:
                 with self.master.changed:
-                    self.master.changed.wait(PASS_INTERVAL)
+                    self.master.changed.wait(self._idle_wait(time.time()))
             # A pass costs a snapshot however little changed: while changes keep coming
             # (a burst of submissions), wait as long as the last snapshot took, so passes
             # gather many jobs each and the API threads get the time to take them in.
@@ -86,6 +87,20 @@ class Scheduler:
                 log.exception("scheduling pass failed; next pass in 1s")
                 self._seen_index = -1  # look at every job again
                 stop.wait(1.0)
+
+    def _idle_wait(self, now: float) -> float:
+        """How long a pass may wait for a change: at most until the next delayed
+        replacement falls due."""
+        if not self._wake:
+            return PASS_INTERVAL
+        return min(PASS_INTERVAL, max(0.01, min(self._wake.values()) - now))
+
+    def _due_jobs(self, now: float) -> set[str]:
+        """Jobs whose delayed replacements fell due (looked at again, forgotten here)."""
+        due = {job_id for job_id, at in self._wake.items() if at <= now}
+        for job_id in due:
+            del self._wake[job_id]
+        return due
 
     def _dirty_jobs(self, machine: Any) -> set[str]:
         """Jobs that may need work since the last pass: changed jobs, jobs whose allocations
@@ -123,7 +138,7 @@ class Scheduler:
                 if job["id"] not in dirty and dirty.intersection(job["spec"]["depends_on"]):
                     dirty.add(job["id"])
                     grew = True
-        return dirty | self._retry
+        return dirty | self._retry | self._due_jobs(time.time())
 
     def schedule_pass(self) -> int:
         """Place what the jobs changed since the last pass need; returns how many
@@ -156,6 +171,8 @@ class Scheduler:
             if isinstance(work, str):
                 self._block(job, work)
                 continue
+            if work.wake_at is not None:
+                self._wake[job["id"]] = work.wake_at
             if work.empty and not job.get("unplaced") and not any(
                     g.exhausted for g in work.groups):
                 continue

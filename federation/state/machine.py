@@ -24,6 +24,7 @@ from typing import Any
 
 from federation.errors import Conflict, FederationError, NotFound, ValidationError
 from federation.model.fit import KNOWN_CHECK_VERSIONS
+from federation.model.jobstatus import live_status
 from federation.model.usage import NodeUsage
 from federation.specs.namespace import key_consistent
 from federation.state import acl, capacity, checks, gc, namespaces, queues
@@ -39,6 +40,7 @@ DEDUPE_MAX_ENTRIES = 200_000
 # never counts as success, whatever its exit code.
 ALLOC_CLIENT_STATUSES = ("pending", "running", "complete", "failed", "lost", "stopped")
 ALLOC_DESIRED_STATUSES = ("run", "stop", "evict")
+ENDED_CLIENT_STATUSES = ("complete", "failed", "lost", "stopped")
 # What an agent may report about an allocation; placement fields are the scheduler's alone.
 ALLOC_CLIENT_FIELDS = frozenset({
     "id", "client_status", "exit_code", "signal", "message", "ports", "restarts",
@@ -292,18 +294,20 @@ class StateMachine:
         return not wanted
 
     def job_status(self, job: dict[str, Any]) -> str:
-        """pending | running | complete | failed | dead, derived from the allocations."""
+        """pending | running | degraded | complete | failed | dead, derived from the
+        allocations (``federation.model.jobstatus`` says when a live job is which)."""
         if job["stopped"]:
             return "dead"
-        counts = self.allocation_counts(job["id"])
         wanted = sum(g["count"] for g in job["spec"]["groups"])
-        if job["spec"]["type"] == "batch" and job.get("exhausted"):
+        batch = job["spec"]["type"] == "batch"
+        if batch and job.get("exhausted"):
             return "failed"
-        if job["spec"]["type"] == "batch" and wanted and self.batch_succeeded(job):
+        if batch and wanted and self.batch_succeeded(job):
             return "complete"
-        if counts["running"]:
-            return "running"
-        return "pending"
+        allocations = [a for a in (self.allocations.get(i) for i in
+                                   list(self.alloc_ids_by_job.get(job["id"], ())))
+                       if a is not None]
+        return live_status(job["spec"]["groups"], allocations, batch)
 
 
 def _time(command: Command) -> float:
@@ -632,9 +636,15 @@ def _alloc_update_status(sm: StateMachine, command: Command) -> dict[str, Any]:
         if node_id is not None and sm.allocations[update["id"]]["node_id"] != node_id:
             raise Conflict("allocation belongs to another node", field=f"updates[{i}].id")
     index = sm._bump()
+    now = _time(command)
     for update in updates:
         alloc = sm.allocations[update["id"]]
         record = {**alloc, **update, "modify_index": index}
+        if update["client_status"] in ENDED_CLIENT_STATUSES \
+                and alloc["client_status"] not in ENDED_CLIENT_STATUSES:
+            # When the servers learnt it ended, in their clock: reschedule delays count
+            # from here (federation.scheduler.backoff).
+            record["ended_time"] = now
         if isinstance(record.get("message"), str) and len(record["message"]) > checks.MAX_TEXT:
             # A task's last words can be long: kept short, never a reason to lose the status.
             record["message"] = record["message"][:checks.MAX_TEXT]

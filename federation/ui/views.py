@@ -21,7 +21,7 @@ from federation.autoscaler.observe import activities, pool_view
 from federation.state.machine import ALLOC_CLIENT_STATUSES, StateMachine
 
 JOB_TYPES = ("service", "batch")
-JOB_STATUSES = ("pending", "running", "complete", "failed", "dead")
+JOB_STATUSES = ("pending", "running", "degraded", "complete", "failed", "dead")
 JOB_SORTS = ("id", "-id", "priority", "-priority", "submitted", "-submitted", "status")
 PAGE_SIZES = (25, 50, 100)
 RESOURCE_KEYS = ("cpu_milli", "memory_mib", "gpu")

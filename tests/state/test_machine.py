@@ -147,8 +147,8 @@ def test_stopping_a_job_asks_its_allocations_to_stop(log: Log) -> None:
         ((), "pending"),
         (("running", "pending"), "running"),
         (("complete", "complete"), "complete"),
-        (("complete", "failed"), "pending"),
-        (("running", "failed"), "running"),
+        (("complete", "failed"), "degraded"),  # a failed copy waits to be placed again
+        (("running", "failed"), "degraded"),
     ],
 )
 def test_a_batch_job_status_follows_its_allocations(log: Log, statuses, expected) -> None:
@@ -179,7 +179,7 @@ def test_a_batch_job_is_complete_only_when_every_wanted_instance_succeeded(log: 
         {"id": "dup0", "job_id": "etl", "group": "w", "index": 0, "node_id": "id-n1",
          "client_status": "complete"}])
     log("alloc.update_status", updates=[{"id": "new1", "client_status": "stopped"}])
-    assert log.sm.job_status(log.sm.jobs["etl"]) == "pending"
+    assert log.sm.job_status(log.sm.jobs["etl"]) == "degraded"  # short of a copy
     log("alloc.update_status", updates=[{"id": "new1", "client_status": "complete"}])
     assert log.sm.job_status(log.sm.jobs["etl"]) == "complete"
 
@@ -404,3 +404,18 @@ def test_a_machine_pickled_without_node_usage_rebuilds_it(log: Log) -> None:
     older.__setstate__(state)
     assert older.node_usage.cpu_milli == {"id-n1": 400}
     assert pickle.loads(pickle.dumps(log.sm)).node_usage.cpu_milli == {"id-n1": 400}
+
+
+def test_the_servers_stamp_when_an_allocation_ended_in_their_own_clock(log: Log) -> None:
+    log("job.register", spec=spec())
+    log("node.register", node=node())
+    log("alloc.upsert", allocations=[{"id": "a0", "job_id": "etl", "group": "w",
+                                      "node_id": "id-n1", "client_status": "running"}])
+    log("alloc.update_status", time=700.0,
+        updates=[{"id": "a0", "client_status": "failed", "finished_at": 5.0}])
+    assert log.sm.allocations["a0"]["ended_time"] == 700.0
+    log("alloc.update_status", time=900.0, updates=[{"id": "a0", "client_status": "failed"}])
+    assert log.sm.allocations["a0"]["ended_time"] == 700.0  # the first report counts
+    refused = log("alloc.update_status", updates=[{"id": "a0", "client_status": "failed",
+                                                   "ended_time": 1.0}])
+    assert refused["status"] == 400 and refused["error"]["field"] == "updates[0].ended_time"

@@ -77,7 +77,8 @@ def assert_invariants(sm: StateMachine) -> None:
         assert isinstance(table, Table) and table.journal is sm.journal, name
     assert not sm.journal.active and not sm.journal.entries
     for job in sm.jobs.values():
-        assert sm.job_status(job) in ("pending", "running", "complete", "failed", "dead")
+        assert sm.job_status(job) in ("pending", "running", "degraded", "complete", "failed",
+                                     "dead")
     checks.snapshot(sm.snapshot(), SNAPSHOT_VERSION)  # the state can always be restored
 
 
