@@ -23,7 +23,8 @@ from urllib.parse import quote
 
 import httpx
 import tenacity
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
 
 from federation import __version__
 from federation.errors import FederationError, ValidationError, error_from_body
@@ -211,8 +212,13 @@ class Client:
         transport: httpx.BaseTransport | None = None,
         cacert: str | None = None,
         namespace: str | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
     ) -> None:
         self._namespace = namespace
+        # Each attempt is a CLIENT span (a no-op unless a tracer provider is installed or
+        # given), and its context is what the server's spans continue.
+        self._tracer = trace.get_tracer("federation.client", __version__,
+                                        tracer_provider=tracer_provider)
         self._addresses = _split_addresses(addresses)
         if not self._addresses:
             raise ValidationError("no server address given", field="addresses")
@@ -557,9 +563,26 @@ class Client:
         headers: Mapping[str, str] | None,
         timeout: float,
     ) -> Any:
+        with self._tracer.start_as_current_span(
+                f"{method} {path}", kind=SpanKind.CLIENT,
+                attributes={"http.request.method": method, "url.full": address + path,
+                            "server.address": address}):
+            return self._traced_attempt(address, method, path, params, json_body, headers,
+                                        timeout)
+
+    def _traced_attempt(
+        self,
+        address: str,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        json_body: Any,
+        headers: Mapping[str, str] | None,
+        timeout: float,
+    ) -> Any:
         request_headers: dict[str, str] = dict(headers or {})
-        # The caller's trace context travels with every attempt, so the server's span is a
-        # child of the caller's current span.
+        # The attempt's span (a child of the caller's current span) travels as
+        # ``traceparent``, so the server's spans are its children.
         propagate.inject(request_headers)
         content = None
         if json_body is not None:
@@ -588,6 +611,9 @@ class Client:
             raise _Retryable(Unreachable(f"{address}: {_describe(exc)}")) from exc
         except httpx.HTTPError as exc:
             raise Unreachable(f"{address}: {_describe(exc)}") from exc
+        # An error answer raises from _result: the span records it and is marked an error.
+        trace.get_current_span().set_attribute("http.response.status_code",
+                                               response.status_code)
         return self._result(address, response)
 
     def _result(self, address: str, response: httpx.Response) -> Any:

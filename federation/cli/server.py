@@ -234,6 +234,7 @@ def register(app: typer.Typer) -> None:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         try:
+            configure_tracing("federation-dev")  # the OTEL_* settings `server` honours
             master = Master(config)
             master.start()
         except (FederationError, ValueError) as exc:
