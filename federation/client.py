@@ -368,6 +368,20 @@ class Client:
         path = self._ns_path(f"/v1/jobs/{_seg(job_id)}/scale", namespace)
         return cast(dict[str, Any], self._write("POST", path, body, idempotency_key))
 
+    def job_versions(self, job_id: str, *, consistent: bool = False,
+                     namespace: str | None = None) -> list[dict[str, Any]]:
+        """The job's kept versions, the current one first."""
+        body = self._get(f"/v1/jobs/{_seg(job_id)}/versions", params=self._ns(namespace),
+                         consistent=consistent)
+        return list(cast(dict[str, Any], body)["versions"])
+
+    def revert_job(self, job_id: str, version: int, *, idempotency_key: str | None = None,
+                   namespace: str | None = None) -> dict[str, Any]:
+        """Submit kept version ``version`` of the job again, as a new version."""
+        path = self._ns_path(f"/v1/jobs/{_seg(job_id)}/revert", namespace)
+        return cast(dict[str, Any], self._write("POST", path, {"version": version},
+                                                idempotency_key))
+
     # -- allocations --
 
     def list_allocations(

@@ -331,6 +331,52 @@ def scale(
                f'version {result.get("version")}.')
 
 
+@job_app.command("history")
+def history(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(metavar="ID", help="Job id.")],
+    output: OutputOption = None,
+    consistent: ConsistentOption = False,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Show the job's kept versions (the last 10 besides the current one), newest first,
+    with the fields each changed."""
+    with session(ctx, namespace) as client:
+        versions = client.job_versions(job_id, consistent=consistent)
+    if output_format(ctx, output) is Output.json:
+        print_json(versions)
+        return
+    print_table(
+        f'Versions of job "{job_id}"', ("VERSION", "SUBMITTED", "STATE", "CHANGES"),
+        [(v.get("version"), timestamp(v.get("submit_time")),
+          ("current" if v.get("current") else "") + (" (stopped)" if v.get("stopped") else ""),
+          ", ".join(v.get("changes") or []) or "-")
+         for v in versions])
+
+
+@job_app.command("revert")
+def revert(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(metavar="ID", help="Job id.")],
+    version: Annotated[int, typer.Argument(
+        min=1, help="A kept version (see federation job history).")],
+    output: OutputOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Run a kept earlier version of the job again (a new version with its spec)."""
+    with session(ctx, namespace) as client:
+        result = client.revert_job(job_id, version)
+    if output_format(ctx, output) is Output.json:
+        print_json(result)
+        return
+    if not result.get("changed"):
+        print_line(f'Job "{job_id}" already runs the spec of version {version}: nothing '
+                   "changed.")
+        return
+    print_line(f'Job "{job_id}" reverted to the spec of version {version}: now version '
+               f'{result.get("version")}.')
+
+
 @job_app.command("list")
 def list_jobs(
     ctx: typer.Context, output: OutputOption = None, consistent: ConsistentOption = False,

@@ -47,6 +47,7 @@ ALLOC_CLIENT_FIELDS = frozenset({
     "started_at", "finished_at", "healthy",
 })
 SNAPSHOT_VERSION = 1
+JOB_HISTORY = checks.MAX_JOB_HISTORY  # earlier specs of a job kept (job history, revert)
 
 
 TABLES = ("servers", "nodes", "node_ids_by_name", "jobs", "allocations", "alloc_ids_by_job",
@@ -505,6 +506,8 @@ def _job_register(sm: StateMachine, command: Command) -> dict[str, Any]:
         record["manifest"] = manifest
     if suspend:
         record["stopped"] = record["suspended"] = True
+    if existing is not None:
+        record["history"] = _pushed_history(existing)
     sm.jobs[job_id] = record
     if existing is not None and not existing["stopped"] and not suspend and _in_place(
             existing["spec"], spec):
@@ -518,6 +521,42 @@ def _job_register(sm: StateMachine, command: Command) -> dict[str, Any]:
                 sm.put_allocation({**alloc, "job_version": record["version"],
                                    "modify_index": index})
     return {"id": job_id, "version": record["version"], "changed": True, "index": index}
+
+
+def _pushed_history(existing: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The job's earlier versions with ``existing`` (the version being replaced) added, the
+    newest last, at most ``JOB_HISTORY`` of them."""
+    entry = {"version": existing["version"], "spec": existing["spec"],
+             "submit_time": existing["submit_time"], "stopped": existing["stopped"]}
+    return [*list(existing.get("history") or []), entry][-JOB_HISTORY:]
+
+
+def job_versions(job: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every version of the job still kept, the current one first."""
+    current = {"version": job["version"], "spec": job["spec"],
+               "submit_time": job["submit_time"], "stopped": job["stopped"]}
+    return [current, *reversed(list(job.get("history") or []))]
+
+
+def _job_revert(sm: StateMachine, command: Command) -> dict[str, Any]:
+    """Submit a kept earlier version's spec again, as a new version."""
+    job_id = _require(command, "job_id", str)
+    job = sm.jobs.get(job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id[:checks.MAX_ID]!r}", field="job_id")
+    version = checks.integer(command.get("version"), "version", low=1)
+    kept = {entry["version"]: entry for entry in job_versions(job)
+            if isinstance(entry, Mapping) and isinstance(entry.get("version"), int)}
+    if version not in kept:
+        known = ", ".join(str(v) for v in sorted(kept))
+        raise NotFound(f"job {job_id[:checks.MAX_ID]!r} has no version {version} "
+                       f"(kept: {known})", field="version")
+    register = {"id": command["id"], "type": "job.register", "time": command.get("time", 0.0),
+                "spec": kept[version]["spec"]}
+    if job.get("manifest") is not None:
+        register["manifest"] = job["manifest"]
+    value = _job_register(sm, register)
+    return {**value, "reverted_to": version}
 
 
 def _in_place(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
@@ -793,6 +832,7 @@ _HANDLERS: dict[str, Callable[[StateMachine, Command], dict[str, Any]]] = {
     "node.mark_down": _node_mark_down,
     "job.register": _job_register,
     "job.deregister": _job_deregister,
+    "job.revert": _job_revert,
     "alloc.upsert": _alloc_upsert,
     "alloc.update_status": _alloc_update_status,
     "state.restore": _state_restore,

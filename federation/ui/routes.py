@@ -360,6 +360,24 @@ async def scale_job(request: Request, job_id: str) -> Response:
                 f"Group {group} of {job_id} scaled to {raw} (version {value['version']}).")
 
 
+@router.post("/jobs/{job_id}/revert")
+async def revert_job(request: Request, job_id: str) -> Response:
+    """Run a kept earlier version again, as `federation job revert` does."""
+    _, fields = await acting(request, authz.SUBMIT_JOB)
+    try:
+        raw = fields.get("version", "").strip()
+        if not raw.isdigit() or int(raw) < 1:
+            raise ValidationError("version must be a whole number, at least 1", field="version")
+        value = await _master(request).commit(
+            {"type": "job.revert", "id": f"revert:{job_id}:{new_id()}", "job_id": job_id,
+             "version": int(raw)})
+    except FederationError as exc:
+        return failed(request, exc)
+    return done(request, f"/ui/jobs/{quote(job_id, safe='')}",
+                f"Job {job_id} reverted to the spec of version {raw} "
+                f"(now version {value['version']}).")
+
+
 @router.post("/jobs/{job_id}/run")
 async def run_now(request: Request, job_id: str) -> Response:
     """Run a periodic job now: one child launched as its schedule would launch it."""

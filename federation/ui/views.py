@@ -16,8 +16,9 @@ from typing import Any
 
 from croniter import croniter
 
-from federation.api.views import allocated_by_node
+from federation.api.views import allocated_by_node, versions_view
 from federation.autoscaler.observe import activities, pool_view
+from federation.scheduler.backoff import waiting
 from federation.state.machine import ALLOC_CLIENT_STATUSES, StateMachine
 
 JOB_TYPES = ("service", "batch")
@@ -167,6 +168,10 @@ def job_detail(machine: StateMachine, job_id: str, now: float) -> dict[str, Any]
                       "launch_time": c.get("launch_time")} for c in children],
         "groups": groups, "unplaced": unplaced, "by_status": by_status,
         "counts": {s: len(v) for s, v in by_status.items()}, "spec": spec,
+        "versions": versions_view(job),
+        "replacements": [{**w, "short": short_id(str(w["alloc_id"])),
+                          "in_seconds": max(0.0, w["replace_at"] - now)}
+                         for w in waiting(spec["groups"], allocs)],
     }
 
 

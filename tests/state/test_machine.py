@@ -419,3 +419,39 @@ def test_the_servers_stamp_when_an_allocation_ended_in_their_own_clock(log: Log)
     refused = log("alloc.update_status", updates=[{"id": "a0", "client_status": "failed",
                                                    "ended_time": 1.0}])
     assert refused["status"] == 400 and refused["error"]["field"] == "updates[0].ended_time"
+
+
+def test_each_update_keeps_the_previous_spec_as_a_numbered_version(log: Log) -> None:
+    log("job.register", spec=spec())
+    for count in range(3, 15):  # versions 2 … 13 (version v runs v + 1 copies)
+        base = spec()
+        log("job.register", time=100.0 + count,
+            spec={**base, "groups": [{**base["groups"][0], "count": count}]})
+    job = log.sm.jobs["etl"]
+    assert job["version"] == 13
+    assert [h["version"] for h in job["history"]] == list(range(3, 13))  # the last 10
+    assert job["history"][-1]["spec"]["groups"][0]["count"] == 13
+    reverted = log("job.revert", time=500.0, job_id="etl", version=5)
+    assert reverted["ok"] and reverted["value"]["reverted_to"] == 5
+    assert reverted["value"]["version"] == 14
+    job = log.sm.jobs["etl"]
+    assert job["spec"]["groups"][0]["count"] == 6 and job["submit_time"] == 500.0
+    assert job["history"][-1]["version"] == 13 and len(job["history"]) == 10
+
+
+@pytest.mark.parametrize(("fields", "status", "field"), [
+    ({"job_id": "etl", "version": 9}, 404, "version"),
+    ({"job_id": "etl", "version": "1"}, 400, "version"),
+    ({"job_id": "etl", "version": 0}, 400, "version"),
+    ({"job_id": "etl"}, 400, "version"),
+    ({"job_id": "nope", "version": 1}, 404, "job_id"),
+    ({"version": 1}, 400, "job_id"),
+])
+def test_a_revert_to_a_version_not_kept_is_refused_naming_the_field(
+        log: Log, fields, status, field) -> None:
+    log("job.register", spec=spec())
+    before = log.sm.index
+    result = log("job.revert", **fields)
+    assert not result["ok"] and result["status"] == status
+    assert result["error"]["field"] == field
+    assert log.sm.index == before

@@ -112,7 +112,8 @@ def well_formed(draw: st.DrawFn, sm: StateMachine) -> dict[str, Any]:
         "node.register", "node.register", "job.register", "job.register", "plan.apply",
         "plan.apply", "alloc.update_status", "job.deregister", "node.drain",
         "node.mark_down", "node.heartbeat", "job.blocked", "gc", "state.restore",
-        "alloc.upsert", "noop", "server.upsert", "queue.apply", "pool.apply"]))
+        "alloc.upsert", "noop", "server.upsert", "queue.apply", "pool.apply",
+        "job.revert"]))
     command: dict[str, Any] = {"type": kind}
     if kind == "node.register":
         name = draw(st.sampled_from(NODE_NAMES))
@@ -152,6 +153,9 @@ def well_formed(draw: st.DrawFn, sm: StateMachine) -> dict[str, Any]:
                 "exit_code": 0, "message": "m", "finished_at": draw(st.floats(0, 10**6))}]
         else:
             command["updates"] = []
+    elif kind == "job.revert":
+        command["job_id"] = draw(st.sampled_from(jobs or JOB_IDS))
+        command["version"] = draw(st.sampled_from([0, 1, 2, 3, 50, "1", None, True]))
     elif kind in ("job.deregister", "job.blocked"):
         command["job_id"] = draw(st.sampled_from(jobs or JOB_IDS))
         if kind == "job.blocked":

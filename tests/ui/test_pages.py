@@ -142,6 +142,7 @@ ACTIONS = [
     ("/ui/jobs/web/stop", {}),
     ("/ui/jobs/web/start", {}),
     ("/ui/jobs/nightly/run", {}),
+    ("/ui/jobs/web/revert", {"version": "1"}),
     ("/ui/nodes/n1/drain", {}),
     ("/ui/nodes/n1/undrain", {}),
     ("/ui/allocations/0123456789abcdef0000000000000042/stop", {}),
@@ -300,3 +301,21 @@ def test_a_group_is_scaled_from_the_job_page(browser, master, populated):
     assert "no group 'nope'" in bad.text and bad.headers["x-federation-status"] == "404"
     assert browser.post("/ui/jobs/web/scale", data={"group": "main", "count": "1"}
                         ).status_code == 403  # no CSRF token
+
+
+def test_the_job_page_lists_its_versions_and_reverts_to_one(browser, master, populated):
+    base = spec("versioned")
+    commit(master, {"type": "job.register", "spec": base})
+    commit(master, {"type": "job.register", "spec": {
+        **base, "groups": [{**base["groups"][0], "count": 3}]}})
+    page = browser.get("/ui/jobs/versioned").text
+    assert 'data-version="2"' in page and 'data-version="1"' in page
+    assert "groups[0].count" in page and "Revert to this" in page
+    csrf = csrf_of(page)
+    htmx = {"HX-Request": "true", "X-CSRF-Token": csrf}
+    answer = browser.post("/ui/jobs/versioned/revert", data={"version": "1"}, headers=htmx)
+    assert "now version 3" in answer.text
+    assert master.machine.jobs["versioned"]["spec"]["groups"][0]["count"] == \
+        base["groups"][0]["count"]
+    refused = browser.post("/ui/jobs/versioned/revert", data={"version": "9"}, headers=htmx)
+    assert refused.headers["x-federation-status"] == "404" and "version: " in refused.text
