@@ -17,7 +17,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TypedDict, cast
 from urllib.parse import quote
 
@@ -406,6 +406,55 @@ class Client:
         """Stop one allocation; the scheduler places a replacement if its job wants one."""
         path = f"/v1/allocations/{_seg(alloc_id)}/stop"
         return cast(dict[str, Any], self._write("POST", path, {}, idempotency_key))
+
+    def restart_allocation(self, alloc_id: str) -> dict[str, Any]:
+        """Restart the task in place on its node (no restart attempt used)."""
+        return cast(dict[str, Any], self._write(
+            "POST", f"/v1/allocations/{_seg(alloc_id)}/restart", {}, None))
+
+    def signal_allocation(self, alloc_id: str, signal: str) -> dict[str, Any]:
+        """Send a named signal (``SIGHUP``, ``SIGUSR1``, ...) to the task."""
+        return cast(dict[str, Any], self._write(
+            "POST", f"/v1/allocations/{_seg(alloc_id)}/signal", {"signal": signal}, None))
+
+    def exec_allocation(self, alloc_id: str, command: Sequence[str], timeout: float = 60.0
+                        ) -> Iterator[dict[str, Any]]:
+        """Run ``command`` where the task runs (not interactive), yielding its output frames
+        (``{"stdout": ...}``, ``{"stderr": ...}``) and last ``{"exit_code": n}``. Tried on
+        each server in turn until one answers; never again once output began."""
+        path = f"/v1/allocations/{_seg(alloc_id)}/exec"
+        body = json.dumps({"command": list(command), "timeout": timeout}).encode()
+        problems: list[str] = []
+        for address in self._addresses[self._current:] + self._addresses[:self._current]:
+            with self._tracer.start_as_current_span(
+                    f"POST {path}", kind=SpanKind.CLIENT,
+                    attributes={"http.request.method": "POST", "url.full": address + path,
+                                "server.address": address}) as span:
+                headers = {"Content-Type": "application/json"}
+                propagate.inject(headers)
+                try:
+                    with self._http.stream(
+                            "POST", address + path, content=body, headers=headers,
+                            timeout=httpx.Timeout(self._timeout, read=timeout + 60.0)
+                    ) as response:
+                        span.set_attribute("http.response.status_code", response.status_code)
+                        if response.status_code == 503:
+                            problems.append(f"{address}: HTTP 503")
+                            continue
+                        if response.status_code != 200:
+                            response.read()
+                            try:
+                                payload = response.json()
+                            except ValueError:
+                                payload = None
+                            raise error_from_body(response.status_code, payload)
+                        for line in response.iter_lines():
+                            if line.strip():
+                                yield dict(json.loads(line))
+                        return
+                except httpx.TransportError as exc:
+                    problems.append(f"{address}: {_describe(exc)}")
+        raise Unreachable("no server ran the command: " + "; ".join(problems))
 
     # -- events --
 

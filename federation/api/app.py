@@ -14,6 +14,7 @@ from federation.acl.authorizer import Need
 from federation.api import (
     routes_acl,
     routes_agent,
+    routes_alloc_control,
     routes_cluster,
     routes_events,
     routes_jobs,
@@ -59,6 +60,7 @@ def create_app(master: Any) -> FastAPI:
     app.include_router(routes_queues.router)
     app.include_router(routes_pools.router)
     app.include_router(routes_agent.router)
+    app.include_router(routes_alloc_control.router)
     app.include_router(routes_acl.router)
     kube_routes.install(app)
     app.include_router(routes_events.router)
