@@ -407,6 +407,16 @@ class Client:
         path = f"/v1/allocations/{_seg(alloc_id)}/stop"
         return cast(dict[str, Any], self._write("POST", path, {}, idempotency_key))
 
+    def job_logs(self, job_id: str, *, group: str | None = None, stderr: bool = False,
+                 tail: int | None = None, namespace: str | None = None) -> str:
+        """Every current copy's output, each line prefixed with its short allocation id."""
+        params = {"stream": "stderr" if stderr else "stdout", **self._ns(namespace)}
+        if group is not None:
+            params["group"] = group
+        if tail is not None:
+            params["tail"] = str(tail)
+        return str(self._get(f"/v1/jobs/{_seg(job_id)}/logs", params=params) or "")
+
     def restart_allocation(self, alloc_id: str) -> dict[str, Any]:
         """Restart the task in place on its node (no restart attempt used)."""
         return cast(dict[str, Any], self._write(
@@ -683,6 +693,8 @@ class Client:
         if response.is_success:
             if not response.content:
                 return None
+            if response.headers.get("content-type", "").startswith("text/plain"):
+                return response.text
             try:
                 return response.json()
             except ValueError as exc:

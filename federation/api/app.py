@@ -17,6 +17,7 @@ from federation.api import (
     routes_alloc_control,
     routes_cluster,
     routes_events,
+    routes_job_logs,
     routes_jobs,
     routes_nodes,
     routes_pools,
@@ -61,6 +62,7 @@ def create_app(master: Any) -> FastAPI:
     app.include_router(routes_pools.router)
     app.include_router(routes_agent.router)
     app.include_router(routes_alloc_control.router)
+    app.include_router(routes_job_logs.router)
     app.include_router(routes_acl.router)
     kube_routes.install(app)
     app.include_router(routes_events.router)

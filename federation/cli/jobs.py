@@ -377,6 +377,25 @@ def revert(
                f'{result.get("version")}.')
 
 
+@job_app.command("logs")
+def logs(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(metavar="ID", help="Job id.")],
+    group: Annotated[str | None, typer.Option(
+        "--group", "-g", help="Only this task group's copies.")] = None,
+    stderr: Annotated[bool, typer.Option("--stderr", help="stderr instead of stdout.")] = False,
+    tail: Annotated[int | None, typer.Option(
+        "--tail", "-n", min=0, max=10_000, help="Only the last N lines of each copy.")] = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Print the output of every copy the job runs now, each line prefixed with the copy's
+    short allocation id (copies one after the other, not interleaved)."""
+    with session(ctx, namespace) as client:
+        text = client.job_logs(job_id, group=group, stderr=stderr, tail=tail)
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
 @job_app.command("list")
 def list_jobs(
     ctx: typer.Context, output: OutputOption = None, consistent: ConsistentOption = False,
