@@ -319,3 +319,22 @@ def test_the_job_page_lists_its_versions_and_reverts_to_one(browser, master, pop
         base["groups"][0]["count"]
     refused = browser.post("/ui/jobs/versioned/revert", data={"version": "9"}, headers=htmx)
     assert refused.headers["x-federation-status"] == "404" and "version: " in refused.text
+
+
+def test_the_jobs_list_filters_by_namespace_and_namespaced_jobs_have_pages(
+        browser, master, populated):
+    commit(master, {"type": "job.register", "spec": {
+        **spec("api"), "id": "team-b/api", "namespace": "team-b"}})
+    everything = browser.get("/ui/jobs", params={"per_page": 100}).text
+    assert 'data-job="team-b/api"' in everything and 'data-job="web"' in everything
+    team = browser.get("/ui/jobs", params={"namespace": "team-b"}).text
+    assert team.count("<tr data-job=") == 1 and 'data-job="team-b/api"' in team
+    assert '<option value="team-b" selected>' in team
+    default = browser.get("/ui/jobs", params={"namespace": "default", "per_page": 100}).text
+    assert 'data-job="team-b/api"' not in default and 'data-job="web"' in default
+    page = browser.get("/ui/jobs/team-b/api")
+    assert page.status_code == 200 and 'id="stop-job"' in page.text
+    csrf = csrf_of(page.text)
+    stopped = browser.post("/ui/jobs/team-b/api/stop",
+                           headers={"HX-Request": "true", "X-CSRF-Token": csrf})
+    assert "stopped" in stopped.text and master.machine.jobs["team-b/api"]["stopped"]
