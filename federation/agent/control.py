@@ -134,17 +134,17 @@ def run_in_task(runner: TaskRunner | None, command: list[str], timeout: float
     task = _running(runner)
     argv, cwd, env, identity = task.exec_environment(command)
 
-    def become() -> None:  # between fork and exec: the task's identity, its own group
-        uid, gid = identity.get("uid"), identity.get("gid")
-        if uid is not None:
-            os.setgroups([])
-            os.setgid(int(gid if gid is not None else uid))
-            os.setuid(int(uid))
-
+    # The task's user, set by Popen itself after the fork (no Python code runs there: the
+    # agent has threads); a process group of its own, so a timeout kills all of it.
+    uid, gid = identity.get("uid"), identity.get("gid")
+    as_user: dict[str, Any] = {}
+    if uid is not None:
+        as_user = {"user": int(uid), "group": int(gid if gid is not None else uid),
+                   "extra_groups": []}
     try:
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                process_group=0, preexec_fn=become, close_fds=True)
+                                process_group=0, close_fds=True, **as_user)
     except OSError as exc:
         yield _frame(error=f"cannot start {command[0]!r}: {exc}", exit_code=127)
         return
