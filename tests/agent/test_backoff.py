@@ -60,6 +60,10 @@ def test_a_service_failing_its_check_is_replaced_ever_more_slowly_and_is_degrade
     shown = cli(fed, "job", "status", "ailing")
     assert shown.exit_code == 0, shown.output
     assert "degraded" in shown.stdout
+    # The fourth copy fails too and waits 8 s: job status lists it, with the time left.
+    waiting = wait_for(lambda: (out := cli(fed, "job", "status", "ailing").stdout)
+                       and "Waiting to be replaced" in out and out, 15, "a copy waiting")
+    assert " 8s " in waiting
 
 
 def test_a_healthy_service_is_running(fed: Fed, agents) -> None:
