@@ -18,7 +18,7 @@ import selectors
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from federation.agent import drivers
@@ -126,7 +126,7 @@ def _frame(**fields: Any) -> bytes:
 
 
 def run_in_task(runner: TaskRunner | None, command: list[str], timeout: float
-                ) -> Iterator[bytes]:
+                ) -> Generator[bytes, None, None]:
     """Run ``command`` where the task runs, yielding JSON lines: ``{"stdout": text}``,
     ``{"stderr": text}`` (``*_b64`` instead when the bytes are not UTF-8), then
     ``{"exit_code": n}`` (or ``{"error": why}``). exec driver: the task's working

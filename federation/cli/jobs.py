@@ -229,7 +229,8 @@ def status(
         )
     unplaced: dict[str, Any] = dict(job).get("unplaced") or {}  # type: ignore[assignment]
     _print_unplaced(unplaced)
-    _print_replacements(list(dict(job).get("replacements") or []))
+    replacements: list[dict[str, Any]] = dict(job).get("replacements") or []  # type: ignore[assignment]
+    _print_replacements(replacements)
     if allocations:
         print_line("")
         print_table("Allocations", ALLOC_COLUMNS,

@@ -12,7 +12,7 @@ leaves the streak as it was.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from federation.specs.duration import parse_duration
@@ -91,7 +91,7 @@ def next_streak(group: Mapping[str, Any], previous: Mapping[str, Any] | None) ->
     return min(failures_before(group, previous), MAX_EXPONENT) + 1
 
 
-def waiting(groups: list[Mapping[str, Any]], allocations: list[Mapping[str, Any]]
+def waiting(groups: Sequence[Mapping[str, Any]], allocations: Sequence[Mapping[str, Any]]
             ) -> list[dict[str, Any]]:
     """The failed copies still meant to run, each with when its replacement is due (what
     ``job status`` shows while a job is degraded)."""
