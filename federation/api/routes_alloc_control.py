@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 import httpx
@@ -35,6 +35,9 @@ from federation.api.deps import document, master
 from federation.api.routes_agent import AgentUnreachable
 from federation.errors import Conflict, FederationError, NotFound, ValidationError
 
+if TYPE_CHECKING:
+    from federation.server.master import Master
+
 router = APIRouter(tags=["allocations"])
 ALLOC_LIFECYCLE = Need("namespace", "alloc-lifecycle")
 ALLOC_EXEC = Need("namespace", "alloc-exec")
@@ -49,6 +52,15 @@ def _live_alloc(request: Request, alloc_id: str, need: Need) -> tuple[dict[str, 
     if alloc is None:
         raise NotFound(f"no allocation {alloc_id!r}")
     check(request, need, namespace=record_namespace(machine.jobs.get(alloc["job_id"])))
+    return running_allocation(machine, alloc_id)
+
+
+def running_allocation(machine: Any, alloc_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The allocation and its node, when it runs there (the caller's rights are checked
+    before: the API's ``check``, the UI's ``acting``)."""
+    alloc = machine.allocations.get(alloc_id)
+    if alloc is None:
+        raise NotFound(f"no allocation {alloc_id!r}")
     if alloc["desired_status"] != "run" or alloc["client_status"] != "running":
         raise Conflict(f"allocation {alloc_id!r} is not running (desired "
                        f"{alloc['desired_status']}, status {alloc['client_status']})")
@@ -60,10 +72,9 @@ def _live_alloc(request: Request, alloc_id: str, need: Need) -> tuple[dict[str, 
     return alloc, node
 
 
-async def _call_agent(request: Request, node: dict[str, Any], target: str,
+async def _call_agent(m: Master, node: dict[str, Any], target: str,
                       read_timeout: float | None) -> tuple[httpx.AsyncClient, httpx.Response]:
     """POST ``target`` to the node's agent, signed; the open (streamed) response."""
-    m = master(request)
     address = str(node["http_address"]).rstrip("/")
     headers = sign(m.agent_signing_key(node["token_hash"]), "POST", target)
     tls = m.agent_tls(node)
@@ -101,8 +112,8 @@ def _agent_error(node: dict[str, Any], status: int, text: str) -> FederationErro
     return AgentUnreachable(f"node {node['name']!r} answered {status}: {message[:300]}")
 
 
-async def _simple(request: Request, node: dict[str, Any], target: str) -> dict[str, Any]:
-    client, response = await _call_agent(request, node, target, 30.0)
+async def _simple(m: Master, node: dict[str, Any], target: str) -> dict[str, Any]:
+    client, response = await _call_agent(m, node, target, 30.0)
     try:
         return dict(json.loads(await response.aread()))
     finally:
@@ -116,8 +127,13 @@ async def restart_allocation(request: Request, alloc_id: str) -> dict[str, Any]:
     """Restart the task in place, on its node: stopped (SIGTERM, then SIGKILL after its
     kill_timeout) and started again at once. It uses no attempt of the restart policy."""
     alloc, node = _live_alloc(request, alloc_id, ALLOC_LIFECYCLE)
-    await _simple(request, node, f"/v1/allocations/{quote(alloc['id'], safe='')}/restart")
+    await restart_on_agent(master(request), alloc, node)
     return {"id": alloc_id, "restarted": True, "node": node["name"]}
+
+
+async def restart_on_agent(m: Master, alloc: dict[str, Any], node: dict[str, Any]) -> None:
+    """Ask the allocation's agent to restart its task in place."""
+    await _simple(m, node, f"/v1/allocations/{quote(alloc['id'], safe='')}/restart")
 
 
 @router.post("/v1/allocations/{alloc_id}/signal",
@@ -133,7 +149,8 @@ async def signal_allocation(request: Request, alloc_id: str) -> dict[str, Any]:
     except ControlError as exc:
         raise ValidationError(exc.message, field="signal") from None
     alloc, node = _live_alloc(request, alloc_id, ALLOC_LIFECYCLE)
-    await _simple(request, node, f"/v1/allocations/{quote(alloc['id'], safe='')}/signal?"
+    await _simple(master(request), node,
+                  f"/v1/allocations/{quote(alloc['id'], safe='')}/signal?"
                   + urlencode({"signal": name}))
     return {"id": alloc_id, "signal": name, "node": node["name"]}
 
@@ -170,7 +187,7 @@ async def exec_in_allocation(request: Request, alloc_id: str) -> StreamingRespon
     alloc, node = _live_alloc(request, alloc_id, ALLOC_EXEC)
     target = f"/v1/allocations/{quote(alloc['id'], safe='')}/exec?" + urlencode(
         {"command": json.dumps(command), "timeout": f"{timeout:g}"})
-    client, response = await _call_agent(request, node, target, timeout + 30.0)
+    client, response = await _call_agent(master(request), node, target, timeout + 30.0)
 
     async def relay() -> AsyncIterator[bytes]:
         try:

@@ -413,9 +413,30 @@ async def allocation(request: Request, alloc_id: str) -> Response:
     return render(request, who, "alloc.html", "_alloc.html", nav="jobs", alloc=data)
 
 
+def _alloc_namespace(request: Request, alloc_id: str) -> str:
+    alloc = _master(request).machine.allocations.get(alloc_id)
+    return namespace_of_key(str(alloc["job_id"])) if alloc is not None else "default"
+
+
+@router.post("/allocations/{alloc_id}/restart")
+async def restart_allocation(request: Request, alloc_id: str) -> Response:
+    """Restart the task in place on its node, as `federation alloc restart` does."""
+    from federation.api.routes_alloc_control import restart_on_agent, running_allocation
+
+    await acting(request, authz.ALLOC_LIFECYCLE, _alloc_namespace(request, alloc_id))
+    master = _master(request)
+    try:
+        alloc, node = running_allocation(master.machine, alloc_id)
+        await restart_on_agent(master, alloc, node)
+    except FederationError as exc:
+        return failed(request, exc)
+    return done(request, f"/ui/allocations/{quote(alloc_id, safe='')}",
+                f"Allocation {views.short_id(alloc_id)} restarting on {node['name']}.")
+
+
 @router.post("/allocations/{alloc_id}/stop")
 async def stop_allocation(request: Request, alloc_id: str) -> Response:
-    await acting(request, authz.ALLOC_LIFECYCLE)
+    await acting(request, authz.ALLOC_LIFECYCLE, _alloc_namespace(request, alloc_id))
     machine = _master(request).machine
     alloc = machine.allocations.get(alloc_id)
     try:

@@ -229,7 +229,9 @@ def alloc_detail(machine: StateMachine, alloc_id: str) -> dict[str, Any] | None:
         "healthy": alloc.get("healthy"), "ports": alloc.get("ports") or {},
         "timeline": [{"event": e, "time": t, "detail": d} for e, t, d in timeline],
         "live": alloc["client_status"] in ("pending", "running")
-        and alloc["desired_status"] == "run"}
+        and alloc["desired_status"] == "run",
+        "running": alloc["client_status"] == "running" and alloc["desired_status"] == "run",
+        "namespace": split_key(str(alloc["job_id"]))[0]}
 
 
 def nodes_view(machine: StateMachine) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+import httpx
 from typer.testing import CliRunner
 
 from federation.cli.main import app
@@ -119,3 +120,21 @@ def test_a_task_that_is_not_running_cannot_be_acted_on(fed: Fed, agents) -> None
         answer = fed.http.post(f"/v1/allocations/{alloc_id}/{action}", json=body)
         assert answer.status_code == 409, (action, answer.text)
     assert fed.http.post("/v1/allocations/nope/restart").status_code == 404
+
+
+def test_the_allocation_page_restarts_a_task_in_place(fed: Fed, agents) -> None:
+    from tests.ui.conftest import csrf_of, sign_in
+
+    agents("a1")
+    fed.run(service("from-the-ui"))
+    alloc_id = started(fed, "from-the-ui")
+    with httpx.Client(base_url=fed.url, timeout=10) as browser:
+        assert sign_in(browser, API_TOKEN).status_code == 303
+        page = browser.get(f"/ui/allocations/{alloc_id}").text
+        assert 'id="restart-alloc"' in page
+        answer = browser.post(f"/ui/allocations/{alloc_id}/restart",
+                              headers={"HX-Request": "true", "X-CSRF-Token": csrf_of(page)})
+        assert "restarting on a1" in answer.text, answer.text
+        refused = browser.post(f"/ui/allocations/{alloc_id}/restart")  # no CSRF token
+        assert refused.status_code == 403
+    wait_for(lambda: logs(fed, alloc_id).count("started") == 2, 20, "a second start")
