@@ -56,6 +56,38 @@ def test_the_client_span_continues_on_the_server_and_the_raft_commit(tmp_path: P
         master.stop()
 
 
+def test_each_sdk_call_is_a_client_span_between_the_caller_and_the_server(
+        tmp_path: Path) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    http_port, raft_port = free_ports(2)
+    master = Master(ServerConfig(id="t1", data_dir=str(tmp_path), http=f"127.0.0.1:{http_port}",
+                                 raft=f"127.0.0.1:{raft_port}", secret=SECRET),
+                    tracer_provider=provider)
+    master.start()
+    try:
+        wait_for(lambda: master.raft.is_leader(), 10, "leadership")
+        tracer = provider.get_tracer("deploy-tool")
+        with Client(f"http://127.0.0.1:{http_port}", tracer_provider=provider) as client:
+            with tracer.start_as_current_span("deploy") as caller:
+                client.list_jobs()
+        trace_id = caller.get_span_context().trace_id
+        mine = wait_for(lambda: [s for s in exporter.get_finished_spans()
+                                 if s.context.trace_id == trace_id
+                                 and s.kind.name == "SERVER"]
+                        and [s for s in exporter.get_finished_spans()
+                             if s.context.trace_id == trace_id], 5, "the server span")
+        (call,) = [s for s in mine if s.kind.name == "CLIENT"]
+        assert call.name == "GET /v1/jobs"
+        assert call.parent.span_id == caller.get_span_context().span_id
+        assert call.attributes["http.response.status_code"] == 200
+        server = next(s for s in mine if s.kind.name == "SERVER")
+        assert server.parent.span_id == call.context.span_id
+    finally:
+        master.stop()
+
+
 class Collector:
     """An OTLP/HTTP trace receiver on loopback: what the exporters of real processes send."""
 
