@@ -306,9 +306,9 @@ class TaskRunner:
                               or self._unhealthy is not None or self._restart_requested)
                 # A SIGTERM that reaches the executor before it handles SIGTERM kills it
                 # without a record (the task reported lost): wait until it says it runs.
-                ready = (drivers.read_executor(self.run_dir) is not None
-                         or time.monotonic() - watching_since > EXECUTOR_READY_SECONDS)
-                if wants_stop and stop_sent_at is None and ready:
+                if wants_stop and stop_sent_at is None and (
+                        drivers.read_executor(self.run_dir) is not None
+                        or time.monotonic() - watching_since > EXECUTOR_READY_SECONDS):
                     drivers.request_stop(run)
                     stop_sent_at = time.monotonic()
                 if stop_sent_at is not None and (
