@@ -55,6 +55,10 @@ def test_a_service_failing_its_check_is_replaced_ever_more_slowly_and_is_degrade
     assert gaps[2] - gaps[0] > 2.0, gaps
     streaks = [a.get("failure_streak", 0) for a in fed.allocs("ailing")][:4]
     assert streaks == [0, 1, 2, 3]
+    # Stopped for the failed check, even at once after starting: failed, never lost.
+    for failed in fed.allocs("ailing")[:3]:
+        assert failed["client_status"] == "failed", failed
+        assert "unhealthy" in failed["message"]
     assert statuses == {"degraded"}, statuses
 
     shown = cli(fed, "job", "status", "ailing")
