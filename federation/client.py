@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TypedDict, cast
 from urllib.parse import quote
 
 import httpx
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
 
 from federation import __version__
 from federation.errors import FederationError, ValidationError, error_from_body
 from federation.transport import (
     CLUSTER_URL,
     EFFORT,
+    POLICY,
     Effort,
     FailoverTransport,
     RetryPolicy,
@@ -164,8 +166,13 @@ class Client:
         transport: httpx.BaseTransport | None = None,
         cacert: str | None = None,
         namespace: str | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
     ) -> None:
         self._namespace = namespace
+        # Each call is a CLIENT span (a no-op unless a tracer provider is installed or
+        # given), and its context is what the server's spans continue.
+        self._tracer = trace.get_tracer("federation.client", __version__,
+                                        tracer_provider=tracer_provider)
         if not split_addresses(addresses):
             raise ValidationError("no server address given", field="addresses")
         if max_attempts < 1:
@@ -326,6 +333,20 @@ class Client:
         path = self._ns_path(f"/v1/jobs/{_seg(job_id)}/scale", namespace)
         return cast(dict[str, Any], self._write("POST", path, body, idempotency_key))
 
+    def job_versions(self, job_id: str, *, consistent: bool = False,
+                     namespace: str | None = None) -> list[dict[str, Any]]:
+        """The job's kept versions, the current one first."""
+        body = self._get(f"/v1/jobs/{_seg(job_id)}/versions", params=self._ns(namespace),
+                         consistent=consistent)
+        return list(cast(dict[str, Any], body)["versions"])
+
+    def revert_job(self, job_id: str, version: int, *, idempotency_key: str | None = None,
+                   namespace: str | None = None) -> dict[str, Any]:
+        """Submit kept version ``version`` of the job again, as a new version."""
+        path = self._ns_path(f"/v1/jobs/{_seg(job_id)}/revert", namespace)
+        return cast(dict[str, Any], self._write("POST", path, {"version": version},
+                                                idempotency_key))
+
     # -- allocations --
 
     def list_allocations(
@@ -350,6 +371,66 @@ class Client:
         """Stop one allocation; the scheduler places a replacement if its job wants one."""
         path = f"/v1/allocations/{_seg(alloc_id)}/stop"
         return cast(dict[str, Any], self._write("POST", path, {}, idempotency_key))
+
+    def job_logs(self, job_id: str, *, group: str | None = None, stderr: bool = False,
+                 tail: int | None = None, namespace: str | None = None) -> str:
+        """Every current copy's output, each line prefixed with its short allocation id."""
+        params = {"stream": "stderr" if stderr else "stdout", **self._ns(namespace)}
+        if group is not None:
+            params["group"] = group
+        if tail is not None:
+            params["tail"] = str(tail)
+        return str(self._get(f"/v1/jobs/{_seg(job_id)}/logs", params=params) or "")
+
+    def restart_allocation(self, alloc_id: str) -> dict[str, Any]:
+        """Restart the task in place on its node (no restart attempt used)."""
+        return cast(dict[str, Any], self._write(
+            "POST", f"/v1/allocations/{_seg(alloc_id)}/restart", {}, None))
+
+    def signal_allocation(self, alloc_id: str, signal: str) -> dict[str, Any]:
+        """Send a named signal (``SIGHUP``, ``SIGUSR1``, ...) to the task."""
+        return cast(dict[str, Any], self._write(
+            "POST", f"/v1/allocations/{_seg(alloc_id)}/signal", {"signal": signal}, None))
+
+    def exec_allocation(self, alloc_id: str, command: Sequence[str], timeout: float = 60.0
+                        ) -> Iterator[dict[str, Any]]:
+        """Run ``command`` where the task runs (not interactive), yielding its output frames
+        (``{"stdout": ...}``, ``{"stderr": ...}``) and last ``{"exit_code": n}``. Tried on
+        each server in turn until one answers; never again once output began."""
+        path = f"/v1/allocations/{_seg(alloc_id)}/exec"
+        body = json.dumps({"command": list(command), "timeout": timeout}).encode()
+        # The failover transport tries the servers until one answers (it retries only before
+        # an answer, so never once output began); the call's bounds cover the command's run.
+        bounds = self._failover.policy
+        policy = RetryPolicy(max_attempts=bounds.max_attempts,
+                             deadline=bounds.deadline + timeout + 60.0,
+                             backoff=bounds.backoff, max_backoff=bounds.max_backoff)
+        with self._tracer.start_as_current_span(
+                f"POST {path}", kind=SpanKind.CLIENT,
+                attributes={"http.request.method": "POST", "url.path": path}) as span:
+            headers = {"Content-Type": "application/json"}
+            propagate.inject(headers)
+            try:
+                with self._http.stream(
+                        "POST", path, content=body, headers=headers,
+                        timeout=httpx.Timeout(self._timeout, read=timeout + 60.0),
+                        extensions={POLICY: policy}) as response:
+                    span.set_attribute("http.response.status_code", response.status_code)
+                    if response.status_code != 200:
+                        response.read()
+                        try:
+                            payload = response.json()
+                        except ValueError:
+                            payload = None
+                        raise error_from_body(response.status_code, payload)
+                    for line in response.iter_lines():
+                        if line.strip():
+                            yield dict(json.loads(line))
+            except ServersUnreachable as exc:
+                raise Unreachable(f"no server ran the command: {exc}",
+                                  tried=list(exc.effort.tried)) from exc.last
+            except httpx.TransportError as exc:
+                raise Unreachable(f"the command's output was cut: {_describe(exc)}") from exc
 
     # -- events --
 
@@ -521,9 +602,22 @@ class Client:
         json_body: Any = None,
         headers: Mapping[str, str] | None = None,
     ) -> Any:
+        with self._tracer.start_as_current_span(
+                f"{method} {path}", kind=SpanKind.CLIENT,
+                attributes={"http.request.method": method, "url.path": path}):
+            return self._traced_call(method, path, params, json_body, headers)
+
+    def _traced_call(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        json_body: Any,
+        headers: Mapping[str, str] | None,
+    ) -> Any:
         request_headers: dict[str, str] = dict(headers or {})
-        # The caller's trace context travels with every attempt, so the server's span is a
-        # child of the caller's current span.
+        # The attempt's span (a child of the caller's current span) travels as
+        # ``traceparent``, so the server's spans are its children.
         propagate.inject(request_headers)
         content = None
         if json_body is not None:
@@ -543,12 +637,19 @@ class Client:
             ) from exc
         except httpx.HTTPError as exc:
             raise Unreachable(f"{self.addresses[0]}: {_describe(exc)}") from exc
+        # An error answer raises from _result: the span records it and is marked an error.
+        span = trace.get_current_span()
+        span.set_attribute("http.response.status_code", response.status_code)
+        span.set_attribute("server.address", str(response.request.url.copy_with(
+            path="/", query=None)).rstrip("/"))
         return self._result(response)
 
     def _result(self, response: httpx.Response) -> Any:
         if response.is_success:
             if not response.content:
                 return None
+            if response.headers.get("content-type", "").startswith("text/plain"):
+                return response.text
             try:
                 return response.json()
             except ValueError as exc:

@@ -26,12 +26,14 @@ from federation.errors import ValidationError
 
 # Fine capabilities within a namespace. ``deny`` takes every capability away there.
 NAMESPACE_CAPABILITIES = (
-    "list-jobs", "read-job", "submit-job", "read-logs", "scale", "alloc-lifecycle", "deny")
+    "list-jobs", "read-job", "submit-job", "read-logs", "scale", "alloc-lifecycle",
+    "alloc-exec", "deny")
 # What the coarse namespace policies expand to (Nomad's split: reading logs is a write-level
 # right, since task output often holds more than the job spec does).
 NAMESPACE_POLICIES: dict[str, tuple[str, ...]] = {
     "read": ("list-jobs", "read-job"),
-    "write": ("list-jobs", "read-job", "submit-job", "read-logs", "scale", "alloc-lifecycle"),
+    "write": ("list-jobs", "read-job", "submit-job", "read-logs", "scale", "alloc-lifecycle",
+              "alloc-exec"),
     "deny": ("deny",),
 }
 AREAS = ("node", "pool", "queue", "operator")

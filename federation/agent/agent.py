@@ -170,7 +170,7 @@ class Agent:
             tls_context = tls.server_context(config.tls_cert, config.tls_key, config.tls_ca,
                                              config.tls_require_client_cert)
         self.log_server = LogServer(config.http_bind, self._alloc_logs, self._key,
-                                    tls_context=tls_context)
+                                    tls_context=tls_context, runner_of=self._runner_of)
 
     # -- identity ------------------------------------------------------------------------
     def _key(self) -> str | None:
@@ -458,6 +458,10 @@ class Agent:
                 self.finished.add(alloc_id)
                 continue
             self._start_runner(alloc, runner_state)
+
+    def _runner_of(self, alloc_id: str) -> TaskRunner | None:
+        with self._lock:
+            return self.runners.get(alloc_id)
 
     def _alloc_logs(self, alloc_id: str) -> tuple[Path, Any] | None:
         try:

@@ -2,12 +2,15 @@
 
 Segments are ``<stream>.<offset>.log`` (see the executor): a read at a stream offset finds the
 segment that holds it; an offset older than the oldest kept segment starts at that segment.
-The endpoint serves ``GET /v1/allocations/{id}/logs?stream=&offset=&follow=`` to servers
-only (signed requests, see ``federation.agent.signing``); users read logs through a server.
+The endpoint serves ``GET /v1/allocations/{id}/logs?stream=&offset=&follow=`` and the
+task controls ``POST /v1/allocations/{id}/restart``, ``.../signal?signal=`` and
+``.../exec?command=&timeout=`` (``federation.agent.control``) to servers only (signed
+requests, see ``federation.agent.signing``); users reach them through a server.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -18,8 +21,10 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from federation.agent import control
 from federation.agent.signing import DATE_HEADER, SIGNATURE_HEADER, verify
 
 log = logging.getLogger("federation.agent")
@@ -103,7 +108,8 @@ class LogServer:
     def __init__(self, bind: str, alloc_logs: Callable[[str], tuple[Path, Callable[[], bool]]
                                                           | None],
                  key: Callable[[], str | None],
-                 tls_context: ssl.SSLContext | None = None) -> None:
+                 tls_context: ssl.SSLContext | None = None,
+                 runner_of: Callable[[str], Any] | None = None) -> None:
         host, _, port = bind.rpartition(":")
         outer = self
 
@@ -116,7 +122,11 @@ class LogServer:
             def do_GET(self) -> None:  # noqa: N802 - the http.server naming
                 outer.handle(self)
 
+            def do_POST(self) -> None:  # noqa: N802 - the http.server naming
+                outer.handle_control(self)
+
         self.alloc_logs = alloc_logs
+        self.runner_of = runner_of or (lambda alloc_id: None)
         self.key = key
         self.server = ThreadingHTTPServer((host or "127.0.0.1", int(port or 0)), Handler)
         self.server.daemon_threads = True
@@ -147,6 +157,58 @@ class LogServer:
         handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()
         handler.wfile.write(body)
+
+    def handle_control(self, handler: BaseHTTPRequestHandler) -> None:
+        """``POST /v1/allocations/{id}/restart|signal|exec``, signed like every request;
+        parameters in the (signed) query string, never in a body."""
+        key = self.key()
+        if key is None or not verify(key, "POST", handler.path, handler.headers.get(DATE_HEADER),
+                                     handler.headers.get(SIGNATURE_HEADER)):
+            self._reply(handler, 403, "requests to an agent must be signed by a server")
+            return
+        parts = urlsplit(handler.path)
+        pieces = parts.path.strip("/").split("/")
+        if len(pieces) != 4 or pieces[:2] != ["v1", "allocations"] or \
+                pieces[3] not in ("restart", "signal", "exec"):
+            self._reply(handler, 404, "no such path")
+            return
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        runner = self.runner_of(unquote(pieces[2]))
+        try:
+            if pieces[3] == "restart":
+                control.restart(runner)
+                self._reply_json(handler, 200, {"restarted": True})
+            elif pieces[3] == "signal":
+                name = control.signal_name(query.get("signal"))
+                control.send_signal(runner, name)
+                self._reply_json(handler, 200, {"signal": name})
+            else:
+                command = control.exec_command(query.get("command"))
+                timeout = control.exec_timeout(query.get("timeout"))
+                frames = control.run_in_task(runner, command, timeout)
+                first = next(frames)  # refusals (not running) raise before any output
+                handler.send_response(200)
+                handler.send_header("Content-Type", "application/x-ndjson")
+                handler.end_headers()
+                try:
+                    handler.wfile.write(first)
+                    handler.wfile.flush()
+                    for frame in frames:
+                        handler.wfile.write(frame)
+                        handler.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    frames.close()  # the caller left: the command is killed
+        except control.ControlError as exc:
+            self._reply_json(handler, exc.status, {"error": exc.message, "field": exc.field})
+
+    def _reply_json(self, handler: BaseHTTPRequestHandler, status: int,
+                    body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
 
     def handle(self, handler: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(handler.path)

@@ -31,6 +31,7 @@ log = logging.getLogger("federation.agent")
 # ``stopped``: stopped on request (job stop, replacement, drain, lost node); never a success.
 TERMINAL_PHASES = ("complete", "failed", "lost", "stopped")
 STOP_GRACE_SECONDS = 5.0
+EXECUTOR_READY_SECONDS = 10.0  # how long a stop waits for a starting executor
 
 
 def _duration(value: Any, default: float) -> float:
@@ -75,6 +76,7 @@ class TaskRunner:
         self._lock = threading.Lock()
         self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._unhealthy: str | None = None
+        self._restart_requested = False
         self.thread = threading.Thread(target=self._loop, name=f"alloc-{self.id[:12]}",
                                        daemon=True)
 
@@ -106,6 +108,29 @@ class TaskRunner:
 
     def status_update(self) -> dict[str, Any]:
         return client_update(self.id, self.state)
+
+    def request_restart(self) -> None:
+        """Stop the running task and start it again at once (a user's restart: it uses no
+        attempt of the restart policy)."""
+        with self._lock:
+            self._restart_requested = True
+        self._poke()
+
+    def driver(self) -> str:
+        return self._driver()
+
+    def exec_environment(self, command: list[str]
+                         ) -> tuple[list[str], str, dict[str, str], dict[str, Any]]:
+        """``(argv, cwd, env, identity)`` to run ``command`` where the task runs: in its
+        container (docker), or with its working directory, environment and user (exec)."""
+        ports = dict(self.state.get("ports") or {})
+        if self._driver() == "docker":
+            env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATION_")}
+            return (["docker", "--host", self.agent.docker_host, "exec",
+                     drivers.container_name(self.id), *command], str(self.local_dir), env, {})
+        env = self.agent.task_env(self.alloc, ports, self.base)
+        identity = self.agent.task_identity(self.alloc.get("task") or {}, self.local_dir)
+        return command, str(self.local_dir), env, identity
 
     # -- internals -----------------------------------------------------------------------
     def _poke(self) -> None:
@@ -274,10 +299,16 @@ class TaskRunner:
         next_check = started + (health.grace_s if health else 0.0)
         failures = 0
         stop_sent_at: float | None = None
+        watching_since = time.monotonic()
         try:
             while pidfd is not None:
-                wants_stop = bool(self.state.get("stop_requested")) or self._unhealthy is not None
-                if wants_stop and stop_sent_at is None:
+                wants_stop = (bool(self.state.get("stop_requested"))
+                              or self._unhealthy is not None or self._restart_requested)
+                # A SIGTERM that reaches the executor before it handles SIGTERM kills it
+                # without a record (the task reported lost): wait until it says it runs.
+                if wants_stop and stop_sent_at is None and (
+                        drivers.read_executor(self.run_dir) is not None
+                        or time.monotonic() - watching_since > EXECUTOR_READY_SECONDS):
                     drivers.request_stop(run)
                     stop_sent_at = time.monotonic()
                 if stop_sent_at is not None and (
@@ -286,6 +317,8 @@ class TaskRunner:
                 timeout = 3600.0
                 if stop_sent_at is not None:
                     timeout = 0.5
+                elif wants_stop:
+                    timeout = 0.05  # the executor is starting: look again shortly
                 elif health is not None:
                     timeout = max(0.0, next_check - time.time())
                 if pidfd in self._wait(timeout, [pidfd]):
@@ -334,6 +367,13 @@ class TaskRunner:
                           finished_at=time.time(), message=message)
                 return
             self._finish_stopped(outcome)
+            return
+        if self._restart_requested:
+            with self._lock:
+                self._restart_requested = False
+            self._set(phase="restarting", exit_code=exit_code, signal=signum,
+                      restart_at=time.time(), healthy=None,
+                      message="restarting on request")
             return
         if batch and exit_code == 0:
             self._set(phase="complete", exit_code=0, signal=None, finished_at=time.time(),

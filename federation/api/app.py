@@ -14,8 +14,10 @@ from federation.acl.authorizer import Need
 from federation.api import (
     routes_acl,
     routes_agent,
+    routes_alloc_control,
     routes_cluster,
     routes_events,
+    routes_job_logs,
     routes_jobs,
     routes_members,
     routes_nodes,
@@ -61,6 +63,8 @@ def create_app(master: Any) -> FastAPI:
     app.include_router(routes_pools.router)
     app.include_router(routes_members.router)
     app.include_router(routes_agent.router)
+    app.include_router(routes_alloc_control.router)
+    app.include_router(routes_job_logs.router)
     app.include_router(routes_acl.router)
     kube_routes.install(app)
     app.include_router(routes_events.router)

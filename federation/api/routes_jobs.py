@@ -20,7 +20,7 @@ from federation.api.kube.manifests import (
 from federation.api.kube.objects import iso
 from federation.api.offload import json_off_loop
 from federation.api.pages import LimitQuery, NextQuery, decode_token, page
-from federation.api.views import alloc_view, job_view
+from federation.api.views import alloc_view, job_view, versions_view
 from federation.errors import NotFound, ValidationError
 from federation.scheduler.service import preview
 from federation.specs.job import JobSpec, validate_job
@@ -195,6 +195,45 @@ async def stop_job(request: Request, job_id: str,
         {"type": "job.deregister", "id": command_id(request, f"stop:{key}"), "job_id": key})
     return {"id": job_id, "namespace": ns, "version": value["version"],
             "index": value["index"], "changed": value["changed"]}
+
+
+@router.get("/v1/jobs/{job_id}/versions", tags=["jobs"], dependencies=[Depends(require(READ))])
+async def job_versions_route(request: Request, job_id: str, consistent: bool = False,
+                             namespace: str | None = NamespaceQuery) -> dict[str, Any]:
+    """The job's kept versions, the current one first: each with its spec, when it was
+    submitted, whether it was stopped, and the fields it changed from the one before."""
+    ns = write_scope(namespace)
+    await before_read(request, consistent)
+    job = master(request).machine.jobs.get(job_key(ns, job_id))
+    if job is None:
+        raise NotFound(f"no job {job_id!r} in namespace {ns!r}")
+    check(request, READ, namespace=record_namespace(job))
+    return {"id": job_id, "namespace": ns, "versions": versions_view(job)}
+
+
+@router.post("/v1/jobs/{job_id}/revert", tags=["jobs"], dependencies=[Depends(require(SUBMIT))])
+async def revert_job(request: Request, job_id: str,
+                     namespace: str | None = NamespaceQuery) -> dict[str, Any]:
+    """Submit a kept earlier version again: ``{"version": N}``. A new version whose spec is
+    version N's (the versions between are kept in the history)."""
+    body = await document(request)
+    if not isinstance(body, dict) or set(body) - {"version"} or "version" not in body:
+        raise ValidationError('the body is {"version": N}', field="version")
+    version = body["version"]
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValidationError("version must be a whole number, at least 1", field="version")
+    m = master(request)
+    ns = write_scope(namespace)
+    key = job_key(ns, job_id)
+    job = m.machine.jobs.get(key)
+    if job is None:
+        raise NotFound(f"no job {job_id!r} in namespace {ns!r}")
+    check(request, SUBMIT, namespace=record_namespace(job))
+    value = await m.commit({"type": "job.revert", "id": command_id(request, f"revert:{key}"),
+                            "job_id": key, "version": version})
+    return {"id": job_id, "namespace": ns, "version": value["version"],
+            "reverted_to": value["reverted_to"], "changed": value["changed"],
+            "index": value["index"]}
 
 
 def scaled_spec(spec: dict[str, Any], group: str, count: Any) -> dict[str, Any]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from federation.model import MILLI_PER_GPU
+from federation.scheduler.backoff import waiting
+from federation.specs.diff import changed_fields
 from federation.specs.namespace import split_key, to_external
-from federation.state.machine import StateMachine
+from federation.state.machine import StateMachine, job_versions
 
 _HIDDEN_NODE_FIELDS = ("token_hash",)
 
@@ -57,9 +59,27 @@ def job_view(machine: StateMachine, job: dict[str, Any]) -> dict[str, Any]:
         "status": machine.job_status(job),
         "stopped": job["stopped"],
         "allocations": machine.allocation_counts(job["id"]),
+        "replacements": waiting(job["spec"]["groups"], [
+            a for a in (machine.allocations.get(i)
+                        for i in list(machine.alloc_ids_by_job.get(job["id"], ())))
+            if a is not None and a["client_status"] == "failed"]),
         "unplaced": job.get("unplaced") or {},
         "parent": split_key(job["parent"])[1] if job.get("parent") else None,
         "submit_time": job["submit_time"],
         "create_index": job["create_index"],
         "modify_index": job["modify_index"],
     }
+
+
+def versions_view(job: dict[str, Any]) -> list[dict[str, Any]]:
+    """A job's kept versions as users see them (specs in their external form)."""
+    versions = job_versions(job)
+    out = []
+    for i, entry in enumerate(versions):
+        older = versions[i + 1]["spec"] if i + 1 < len(versions) else None
+        out.append({
+            "version": entry["version"], "current": i == 0, "stopped": entry["stopped"],
+            "submit_time": entry["submit_time"], "spec": to_external(entry["spec"]),
+            "changes": changed_fields(to_external(older), to_external(entry["spec"]))
+            if older is not None else []})
+    return out

@@ -26,8 +26,10 @@ master builds the settings from the environment when a server starts):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -144,6 +146,24 @@ class UnderClock:
         return dict(self._since)
 
 
+class _TickSpan:
+    """The ``autoscaler.tick`` span, started (back-dated to the tick's start) only when the
+    tick first does something, and made current until the tick ends."""
+
+    def __init__(self, tracer: trace.Tracer, stack: contextlib.ExitStack) -> None:
+        self._tracer = tracer
+        self._stack = stack
+        self._started_ns = time.time_ns()
+        self.opened = False
+
+    def open(self) -> None:
+        if self.opened:
+            return
+        self.opened = True
+        span = self._tracer.start_span("autoscaler.tick", start_time=self._started_ns)
+        self._stack.enter_context(trace.use_span(span, end_on_exit=True))
+
+
 class Executor:
     """Runs on the leader only. ``tick()`` is one observe-plan-act round."""
 
@@ -161,6 +181,7 @@ class Executor:
     ) -> None:
         self.context = context
         self.tracer = tracer or trace.get_tracer("federation.autoscaler")
+        self._tick: _TickSpan | None = None
         self.settings = settings or ExecutorSettings()
         self._providers: dict[str, Provider] = dict(providers or {})
         self._bootstrap = bootstrap or default_bootstrap(None)
@@ -193,64 +214,79 @@ class Executor:
             stop.wait(self.settings.interval)
 
     def tick(self) -> TickReport:
+        """One pass. Its ``autoscaler.tick`` span is opened only once the tick does
+        something (a provider call, a commit, a decision): an idle tick leaves no trace."""
         report = TickReport()
         now = self.context.now()
-        with self.tracer.start_as_current_span("autoscaler.tick"):
-            self._resume(report)
-            machine = self.machine()
-            specs = self._specs(machine)
-            idle = self.idle.update(machine, now)
-            under = self.under.update(under_threshold(machine, specs.values()), now)
-            states = []
-            for spec in list(specs.values()):
-                try:
-                    catalog = self._catalog(spec, now)
-                    if catalog is not None:
-                        states.append(pool_state(machine, spec, catalog, idle))
-                except Exception as exc:  # noqa: BLE001 - one pool's failure is its own
-                    self._set_aside(spec, "reading", exc)
-                    del specs[spec.name]
-            wanted = demand(machine)
-            decision = decide(wanted, states, now=now, occupancy=occupancy(machine, under))
-            result = decision.plan
-            report.plan = result
-            for up in result.scale_up:
-                try:
-                    self._scale_up(specs[up.pool], up, report)
-                except FederationError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - one pool's failure is its own
-                    self._set_aside(specs[up.pool], "scaling up", exc)
-            for down in result.scale_down:
-                try:
-                    self._scale_down(specs[down.pool], down, report)
-                except FederationError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - one pool's failure is its own
-                    self._set_aside(specs[down.pool], "scaling down", exc)
-            for kept in decision.blocked:
-                self._note(f"keep:{kept.node_id}", "keep", kept.pool, kept.reason, 0.0,
-                           self._dry(specs[kept.pool]), report)
-            for item in result.unplaceable:
-                self._note(
-                    f"unplaceable:{item.task_id}",
-                    "unplaceable",
-                    "",
-                    f"{item.count} task(s) of {item.task_id}: {item.reason}",
-                    0.0,
-                    False,
-                    report,
-                )
-            if now - self._last_reconcile >= self.settings.reconcile_every:
-                self._last_reconcile = now
-                for spec in specs.values():
-                    try:
-                        self._reconcile(spec, now, report)
-                    except FederationError:
-                        raise
-                    except Exception as exc:  # noqa: BLE001 - one pool's failure is its own
-                        self._set_aside(spec, "reconciling", exc)
+        with contextlib.ExitStack() as stack:
+            self._tick = _TickSpan(self.tracer, stack)
+            try:
+                self._tick_body(report, now)
+            finally:
+                self._tick = None
         return report
+
+    def _span(self, name: str) -> Any:
+        """A span of this tick's work, the tick's own span opened first if it is not yet."""
+        if self._tick is not None:
+            self._tick.open()
+        return self.tracer.start_as_current_span(name)
+
+    def _tick_body(self, report: TickReport, now: float) -> None:
+        self._resume(report)
+        machine = self.machine()
+        specs = self._specs(machine)
+        idle = self.idle.update(machine, now)
+        under = self.under.update(under_threshold(machine, specs.values()), now)
+        states = []
+        for spec in list(specs.values()):
+            try:
+                catalog = self._catalog(spec, now)
+                if catalog is not None:
+                    states.append(pool_state(machine, spec, catalog, idle))
+            except Exception as exc:  # noqa: BLE001 - one pool's failure is its own
+                self._set_aside(spec, "reading", exc)
+                del specs[spec.name]
+        wanted = demand(machine)
+        decision = decide(wanted, states, now=now, occupancy=occupancy(machine, under))
+        result = decision.plan
+        report.plan = result
+        for up in result.scale_up:
+            try:
+                self._scale_up(specs[up.pool], up, report)
+            except FederationError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one pool's failure is its own
+                self._set_aside(specs[up.pool], "scaling up", exc)
+        for down in result.scale_down:
+            try:
+                self._scale_down(specs[down.pool], down, report)
+            except FederationError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one pool's failure is its own
+                self._set_aside(specs[down.pool], "scaling down", exc)
+        for kept in decision.blocked:
+            self._note(f"keep:{kept.node_id}", "keep", kept.pool, kept.reason, 0.0,
+                       self._dry(specs[kept.pool]), report)
+        for item in result.unplaceable:
+            self._note(
+                f"unplaceable:{item.task_id}",
+                "unplaceable",
+                "",
+                f"{item.count} task(s) of {item.task_id}: {item.reason}",
+                0.0,
+                False,
+                report,
+            )
+        if now - self._last_reconcile >= self.settings.reconcile_every:
+            self._last_reconcile = now
+            for spec in specs.values():
+                try:
+                    self._reconcile(spec, now, report)
+                except FederationError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - one pool's failure is its own
+                    self._set_aside(spec, "reconciling", exc)
 
     def _set_aside(self, spec: PoolSpec, stage: str, exc: Exception) -> None:
         """A pool whose handling raised: note it in the activity log, log it, go on."""
@@ -285,7 +321,7 @@ class Executor:
         hit = self._catalogs.get(key)
         if hit is None or now - hit[0] > self.settings.catalog_ttl:
             try:
-                with self.tracer.start_as_current_span("provider.catalog") as span:
+                with self._span("provider.catalog") as span:
                     span.set_attribute("federation.pool", spec.name)
                     span.set_attribute("federation.provider", spec.provider)
                     types = tuple(self.provider(spec.provider).catalog(spec))
@@ -309,6 +345,8 @@ class Executor:
     # -- committing ------------------------------------------------------------------------
     def _commit(self, command: dict[str, Any]) -> dict[str, Any] | None:
         """Commit; the value, or None when the state machine rejected the command."""
+        if self._tick is not None:
+            self._tick.open()  # a commit is work: the tick's span holds its raft.commit
         result = self.context.commit_sync(command)
         if not result.get("ok"):
             log.warning("autoscaler command %s rejected: %s", command["type"], result.get("error"))
@@ -355,7 +393,7 @@ class Executor:
 
     # -- scale up --------------------------------------------------------------------------
     def _scale_up(self, spec: PoolSpec, up: ScaleUp, report: TickReport) -> None:
-        with self.tracer.start_as_current_span("autoscaler.scale_up") as span:
+        with self._span("autoscaler.scale_up") as span:
             span.set_attribute("federation.pool", up.pool)
             span.set_attribute("federation.instance_type", up.instance_type)
             span.set_attribute("federation.count", up.count)
@@ -408,7 +446,7 @@ class Executor:
                     spec = parse_pool(pool["spec"])
                 except FederationError:
                     spec = None
-            with self.tracer.start_as_current_span("autoscaler.resume") as span:
+            with self._span("autoscaler.resume") as span:
                 span.set_attribute("federation.token", record["token"])
                 span.set_attribute("federation.kind", record["kind"])
                 if record["kind"] == "launch":
@@ -433,7 +471,7 @@ class Executor:
     def _scale_down(self, spec: PoolSpec, down: ScaleDown, report: TickReport) -> None:
         """Drain the node; terminate it if nothing runs there, else record the drain so a
         later tick terminates it once its services have moved and its batch work ended."""
-        with self.tracer.start_as_current_span("autoscaler.scale_down") as span:
+        with self._span("autoscaler.scale_down") as span:
             span.set_attribute("federation.pool", down.pool)
             span.set_attribute("federation.node", down.node_id)
             span.set_attribute("federation.reason", down.reason)
@@ -517,10 +555,10 @@ class Executor:
 
     # -- reconcile -------------------------------------------------------------------------
     def _reconcile(self, spec: PoolSpec, now: float, report: TickReport) -> None:
-        with self.tracer.start_as_current_span("autoscaler.reconcile") as span:
+        with self._span("autoscaler.reconcile") as span:
             span.set_attribute("federation.pool", spec.name)
             try:
-                with self.tracer.start_as_current_span("provider.list_instances") as call:
+                with self._span("provider.list_instances") as call:
                     call.set_attribute("federation.pool", spec.name)
                     call.set_attribute("federation.provider", spec.provider)
                     listed = self.provider(spec.provider).list_instances(spec)

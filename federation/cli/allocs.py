@@ -167,6 +167,84 @@ def stop(
         print_line(f"Allocation {short_id(alloc_id)} was already stopping or stopped.")
 
 
+@alloc_app.command("restart")
+def restart(
+    ctx: typer.Context,
+    alloc_ref: Annotated[str, typer.Argument(
+        metavar="ALLOC", help="Allocation id, unique prefix or short id.")],
+    output: OutputOption = None,
+) -> None:
+    """Restart a running task in place, on its node (stopped, then started again at once;
+    no attempt of its restart policy is used). `alloc stop` instead replaces it."""
+    with session(ctx) as client:
+        alloc_id = resolve_alloc(client, alloc_ref)
+        result = client.restart_allocation(alloc_id)
+    if output_format(ctx, output) is Output.json:
+        print_json(result)
+    else:
+        print_line(f"Allocation {short_id(alloc_id)} restarting on {result.get('node')}.")
+
+
+@alloc_app.command("signal")
+def signal_task(
+    ctx: typer.Context,
+    alloc_ref: Annotated[str, typer.Argument(
+        metavar="ALLOC", help="Allocation id, unique prefix or short id.")],
+    signal_name: Annotated[str, typer.Argument(
+        metavar="SIGNAL", help="SIGHUP, SIGUSR1, SIGUSR2, SIGTERM, ... (HUP is SIGHUP).")],
+    output: OutputOption = None,
+) -> None:
+    """Send a signal to a running task (its process group, or its container)."""
+    with session(ctx) as client:
+        alloc_id = resolve_alloc(client, alloc_ref)
+        result = client.signal_allocation(alloc_id, signal_name)
+    if output_format(ctx, output) is Output.json:
+        print_json(result)
+    else:
+        print_line(f"Sent {result.get('signal')} to allocation {short_id(alloc_id)}.")
+
+
+@alloc_app.command("exec", context_settings={"allow_interspersed_args": False})
+def exec_in(
+    ctx: typer.Context,
+    alloc_ref: Annotated[str, typer.Argument(
+        metavar="ALLOC", help="Allocation id, unique prefix or short id.")],
+    command: Annotated[list[str], typer.Argument(
+        metavar="COMMAND...", help="The command and its arguments (after --).")],
+    timeout: Annotated[float, typer.Option(
+        "--exec-timeout", min=0.1, max=3600, help="Kill the command after this many seconds."
+    )] = 60.0,
+) -> None:
+    """Run a command where the task runs and print its output (not interactive: no stdin,
+    no terminal). exec driver: the task's directory, environment and user; docker driver:
+    docker exec in its container. Exits with the command's exit code."""
+    import base64
+
+    if command and command[0] == "--":  # `alloc exec ALLOC -- CMD ...`
+        command = command[1:]
+    if not command:
+        fail("give the command to run after the allocation (federation alloc exec ALLOC -- "
+             "CMD ...)")
+    code = 1
+    with session(ctx) as client:
+        alloc_id = resolve_alloc(client, alloc_ref)
+        for frame in client.exec_allocation(alloc_id, command, timeout):
+            for stream, out in (("stdout", sys.stdout), ("stderr", sys.stderr)):
+                if stream in frame:
+                    out.write(str(frame[stream]))
+                    out.flush()
+                elif f"{stream}_b64" in frame:
+                    out.flush()
+                    out.buffer.write(base64.b64decode(str(frame[f"{stream}_b64"])))
+                    out.buffer.flush()
+            if "error" in frame:
+                print(f"Error: {frame['error']}", file=sys.stderr)
+            if "exit_code" in frame:
+                raw = frame["exit_code"]
+                code = 1 if not isinstance(raw, int) else 128 - raw if raw < 0 else raw
+    raise typer.Exit(code)
+
+
 @alloc_app.command("logs")
 def logs(
     ctx: typer.Context,

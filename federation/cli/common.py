@@ -23,6 +23,7 @@ from rich.table import Table
 
 from federation.client import DEFAULT_ADDRESS, Client
 from federation.errors import FederationError, Unauthorized
+from federation.tracing import configure_tracing
 
 EXIT_ERROR = 1
 
@@ -109,11 +110,26 @@ def describe_error(exc: FederationError) -> str:
     return f"{prefix}{exc.message} ({exc.code})"
 
 
+_TRACING: list[Any] = []  # the CLI's tracer provider, configured once per process
+
+
+def cli_tracing() -> Any:
+    """The CLI's tracer provider per ``OTEL_*`` (as ``federation server`` reads them), or
+    None when tracing is off: each API call is then a CLIENT span the server continues."""
+    if not _TRACING:
+        try:
+            _TRACING.append(configure_tracing("federation-cli"))
+        except ValueError as exc:
+            fail(str(exc))
+    return _TRACING[0]
+
+
 @contextmanager
 def session(ctx: typer.Context, namespace: str | None = None) -> Iterator[Client]:
     """A client for the cluster named by the global options, closed afterwards (its jobs in
     ``namespace`` when given, else in the global one)."""
     opts = settings(ctx)
+    provider = cli_tracing()
     try:
         with Client(
             opts.address,
@@ -131,6 +147,9 @@ def session(ctx: typer.Context, namespace: str | None = None) -> Iterator[Client
         fail(describe_error(exc))
     except FederationError as exc:
         fail(describe_error(exc))
+    finally:
+        if provider is not None:
+            provider.force_flush(5000)  # a CLI process is short: send its spans now
 
 
 # -- output --

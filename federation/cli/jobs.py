@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from federation.cli.allocs import ALLOC_COLUMNS, alloc_rows, node_names
+from federation.cli.allocs import ALLOC_COLUMNS, alloc_rows, node_names, short_id
 from federation.cli.common import (
     ConsistentOption,
     NamespaceOption,
@@ -228,10 +229,26 @@ def status(
         )
     unplaced: dict[str, Any] = dict(job).get("unplaced") or {}  # type: ignore[assignment]
     _print_unplaced(unplaced)
+    replacements: list[dict[str, Any]] = dict(job).get("replacements") or []  # type: ignore[assignment]
+    _print_replacements(replacements)
     if allocations:
         print_line("")
         print_table("Allocations", ALLOC_COLUMNS,
                     alloc_rows(allocations, names, fmt is Output.wide))
+
+
+def _print_replacements(waiting: list[dict[str, Any]]) -> None:
+    """Failed copies waiting out their reschedule delay (why a job is degraded)."""
+    if not waiting:
+        return
+    now = time.time()
+    print_line("")
+    print_table("Waiting to be replaced (reschedule delay, doubled per failure in a row)",
+                ("GROUP", "INDEX", "FAILED ALLOC", "DELAY", "REPLACED IN"),
+                [(w.get("group"), w.get("index"), short_id(w.get("alloc_id")),
+                  f"{float(w.get('delay') or 0):g}s",
+                  f"{max(0.0, float(w.get('replace_at') or now) - now):.0f}s")
+                 for w in waiting])
 
 
 def _print_unplaced(unplaced: dict[str, Any]) -> None:
@@ -313,6 +330,71 @@ def scale(
         return
     print_line(f'Job "{job_id}" group "{result.get("group")}" scaled to {count}: '
                f'version {result.get("version")}.')
+
+
+@job_app.command("history")
+def history(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(metavar="ID", help="Job id.")],
+    output: OutputOption = None,
+    consistent: ConsistentOption = False,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Show the job's kept versions (the last 10 besides the current one), newest first,
+    with the fields each changed."""
+    with session(ctx, namespace) as client:
+        versions = client.job_versions(job_id, consistent=consistent)
+    if output_format(ctx, output) is Output.json:
+        print_json(versions)
+        return
+    print_table(
+        f'Versions of job "{job_id}"', ("VERSION", "SUBMITTED", "STATE", "CHANGES"),
+        [(v.get("version"), timestamp(v.get("submit_time")),
+          ("current" if v.get("current") else "") + (" (stopped)" if v.get("stopped") else ""),
+          ", ".join(v.get("changes") or []) or "-")
+         for v in versions])
+
+
+@job_app.command("revert")
+def revert(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(metavar="ID", help="Job id.")],
+    version: Annotated[int, typer.Argument(
+        min=1, help="A kept version (see federation job history).")],
+    output: OutputOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Run a kept earlier version of the job again (a new version with its spec)."""
+    with session(ctx, namespace) as client:
+        result = client.revert_job(job_id, version)
+    if output_format(ctx, output) is Output.json:
+        print_json(result)
+        return
+    if not result.get("changed"):
+        print_line(f'Job "{job_id}" already runs the spec of version {version}: nothing '
+                   "changed.")
+        return
+    print_line(f'Job "{job_id}" reverted to the spec of version {version}: now version '
+               f'{result.get("version")}.')
+
+
+@job_app.command("logs")
+def logs(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(metavar="ID", help="Job id.")],
+    group: Annotated[str | None, typer.Option(
+        "--group", "-g", help="Only this task group's copies.")] = None,
+    stderr: Annotated[bool, typer.Option("--stderr", help="stderr instead of stdout.")] = False,
+    tail: Annotated[int | None, typer.Option(
+        "--tail", "-n", min=0, max=10_000, help="Only the last N lines of each copy.")] = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Print the output of every copy the job runs now, each line prefixed with the copy's
+    short allocation id (copies one after the other, not interleaved)."""
+    with session(ctx, namespace) as client:
+        text = client.job_logs(job_id, group=group, stderr=stderr, tail=tail)
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 @job_app.command("list")

@@ -247,6 +247,7 @@ def register(app: typer.Typer, *, providers: Mapping[str, Provider] | None = Non
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         try:
+            configure_tracing("federation-dev")  # the OTEL_* settings `server` honours
             master = Master(config)
             master.start()
         except (FederationError, ValueError) as exc:

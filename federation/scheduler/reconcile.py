@@ -5,10 +5,12 @@ must be placed, the allocations to stop (beyond ``count``, or of an older job ve
 rolling update), and the failed allocations that are replaced or have used up their
 attempts. Services always come back; a batch index that failed more than
 ``reschedule.attempts`` more times (its agent already restarted it ``restart.attempts`` times
-in place) stays failed and fails the job. Services on a draining node are migrated: a
-replacement is placed elsewhere first, and the old copy stops once the replacement runs.
-Batch work on a draining node may finish, unless the drain's deadline passed: then it is
-stopped there and placed again elsewhere.
+in place) stays failed and fails the job. A failed copy is replaced only once its
+reschedule delay passed (``federation.scheduler.backoff``: doubled per failure in a row,
+capped); until then its index is ``delayed``, with the time it is due. Services on a
+draining node are migrated: a replacement is placed elsewhere first, and the old copy stops
+once the replacement runs. Batch work on a draining node may finish, unless the drain's
+deadline passed: then it is stopped there and placed again elsewhere.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from federation.model import LIVE_CLIENT_STATUSES
+from federation.scheduler.backoff import replace_at
 
 LIVE = LIVE_CLIENT_STATUSES  # client statuses of a copy that still holds its node
 
@@ -29,6 +32,7 @@ class GroupWork:
     previous: dict[int, dict[str, Any]] = field(default_factory=dict)  # index -> replaced alloc
     stop: list[str] = field(default_factory=list)  # allocation ids to stop
     exhausted: list[int] = field(default_factory=list)  # batch indexes out of attempts
+    delayed: dict[int, float] = field(default_factory=dict)  # index -> when it may be replaced
 
 
 @dataclass
@@ -40,6 +44,12 @@ class JobWork:
     def empty(self) -> bool:
         return not any(g.place or g.stop for g in self.groups)
 
+    @property
+    def wake_at(self) -> float | None:
+        """The earliest time a delayed replacement falls due (None: nothing delayed)."""
+        due = [t for g in self.groups for t in g.delayed.values()]
+        return min(due) if due else None
+
 
 def _max_parallel(spec: Mapping[str, Any]) -> int:
     update = spec.get("update") or {}
@@ -48,9 +58,11 @@ def _max_parallel(spec: Mapping[str, Any]) -> int:
 
 def reconcile_job(job: Mapping[str, Any], allocations: Iterable[Mapping[str, Any]],
                   draining: frozenset[str] = frozenset(),
-                  drain_expired: frozenset[str] = frozenset()) -> JobWork:
+                  drain_expired: frozenset[str] = frozenset(),
+                  now: float | None = None) -> JobWork:
     """The work ``job`` (a state record: spec, version, stopped) needs given its allocations,
-    the ids of draining nodes and of those past their drain deadline."""
+    the ids of draining nodes and of those past their drain deadline, at ``now`` (servers'
+    clock; None: every reschedule delay has passed)."""
     spec = job["spec"]
     work = JobWork(job["id"])
     allocs = [a for a in allocations if a["desired_status"] == "run"]
@@ -94,6 +106,8 @@ def reconcile_job(job: Mapping[str, Any], allocations: Iterable[Mapping[str, Any
                 continue
             if not batch and done:
                 # A service that exited is replaced like a failed one.
+                if _delayed(gw, index, group, done[-1], now):
+                    continue
                 gw.previous[index] = dict(done[-1])
                 gw.place.append(index)
                 gw.stop.extend(a["id"] for a in done)
@@ -106,6 +120,8 @@ def reconcile_job(job: Mapping[str, Any], allocations: Iterable[Mapping[str, Any
                 tries = int(last.get("reschedules", 0))
                 if batch and last["client_status"] == "failed" and tries >= attempts:
                     gw.exhausted.append(index)
+                    continue
+                if _delayed(gw, index, group, last, now):
                     continue
                 gw.previous[index] = dict(last)
                 gw.stop.extend(a["id"] for a in failed)
@@ -127,9 +143,19 @@ def reconcile_job(job: Mapping[str, Any], allocations: Iterable[Mapping[str, Any
                     gw.previous[index] = dict(live[0])
                     gw.place.append(index)
                     budget -= 1
-        if gw.place or gw.stop or gw.exhausted:
+        if gw.place or gw.stop or gw.exhausted or gw.delayed:
             work.groups.append(gw)
     return work
+
+
+def _delayed(gw: GroupWork, index: int, group: Mapping[str, Any], failed: Mapping[str, Any],
+             now: float | None) -> bool:
+    """True (and the index noted as delayed) when ``failed``'s replacement is not due yet."""
+    due = replace_at(group, failed) if now is not None else None
+    if due is None or due <= now:  # type: ignore[operator]
+        return False
+    gw.delayed[index] = due
+    return True
 
 
 def _up(alloc: Mapping[str, Any], checked: bool) -> bool:

@@ -46,7 +46,7 @@ def job_work(job: Mapping[str, Any], snapshot: Snapshot,
     if waiting is not None:
         return waiting
     return reconcile_job(job, snapshot.by_job.get(job["id"], ()), snapshot.draining,
-                         snapshot.drain_expired)
+                         snapshot.drain_expired, snapshot.now)
 
 
 @dataclass
@@ -74,6 +74,7 @@ def unordered(candidates: list[tuple[Mapping[str, Any], JobWork]],
 def plan_pass(machine: Any, jobs: list[Mapping[str, Any]], snapshot: Snapshot, *,
               seed: int, status_of: Mapping[str, str] | None = None, skip_idle: bool = True,
               on_order_error: Callable[[str, Exception], None] | None = None,
+              on_wake: Callable[[str, float], None] | None = None,
               ) -> Iterator[Decision]:
     """One scheduling pass over ``jobs`` (in priority order) against ``snapshot``: the
     leader's loop commits what this yields, ``POST /v1/jobs/plan`` shows it. A job waits
@@ -81,7 +82,9 @@ def plan_pass(machine: Any, jobs: list[Mapping[str, Any]], snapshot: Snapshot, *
     its queue's quota would be passed, and is planned with the pass's workload profile
     against the snapshot plus what the pass already planned. Decisions are yielded as they
     are made, so the caller can commit each plan while the next is being planned. With
-    ``skip_idle`` a job with nothing to do and nothing to report yields nothing."""
+    ``skip_idle`` a job with nothing to do and nothing to report yields nothing.
+    ``on_wake(job_id, at)`` hears of a job whose failed copies are replaced only at ``at``
+    (their reschedule delay), so the caller can look again then."""
     status_of = status_of if status_of is not None else StatusOf(machine)
     candidates = []
     for job in jobs:
@@ -95,6 +98,8 @@ def plan_pass(machine: Any, jobs: list[Mapping[str, Any]], snapshot: Snapshot, *
         if isinstance(work, str):
             yield Decision(job, blocked=work)
             continue
+        if work.wake_at is not None and on_wake is not None:
+            on_wake(job["id"], work.wake_at)
         if skip_idle and work.empty and not job.get("unplaced") and not any(
                 g.exhausted for g in work.groups):
             continue

@@ -20,6 +20,7 @@ from federation.model import (
     node_view,
 )
 from federation.model import resources_of_record as alloc_resources
+from federation.scheduler.backoff import next_streak
 from federation.scheduler.nodeset import NodeSet
 
 __all__ = ["Resources", "ResourceTotals", "Snapshot", "alloc_resources", "is_live",
@@ -37,6 +38,7 @@ class Snapshot:
     index: int = -1  # the state index it was taken at
     live_by_job: Mapping[str, tuple[AllocationView, ...]] | None = None
     live_totals: Mapping[str, ResourceTotals] | None = None  # job id -> what its live allocs hold
+    now: float | None = None  # the servers' time it was taken at (None: reschedule delays off)
 
     def live_allocations_of(self, job_id: str) -> tuple[AllocationView, ...]:
         """The job's live allocations (grouped once per snapshot when taken from the state)."""
@@ -156,7 +158,7 @@ def take(machine: Any, now: float | None = None, cache: ViewCache | None = None)
     draining = frozenset(n.id for n in node_views if n.draining)
     expired = expired_drains(machine, now) if now is not None else frozenset()
     return Snapshot(cache.node_set, views, by_job, priorities, draining, expired, index,
-                    live_by_job, totals)
+                    live_by_job, totals, now)
 
 
 def allocation_resources(group: Mapping[str, Any], gpu_devices: Sequence[int] = ()
@@ -197,4 +199,5 @@ def new_allocation(job: Mapping[str, Any], group: Mapping[str, Any], index: int,
         # A copy lost with its node or stopped by the system used no attempt of its own.
         lost = previous.get("client_status") in ("lost", "stopped")
         record["reschedules"] = int(previous.get("reschedules", 0)) + (0 if lost else 1)
+        record["failure_streak"] = next_streak(group, previous)
     return record

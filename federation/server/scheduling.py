@@ -57,6 +57,7 @@ class Scheduler:
         self._aside: dict[str, tuple[int, str]] = {}  # jobs set aside, to log each once
         self._order_error = ""  # the last fair-share failure logged
         self._epoch = 0  # the state's alloc_epoch the previous pass saw (moves on restore)
+        self._wake: dict[str, float] = {}  # job id -> when a delayed replacement falls due
 
     def run(self, stop: threading.Event) -> None:
         seen = -1
@@ -64,7 +65,7 @@ class Scheduler:
             machine = self.context.machine
             if machine.index == seen:
                 with self.context.changed:
-                    self.context.changed.wait(PASS_INTERVAL)
+                    self.context.changed.wait(self._idle_wait(self.context.now()))
             # A pass costs a snapshot however little changed: while changes keep coming
             # (a burst of submissions), wait as long as the last snapshot took, so passes
             # gather many jobs each and the API threads get the time to take them in.
@@ -80,6 +81,20 @@ class Scheduler:
                 log.exception("scheduling pass failed; next pass in 1s")
                 self._seen_index = -1  # look at every job again
                 stop.wait(1.0)
+
+    def _idle_wait(self, now: float) -> float:
+        """How long a pass may wait for a change: at most until the next delayed
+        replacement falls due."""
+        if not self._wake:
+            return PASS_INTERVAL
+        return min(PASS_INTERVAL, max(0.01, min(self._wake.values()) - now))
+
+    def _due_jobs(self, now: float) -> set[str]:
+        """Jobs whose delayed replacements fell due (looked at again, forgotten here)."""
+        due = {job_id for job_id, at in self._wake.items() if at <= now}
+        for job_id in due:
+            del self._wake[job_id]
+        return due
 
     def _dirty_jobs(self, machine: Any) -> set[str]:
         """Jobs that may need work since the last pass: changed jobs, jobs whose allocations
@@ -117,7 +132,7 @@ class Scheduler:
                 if job["id"] not in dirty and dirty.intersection(job["spec"]["depends_on"]):
                     dirty.add(job["id"])
                     grew = True
-        return dirty | self._retry
+        return dirty | self._retry | self._due_jobs(self.context.now())
 
     def schedule_pass(self) -> int:
         """Place what the jobs changed since the last pass need; returns how many
@@ -147,7 +162,8 @@ class Scheduler:
         try:
             for decision in plan_pass(machine, jobs, snapshot, seed=self.passes,
                                       status_of=StatusOf(machine),
-                                      on_order_error=self._order_failed):
+                                      on_order_error=self._order_failed,
+                                      on_wake=self._wake.__setitem__):
                 job = decision.job
                 if decision.failed is not None:
                     self._set_aside(job, *decision.failed)

@@ -95,9 +95,25 @@ class RestartPolicy(_Strict):
 
 class ReschedulePolicy(_Strict):
     """After its agent gave up restarting it (``restart``), a failed batch task is placed
-    again up to ``attempts`` times; services are always placed again."""
+    again up to ``attempts`` times; services are always placed again. A replacement waits
+    ``delay`` after the failure, doubled for each failure in a row, at most ``max_delay``
+    (a copy that ran at least ``max_delay`` before failing starts again from ``delay``)."""
 
     attempts: int = Field(default=1, ge=0, le=100)
+    delay: str = "5s"
+    max_delay: str = "5m"
+
+    @field_validator("delay", "max_delay", mode="before")
+    @classmethod
+    def _valid_delays(cls, value: Any) -> str:
+        parse_duration(value)
+        return str(value)
+
+    @model_validator(mode="after")
+    def _max_not_below_delay(self) -> ReschedulePolicy:
+        if parse_duration(self.max_delay) < parse_duration(self.delay):
+            raise _FieldError("max_delay", f"must be at least delay ({self.delay})")
+        return self
 
 
 class HealthCheck(_Strict):

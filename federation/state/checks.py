@@ -20,6 +20,7 @@ MAX_ID = 253  # ids, names, tokens: a DNS name's length
 MAX_TEXT = 4096  # free text kept in records (messages, reasons)
 MAX_COUNT = 10_000  # instances of one group (as the job spec)
 MAX_GROUPS = 100
+MAX_JOB_HISTORY = 10  # earlier versions of a job kept (state.machine.JOB_HISTORY)
 MAX_LIST = 100_000  # entries of one list in one command
 MAX_INT = 1 << 53  # integers the state keeps (indexes, capacities, times): JSON-safe
 NODE_STATUSES = ("ready", "down")
@@ -198,6 +199,14 @@ def job_record(record: Any, field: str) -> None:
     mapping(record.get("exhausted") or {}, f"{field}.exhausted")
     for key in ("create_index", "modify_index"):
         integer(record.get(key), f"{field}.{key}")
+    for i, entry in enumerate(sequence(record.get("history") or [], f"{field}.history",
+                                       limit=MAX_JOB_HISTORY)):
+        where = f"{field}.history[{i}]"
+        mapping(entry, where)
+        integer(entry.get("version"), f"{where}.version", low=1)
+        job_spec(entry.get("spec"), f"{where}.spec")
+        number(entry.get("submit_time"), f"{where}.submit_time")
+        boolean(entry.get("stopped"), f"{where}.stopped")
 
 
 def allocation_record(record: Any, field: str) -> None:

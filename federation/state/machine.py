@@ -25,6 +25,7 @@ from typing import Any
 from federation.errors import Conflict, FederationError, NotFound, ValidationError
 from federation.model.allocations import is_live
 from federation.model.fit import KNOWN_CHECK_VERSIONS
+from federation.model.jobstatus import live_status
 from federation.model.usage import NodeUsage
 from federation.specs.namespace import key_consistent
 from federation.state import acl, capacity, checks, clusters, gc, namespaces, queues
@@ -40,6 +41,7 @@ DEDUPE_MAX_ENTRIES = 200_000
 # never counts as success, whatever its exit code.
 ALLOC_CLIENT_STATUSES = ("pending", "running", "complete", "failed", "lost", "stopped")
 ALLOC_DESIRED_STATUSES = ("run", "stop", "evict")
+ENDED_CLIENT_STATUSES = ("complete", "failed", "lost", "stopped")
 # What an agent may report about an allocation; placement fields are the scheduler's alone.
 ALLOC_CLIENT_FIELDS = frozenset({
     "id", "client_status", "exit_code", "signal", "message", "ports", "restarts",
@@ -48,6 +50,7 @@ ALLOC_CLIENT_FIELDS = frozenset({
 SNAPSHOT_VERSION = 1
 # The watch key that stands for every key (a restore, a snapshot installed).
 WATCH_ALL = "*"
+JOB_HISTORY = checks.MAX_JOB_HISTORY  # earlier specs of a job kept (job history, revert)
 
 
 TABLES = ("servers", "nodes", "node_ids_by_name", "jobs", "allocations", "alloc_ids_by_job",
@@ -427,18 +430,20 @@ class StateMachine:
         return not wanted
 
     def job_status(self, job: dict[str, Any]) -> str:
-        """pending | running | complete | failed | dead, derived from the allocations."""
+        """pending | running | degraded | complete | failed | dead, derived from the
+        allocations (``federation.model.jobstatus`` says when a live job is which)."""
         if job["stopped"]:
             return "dead"
-        counts = self.allocation_counts(job["id"])
         wanted = sum(g["count"] for g in job["spec"]["groups"])
-        if job["spec"]["type"] == "batch" and job.get("exhausted"):
+        batch = job["spec"]["type"] == "batch"
+        if batch and job.get("exhausted"):
             return "failed"
-        if job["spec"]["type"] == "batch" and wanted and self.batch_succeeded(job):
+        if batch and wanted and self.batch_succeeded(job):
             return "complete"
-        if counts["running"]:
-            return "running"
-        return "pending"
+        allocations = [a for a in (self.allocations.get(i) for i in
+                                   list(self.alloc_ids_by_job.get(job["id"], ())))
+                       if a is not None]
+        return live_status(job["spec"]["groups"], allocations, batch)
 
 
 def index_by_node(allocations: Mapping[str, dict[str, Any]]) -> dict[str, set[str]]:
@@ -644,6 +649,8 @@ def _job_register(sm: StateMachine, command: Command) -> dict[str, Any]:
         record["manifest"] = manifest
     if suspend:
         record["stopped"] = record["suspended"] = True
+    if existing is not None:
+        record["history"] = _pushed_history(existing)
     sm.jobs[job_id] = record
     if existing is not None and not existing["stopped"] and not suspend and _in_place(
             existing["spec"], spec):
@@ -657,6 +664,42 @@ def _job_register(sm: StateMachine, command: Command) -> dict[str, Any]:
                 sm.put_allocation({**alloc, "job_version": record["version"],
                                    "modify_index": index})
     return {"id": job_id, "version": record["version"], "changed": True, "index": index}
+
+
+def _pushed_history(existing: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The job's earlier versions with ``existing`` (the version being replaced) added, the
+    newest last, at most ``JOB_HISTORY`` of them."""
+    entry = {"version": existing["version"], "spec": existing["spec"],
+             "submit_time": existing["submit_time"], "stopped": existing["stopped"]}
+    return [*list(existing.get("history") or []), entry][-JOB_HISTORY:]
+
+
+def job_versions(job: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every version of the job still kept, the current one first."""
+    current = {"version": job["version"], "spec": job["spec"],
+               "submit_time": job["submit_time"], "stopped": job["stopped"]}
+    return [current, *reversed(list(job.get("history") or []))]
+
+
+def _job_revert(sm: StateMachine, command: Command) -> dict[str, Any]:
+    """Submit a kept earlier version's spec again, as a new version."""
+    job_id = _require(command, "job_id", str)
+    job = sm.jobs.get(job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id[:checks.MAX_ID]!r}", field="job_id")
+    version = checks.integer(command.get("version"), "version", low=1)
+    kept = {entry["version"]: entry for entry in job_versions(job)
+            if isinstance(entry, Mapping) and isinstance(entry.get("version"), int)}
+    if version not in kept:
+        known = ", ".join(str(v) for v in sorted(kept))
+        raise NotFound(f"job {job_id[:checks.MAX_ID]!r} has no version {version} "
+                       f"(kept: {known})", field="version")
+    register = {"id": command["id"], "type": "job.register", "time": command.get("time", 0.0),
+                "spec": kept[version]["spec"]}
+    if job.get("manifest") is not None:
+        register["manifest"] = job["manifest"]
+    value = _job_register(sm, register)
+    return {**value, "reverted_to": version}
 
 
 def _in_place(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
@@ -758,9 +801,15 @@ def _alloc_update_status(sm: StateMachine, command: Command) -> dict[str, Any]:
         if node_id is not None and sm.allocations[update["id"]]["node_id"] != node_id:
             raise Conflict("allocation belongs to another node", field=f"updates[{i}].id")
     index = sm._bump()
+    now = _time(command)
     for update in updates:
         alloc = sm.allocations[update["id"]]
         record = {**alloc, **update, "modify_index": index}
+        if update["client_status"] in ENDED_CLIENT_STATUSES \
+                and alloc["client_status"] not in ENDED_CLIENT_STATUSES:
+            # When the servers learnt it ended, in their clock: reschedule delays count
+            # from here (federation.scheduler.backoff).
+            record["ended_time"] = now
         if isinstance(record.get("message"), str) and len(record["message"]) > checks.MAX_TEXT:
             # A task's last words can be long: kept short, never a reason to lose the status.
             record["message"] = record["message"][:checks.MAX_TEXT]
@@ -916,6 +965,7 @@ _HANDLERS: dict[str, Callable[[StateMachine, Command], dict[str, Any]]] = {
     "node.mark_down": _node_mark_down,
     "job.register": _job_register,
     "job.deregister": _job_deregister,
+    "job.revert": _job_revert,
     "alloc.stop": _alloc_stop,
     "alloc.update_status": _alloc_update_status,
     "state.restore": _state_restore,

@@ -29,6 +29,7 @@ from federation.errors import FederationError, NotFound, ValidationError
 from federation.ids import new_id
 from federation.scheduler.periodic import child_id
 from federation.specs.job import parse_document, validate_job
+from federation.specs.namespace import split_key
 from federation.ui import authz, views
 from federation.ui.session import (
     CSRF_FIELD,
@@ -264,6 +265,11 @@ async def overview(request: Request) -> Response:
     return render(request, who, "overview.html", "_overview.html", nav="overview", **data)
 
 
+def namespace_of_key(job_key: str) -> str:
+    """The namespace of a job's state key (``team-b/web``; a bare id is ``default``'s)."""
+    return split_key(job_key)[0]
+
+
 @router.get("/jobs")
 async def jobs(request: Request) -> Response:
     who = viewer(request)
@@ -298,7 +304,7 @@ async def submit_job(request: Request) -> Response:
     return RedirectResponse(f"/ui/jobs/{quote(value['id'], safe='')}", status_code=303)
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id:path}")
 async def job(request: Request, job_id: str) -> Response:
     who = viewer(request)
     data = await run_in_threadpool(views.job_detail, _master(request).machine, job_id,
@@ -309,9 +315,9 @@ async def job(request: Request, job_id: str) -> Response:
     return render(request, who, "job.html", "_job.html", nav="jobs", job=data)
 
 
-@router.post("/jobs/{job_id}/stop")
+@router.post("/jobs/{job_id:path}/stop")
 async def stop_job(request: Request, job_id: str) -> Response:
-    await acting(request, authz.SUBMIT_JOB)
+    await acting(request, authz.SUBMIT_JOB, namespace_of_key(job_id))
     try:
         value = await _master(request).commit(
             {"type": "job.deregister", "id": f"stop:{job_id}:{new_id()}", "job_id": job_id})
@@ -321,10 +327,10 @@ async def stop_job(request: Request, job_id: str) -> Response:
     return done(request, f"/ui/jobs/{quote(job_id, safe='')}", message)
 
 
-@router.post("/jobs/{job_id}/start")
+@router.post("/jobs/{job_id:path}/start")
 async def start_job(request: Request, job_id: str) -> Response:
     """Start a stopped job again: its spec registered anew, as `job run` of it would."""
-    await acting(request, authz.SUBMIT_JOB)
+    await acting(request, authz.SUBMIT_JOB, namespace_of_key(job_id))
     record = _master(request).machine.jobs.get(job_id)
     try:
         if record is None:
@@ -337,12 +343,12 @@ async def start_job(request: Request, job_id: str) -> Response:
                 f"Job {job_id} started again (version {value['version']}).")
 
 
-@router.post("/jobs/{job_id}/scale")
+@router.post("/jobs/{job_id:path}/scale")
 async def scale_job(request: Request, job_id: str) -> Response:
     """Set one group's count: a new job version, as `federation job scale` makes."""
     from federation.api.routes_jobs import scaled_spec
 
-    _, fields = await acting(request, authz.SUBMIT_JOB)
+    _, fields = await acting(request, authz.SUBMIT_JOB, namespace_of_key(job_id))
     record = _master(request).machine.jobs.get(job_id)
     try:
         if record is None:
@@ -360,10 +366,28 @@ async def scale_job(request: Request, job_id: str) -> Response:
                 f"Group {group} of {job_id} scaled to {raw} (version {value['version']}).")
 
 
-@router.post("/jobs/{job_id}/run")
+@router.post("/jobs/{job_id:path}/revert")
+async def revert_job(request: Request, job_id: str) -> Response:
+    """Run a kept earlier version again, as `federation job revert` does."""
+    _, fields = await acting(request, authz.SUBMIT_JOB, namespace_of_key(job_id))
+    try:
+        raw = fields.get("version", "").strip()
+        if not raw.isdigit() or int(raw) < 1:
+            raise ValidationError("version must be a whole number, at least 1", field="version")
+        value = await _master(request).commit(
+            {"type": "job.revert", "id": f"revert:{job_id}:{new_id()}", "job_id": job_id,
+             "version": int(raw)})
+    except FederationError as exc:
+        return failed(request, exc)
+    return done(request, f"/ui/jobs/{quote(job_id, safe='')}",
+                f"Job {job_id} reverted to the spec of version {raw} "
+                f"(now version {value['version']}).")
+
+
+@router.post("/jobs/{job_id:path}/run")
 async def run_now(request: Request, job_id: str) -> Response:
     """Run a periodic job now: one child launched as its schedule would launch it."""
-    await acting(request, authz.DISPATCH_JOB)
+    await acting(request, authz.DISPATCH_JOB, namespace_of_key(job_id))
     record = _master(request).machine.jobs.get(job_id)
     try:
         if record is None:
@@ -389,9 +413,30 @@ async def allocation(request: Request, alloc_id: str) -> Response:
     return render(request, who, "alloc.html", "_alloc.html", nav="jobs", alloc=data)
 
 
+def _alloc_namespace(request: Request, alloc_id: str) -> str:
+    alloc = _master(request).machine.allocations.get(alloc_id)
+    return namespace_of_key(str(alloc["job_id"])) if alloc is not None else "default"
+
+
+@router.post("/allocations/{alloc_id}/restart")
+async def restart_allocation(request: Request, alloc_id: str) -> Response:
+    """Restart the task in place on its node, as `federation alloc restart` does."""
+    from federation.api.routes_alloc_control import restart_on_agent, running_allocation
+
+    await acting(request, authz.ALLOC_LIFECYCLE, _alloc_namespace(request, alloc_id))
+    master = _master(request)
+    try:
+        alloc, node = running_allocation(master.machine, alloc_id)
+        await restart_on_agent(master, alloc, node)
+    except FederationError as exc:
+        return failed(request, exc)
+    return done(request, f"/ui/allocations/{quote(alloc_id, safe='')}",
+                f"Allocation {views.short_id(alloc_id)} restarting on {node['name']}.")
+
+
 @router.post("/allocations/{alloc_id}/stop")
 async def stop_allocation(request: Request, alloc_id: str) -> Response:
-    await acting(request, authz.ALLOC_LIFECYCLE)
+    await acting(request, authz.ALLOC_LIFECYCLE, _alloc_namespace(request, alloc_id))
     machine = _master(request).machine
     alloc = machine.allocations.get(alloc_id)
     try:

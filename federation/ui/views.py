@@ -16,12 +16,14 @@ from typing import Any
 
 from croniter import croniter
 
-from federation.api.views import allocated_by_node
+from federation.api.views import allocated_by_node, versions_view
 from federation.autoscaler.observe import activities, pool_view
+from federation.scheduler.backoff import waiting
+from federation.specs.namespace import DEFAULT_NAMESPACE, split_key
 from federation.state.machine import ALLOC_CLIENT_STATUSES, StateMachine
 
 JOB_TYPES = ("service", "batch")
-JOB_STATUSES = ("pending", "running", "complete", "failed", "dead")
+JOB_STATUSES = ("pending", "running", "degraded", "complete", "failed", "dead")
 JOB_SORTS = ("id", "-id", "priority", "-priority", "submitted", "-submitted", "status")
 PAGE_SIZES = (25, 50, 100)
 RESOURCE_KEYS = ("cpu_milli", "memory_mib", "gpu")
@@ -34,6 +36,7 @@ class JobQuery:
     type: str = ""
     status: str = ""
     queue: str = ""
+    namespace: str = ""
     search: str = ""
     sort: str = "id"
     page: int = 1
@@ -54,14 +57,15 @@ class JobQuery:
         return cls(
             type=pick("type", JOB_TYPES), status=pick("status", JOB_STATUSES),
             queue=params.get("queue", "")[:63], search=params.get("q", "")[:63],
+            namespace=params.get("namespace", "")[:63],
             sort=pick("sort", JOB_SORTS, "id"), page=min(number("page", 1), 1_000_000),
             per_page=per_page if per_page in PAGE_SIZES else 25)
 
     def params(self, **changes: Any) -> dict[str, str]:
         """URL parameters of this query with some changed (for links), defaults left out."""
         values = {"type": self.type, "status": self.status, "queue": self.queue,
-                  "q": self.search, "sort": self.sort, "page": self.page,
-                  "per_page": self.per_page, **changes}
+                  "namespace": self.namespace, "q": self.search, "sort": self.sort,
+                  "page": self.page, "per_page": self.per_page, **changes}
         defaults = {"sort": "id", "page": 1, "per_page": 25}
         return {k: str(v) for k, v in values.items() if v not in ("", None)
                 and defaults.get(k) != v}
@@ -69,8 +73,10 @@ class JobQuery:
 
 def job_row(machine: StateMachine, job: Mapping[str, Any], status: str) -> dict[str, Any]:
     spec = job["spec"]
+    namespace, name = split_key(job["id"])
     return {
-        "id": job["id"], "type": spec["type"], "priority": spec.get("priority", 50),
+        "id": job["id"], "namespace": namespace, "name": name, "type": spec["type"],
+        "priority": spec.get("priority", 50),
         "queue": spec.get("queue", "default"), "status": status, "version": job["version"],
         "submit_time": job.get("submit_time"), "periodic": bool(spec.get("schedule")),
         "parent": job.get("parent"), "allocations": machine.allocation_counts(job["id"]),
@@ -82,14 +88,18 @@ def jobs_page(machine: StateMachine, query: JobQuery) -> dict[str, Any]:
     """One page of jobs after filtering and sorting, and the counts for the pager."""
     jobs = list(machine.jobs.values())
     queues = sorted({j["spec"].get("queue", "default") for j in jobs})
+    namespaces = sorted({split_key(j["id"])[0] for j in jobs} | set(machine.namespaces)
+                        | {DEFAULT_NAMESPACE})
     selected = []
     for job in jobs:
         spec = job["spec"]
+        if query.namespace and split_key(job["id"])[0] != query.namespace:
+            continue
         if query.type and spec["type"] != query.type:
             continue
         if query.queue and spec.get("queue", "default") != query.queue:
             continue
-        if query.search and query.search not in job["id"]:
+        if query.search and query.search not in split_key(job["id"])[1]:
             continue
         selected.append(job)
     # Status is derived from allocations, so it is computed only when a filter or the sort
@@ -112,7 +122,7 @@ def jobs_page(machine: StateMachine, query: JobQuery) -> dict[str, Any]:
     shown = selected[(page - 1) * query.per_page: page * query.per_page]
     rows = [job_row(machine, j, statuses.get(j["id"]) or machine.job_status(j)) for j in shown]
     return {"rows": rows, "total": total, "all": len(jobs), "page": page, "pages": pages,
-            "queues": queues}
+            "queues": queues, "namespaces": namespaces}
 
 
 def next_runs(schedule: str | None, now: float, count: int = 5) -> list[float]:
@@ -157,7 +167,8 @@ def job_detail(machine: StateMachine, job_id: str, now: float) -> dict[str, Any]
     children = sorted((j for j in list(machine.jobs.values()) if j.get("parent") == job_id),
                       key=lambda j: j.get("launch_time") or 0, reverse=True)[:10]
     return {
-        "id": job_id, "type": spec["type"], "priority": spec.get("priority", 50),
+        "id": job_id, "namespace": split_key(job_id)[0], "type": spec["type"],
+        "priority": spec.get("priority", 50),
         "queue": spec.get("queue", "default"), "status": machine.job_status(job),
         "stopped": job["stopped"], "version": job["version"],
         "submit_time": job.get("submit_time"), "parent": job.get("parent"),
@@ -167,6 +178,10 @@ def job_detail(machine: StateMachine, job_id: str, now: float) -> dict[str, Any]
                       "launch_time": c.get("launch_time")} for c in children],
         "groups": groups, "unplaced": unplaced, "by_status": by_status,
         "counts": {s: len(v) for s, v in by_status.items()}, "spec": spec,
+        "versions": versions_view(job),
+        "replacements": [{**w, "short": short_id(str(w["alloc_id"])),
+                          "in_seconds": max(0.0, w["replace_at"] - now)}
+                         for w in waiting(spec["groups"], allocs)],
     }
 
 
@@ -214,7 +229,9 @@ def alloc_detail(machine: StateMachine, alloc_id: str) -> dict[str, Any] | None:
         "healthy": alloc.get("healthy"), "ports": alloc.get("ports") or {},
         "timeline": [{"event": e, "time": t, "detail": d} for e, t, d in timeline],
         "live": alloc["client_status"] in ("pending", "running")
-        and alloc["desired_status"] == "run"}
+        and alloc["desired_status"] == "run",
+        "running": alloc["client_status"] == "running" and alloc["desired_status"] == "run",
+        "namespace": split_key(str(alloc["job_id"]))[0]}
 
 
 def nodes_view(machine: StateMachine) -> list[dict[str, Any]]:

@@ -114,3 +114,22 @@ def test_a_wiped_agent_removes_the_containers_it_started_before(
     wait_for(lambda: containers(docker_engine, new[0]["id"]), 20, "the new container")
     assert fed.http.delete("/v1/jobs/boxed-svc").status_code == 200
     wait_for(lambda: not containers(docker_engine, new[0]["id"]), 30, "every container removed")
+
+
+def test_exec_and_signal_reach_the_container(fed: Fed, agents,
+                                             docker_engine: DockerEngine) -> None:
+    agents("a1", "--docker-host", docker_engine.host)
+    fed.run(docker_job("poked", docker_engine, [
+        "sh", "-c", "trap 'echo got HUP' HUP; echo ready; while true; do sleep 0.2; done"],
+        job_type="service"))
+    (alloc,) = fed.wait_allocs("poked", 1, "running", timeout=60)
+    wait_for(lambda: "ready" in cli_logs(fed, alloc["id"]), 30, "the container's first line")
+    env = {**os.environ, "FEDERATION_ADDR": fed.url, "FEDERATION_TOKEN": API_TOKEN}
+    done = subprocess.run([sys.executable, "-m", "federation.cli.main", "alloc", "exec",
+                           alloc["id"], "--", "sh", "-c", "echo $FEDERATION_ALLOC_ID; exit 4"],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 4, done.stderr
+    assert done.stdout.strip() == alloc["id"]  # docker exec: the container's environment
+    signalled = fed.http.post(f"/v1/allocations/{alloc['id']}/signal", json={"signal": "HUP"})
+    assert signalled.status_code == 200, signalled.text
+    wait_for(lambda: "got HUP" in cli_logs(fed, alloc["id"]), 20, "the trap to run")

@@ -473,3 +473,17 @@ def test_dry_run_records_a_release_under_the_threshold_once_and_drains_nothing(p
     assert note["dry_run"] and note["reason"].startswith("would drain and terminate node host-x")
     assert "utilisation 20%" in note["reason"]
     assert not h.machine.nodes["node-x"]["draining"] and provider.calls == []
+
+
+def test_an_idle_tick_makes_no_span_and_a_busy_one_holds_its_work(h, provider):
+    h.executor.tick()  # no pool, nothing to do
+    h.now += 5
+    h.executor.tick()
+    assert h.exporter.get_finished_spans() == ()
+    h.pool(min_nodes=1)
+    h.executor.tick()
+    spans = h.exporter.get_finished_spans()
+    (tick,) = [s for s in spans if s.name == "autoscaler.tick"]
+    decision = next(s for s in spans if s.name == "autoscaler.scale_up")
+    assert decision.parent is not None and decision.parent.span_id == tick.context.span_id
+    assert tick.start_time <= decision.start_time and tick.end_time >= decision.end_time

@@ -218,7 +218,8 @@ def test_a_failed_batch_task_is_retried_then_fails_the_job(master: Master) -> No
         "capacity": {"cpu_milli": 4000, "memory_mib": 4096, "gpu": 0}}})
     from federation.specs.job import validate_job
 
-    spec = validate_job({**job("flaky", 1, type="batch", reschedule={"attempts": 2})})
+    spec = validate_job({**job("flaky", 1, type="batch",
+                               reschedule={"attempts": 2, "delay": "100ms"})})
     _commit(master, {"type": "job.register", "spec": spec})
     for attempt in range(3):
         alloc = wait_for(lambda: next((a for a in master.machine.allocations.values()

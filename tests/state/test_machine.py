@@ -156,8 +156,8 @@ def test_stopping_a_job_asks_its_allocations_to_stop(log: Log) -> None:
         ((), "pending"),
         (("running", "pending"), "running"),
         (("complete", "complete"), "complete"),
-        (("complete", "failed"), "pending"),
-        (("running", "failed"), "running"),
+        (("complete", "failed"), "degraded"),  # a failed copy waits to be placed again
+        (("running", "failed"), "degraded"),
     ],
 )
 def test_a_batch_job_status_follows_its_allocations(log: Log, statuses, expected) -> None:
@@ -186,7 +186,7 @@ def test_a_batch_job_is_complete_only_when_every_wanted_instance_succeeded(log: 
     place(log, {"id": "dup0", "job_id": "etl", "group": "w", "index": 0, "node_id": "id-n1",
                 "client_status": "complete"})
     log("alloc.update_status", updates=[{"id": "new1", "client_status": "stopped"}])
-    assert log.sm.job_status(log.sm.jobs["etl"]) == "pending"
+    assert log.sm.job_status(log.sm.jobs["etl"]) == "degraded"  # short of a copy
     log("alloc.update_status", updates=[{"id": "new1", "client_status": "complete"}])
     assert log.sm.job_status(log.sm.jobs["etl"]) == "complete"
 
@@ -443,3 +443,54 @@ def test_a_machine_pickled_without_node_usage_rebuilds_it(log: Log) -> None:
     older.__setstate__(state)
     assert older.node_usage.cpu_milli == {"id-n1": 400}
     assert pickle.loads(pickle.dumps(log.sm)).node_usage.cpu_milli == {"id-n1": 400}
+
+
+def test_the_servers_stamp_when_an_allocation_ended_in_their_own_clock(log: Log) -> None:
+    log("job.register", spec=spec())
+    log("node.register", node=node())
+    log("alloc.upsert", allocations=[{"id": "a0", "job_id": "etl", "group": "w",
+                                      "node_id": "id-n1", "client_status": "running"}])
+    log("alloc.update_status", time=700.0,
+        updates=[{"id": "a0", "client_status": "failed", "finished_at": 5.0}])
+    assert log.sm.allocations["a0"]["ended_time"] == 700.0
+    log("alloc.update_status", time=900.0, updates=[{"id": "a0", "client_status": "failed"}])
+    assert log.sm.allocations["a0"]["ended_time"] == 700.0  # the first report counts
+    refused = log("alloc.update_status", updates=[{"id": "a0", "client_status": "failed",
+                                                   "ended_time": 1.0}])
+    assert refused["status"] == 400 and refused["error"]["field"] == "updates[0].ended_time"
+
+
+def test_each_update_keeps_the_previous_spec_as_a_numbered_version(log: Log) -> None:
+    log("job.register", spec=spec())
+    for count in range(3, 15):  # versions 2 … 13 (version v runs v + 1 copies)
+        base = spec()
+        log("job.register", time=100.0 + count,
+            spec={**base, "groups": [{**base["groups"][0], "count": count}]})
+    job = log.sm.jobs["etl"]
+    assert job["version"] == 13
+    assert [h["version"] for h in job["history"]] == list(range(3, 13))  # the last 10
+    assert job["history"][-1]["spec"]["groups"][0]["count"] == 13
+    reverted = log("job.revert", time=500.0, job_id="etl", version=5)
+    assert reverted["ok"] and reverted["value"]["reverted_to"] == 5
+    assert reverted["value"]["version"] == 14
+    job = log.sm.jobs["etl"]
+    assert job["spec"]["groups"][0]["count"] == 6 and job["submit_time"] == 500.0
+    assert job["history"][-1]["version"] == 13 and len(job["history"]) == 10
+
+
+@pytest.mark.parametrize(("fields", "status", "field"), [
+    ({"job_id": "etl", "version": 9}, 404, "version"),
+    ({"job_id": "etl", "version": "1"}, 400, "version"),
+    ({"job_id": "etl", "version": 0}, 400, "version"),
+    ({"job_id": "etl"}, 400, "version"),
+    ({"job_id": "nope", "version": 1}, 404, "job_id"),
+    ({"version": 1}, 400, "job_id"),
+])
+def test_a_revert_to_a_version_not_kept_is_refused_naming_the_field(
+        log: Log, fields, status, field) -> None:
+    log("job.register", spec=spec())
+    before = log.sm.index
+    result = log("job.revert", **fields)
+    assert not result["ok"] and result["status"] == status
+    assert result["error"]["field"] == field
+    assert log.sm.index == before

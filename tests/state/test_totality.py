@@ -79,7 +79,8 @@ def assert_invariants(sm: StateMachine) -> None:
         assert isinstance(table, Table) and table.journal is sm.journal, name
     assert not sm.journal.active and not sm.journal.entries
     for job in sm.jobs.values():
-        assert sm.job_status(job) in ("pending", "running", "complete", "failed", "dead")
+        assert sm.job_status(job) in ("pending", "running", "degraded", "complete", "failed",
+                                     "dead")
     checks.snapshot(sm.snapshot(), SNAPSHOT_VERSION)  # the state can always be restored
 
 
@@ -113,7 +114,8 @@ def well_formed(draw: st.DrawFn, sm: StateMachine) -> dict[str, Any]:
         "node.register", "node.register", "job.register", "job.register", "plan.apply",
         "plan.apply", "alloc.update_status", "job.deregister", "node.drain",
         "node.mark_down", "node.heartbeat", "job.blocked", "gc", "state.restore",
-        "alloc.stop", "noop", "server.upsert", "queue.apply", "pool.apply"]))
+        "alloc.stop", "noop", "server.upsert", "queue.apply", "pool.apply",
+        "job.revert"]))
     command: dict[str, Any] = {"type": kind}
     if kind == "node.register":
         name = draw(st.sampled_from(NODE_NAMES))
@@ -153,6 +155,9 @@ def well_formed(draw: st.DrawFn, sm: StateMachine) -> dict[str, Any]:
                 "exit_code": 0, "message": "m", "finished_at": draw(st.floats(0, 10**6))}]
         else:
             command["updates"] = []
+    elif kind == "job.revert":
+        command["job_id"] = draw(st.sampled_from(jobs or JOB_IDS))
+        command["version"] = draw(st.sampled_from([0, 1, 2, 3, 50, "1", None, True]))
     elif kind in ("job.deregister", "job.blocked"):
         command["job_id"] = draw(st.sampled_from(jobs or JOB_IDS))
         if kind == "job.blocked":

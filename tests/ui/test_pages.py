@@ -143,6 +143,7 @@ ACTIONS = [
     ("/ui/jobs/web/stop", {}),
     ("/ui/jobs/web/start", {}),
     ("/ui/jobs/nightly/run", {}),
+    ("/ui/jobs/web/revert", {"version": "1"}),
     ("/ui/nodes/n1/drain", {}),
     ("/ui/nodes/n1/undrain", {}),
     ("/ui/allocations/0123456789abcdef0000000000000042/stop", {}),
@@ -259,8 +260,13 @@ def test_the_jobs_list_filters_sorts_and_pages_on_the_server(browser, master, po
     assert first.text.index("batch-29") < first.text.index("batch-27")
     paged = browser.get("/ui/jobs", params={"q": "batch-", "page": 2}).text
     assert paged.count("<tr data-job=") == 30 - 25 and 'rel="prev"' in paged
+    commit(master, {"type": "job.register", "spec": spec("live")})
+    commit(master, {"type": "alloc.upsert", "allocations": [{
+        "id": "0123456789abcdef0000000000000077", "job_id": "live", "group": "main",
+        "index": 0, "node_id": populated["node"], "client_status": "running",
+        "resources": {"cpu_milli": 100, "memory_mib": 64}}]})
     running = browser.get("/ui/jobs", params={"status": "running"}).text
-    assert running.count("<tr data-job=") == 1 and 'data-job="web"' in running
+    assert 'data-job="live"' in running and "batch-" not in running
     assert browser.get("/ui/jobs", params={"page": "x", "sort": "evil"}).status_code == 200
 
 
@@ -296,3 +302,40 @@ def test_a_group_is_scaled_from_the_job_page(browser, master, populated):
     assert "no group 'nope'" in bad.text and bad.headers["x-federation-status"] == "404"
     assert browser.post("/ui/jobs/web/scale", data={"group": "main", "count": "1"}
                         ).status_code == 403  # no CSRF token
+
+
+def test_the_job_page_lists_its_versions_and_reverts_to_one(browser, master, populated):
+    base = spec("versioned")
+    commit(master, {"type": "job.register", "spec": base})
+    commit(master, {"type": "job.register", "spec": {
+        **base, "groups": [{**base["groups"][0], "count": 3}]}})
+    page = browser.get("/ui/jobs/versioned").text
+    assert 'data-version="2"' in page and 'data-version="1"' in page
+    assert "groups[0].count" in page and "Revert to this" in page
+    csrf = csrf_of(page)
+    htmx = {"HX-Request": "true", "X-CSRF-Token": csrf}
+    answer = browser.post("/ui/jobs/versioned/revert", data={"version": "1"}, headers=htmx)
+    assert "now version 3" in answer.text
+    assert master.machine.jobs["versioned"]["spec"]["groups"][0]["count"] == \
+        base["groups"][0]["count"]
+    refused = browser.post("/ui/jobs/versioned/revert", data={"version": "9"}, headers=htmx)
+    assert refused.headers["x-federation-status"] == "404" and "version: " in refused.text
+
+
+def test_the_jobs_list_filters_by_namespace_and_namespaced_jobs_have_pages(
+        browser, master, populated):
+    commit(master, {"type": "job.register", "spec": {
+        **spec("api"), "id": "team-b/api", "namespace": "team-b"}})
+    everything = browser.get("/ui/jobs", params={"per_page": 100}).text
+    assert 'data-job="team-b/api"' in everything and 'data-job="web"' in everything
+    team = browser.get("/ui/jobs", params={"namespace": "team-b"}).text
+    assert team.count("<tr data-job=") == 1 and 'data-job="team-b/api"' in team
+    assert '<option value="team-b" selected>' in team
+    default = browser.get("/ui/jobs", params={"namespace": "default", "per_page": 100}).text
+    assert 'data-job="team-b/api"' not in default and 'data-job="web"' in default
+    page = browser.get("/ui/jobs/team-b/api")
+    assert page.status_code == 200 and 'id="stop-job"' in page.text
+    csrf = csrf_of(page.text)
+    stopped = browser.post("/ui/jobs/team-b/api/stop",
+                           headers={"HX-Request": "true", "X-CSRF-Token": csrf})
+    assert "stopped" in stopped.text and master.machine.jobs["team-b/api"]["stopped"]
