@@ -448,8 +448,8 @@ def test_a_machine_pickled_without_node_usage_rebuilds_it(log: Log) -> None:
 def test_the_servers_stamp_when_an_allocation_ended_in_their_own_clock(log: Log) -> None:
     log("job.register", spec=spec())
     log("node.register", node=node())
-    log("alloc.upsert", allocations=[{"id": "a0", "job_id": "etl", "group": "w",
-                                      "node_id": "id-n1", "client_status": "running"}])
+    place(log, {"id": "a0", "job_id": "etl", "group": "w", "node_id": "id-n1",
+                "resources": {"cpu_milli": 100, "memory_mib": 64}, "client_status": "running"})
     log("alloc.update_status", time=700.0,
         updates=[{"id": "a0", "client_status": "failed", "finished_at": 5.0}])
     assert log.sm.allocations["a0"]["ended_time"] == 700.0

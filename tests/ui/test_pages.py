@@ -261,10 +261,10 @@ def test_the_jobs_list_filters_sorts_and_pages_on_the_server(browser, master, po
     paged = browser.get("/ui/jobs", params={"q": "batch-", "page": 2}).text
     assert paged.count("<tr data-job=") == 30 - 25 and 'rel="prev"' in paged
     commit(master, {"type": "job.register", "spec": spec("live")})
-    commit(master, {"type": "alloc.upsert", "allocations": [{
+    placing.place(lambda command: commit(master, command), [{
         "id": "0123456789abcdef0000000000000077", "job_id": "live", "group": "main",
         "index": 0, "node_id": populated["node"], "client_status": "running",
-        "resources": {"cpu_milli": 100, "memory_mib": 64}}]})
+        "resources": {"cpu_milli": 100, "memory_mib": 64}}])
     running = browser.get("/ui/jobs", params={"status": "running"}).text
     assert 'data-job="live"' in running and "batch-" not in running
     assert browser.get("/ui/jobs", params={"page": "x", "sort": "evil"}).status_code == 200
