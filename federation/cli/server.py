@@ -70,6 +70,9 @@ def _setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # httpx logs every request at INFO: the servers' own calls (heartbeats relayed to the
+    # leader several times a second, calls to agents) would drown the server's log.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.root.level))
 
 
 def _run(config: ServerConfig, providers: Mapping[str, Provider] | None = None) -> None:

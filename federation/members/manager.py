@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("federation.members")
 CHECK_PERIOD = 1.0
+WARM_UP_CHECK = 5.0  # how often a server without members looks for one
 
 
 def start_connector(master: Master, record: dict[str, Any], link: FederationLink) -> Connector:
@@ -42,7 +43,12 @@ _WARM_UP_KUBECONFIG = (
     '{"token": "-"}}], "contexts": [{"name": "w", "context": {"cluster": "w", "user": "w"}}]}')
 
 
-def _warm_up() -> None:
+def _warm_up(master: Master, stop: threading.Event) -> None:
+    """Import and set up the kubernetes client once the cluster has a member, ahead of a
+    leader's connectors: a server of a cluster without members never pays for it."""
+    while not master.machine.clusters:
+        if stop.wait(WARM_UP_CHECK):
+            return
     try:
         from federation.members.kube import KubeAPI
 
@@ -53,9 +59,10 @@ def _warm_up() -> None:
 
 def member_clusters_loop(master: Master) -> Callable[[threading.Event], None]:
     # The kubernetes client takes a second or two to import and set up its first client: done
-    # at server start, in the background, so that a new leader's connectors do not spend it
-    # while their nodes' TTL runs.
-    threading.Thread(target=_warm_up, name="member-warm-up", daemon=True).start()
+    # in the background on every server once a member is registered, so that a new leader's
+    # connectors do not spend it while their nodes' TTL runs.
+    threading.Thread(target=_warm_up, args=(master, master.stopping), name="member-warm-up",
+                     daemon=True).start()
 
     def loop(stop: threading.Event) -> None:
         link = FederationLink(master)

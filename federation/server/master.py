@@ -142,6 +142,11 @@ class Master:
             ("member-clusters", member_clusters_loop(self)),
         ]
 
+    @property
+    def stopping(self) -> threading.Event:
+        """Set when this server is stopping (for its background threads to end on)."""
+        return self._stop
+
     def now(self) -> float:
         return self._clock()
 
