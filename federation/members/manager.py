@@ -42,7 +42,15 @@ _WARM_UP_KUBECONFIG = (
     '{"token": "-"}}], "contexts": [{"name": "w", "context": {"cluster": "w", "user": "w"}}]}')
 
 
-def _warm_up() -> None:
+def _warm_up(master: Master) -> None:
+    while True:
+        try:
+            if master.raft is not None and master.machine.clusters:
+                break
+        except Exception:  # noqa: BLE001 - the server is starting
+            pass
+        if master._stop.wait(1.0):
+            return
     try:
         from federation.members.kube import KubeAPI
 
@@ -53,9 +61,11 @@ def _warm_up() -> None:
 
 def member_clusters_loop(master: Master) -> Callable[[threading.Event], None]:
     # The kubernetes client takes a second or two to import and set up its first client: done
-    # at server start, in the background, so that a new leader's connectors do not spend it
-    # while their nodes' TTL runs.
-    threading.Thread(target=_warm_up, name="member-warm-up", daemon=True).start()
+    # in the background on every server as soon as the state holds a member cluster, so that
+    # a new leader's connectors do not spend it while their nodes' TTL runs (and a cluster
+    # without members never pays it).
+    threading.Thread(target=_warm_up, args=(master,), name="member-warm-up",
+                     daemon=True).start()
 
     def loop(stop: threading.Event) -> None:
         link = FederationLink(master)
