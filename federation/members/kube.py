@@ -29,6 +29,9 @@ class KubeError(FederationError):
 
 class KubeAPI:
     def __init__(self, kubeconfig: str, context: str | None = None, pool_size: int = 16):
+        from federation.members.kubeconfig import parse
+
+        parse(kubeconfig, context)  # again here: a record from before a rule was added
         cfg = client.Configuration()
         try:
             config.load_kube_config_from_dict(
