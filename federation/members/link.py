@@ -54,6 +54,10 @@ class FederationLink:
     def report(self, node_id: str, token: str, updates: Sequence[Mapping[str, Any]]) -> None:
         self.client.report_allocations(node_id, token, updates)
 
+    def cluster_version(self, name: str) -> int | None:
+        record = self.master.machine.clusters.get(name)
+        return record.get("version") if record is not None else None
+
     def alloc_version(self) -> tuple[int, int]:
         """Moves whenever an allocation is written (heartbeats, which move the state index,
         do not move it)."""
