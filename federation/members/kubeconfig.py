@@ -51,18 +51,18 @@ def parse(text: str, context: str | None = None) -> dict[str, Any]:
         raise ValidationError("not a kubeconfig (kind Config with clusters and contexts)",
                               field="kubeconfig")
     name = context or config.get("current-context")
-    if not name:
+    if not isinstance(name, str) or not name:
         raise ValidationError("the kubeconfig has no current-context: name one",
                               field="context")
-    contexts = {c.get("name"): c.get("context") or {} for c in config["contexts"]
-                if isinstance(c, dict)}
+    contexts = {c.get("name"): c.get("context") for c in config["contexts"]
+                if isinstance(c, dict) and isinstance(c.get("context"), dict)}
     if name not in contexts:
         known = ", ".join(sorted(str(n) for n in contexts)) or "none"
         raise ValidationError(f"no context {name!r} in the kubeconfig (contexts: {known})",
                               field="context")
-    clusters = {c.get("name"): c.get("cluster") or {} for c in config["clusters"]
-                if isinstance(c, dict)}
-    cluster = clusters.get(contexts[name].get("cluster"))
+    clusters = {c.get("name"): c.get("cluster") for c in config["clusters"]
+                if isinstance(c, dict) and isinstance(c.get("cluster"), dict)}
+    cluster = clusters.get(str(contexts[name].get("cluster")))
     if not isinstance(cluster, dict) or not isinstance(cluster.get("server"), str):
         raise ValidationError(f"context {name!r} names no cluster with a server",
                               field="kubeconfig")
@@ -72,9 +72,11 @@ def parse(text: str, context: str | None = None) -> dict[str, Any]:
     for key, why in REFUSED_CLUSTER_KEYS.items():
         if cluster.get(key):
             raise ValidationError(f"cluster field {key!r} {why}", field="kubeconfig")
+    if not isinstance(config.get("users", []), list | None):
+        raise ValidationError("users must be a list", field="kubeconfig")
     users = {u.get("name"): u.get("user") or {} for u in config.get("users") or []
              if isinstance(u, dict)}
-    user = users.get(contexts[name].get("user"), {})
+    user = users.get(str(contexts[name].get("user")), {})
     if not isinstance(user, dict):
         raise ValidationError("the context's user is not a mapping", field="kubeconfig")
     for key, why in REFUSED_USER_KEYS.items():
