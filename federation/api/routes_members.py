@@ -96,6 +96,11 @@ async def add_cluster(request: Request, name: str) -> dict[str, Any]:
     """Add a member cluster, or replace one (a new kubeconfig, pool, labels)."""
     fields = _body(await document(request), name)
     m = master(request)
+    if fields["pool"] in m.machine.pools:
+        # That pool's provider would take the member's nodes for its own instances (and
+        # scale them down): a member cluster's nodes are never bought or released here.
+        raise ValidationError(f"pool {fields['pool']!r} is an autoscaled pool: give the "
+                              "member cluster a pool of its own", field="pool")
     sealed = Sealer(m.config.secret).seal(fields.pop("kubeconfig"))
     value = await m.commit({"type": "cluster.apply", "id": command_id(request, f"cluster:{name}"),
                             "cluster": {**fields, "kubeconfig_sealed": sealed}})
