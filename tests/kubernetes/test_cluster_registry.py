@@ -99,6 +99,10 @@ def test_bad_input_is_refused_naming_the_field(server: Cluster):
     config = json.loads(fake.kubeconfig())
     config["clusters"][0]["cluster"]["certificate-authority"] = "/var/lib/federation/secret"
     cases.append(("west", {"kubeconfig": json.dumps(config)}, "kubeconfig"))
+    pool = httpx.put(server.servers[0].url + "/v1/pools/burst",
+                     json={"name": "burst", "provider": "local", "max_nodes": 2}, timeout=5)
+    assert pool.status_code == 200, pool.text
+    cases.append(("west", {"kubeconfig": fake.kubeconfig(), "pool": "burst"}, "pool"))
     for name, body, field in cases:
         response = httpx.put(url + name, json=body, timeout=5)
         assert response.status_code == 400, (body, response.text)
