@@ -285,17 +285,18 @@ class Connector:
         kube_node_of = {r.node_id: name for name, r in registered}
         tokens = {r.node_id: r.token for _, r in registered}
         owned: dict[str, dict[str, Any]] = {}
-        for pod in pods:
-            if self._ours(pod):
-                alloc_id = translate.pod_alloc_id(pod)
+        for seen in pods:
+            if self._ours(seen):
+                alloc_id = translate.pod_alloc_id(seen)
                 if alloc_id:
-                    owned[alloc_id] = pod
+                    owned[alloc_id] = seen
         cluster_nodes = self.link.cluster_nodes(self.name)
         allocs = self.link.allocations(cluster_nodes)
         known = {a["id"] for a in allocs}
         creates: list[tuple[dict[str, Any], str]] = []
         deletes: list[dict[str, Any]] = []
         reports: dict[str, list[dict[str, Any]]] = {}
+        pod: dict[str, Any] | None
         for alloc in allocs:
             pod = owned.get(alloc["id"])
             wanted = alloc["desired_status"] == "run" and alloc["client_status"] != "lost"

@@ -48,7 +48,8 @@ class KubeAPI:
         self.api.close()
 
     def ping(self) -> None:
-        resp = client.VersionApi(self.api).get_code(_preload_content=False, _request_timeout=3)
+        resp: Any = client.VersionApi(self.api).get_code(_preload_content=False,
+                                                         _request_timeout=3)
         resp.release_conn()
 
     def _lister(self, kind: str) -> Any:
@@ -75,7 +76,7 @@ class KubeAPI:
     def create_pod(self, body: dict[str, Any]) -> bool:
         """Create a pod; False when it exists already (a create that was retried)."""
         try:
-            self.v1.create_namespaced_pod(body["metadata"]["namespace"], body,
+            self.v1.create_namespaced_pod(body["metadata"]["namespace"], body,  # type: ignore[arg-type]
                                           _preload_content=False,
                                           _request_timeout=REQUEST_TIMEOUT)
         except ApiException as exc:
@@ -96,6 +97,6 @@ class KubeAPI:
         return True
 
     def pod_log(self, namespace: str, name: str) -> bytes:
-        resp = self.v1.read_namespaced_pod_log(name, namespace, _preload_content=False,
-                                               _request_timeout=30)
+        resp: Any = self.v1.read_namespaced_pod_log(name, namespace, _preload_content=False,
+                                                    _request_timeout=30)
         return bytes(resp.data)

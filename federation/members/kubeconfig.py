@@ -54,15 +54,18 @@ def parse(text: str, context: str | None = None) -> dict[str, Any]:
     if not isinstance(name, str) or not name:
         raise ValidationError("the kubeconfig has no current-context: name one",
                               field="context")
-    contexts = {c.get("name"): c.get("context") for c in config["contexts"]
-                if isinstance(c, dict) and isinstance(c.get("context"), dict)}
+    contexts: dict[Any, dict[str, Any]] = {
+        c.get("name"): c["context"] for c in config["contexts"]
+        if isinstance(c, dict) and isinstance(c.get("context"), dict)}
     if name not in contexts:
         known = ", ".join(sorted(str(n) for n in contexts)) or "none"
         raise ValidationError(f"no context {name!r} in the kubeconfig (contexts: {known})",
                               field="context")
-    clusters = {c.get("name"): c.get("cluster") for c in config["clusters"]
-                if isinstance(c, dict) and isinstance(c.get("cluster"), dict)}
-    cluster = clusters.get(str(contexts[name].get("cluster")))
+    clusters: dict[Any, dict[str, Any]] = {
+        c.get("name"): c["cluster"] for c in config["clusters"]
+        if isinstance(c, dict) and isinstance(c.get("cluster"), dict)}
+    chosen: dict[str, Any] = contexts[name]
+    cluster = clusters.get(str(chosen.get("cluster")))
     if not isinstance(cluster, dict) or not isinstance(cluster.get("server"), str):
         raise ValidationError(f"context {name!r} names no cluster with a server",
                               field="kubeconfig")
@@ -76,7 +79,7 @@ def parse(text: str, context: str | None = None) -> dict[str, Any]:
         raise ValidationError("users must be a list", field="kubeconfig")
     users = {u.get("name"): u.get("user") or {} for u in config.get("users") or []
              if isinstance(u, dict)}
-    user = users.get(str(contexts[name].get("user")), {})
+    user = users.get(str(chosen.get("user")), {})
     if not isinstance(user, dict):
         raise ValidationError("the context's user is not a mapping", field="kubeconfig")
     for key, why in REFUSED_USER_KEYS.items():

@@ -28,8 +28,9 @@ class FederationLink:
         # One line per SDK request (hundreds of heartbeats a second) is noise in a server log.
         logging.getLogger("httpx").setLevel(max(logging.WARNING,
                                                 logging.getLogger("httpx").level))
-        self._options = {"addresses": cfg.http_url, "token": token, "timeout": 5.0,
-                         "max_attempts": 3, "deadline": 10.0, "cacert": cfg.tls_ca or None}
+        self._options: dict[str, Any] = {
+            "addresses": cfg.http_url, "token": token, "timeout": 5.0, "max_attempts": 3,
+            "deadline": 10.0, "cacert": cfg.tls_ca or None}
 
     @property
     def client(self) -> Client:
