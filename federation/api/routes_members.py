@@ -79,11 +79,28 @@ def _body(body: Any, name: str) -> dict[str, Any]:
             "context": parsed["context"], "server": parsed["server"], "kubeconfig": text}
 
 
-@router.put("/v1/clusters/{name}", dependencies=WRITE)
+_BODY_SCHEMA = {
+    "type": "object", "required": ["kubeconfig"], "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string"},
+        "kubeconfig": {"type": "string", "description": "the kubeconfig file's text"},
+        "context": {"type": "string"}, "pool": {"type": "string"},
+        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "image": {"type": "string"}}}
+
+
+@router.put("/v1/clusters/{name}", dependencies=WRITE,
+            openapi_extra={"requestBody": {"content": {
+                "application/json": {"schema": _BODY_SCHEMA}}, "required": True}})
 async def add_cluster(request: Request, name: str) -> dict[str, Any]:
     """Add a member cluster, or replace one (a new kubeconfig, pool, labels)."""
     fields = _body(await document(request), name)
     m = master(request)
+    if fields["pool"] in m.machine.pools:
+        # That pool's provider would take the member's nodes for its own instances (and
+        # scale them down): a member cluster's nodes are never bought or released here.
+        raise ValidationError(f"pool {fields['pool']!r} is an autoscaled pool: give the "
+                              "member cluster a pool of its own", field="pool")
     sealed = Sealer(m.config.secret).seal(fields.pop("kubeconfig"))
     value = await m.commit({"type": "cluster.apply", "id": command_id(request, f"cluster:{name}"),
                             "cluster": {**fields, "kubeconfig_sealed": sealed}})

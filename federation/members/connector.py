@@ -7,9 +7,10 @@ dropped stream, relisted after a 410). A sync thread, woken by those changes and
 
 1. registers each Ready, schedulable node as a federation node (``translate.registration``:
    capacity minus what the pods federation does not own request), again when that changes;
-2. heart-beats the registered nodes every TTL/3 while the cluster answers; a node that goes
-   NotReady, is cordoned or tainted, or a cluster that stops answering, gets no heartbeats,
-   so the servers mark it down after the TTL and its work is placed elsewhere;
+2. heart-beats the registered nodes every TTL/3 while the cluster answers (on threads of
+   their own); a node that goes NotReady, is cordoned or tainted, or a cluster that stops
+   answering, gets no heartbeats, so the servers mark it down after the TTL and its work is
+   placed elsewhere;
 3. creates the Pod of each allocation placed on its nodes (bound by ``spec.nodeName``),
    deletes the pods of allocations told to stop, lost (no second copy when a cluster comes
    back) or unknown, and reports each pod's phase and restarts as its allocation's status.
@@ -27,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from federation.errors import Forbidden, NotFound, Unauthorized
 from federation.members import translate
 from federation.members.mirror import Mirror
 
@@ -71,13 +73,16 @@ class Connector:
         self._threads: list[threading.Thread] = []
         self._pool = ThreadPoolExecutor(max_workers=workers,
                                         thread_name_prefix=f"member-{self.name}")
+        # Heartbeats on their own threads: a round of them never holds up pods.
+        self._beats = ThreadPoolExecutor(max_workers=max(2, workers // 2),
+                                         thread_name_prefix=f"member-{self.name}-beat")
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, sync: bool = True) -> Connector:
         """Start watching (and, with ``sync``, acting on what is seen)."""
         loops = [(lambda: self._follow("nodes"), "nodes"), (lambda: self._follow("pods"), "pods")]
         if sync:
-            loops.append((self._sync_loop, "sync"))
+            loops += [(self._sync_loop, "sync"), (self._beat_loop, "heartbeats")]
         for target, label in loops:
             thread = threading.Thread(target=target, name=f"member-{self.name}-{label}",
                                       daemon=True)
@@ -91,6 +96,7 @@ class Connector:
         for thread in self._threads:
             thread.join(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._beats.shutdown(wait=False, cancel_futures=True)
         self.kube.close()
 
     def remove_pods(self) -> int:
@@ -115,6 +121,11 @@ class Connector:
 
     def reachable(self) -> bool:
         return self.synced() and time.monotonic() - self.last_contact < self.ttl / 2
+
+    def current(self) -> bool:
+        """Whether the cluster's record is still the one this connector serves: once it is
+        removed or replaced, this connector must not bring its nodes back."""
+        return self.link.cluster_version(self.name) == self.cluster.get("version")
 
     def _follow(self, kind: str) -> None:
         mirror = self.mirrors[kind]
@@ -189,15 +200,13 @@ class Connector:
         self._probe()
         if not self.synced():
             return
+        if not self.current():
+            return
         reachable = self.reachable()
         changes = self._changes(reachable)
         now = time.monotonic()
         if changes == self._last_changes and now - self._last_pass < FULL_PASS_EVERY:
-            # Nothing moved (an idle cluster): only the heartbeats fall due.
-            if reachable and now - self.last_beat >= self.ttl / 3:
-                self.last_beat = now
-                self._run_all(self._heartbeat, list(self.registered.values()))
-            return
+            return  # nothing moved (an idle cluster)
         self._last_changes, self._last_pass = changes, now
         with self.lock:
             nodes = list(self.mirrors["nodes"].items.values())
@@ -209,16 +218,20 @@ class Connector:
                 name = node["metadata"]["name"]
                 eligible[name] = translate.registration(self.cluster, node,
                                                         used.get(name, (0, 0, 0)))
-        for name in [n for n in self.registered if n not in eligible]:
+        for name in [n for n in list(self.registered) if n not in eligible]:
             log.info("member %s: node %s takes no work now: no more heartbeats", self.name,
                      name)
             del self.registered[name]
         if reachable:
             self._register(eligible)
-            if time.monotonic() - self.last_beat >= self.ttl / 3:
-                self.last_beat = time.monotonic()
-                self._run_all(self._heartbeat, list(self.registered.values()))
         self._reconcile_pods(pods, reachable)
+
+    def _beat_loop(self) -> None:
+        """Every TTL/3, while the member answers, a heartbeat for each registered node."""
+        while not self._stop.wait(max(0.1, self.last_beat + self.ttl / 3 - time.monotonic())):
+            self.last_beat = time.monotonic()
+            if self.reachable() and self.current():
+                self._run_all(self._heartbeat, list(self.registered.items()), self._beats)
 
     def _register(self, eligible: dict[str, dict[str, Any]]) -> None:
         todo = [(name, body) for name, body in eligible.items()
@@ -238,13 +251,22 @@ class Connector:
 
         self._run_all(register, todo)
 
-    def _heartbeat(self, known: Registered) -> None:
-        self.link.heartbeat(known.node_id, known.token)
+    def _heartbeat(self, item: tuple[str, Registered]) -> None:
+        name, known = item
+        try:
+            self.link.heartbeat(known.node_id, known.token)
+        except (NotFound, Unauthorized, Forbidden):
+            # The servers forgot the node (collected while down) or its token: register it
+            # again on the next pass.
+            if self.registered.get(name) is known:
+                del self.registered[name]
+            raise
 
-    def _run_all(self, fn: Callable[[Any], None], items: list[Any]) -> None:
+    def _run_all(self, fn: Callable[[Any], None], items: list[Any],
+                 pool: ThreadPoolExecutor | None = None) -> None:
         if not items:
             return
-        futures = [self._pool.submit(fn, item) for item in items]
+        futures = [(pool or self._pool).submit(fn, item) for item in items]
         wait(futures)
         for future in futures:
             exc = future.exception()
@@ -259,20 +281,22 @@ class Connector:
             translate.label_value(self.name)
 
     def _reconcile_pods(self, pods: list[dict[str, Any]], reachable: bool) -> None:
-        kube_node_of = {r.node_id: name for name, r in self.registered.items()}
-        tokens = {r.node_id: r.token for r in self.registered.values()}
+        registered = list(self.registered.items())  # heartbeat threads may drop entries
+        kube_node_of = {r.node_id: name for name, r in registered}
+        tokens = {r.node_id: r.token for _, r in registered}
         owned: dict[str, dict[str, Any]] = {}
-        for pod in pods:
-            if self._ours(pod):
-                alloc_id = translate.pod_alloc_id(pod)
+        for seen in pods:
+            if self._ours(seen):
+                alloc_id = translate.pod_alloc_id(seen)
                 if alloc_id:
-                    owned[alloc_id] = pod
+                    owned[alloc_id] = seen
         cluster_nodes = self.link.cluster_nodes(self.name)
         allocs = self.link.allocations(cluster_nodes)
         known = {a["id"] for a in allocs}
         creates: list[tuple[dict[str, Any], str]] = []
         deletes: list[dict[str, Any]] = []
         reports: dict[str, list[dict[str, Any]]] = {}
+        pod: dict[str, Any] | None
         for alloc in allocs:
             pod = owned.get(alloc["id"])
             wanted = alloc["desired_status"] == "run" and alloc["client_status"] != "lost"

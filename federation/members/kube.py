@@ -29,6 +29,9 @@ class KubeError(FederationError):
 
 class KubeAPI:
     def __init__(self, kubeconfig: str, context: str | None = None, pool_size: int = 16):
+        from federation.members.kubeconfig import parse
+
+        parse(kubeconfig, context)  # again here: a record from before a rule was added
         cfg = client.Configuration()
         try:
             config.load_kube_config_from_dict(
@@ -45,7 +48,8 @@ class KubeAPI:
         self.api.close()
 
     def ping(self) -> None:
-        resp = client.VersionApi(self.api).get_code(_preload_content=False, _request_timeout=3)
+        resp: Any = client.VersionApi(self.api).get_code(_preload_content=False,
+                                                         _request_timeout=3)
         resp.release_conn()
 
     def _lister(self, kind: str) -> Any:
@@ -72,7 +76,7 @@ class KubeAPI:
     def create_pod(self, body: dict[str, Any]) -> bool:
         """Create a pod; False when it exists already (a create that was retried)."""
         try:
-            self.v1.create_namespaced_pod(body["metadata"]["namespace"], body,
+            self.v1.create_namespaced_pod(body["metadata"]["namespace"], body,  # type: ignore[arg-type]
                                           _preload_content=False,
                                           _request_timeout=REQUEST_TIMEOUT)
         except ApiException as exc:
@@ -93,6 +97,6 @@ class KubeAPI:
         return True
 
     def pod_log(self, namespace: str, name: str) -> bytes:
-        resp = self.v1.read_namespaced_pod_log(name, namespace, _preload_content=False,
-                                               _request_timeout=30)
+        resp: Any = self.v1.read_namespaced_pod_log(name, namespace, _preload_content=False,
+                                                    _request_timeout=30)
         return bytes(resp.data)

@@ -28,8 +28,9 @@ class FederationLink:
         # One line per SDK request (hundreds of heartbeats a second) is noise in a server log.
         logging.getLogger("httpx").setLevel(max(logging.WARNING,
                                                 logging.getLogger("httpx").level))
-        self._options = {"addresses": cfg.http_url, "token": token, "timeout": 5.0,
-                         "max_attempts": 3, "deadline": 10.0, "cacert": cfg.tls_ca or None}
+        self._options: dict[str, Any] = {
+            "addresses": cfg.http_url, "token": token, "timeout": 5.0, "max_attempts": 3,
+            "deadline": 10.0, "cacert": cfg.tls_ca or None}
 
     @property
     def client(self) -> Client:
@@ -53,6 +54,10 @@ class FederationLink:
 
     def report(self, node_id: str, token: str, updates: Sequence[Mapping[str, Any]]) -> None:
         self.client.report_allocations(node_id, token, updates)
+
+    def cluster_version(self, name: str) -> int | None:
+        record = self.master.machine.clusters.get(name)
+        return record.get("version") if record is not None else None
 
     def alloc_version(self) -> tuple[int, int]:
         """Moves whenever an allocation is written (heartbeats, which move the state index,

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("federation.members")
 CHECK_PERIOD = 1.0
-WARM_UP_CHECK = 5.0  # how often a server without members looks for one
+WARM_UP_CHECK = 2.0  # how often a server without members looks for one
 
 
 def start_connector(master: Master, record: dict[str, Any], link: FederationLink) -> Connector:
@@ -46,7 +46,12 @@ _WARM_UP_KUBECONFIG = (
 def _warm_up(master: Master, stop: threading.Event) -> None:
     """Import and set up the kubernetes client once the cluster has a member, ahead of a
     leader's connectors: a server of a cluster without members never pays for it."""
-    while not master.machine.clusters:
+    while True:
+        try:
+            if master.raft is not None and master.machine.clusters:
+                break
+        except Exception:  # noqa: BLE001 - the server is starting
+            pass
         if stop.wait(WARM_UP_CHECK):
             return
     try:

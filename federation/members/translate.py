@@ -49,7 +49,7 @@ def quantity(value: Any) -> Decimal:
     for suffix in sorted(_SUFFIXES, key=len, reverse=True):
         if text.endswith(suffix) and not (suffix == "E" and re.search(r"\de[+-]?\d+$", text)):
             try:
-                return Decimal(text[: -len(suffix)]) * Decimal(_SUFFIXES[suffix])
+                return Decimal(text[: -len(suffix)]) * Decimal(str(_SUFFIXES[suffix]))
             except InvalidOperation:
                 return Decimal(0)
     try:
@@ -313,7 +313,7 @@ def alloc_update(pod: Mapping[str, Any]) -> dict[str, Any] | None:
     if phase == "Pending":
         update["client_status"] = "pending"
         waiting = [((c.get("state") or {}).get("waiting") or {}) for c in containers]
-        reasons = [w.get("reason") for w in waiting if w.get("reason")]
+        reasons = [str(w["reason"]) for w in waiting if w.get("reason")]
         if reasons:
             update["message"] = ", ".join(reasons)
     elif phase == "Running":
@@ -324,9 +324,9 @@ def alloc_update(pod: Mapping[str, Any]) -> dict[str, Any] | None:
     elif phase in ("Succeeded", "Failed"):
         update["client_status"] = "complete" if phase == "Succeeded" else "failed"
         ended = [((c.get("state") or {}).get("terminated") or {}) for c in containers]
-        codes = [t.get("exitCode") for t in ended if t.get("exitCode") is not None]
+        codes = [int(t["exitCode"]) for t in ended if t.get("exitCode") is not None]
         update["exit_code"] = int(codes[0]) if codes else (0 if phase == "Succeeded" else 1)
-        reasons = [t.get("reason") for t in ended if t.get("reason")]
+        reasons = [str(t["reason"]) for t in ended if t.get("reason")]
         if reasons or status.get("reason"):
             update["message"] = ", ".join(reasons) or str(status.get("reason"))
     else:

@@ -50,9 +50,9 @@ def _cluster_apply(sm: StateMachine, command: Command) -> dict[str, Any]:
     cluster = command.get("cluster")
     cluster_record(cluster, "cluster")
     assert isinstance(cluster, dict)
-    fields = {key: cluster.get(key) for key in FIELDS}
+    fields: dict[str, Any] = {key: cluster.get(key) for key in FIELDS}
     fields["labels"] = dict(cluster.get("labels") or {})
-    name = fields["name"]
+    name = str(fields["name"])
     existing = sm.clusters.get(name)
     if existing is not None and all(existing.get(k) == v for k, v in fields.items()):
         return {"name": name, "changed": False, "version": existing["version"]}

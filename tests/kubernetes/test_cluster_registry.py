@@ -89,6 +89,20 @@ def test_bad_input_is_refused_naming_the_field(server: Cluster):
         ("west", {"kubeconfig": fake.kubeconfig(), "labels": {"a b": "c"}}, "labels.a b"),
         ("west", {}, "kubeconfig"),
     ]
+    # Nothing in a kubeconfig may make the servers run a program or read their own files.
+    for user in ({"exec": {"command": "/bin/sh", "args": ["-c", "id"]}},
+                 {"auth-provider": {"name": "gcp"}}, {"tokenFile": "/etc/shadow"},
+                 {"client-certificate": "/etc/passwd", "client-key": "/etc/passwd"}):
+        config = json.loads(fake.kubeconfig())
+        config["users"][0]["user"] = user
+        cases.append(("west", {"kubeconfig": json.dumps(config)}, "kubeconfig"))
+    config = json.loads(fake.kubeconfig())
+    config["clusters"][0]["cluster"]["certificate-authority"] = "/var/lib/federation/secret"
+    cases.append(("west", {"kubeconfig": json.dumps(config)}, "kubeconfig"))
+    pool = httpx.put(server.servers[0].url + "/v1/pools/burst",
+                     json={"name": "burst", "provider": "local", "max_nodes": 2}, timeout=5)
+    assert pool.status_code == 200, pool.text
+    cases.append(("west", {"kubeconfig": fake.kubeconfig(), "pool": "burst"}, "pool"))
     for name, body, field in cases:
         response = httpx.put(url + name, json=body, timeout=5)
         assert response.status_code == 400, (body, response.text)

@@ -63,6 +63,17 @@ def test_kubectl_deployments_and_plain_jobs_run_on_member_clusters(
     assert {p["metadata"]["labels"]["federation.io/job"] for p in west.federation_pods()} \
         == {"api"}
 
+    def kubectl(*args: str) -> str:
+        done = subprocess.run([KUBECTL, "--kubeconfig", str(kubeconfig), *args],
+                              capture_output=True, text=True, env=env, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+    # kubectl logs on federation's /k8s reads the member pod's log.
+    wait_for(lambda: kubectl("get", "pods", "-o", "name").count("pod/") == 4, 30,
+             "four pods in kubectl get pods")
+    first = kubectl("get", "pods", "-o", "name").split()[0]
+    assert kubectl("logs", first).startswith("log of pod fed-")
+
     job = {"id": "report", "type": "batch", "groups": [{
         "name": "main", "count": 1, "resources": {"cpu": 100, "memory": 64},
         "constraints": [{"attribute": "cluster", "operator": "=", "value": "west"}],
@@ -81,3 +92,11 @@ def test_kubectl_deployments_and_plain_jobs_run_on_member_clusters(
     assert alloc["client_status"] == "complete" and alloc["exit_code"] == 0
     clusters = Counter(n.get("cluster") for n in _nodes(url) if n["id"] == alloc["node_id"])
     assert clusters == {"west": 1}
+
+    # Removing a member cluster: its nodes are down at once, its pods deleted, and the
+    # Deployment's replicas that ran there are placed on the cluster that remains.
+    out = cli(url, "cluster", "remove", "west").stdout
+    assert 'Cluster "west" removed (2 nodes down' in out
+    assert all(n["status"] == "down" for n in _nodes(url) if n.get("cluster") == "west")
+    wait_for(lambda: not west.federation_pods(), 30, "west's pods deleted")
+    wait_for(lambda: len(east.federation_pods()) == 4, 60, "all four replicas in east")
