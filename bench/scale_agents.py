@@ -261,7 +261,9 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="write the figures here too")
     args = parser.parse_args()
     if args.baseline_src:
+        # `python -m` puts the working directory first on the path: run from the tree.
         os.environ["PYTHONPATH"] = os.path.abspath(args.baseline_src)
+        os.chdir(args.baseline_src)
     c = cluster(["--log-level", "info", "--heartbeat-ttl", str(args.ttl)])
     c.start()
     out: dict[str, Any] = {"label": args.label or ("baseline" if args.baseline_src else "this"),
