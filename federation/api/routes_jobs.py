@@ -268,13 +268,15 @@ async def list_allocations(
     headers = {"X-Federation-Index": str(at)}
     may = visibility(request)
 
+    wanted_job = job_key(scope, job) if job is not None and scope is not None else None
+
     def view() -> list[dict[str, Any]]:
-        if node is not None or (job is not None and scope is not None):
+        if node is not None or wanted_job is not None:
             ids = list(machine.alloc_ids_by_node.get(node, ()) if node is not None
-                       else machine.alloc_ids_by_job.get(job_key(scope, job), ()))
+                       else machine.alloc_ids_by_job.get(wanted_job, ()))
             allocs = [a for a in (machine.allocations.get(i) for i in ids) if a is not None]
-            if job is not None and scope is not None:
-                allocs = [a for a in allocs if a["job_id"] == job_key(scope, job)]
+            if wanted_job is not None:
+                allocs = [a for a in allocs if a["job_id"] == wanted_job]
             elif scope is not None:
                 allocs = [a for a in allocs if split_key(a["job_id"])[0] == scope]
         else:
