@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import multiprocessing as mp
 import os
@@ -277,7 +278,9 @@ def main() -> None:
         ctx = mp.get_context("fork")
         ready_queue = ctx.Queue()
         capacity = {"cpu_milli": 64000, "memory_mib": 65536}
-        files = []
+        files: list[str] = []
+        # The workers' result files go whatever happens to the run.
+        atexit.register(lambda: [os.unlink(f) for f in files if os.path.exists(f)])
         for w in range(args.workers):
             names = [f"sim-{w}-{i}" for i in range(per) if w * per + i < args.nodes]
             path = f"/tmp/federation-bench-sim-{os.getpid()}-{w}.json"
