@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import multiprocessing as mp
 import os
@@ -261,7 +262,9 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="write the figures here too")
     args = parser.parse_args()
     if args.baseline_src:
+        # `python -m` puts the working directory first on the path: run from the tree.
         os.environ["PYTHONPATH"] = os.path.abspath(args.baseline_src)
+        os.chdir(args.baseline_src)
     c = cluster(["--log-level", "info", "--heartbeat-ttl", str(args.ttl)])
     c.start()
     out: dict[str, Any] = {"label": args.label or ("baseline" if args.baseline_src else "this"),
@@ -275,7 +278,9 @@ def main() -> None:
         ctx = mp.get_context("fork")
         ready_queue = ctx.Queue()
         capacity = {"cpu_milli": 64000, "memory_mib": 65536}
-        files = []
+        files: list[str] = []
+        # The workers' result files go whatever happens to the run.
+        atexit.register(lambda: [os.unlink(f) for f in files if os.path.exists(f)])
         for w in range(args.workers):
             names = [f"sim-{w}-{i}" for i in range(per) if w * per + i < args.nodes]
             path = f"/tmp/federation-bench-sim-{os.getpid()}-{w}.json"

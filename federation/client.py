@@ -257,7 +257,8 @@ class Client:
     def heartbeat(
         self, node_id: str, node_token: str, *, idempotency_key: str | None = None
     ) -> Node:
-        """Report a node alive; returns the node as the servers now see it."""
+        """Report a node alive; returns the node's standing: ``id``, ``name``, ``status``,
+        ``draining``, ``last_heartbeat``, ``heartbeat_ttl`` (not committed: see the API)."""
         headers = {"X-Node-Token": node_token}
         path = f"/v1/nodes/{_seg(node_id)}/heartbeat"
         return cast(Node, self._write("POST", path, {}, idempotency_key, headers=headers))

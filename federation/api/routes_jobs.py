@@ -18,7 +18,7 @@ from federation.api.kube.manifests import (
     translate,
 )
 from federation.api.kube.objects import iso
-from federation.api.offload import json_off_loop
+from federation.api.offload import encode, json_off_loop
 from federation.api.pages import LimitQuery, NextQuery, decode_token, page
 from federation.api.views import alloc_view, job_view, versions_view
 from federation.errors import NotFound, ValidationError
@@ -171,15 +171,30 @@ async def list_jobs(request: Request, response: Response, consistent: bool = Fal
 
 @router.get("/v1/jobs/{job_id}", tags=["jobs"], dependencies=[Depends(require(READ))])
 async def get_job(request: Request, job_id: str, consistent: bool = False,
-                  namespace: str | None = NamespaceQuery) -> dict[str, Any]:
+                  namespace: str | None = NamespaceQuery,
+                  index: int | None = Query(default=None, ge=0, description=(
+                      "blocking query: answer once this job or its allocations changed "
+                      "after this index (see X-Federation-Index)")),
+                  wait: float = Query(default=30.0, gt=0, le=300,
+                                      description="blocking query timeout, s"),
+                  ) -> dict[str, Any]:
     ns = write_scope(namespace)
+    key = job_key(ns, job_id)
     await before_read(request, consistent)
-    machine = master(request).machine
-    job = machine.jobs.get(job_key(ns, job_id))
+    m = master(request)
+    if m.machine.jobs.get(key) is None:
+        raise NotFound(f"no job {job_id!r} in namespace {ns!r}")
+    check(request, READ, namespace=record_namespace(m.machine.jobs[key]))
+    keys = (f"job:{key}", f"job-allocs:{key}")
+    if index is not None:
+        await m.wait_for_change(keys, index, wait)
+    machine = m.machine
+    at = max(machine.watch_index_of(*keys), 1)
+    job = machine.jobs.get(key)
     if job is None:
         raise NotFound(f"no job {job_id!r} in namespace {ns!r}")
-    check(request, READ, namespace=record_namespace(job))
-    return job_view(machine, job)
+    return Response(encode(job_view(machine, job)),  # type: ignore[return-value]
+                    media_type="application/json", headers={"X-Federation-Index": str(at)})
 
 
 @router.delete("/v1/jobs/{job_id}", tags=["jobs"], dependencies=[Depends(require(SUBMIT))])
@@ -310,13 +325,15 @@ async def list_allocations(
     headers = {"X-Federation-Index": str(at)}
     may = visibility(request)
 
+    wanted_job = job_key(scope, job) if job is not None and scope is not None else None
+
     def view() -> list[dict[str, Any]]:
-        if node is not None or (job is not None and scope is not None):
+        if node is not None or wanted_job is not None:
             ids = list(machine.alloc_ids_by_node.get(node, ()) if node is not None
-                       else machine.alloc_ids_by_job.get(job_key(scope, job), ()))
+                       else machine.alloc_ids_by_job.get(wanted_job, ()))
             allocs = [a for a in (machine.allocations.get(i) for i in ids) if a is not None]
-            if job is not None and scope is not None:
-                allocs = [a for a in allocs if a["job_id"] == job_key(scope, job)]
+            if wanted_job is not None:
+                allocs = [a for a in allocs if a["job_id"] == wanted_job]
             elif scope is not None:
                 allocs = [a for a in allocs if split_key(a["job_id"])[0] == scope]
         else:

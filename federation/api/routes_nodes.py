@@ -7,7 +7,7 @@ import hmac
 import time
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from federation.acl.authorizer import PUBLIC, Need
 from federation.agent.signing import ADDRESS_LABEL
@@ -15,7 +15,7 @@ from federation.api.acl import require
 from federation.api.agent_address import validate_agent_address
 from federation.api.auth import token_hash
 from federation.api.deps import before_read, command_id, document, master
-from federation.api.offload import json_off_loop
+from federation.api.offload import encode, json_off_loop
 from federation.api.pages import LimitQuery, NextQuery, decode_token, page
 from federation.api.schemas import NodeRegistration, validate_model
 from federation.api.views import allocated_by_node, heartbeat_reply, node_view
@@ -134,12 +134,25 @@ async def list_nodes(request: Request, response: Response,
 
 
 @router.get("/v1/nodes/{node_id}", dependencies=[Depends(require(Need("node", "read")))])
-async def get_node(request: Request, node_id: str, consistent: bool = False) -> dict[str, Any]:
+async def get_node(request: Request, node_id: str, consistent: bool = False,
+                   index: int | None = Query(default=None, ge=0, description=(
+                       "blocking query: answer once this node changed after this index "
+                       "(see X-Federation-Index); heartbeats are not changes")),
+                   wait: float = Query(default=30.0, gt=0, le=300,
+                                       description="blocking query timeout, s"),
+                   ) -> dict[str, Any]:
     await before_read(request, consistent)
-    node = _node_or_404(request, node_id)
+    _node_or_404(request, node_id)
     m = master(request)
-    return node_view(node, allocated_by_node(m.machine).get(node_id),
+    keys = (f"node:{node_id}",)
+    if index is not None:
+        await m.wait_for_change(keys, index, wait)
+    at = max(m.machine.watch_index_of(*keys), 1)
+    node = _node_or_404(request, node_id)
+    view = node_view(node, allocated_by_node(m.machine).get(node_id),
                      m.liveness.last_seen(node_id))
+    return Response(encode(view), media_type="application/json",  # type: ignore[return-value]
+                    headers={"X-Federation-Index": str(at)})
 
 
 @router.post("/v1/nodes/{node_id}/drain",

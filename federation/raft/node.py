@@ -99,7 +99,7 @@ class RaftConfig:
 class ReplicatedState(SyncObjConsumer):
     """The part pysyncobj replicates and snapshots: the state machine and nothing else."""
 
-    def __init__(self, on_applied: Callable[[], None] | None = None) -> None:
+    def __init__(self, on_applied: Callable[[float | None], None] | None = None) -> None:
         # Set before SyncObjConsumer.__init__, which marks the attributes existing then as
         # not replicated: the hook stays local, only ``machine`` is pickled.
         self.on_applied = on_applied
@@ -108,16 +108,17 @@ class ReplicatedState(SyncObjConsumer):
 
     @replicated
     def apply_batch(self, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        started = time.monotonic()
         machine = self.machine
         results = [machine.apply(command) for command in commands]
         if self.on_applied is not None:
-            self.on_applied()
+            self.on_applied(started)
         return results
 
     def _deserialize(self, data: Any) -> None:
         super()._deserialize(data)
         if self.on_applied is not None:
-            self.on_applied()
+            self.on_applied(None)
 
 
 # pysyncobj splits an entry larger than ``appendEntriesBatchSizeBytes`` into chunks, and its
@@ -151,6 +152,7 @@ class RaftNode:
         os.makedirs(config.data_dir, exist_ok=True)
         self.config = config
         self._change_listeners: list[Callable[[], None]] = []
+        self._apply_run = (0.0, 0.0)  # (start, end) of the latest run of applied batches
         self.state = ReplicatedState(on_applied=self._notify_applied)
         self.rejected_connections = 0
         self._listeners: list[Callable[[bool], None]] = []
@@ -237,9 +239,34 @@ class RaftNode:
         """Call ``listener()`` (on the Raft thread: keep it short) after each applied batch."""
         self._change_listeners.append(listener)
 
-    def _notify_applied(self) -> None:
+    def _notify_applied(self, started: float | None) -> None:
+        if started is not None:
+            self._after_apply(started)
         for listener in self._change_listeners:
             listener()
+
+    def _after_apply(self, started: float) -> None:
+        """A follower that spent long applying entries gives the leader a fresh election
+        timeout. pysyncobj checks the election deadline at the start of a tick, before it
+        reads the append-entries messages waiting for it, and applies entries within the
+        tick: after an apply longer than the timeout it would start an election although the
+        leader's messages are waiting unread (seen as leaders lost again and again while
+        large plans were applied). Liveness only: a leader that did die is found one
+        minimum timeout later."""
+        now = time.monotonic()
+        # Batches applied back to back belong to one tick: time the run, not each batch.
+        if started - self._apply_run[1] > 0.005:
+            self._apply_run = (started, now)
+        else:
+            self._apply_run = (self._apply_run[0], now)
+        sync = getattr(self, "_sync", None)
+        if sync is None or sync._isLeader() \
+                or now - self._apply_run[0] < self.config.settings.election_timeout_min / 2:
+            return
+        deadline = getattr(sync, "_SyncObj__raftElectionDeadline", None)
+        if isinstance(deadline, float):
+            sync._SyncObj__raftElectionDeadline = max(
+                deadline, now + self.config.settings.election_timeout_min)
 
     def on_leadership(self, listener: Callable[[bool], None]) -> None:
         """Call ``listener(is_leader)`` (on a background thread) whenever this node gains

@@ -94,8 +94,7 @@ class Relay:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._verify = verify
-        self.last_ok = time.monotonic()  # a fresh follower is given the benefit of the doubt
-        self.last_failed: float | None = None
+        self.failing_since: float | None = None  # first failure since the last success
         self.sent_batches = 0
 
     def add(self, node_id: str, at: float) -> None:
@@ -103,9 +102,12 @@ class Relay:
             self._pending[node_id] = at
 
     def healthy(self) -> bool:
-        """Whether beats relayed now are likely to reach the leader: the last batch went
-        through, or nothing has failed since the last one did."""
-        return self.last_failed is None or self.last_ok >= self.last_failed
+        """Whether beats relayed now are likely to reach the leader: batches go through, or
+        have failed only for a moment (an election: the beats wait and go to the new
+        leader, which gives every node a grace TTL anyway). Answering 503 at once would
+        send every agent of this server to the others during each election."""
+        since = self.failing_since
+        return since is None or time.monotonic() - since < max(3 * self.interval, 1.0)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="heartbeat-relay", daemon=True)
@@ -139,7 +141,7 @@ class Relay:
         url = self.leader_url()
         if url is None:
             self._put_back(beats)
-            self.last_failed = time.monotonic()
+            self._failed()
             return False
         now = time.time()
         # Beats that could not be sent for long are stale anyway: the leader would refuse them.
@@ -155,9 +157,13 @@ class Relay:
             log.debug("relaying %d heartbeats to %s failed: %r", len(beats), url, exc)
             ok = False
         if ok:
-            self.last_ok = time.monotonic()
+            self.failing_since = None
             self.sent_batches += 1
         else:
             self._put_back(beats)
-            self.last_failed = time.monotonic()
+            self._failed()
         return ok
+
+    def _failed(self) -> None:
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()

@@ -51,6 +51,7 @@ SNAPSHOT_VERSION = 1
 # The watch key that stands for every key (a restore, a snapshot installed).
 WATCH_ALL = "*"
 JOB_HISTORY = checks.MAX_JOB_HISTORY  # earlier specs of a job kept (job history, revert)
+WATCH_KEYS_SLACK = 10_000
 
 
 TABLES = ("servers", "nodes", "node_ids_by_name", "jobs", "allocations", "alloc_ids_by_job",
@@ -138,6 +139,12 @@ class StateMachine:
         for key in keys:
             self.watch_index[key] = index
         self.touched |= keys
+        if len(self.watch_index) > 4 * (len(self.jobs) + len(self.nodes)) + WATCH_KEYS_SLACK:
+            # Keys of records long gone (collected jobs) pile up: start the record again
+            # from here, which answers every waiting query once.
+            self.watch_index = {}
+            self.watch_floor = index
+            self.touched.add(WATCH_ALL)
 
     def _attach(self) -> None:
         """Make every table a journaled :class:`Table` writing to this machine's journal."""

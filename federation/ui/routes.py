@@ -500,7 +500,8 @@ def _sse(text: str, event: str | None = None, event_id: str | None = None) -> by
 @router.get("/nodes")
 async def nodes(request: Request) -> Response:
     who = viewer(request)
-    rows = await run_in_threadpool(views.nodes_view, _master(request).machine)
+    m = _master(request)
+    rows = await run_in_threadpool(views.nodes_view, m.machine, m.liveness.seen())
     return render(request, who, "nodes.html", "_nodes.html", nav="nodes", nodes=rows)
 
 

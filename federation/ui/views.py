@@ -234,8 +234,12 @@ def alloc_detail(machine: StateMachine, alloc_id: str) -> dict[str, Any] | None:
         "namespace": split_key(str(alloc["job_id"]))[0]}
 
 
-def nodes_view(machine: StateMachine) -> list[dict[str, Any]]:
+def nodes_view(machine: StateMachine,
+               seen: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """The nodes page; ``seen``: the heartbeats this server saw (they are not in the state,
+    which holds the last transition only)."""
     usage = allocated_by_node(machine)
+    seen = seen or {}
     rows = []
     for node in sorted(list(machine.nodes.values()), key=lambda n: n["name"]):
         used = usage.get(node["id"], {})
@@ -244,7 +248,8 @@ def nodes_view(machine: StateMachine) -> list[dict[str, Any]]:
             "provider": node.get("provider"), "zone": node.get("zone"),
             "status": node["status"], "draining": node.get("draining", False),
             "capacity": node.get("capacity") or {}, "used": used,
-            "last_heartbeat": node.get("last_heartbeat"),
+            "last_heartbeat": max(node.get("last_heartbeat") or 0.0,
+                                  seen.get(node["id"], 0.0)) or None,
         })
     return rows
 

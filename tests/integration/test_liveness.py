@@ -7,6 +7,7 @@ every node a grace TTL before it judges anyone.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -76,6 +77,22 @@ def test_a_node_beating_only_through_a_follower_stays_ready(cluster: Cluster) ->
     assert view["status"] == "ready"
     # The leader saw the beats the follower handed it.
     assert time.time() - view["last_heartbeat"] < TTL
+
+
+def test_a_relayed_batch_not_signed_by_a_server_is_refused(cluster: Cluster) -> None:
+    leader = cluster.wait_leader()
+    node = register(leader, "forged")
+    before = leader.get(f"/v1/nodes/{node[0]}").json()["last_heartbeat"]
+    time.sleep(0.1)
+    body = json.dumps({"from": "s9", "sent_at": time.time(), "beats": {node[0]: 0}})
+    for signature in (None, "0" * 64):
+        headers = {"Content-Type": "application/json"}
+        if signature:
+            headers["X-Federation-Relay-Signature"] = signature
+        answer = leader.post("/v1/internal/heartbeats", content=body, headers=headers)
+        assert answer.status_code == 403, answer.text
+    # Nothing was recorded: the node's last sign of life is still its registration.
+    assert leader.get(f"/v1/nodes/{node[0]}").json()["last_heartbeat"] == before
 
 
 def test_a_silent_node_is_marked_down_after_the_ttl_not_before(cluster: Cluster) -> None:

@@ -100,3 +100,55 @@ def test_bad_page_parameters_are_a_400_naming_the_field(server: ServerProcess, p
         answer = server.get(path, params=params)
         assert answer.status_code == 400, (path, answer.text)
         assert answer.json()["error"]["field"] == ("next" if "next" in params else "limit")
+
+
+def timed_get(url: str, **params) -> tuple[float, httpx.Response]:
+    started = time.monotonic()
+    answer = httpx.get(url, params=params, timeout=30)
+    return time.monotonic() - started, answer
+
+
+def test_a_job_or_node_watch_wakes_for_its_own_changes_only(server: ServerProcess) -> None:
+    a, b = register(server, "node-a"), register(server, "node-b")
+    def pinned(job_id: str, count: int, node: tuple[str, str]) -> dict:
+        return job(job_id, count, constraints=[
+            {"attribute": "node.id", "operator": "=", "value": node[0]}])
+
+    for job_id, node in (("mine", a), ("other", b)):
+        assert server.post("/v1/jobs", json=pinned(job_id, 1, node)).status_code == 201
+    wait_for(lambda: len(server.get("/v1/allocations").json()) == 2, 15, "both placed")
+    time.sleep(1.0)  # the scheduler's reports settle
+    job_url, node_url = f"{server.url}/v1/jobs/mine", f"{server.url}/v1/nodes/{a[0]}"
+    job_index = int(httpx.get(job_url).headers["X-Federation-Index"])
+    node_index = int(httpx.get(node_url).headers["X-Federation-Index"])
+    answers: dict[str, tuple[float, httpx.Response]] = {}
+    watchers = [
+        threading.Thread(target=lambda: answers.__setitem__(
+            "job", timed_get(job_url, index=job_index, wait=3))),
+        threading.Thread(target=lambda: answers.__setitem__(
+            "node", timed_get(node_url, index=node_index, wait=3)))]
+    for watcher in watchers:
+        watcher.start()
+    time.sleep(0.3)
+    # Another job changes, node A and B heart-beat, node B is drained: none of it is theirs.
+    assert server.post("/v1/jobs", json=pinned("other", 2, b)).status_code == 201
+    for node in (a, b):
+        httpx.post(f"{server.url}/v1/nodes/{node[0]}/heartbeat", json={},
+                   headers={"X-Node-Token": node[1]})
+    assert server.post(f"/v1/nodes/{b[0]}/drain").status_code == 200
+    for watcher in watchers:
+        watcher.join(20)
+    for name, index in (("job", job_index), ("node", node_index)):
+        took, answer = answers[name]
+        assert took >= 2.5 and int(answer.headers["X-Federation-Index"]) == index, name
+    # Their own changes wake them at once.
+    timer = threading.Timer(0.3, lambda: httpx.delete(job_url, timeout=10))
+    timer.start()
+    took, answer = timed_get(job_url, index=job_index, wait=10)
+    timer.join()
+    assert took < 5 and answer.json()["stopped"] is True
+    timer = threading.Timer(0.3, lambda: server.post(f"/v1/nodes/{a[0]}/drain"))
+    timer.start()
+    took, answer = timed_get(node_url, index=node_index, wait=10)
+    timer.join()
+    assert took < 5 and answer.json()["draining"] is True

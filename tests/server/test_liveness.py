@@ -84,3 +84,50 @@ def test_a_batch_not_from_a_server_of_this_cluster_or_stale_is_refused(tamper: s
         signature = sign(KEY, body)
     with pytest.raises(BatchRefused):
         decode_batch(KEY, body, signature, now)
+
+
+def relay_to(answer: int, received: list) -> tuple:
+    import httpx
+
+    from federation.server.relay import SIGNATURE_HEADER, Relay
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = request.read()
+        received.append(decode_batch(KEY, body, request.headers.get(SIGNATURE_HEADER),
+                                     now=json.loads(body)["sent_at"]))
+        return httpx.Response(answer, json={})
+
+    relay = Relay("s2", KEY, lambda: "http://leader", interval=0.1)
+    return relay, httpx.Client(transport=httpx.MockTransport(handler))
+
+
+def test_a_follower_sends_the_leader_each_node_s_latest_beat_once() -> None:
+    import time as clock
+
+    received: list = []
+    relay, http = relay_to(200, received)
+    now = clock.time()
+    relay.add("a", now - 2)
+    relay.add("a", now - 1)
+    relay.add("b", now)
+    assert relay.flush(http) is True
+    assert set(received[0]) == {"a", "b"}
+    assert relay.flush(http) is True and len(received) == 1  # nothing new: nothing sent
+    assert relay.healthy()
+
+
+def test_beats_the_leader_refused_wait_for_the_next_batch_and_health_fades() -> None:
+    import time as clock
+
+    received: list = []
+    relay, http = relay_to(503, received)
+    relay.add("a", clock.time())
+    assert relay.flush(http) is False
+    assert relay.healthy()  # an election is a moment: beats wait for the next leader
+    relay.failing_since = clock.monotonic() - 5
+    assert not relay.healthy()  # failing for long: agents are sent elsewhere
+    # The refused beat was kept and goes out with the next batch that gets through.
+    http.close()
+    relay.flush(relay_to(200, received)[1])
+    assert list(received[-1]) == ["a"]
+    assert relay.healthy()

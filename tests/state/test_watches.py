@@ -85,3 +85,20 @@ def test_a_machine_read_back_from_a_snapshot_answers_every_watch_once() -> None:
     assert WATCH_ALL in copy.take_touched()
     restored = StateMachine.from_snapshot(log.sm.snapshot())
     assert restored.alloc_ids_by_node == {"id-a": {"x1"}}
+
+
+def test_the_record_of_watch_keys_starts_again_when_it_outgrows_the_state(
+        monkeypatch) -> None:
+    import federation.state.machine as machine_module
+
+    log = two_nodes()
+    log("alloc.upsert", allocations=[alloc("x1", "id-a")])
+    before = log.sm.watch_index_of("node-allocs:id-a")
+    # Keys of records long gone (collected jobs) pile up; past the bound the record restarts.
+    monkeypatch.setattr(machine_module, "WATCH_KEYS_SLACK", -1000)
+    log.sm.take_touched()
+    log("node.drain", node_id="id-b", draining=True)
+    assert log.sm.watch_index == {} and log.sm.watch_floor == log.sm.index
+    assert WATCH_ALL in log.sm.take_touched()
+    # Whatever was dropped reads as changed at the floor, never as unchanged.
+    assert log.sm.watch_index_of("node-allocs:id-a") == log.sm.index > before
