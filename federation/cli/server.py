@@ -17,8 +17,8 @@ from federation.api.agent_address import parse_networks
 from federation.errors import FederationError, ValidationError
 from federation.providers.base import Provider
 from federation.raft.node import RaftSettings
-from federation.server import Master, ServerConfig
-from federation.server.config import GcSettings, read_secret_file
+from federation.server.config import GcSettings, ServerConfig, read_secret_file
+from federation.server.master import Master
 from federation.state.gc import Policy as GcPolicy
 from federation.tls import private_dir, write_private
 from federation.tracing import configure_tracing

@@ -1,6 +1,5 @@
-"""A federation master: Raft node, HTTP API and the leader-only loops, wired together."""
+"""A federation master: Raft node, HTTP API and the leader-only loops, wired together.
 
-from federation.server.config import ServerConfig
-from federation.server.master import Master
-
-__all__ = ["Master", "ServerConfig"]
+``federation.server.master.Master`` is the composition root; the API imports the small
+server-side modules it needs (``relay``, ``liveness``) without importing the master.
+"""

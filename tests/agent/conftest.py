@@ -19,7 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from federation.server import Master, ServerConfig
+from federation.server.config import ServerConfig
+from federation.server.master import Master
 from tests.harness import SECRET, free_ports, wait_for
 
 API_TOKEN = "agent-tests-api-token"

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from federation.server import Master, ServerConfig
+from federation.server.config import ServerConfig
+from federation.server.master import Master
 from tests.harness import SECRET, Cluster, free_ports, wait_for
 
 

@@ -16,7 +16,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from federation.client import Client
-from federation.server import Master, ServerConfig
+from federation.server.config import ServerConfig
+from federation.server.master import Master
 from tests.harness import SECRET, free_ports, wait_for
 
 
