@@ -82,13 +82,20 @@ def one_run(registrations: list[dict[str, Any]], jobs: list[dict[str, Any]],
     appends the processor seconds the three servers used meanwhile to ``cpu``."""
     c = cluster(["--log-level", "warning", "--heartbeat-ttl", "600"]).start()
     try:
-        leader = c.wait_leader()
+        leader = c.wait_leader(60)  # three servers starting on a loaded machine
         follower = next(s for s in c.servers if s is not leader)
         limits = httpx.Limits(max_connections=CLIENTS)
         with httpx.Client(timeout=30, limits=limits) as http, \
                 ThreadPoolExecutor(CLIENTS) as pool:
             def post(path: str, body: dict[str, Any]) -> None:
-                http.post(leader.url + path, json=body).raise_for_status()
+                # A 503 (an election under load) is answered again: registering the same
+                # node or job spec twice changes nothing.
+                for _ in range(20):
+                    answer = http.post(leader.url + path, json=body)
+                    if answer.status_code != 503:
+                        break
+                    time.sleep(0.5)
+                answer.raise_for_status()
 
             list(pool.map(lambda body: post("/v1/nodes", body), registrations))
             pids = [s.proc.pid for s in c.servers if s.proc is not None]
