@@ -30,6 +30,7 @@ import httpx  # noqa: E402
 
 from bench.common import cluster, machine  # noqa: E402
 from federation import simulation as sim  # noqa: E402
+from federation.client import Client  # noqa: E402
 from federation.simulation.replay import GPU_MODEL_LABEL, _Jobs  # noqa: E402
 from federation.simulation.trace import MILLI, inflate  # noqa: E402
 
@@ -94,8 +95,12 @@ def replay(machines: list[sim.Machine], workload: list[sim.SimTask]) -> tuple[li
                                                   json=registration(m)).raise_for_status(),
                               machines))
             started = time.perf_counter()
-            for spec in specs:  # one at a time: the arrival order is the commit order
-                http.post(leader.url + "/v1/jobs", json=spec).raise_for_status()
+            # One at a time, so the arrival order is the commit order, through the SDK: on
+            # a loaded machine the leader may change meanwhile, and the SDK follows it
+            # (a retried submission carries its idempotency key).
+            with Client([s.url for s in c.servers], timeout=30, deadline=120) as sdk:
+                for spec in specs:
+                    sdk.submit_job(spec)
             submitted = time.perf_counter() - started
             deadline = time.monotonic() + 3600
             while time.monotonic() < deadline:
