@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -305,15 +305,18 @@ class RaftNode:
     def _send(self, batch: list[_Pending]) -> None:
         def done(results: Any, error: int) -> None:
             self._inflight.release()
+            # A caller may have given up on its future (cancelled it at its own timeout):
+            # resolving the others must go on, and nothing may raise into pysyncobj's tick,
+            # which applies the log.
             if error == FAIL_REASON.SUCCESS:
                 self.batches_committed += 1
                 self.commands_committed += len(batch)
                 for pending, result in zip(batch, results, strict=True):
-                    pending.future.set_result(result)
+                    _resolve(pending.future, result=result)
                 return
             exc = _failure(error, self.leader_addr())
             for pending in batch:
-                pending.future.set_exception(exc)
+                _resolve(pending.future, error=exc)
 
         try:
             self.state.apply_batch([p.command for p in batch], callback=done)
@@ -321,7 +324,7 @@ class RaftNode:
             self._inflight.release()
             failure = NoLeader(f"the Raft node refused the command: {exc}")
             for pending in batch:
-                pending.future.set_exception(failure)
+                _resolve(pending.future, error=failure)
 
     # -- leadership ----------------------------------------------------------------------
     def _on_state_changed(self, old: int, new: int) -> None:
@@ -378,6 +381,18 @@ def _failure(error: int, leader: str | None) -> FederationError:
     if error == FAIL_REASON.QUEUE_FULL:
         return CommitTimeout("the Raft queue is full: retry shortly", leader_raft=leader)
     return NoLeader("no Raft leader is known right now", leader_raft=leader)
+
+
+def _resolve(future: Future[dict[str, Any]], *, result: dict[str, Any] | None = None,
+             error: BaseException | None = None) -> None:
+    """Give ``future`` its outcome, unless its caller cancelled it meanwhile."""
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+    except InvalidStateError:
+        pass  # cancelled by a caller that stopped waiting
 
 
 def wait_result(future: Future[dict[str, Any]], timeout: float) -> dict[str, Any]:

@@ -128,3 +128,19 @@ def test_leadership_changes_are_published(nodes) -> None:
 def test_a_short_secret_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="at least 16"):
         RaftNode(RaftConfig("127.0.0.1:1", [], str(tmp_path), "short"))
+
+
+def test_a_cancelled_future_is_left_alone_and_never_raises_into_the_raft_tick() -> None:
+    # A caller that stopped waiting cancels its future; the commit's outcome still arrives
+    # (on pysyncobj's tick thread), and must neither raise there nor stop the others.
+    from concurrent.futures import Future
+
+    from federation.raft.node import _resolve
+
+    cancelled: Future = Future()
+    assert cancelled.cancel()
+    waiting: Future = Future()
+    _resolve(cancelled, result={"ok": True})
+    _resolve(cancelled, error=RuntimeError("late"))
+    _resolve(waiting, result={"ok": True})
+    assert cancelled.cancelled() and waiting.result(0) == {"ok": True}
