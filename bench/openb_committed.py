@@ -6,8 +6,9 @@ workload (the trace's tasks shuffled with the seed, then drawn with replacement 
 GPU request passes ``--inflation`` times capacity) is submitted as batch jobs through the
 API, one at a time in arrival order, each task its own job (as ``federation simulate``
 makes them). The leader's scheduler places them and commits the plans through Raft; once
-every job is placed or reported unplaced, the committed allocations, read after a read
-barrier, give the unallocated GPUs at the moment the arrived GPU request reaches 100% of capacity.
+the placements stop changing (nothing finishes, so a task not placed when planned never
+is), the committed allocations, read after a read barrier, give the unallocated GPUs
+at the moment the arrived GPU request reaches 100% of capacity.
 The same workload through ``federation simulate``'s core gives its figure; the two should
 agree within ``--tolerance`` points.
 
@@ -34,6 +35,7 @@ from federation.client import Client  # noqa: E402
 from federation.simulation.replay import GPU_MODEL_LABEL, _Jobs  # noqa: E402
 from federation.simulation.trace import MILLI, inflate  # noqa: E402
 
+QUIET = 20.0  # seconds without a new placement after every job is in: settled
 DEFAULT_TRACE = Path(__file__).resolve().parents[2] / "shared" / "traces" / "alibaba-openb"
 
 
@@ -101,15 +103,19 @@ def replay(machines: list[sim.Machine], workload: list[sim.SimTask]) -> tuple[li
                 for spec in specs:
                     sdk.submit_job(spec)
                 submitted = time.perf_counter() - started
+                # Nothing finishes, so a task not placed when it was planned is never
+                # placed later (and a task nothing fits at all gets no unplaced report):
+                # settled once the placements stop changing for QUIET seconds.
                 deadline = time.monotonic() + 3600
+                last, since = -1, time.monotonic()
                 while time.monotonic() < deadline:
                     views = {j["id"]: j for j in sdk.list_jobs(consistent=True)}
-                    settled = [sum(v["allocations"].values()) > 0 or bool(v["unplaced"])
-                               for v in (views.get(s["id"]) for s in specs) if v is not None]
-                    if len(settled) == len(specs) and all(settled):
-                        placed = [sum(views[s["id"]]["allocations"].values()) > 0
-                                  for s in specs]
-                        return placed, time.perf_counter() - started, submitted
+                    placed = [sum(views[s["id"]]["allocations"].values()) > 0
+                              if s["id"] in views else False for s in specs]
+                    if sum(placed) != last:
+                        last, since = sum(placed), time.monotonic()
+                    elif time.monotonic() - since >= QUIET:
+                        return placed, since - started, submitted
                     time.sleep(2.0)
             raise RuntimeError("the cluster did not settle every job within an hour")
     finally:
