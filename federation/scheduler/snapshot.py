@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from federation.ids import new_id
@@ -73,6 +73,7 @@ class ViewCache:
     it (or its priority changed)."""
 
     def __init__(self) -> None:
+        # node id -> ((record, gpus, cpu, memory, gpu used, record key), view)
         self.nodes: dict[str, tuple[tuple[Any, ...], NodeView]] = {}
         self.jobs: dict[str, _JobViews] = {}
         self.node_set: NodeSet = NodeSet()
@@ -135,14 +136,27 @@ def take(machine: Any, now: float | None = None, cache: ViewCache | None = None)
     kept_nodes: dict[str, tuple[tuple[Any, ...], NodeView]] = {}
     for node in list(machine.nodes.values()):
         node_id = node["id"]
-        gpus = int(node["capacity"].get("gpu", 0) or 0)
         cpu, memory = usage.cpu_milli.get(node_id, 0), usage.memory_mib.get(node_id, 0)
-        gpu_used = tuple(usage.gpu_used(node_id, gpus)) if gpus else ()
-        node_key = (node.get("modify_index"), node.get("status"), node.get("draining"), cpu,
-                    memory, gpu_used)
         known_node = known_nodes.get(node_id)
-        if known_node is not None and known_node[0] == node_key:
-            view_of_node = known_node[1]
+        if known_node is not None and known_node[0][0] is node:
+            # The same record (records are replaced, never changed in place): only what is
+            # allocated on the node may have moved, and mostly nothing has.
+            key = known_node[0]
+            gpu_used = tuple(usage.gpu_used(node_id, key[1])) if key[1] else ()
+            if key[2] == cpu and key[3] == memory and key[4] == gpu_used:
+                kept_nodes[node_id] = known_node
+                node_views.append(known_node[1])
+                continue
+        gpus = int(node["capacity"].get("gpu", 0) or 0)
+        gpu_used = tuple(usage.gpu_used(node_id, gpus)) if gpus else ()
+        node_key = (node, gpus, cpu, memory, gpu_used,
+                    (node.get("modify_index"), node.get("status"), node.get("draining")))
+        if known_node is not None and known_node[0][5] == node_key[5]:
+            # A new record of an unchanged node (a heartbeat): its view with the usage now.
+            view_of_node = replace(known_node[1], allocated=Resources.from_spec(
+                {"cpu_milli": cpu, "memory_mib": memory, "gpu": 0, "gpu_milli": 0}
+                if gpu_used else {"cpu_milli": cpu, "memory_mib": memory, "gpu": 0}),
+                gpu_used_milli=gpu_used)
         else:
             view_of_node = node_view({
                 **node, "allocated": {"cpu_milli": cpu, "memory_mib": memory, "gpu": 0},

@@ -69,9 +69,11 @@ def _ended_at(sm: StateMachine, job: Mapping[str, Any]) -> float:
 
 def plan(sm: StateMachine, now: float, policy: Policy) -> tuple[list[str], list[str]]:
     """``(job ids, allocation ids)`` to collect, in a deterministic order. Pure."""
-    status = {job_id: sm.job_status(job) for job_id, job in list(sm.jobs.items())}
+    # One copy of the job table: the leader's loop reads a state that Raft keeps changing.
+    jobs = dict(sm.jobs)
+    status = {job_id: sm.job_status(job) for job_id, job in jobs.items()}
     children: dict[str, list[Mapping[str, Any]]] = {}
-    for job in sm.jobs.values():
+    for job in jobs.values():
         if job.get("parent"):
             children.setdefault(job["parent"], []).append(job)
     doomed: set[str] = set()
@@ -79,8 +81,8 @@ def plan(sm: StateMachine, now: float, policy: Policy) -> tuple[list[str], list[
         finished = [c for c in children[parent_id] if status[c["id"]] in FINISHED]
         finished.sort(key=lambda c: (c.get("launch_time") or 0.0, c["id"]), reverse=True)
         doomed.update(c["id"] for c in finished[policy.periodic_keep:])
-    for job_id in sorted(sm.jobs):
-        job = sm.jobs[job_id]
+    for job_id in sorted(jobs):
+        job = jobs[job_id]
         if job_id in doomed or status[job_id] not in FINISHED:
             continue
         if job.get("suspended"):  # a suspended CronJob is paused, not finished
@@ -89,7 +91,7 @@ def plan(sm: StateMachine, now: float, policy: Policy) -> tuple[list[str], list[
             doomed.add(job_id)
     # Keep what the jobs that stay still refer to: dependencies of unfinished jobs, and a
     # periodic job (template) while any child of it stays.
-    for job_id, job in sm.jobs.items():
+    for job_id, job in jobs.items():
         if job_id in doomed:
             continue
         if status[job_id] not in FINISHED:
@@ -99,7 +101,7 @@ def plan(sm: StateMachine, now: float, policy: Policy) -> tuple[list[str], list[
     alloc_ids: list[str] = []
     for job_id in sorted(doomed):
         alloc_ids.extend(a["id"] for a in _allocs(sm, job_id))
-    for job_id in sorted(sm.alloc_ids_by_job):
+    for job_id in sorted(list(sm.alloc_ids_by_job)):
         if job_id in doomed:
             continue
         history = [a for a in _allocs(sm, job_id)

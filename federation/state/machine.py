@@ -881,9 +881,14 @@ def _plan_apply(sm: StateMachine, command: Command) -> dict[str, Any]:
     fresh: set[str] = set()
     resources_ok: set[int] = set()
     for i, alloc in enumerate(allocations):
-        if type(alloc) is not dict or type(alloc.get("id")) is not str \
-                or type(alloc.get("node_id")) is not str or type(alloc.get("group")) is not str:
-            raise ValidationError("an allocation needs a string id, node_id and group",
+        if (type(alloc) is not dict or type(aid := alloc.get("id")) is not str
+                or type(nid := alloc.get("node_id")) is not str
+                or type(grp := alloc.get("group")) is not str
+                or not (0 < len(aid) <= checks.MAX_ID and 0 < len(nid) <= checks.MAX_ID
+                        and 0 < len(grp) <= checks.MAX_ID)):
+            # As a snapshot's check wants them: the state can always be restored.
+            raise ValidationError("an allocation needs a non-empty string id, node_id and "
+                                  f"group of at most {checks.MAX_ID} characters",
                                   field=f"allocations[{i}]")
         res = alloc.get("resources")
         if res is not None and id(res) not in resources_ok:

@@ -141,3 +141,19 @@ def test_a_caller_that_gave_up_on_its_command_does_not_stop_the_log(nodes) -> No
         "id": "after", "type": "service", "groups": [], "depends_on": []}}, timeout=10)
     assert later["ok"] is True
     assert leader.commit({"type": "noop"}, timeout=10)["ok"] is True
+
+
+def test_a_cancelled_future_is_left_alone_and_never_raises_into_the_raft_tick() -> None:
+    # A caller that stopped waiting cancels its future; the commit's outcome still arrives
+    # (on pysyncobj's tick thread), and must neither raise there nor stop the others.
+    from concurrent.futures import Future
+
+    from federation.raft.node import _settle
+
+    cancelled: Future = Future()
+    assert cancelled.cancel()
+    waiting: Future = Future()
+    _settle(cancelled, result={"ok": True})
+    _settle(cancelled, exc=RuntimeError("late"))
+    _settle(waiting, result={"ok": True})
+    assert cancelled.cancelled() and waiting.result(0) == {"ok": True}

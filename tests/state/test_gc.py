@@ -112,3 +112,22 @@ def test_collection_is_the_same_on_every_server() -> None:
                 launch_time=float(second))
         log.gc(10.0, periodic_keep=1)
     assert digest(logs[0].sm) == digest(logs[1].sm)
+
+
+def test_planning_reads_one_copy_of_the_jobs_while_they_change() -> None:
+    # The leader's gc loop plans on a state Raft keeps changing: a job added while the plan
+    # is read must not make it fail.
+    from federation.state import gc as gc_module
+
+    class Growing(dict):
+        """A job table that gains a job each time it is iterated."""
+
+        def items(self):  # type: ignore[override]
+            job = {"id": f"late-{len(self)}", "spec": {"type": "batch", "groups": []},
+                   "version": 1, "stopped": False}
+            dict.__setitem__(self, job["id"], job)
+            return dict(self).items()
+
+    machine = StateMachine()
+    machine.jobs = Growing()
+    assert gc_module.plan(machine, 0.0, gc_module.Policy()) == ([], [])
