@@ -143,7 +143,7 @@ class FailoverTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         policy = request.extensions.get(POLICY) or self.policy
         halt: threading.Event | None = request.extensions.get(STOP)
-        sleep = self._sleep if halt is None else halt.wait
+        sleep: Callable[[float], Any] = self._sleep if halt is None else halt.wait
         started = time.monotonic()
         tried: list[str] = []
         outcome: list[httpx.Response | Exception] = []

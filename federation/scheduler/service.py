@@ -10,7 +10,7 @@ state machine, never writes one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,7 +71,7 @@ def unordered(candidates: list[tuple[Mapping[str, Any], JobWork]],
     return [c for c in candidates if c[0]["id"] not in held], held
 
 
-def plan_pass(machine: Any, jobs: list[Mapping[str, Any]], snapshot: Snapshot, *,
+def plan_pass(machine: Any, jobs: Sequence[Mapping[str, Any]], snapshot: Snapshot, *,
               seed: int, status_of: Mapping[str, str] | None = None, skip_idle: bool = True,
               on_order_error: Callable[[str, Exception], None] | None = None,
               on_wake: Callable[[str, float], None] | None = None,

@@ -141,9 +141,9 @@ def take(machine: Any, now: float | None = None, cache: ViewCache | None = None)
         if known_node is not None and known_node[0][0] is node:
             # The same record (records are replaced, never changed in place): only what is
             # allocated on the node may have moved, and mostly nothing has.
-            key = known_node[0]
-            gpu_used = tuple(usage.gpu_used(node_id, key[1])) if key[1] else ()
-            if key[2] == cpu and key[3] == memory and key[4] == gpu_used:
+            seen = known_node[0]
+            gpu_used = tuple(usage.gpu_used(node_id, seen[1])) if seen[1] else ()
+            if seen[2] == cpu and seen[3] == memory and seen[4] == gpu_used:
                 kept_nodes[node_id] = known_node
                 node_views.append(known_node[1])
                 continue

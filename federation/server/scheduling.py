@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import Any
 
@@ -226,7 +227,7 @@ class Scheduler:
             log.error("%s; planning by priority, jobs of queues with a quota wait",
                       reason, exc_info=exc)
 
-    def _set_aside(self, job: dict[str, Any], stage: str, exc: Exception) -> None:
+    def _set_aside(self, job: Mapping[str, Any], stage: str, exc: Exception) -> None:
         """A job whose scheduling raised: say why in its status, log it, and go on."""
         reason = f"{stage} failed: {type(exc).__name__}: {str(exc)[:500]}"
         if self._aside.get(job["id"]) != (job["version"], reason):  # once, not every pass
@@ -237,7 +238,7 @@ class Scheduler:
             self.context.commit_sync({"type": "job.blocked", "job_id": job["id"],
                                      "unplaced": blocked})
 
-    def _block(self, job: dict[str, Any], reason: str) -> None:
+    def _block(self, job: Mapping[str, Any], reason: str) -> None:
         """Record why a job is not planned at all (a dependency, a queue quota)."""
         blocked = {"*": {"explanation": reason, "unplaced": 0}}
         if job.get("unplaced") != blocked:

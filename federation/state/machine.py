@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from federation.errors import Conflict, FederationError, NotFound, ValidationError
 from federation.model.allocations import is_live
@@ -359,7 +359,7 @@ class StateMachine:
         for record in records:
             alloc_id = record["id"]
             if entries is not None:
-                entries.append((allocations, alloc_id, MISSING))
+                entries.append((cast(Table, allocations), alloc_id, MISSING))
             dict.__setitem__(allocations, alloc_id, record)
             if not is_live(record):
                 continue
