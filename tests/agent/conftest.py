@@ -78,11 +78,14 @@ class Fed:
 
 
 @pytest.fixture
-def fed(tmp_path: Path) -> Iterator[Fed]:
+def fed(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Fed]:
+    """One server (TTL 2 s, or what ``@pytest.mark.heartbeat_ttl(seconds)`` says)."""
+    marker = request.node.get_closest_marker("heartbeat_ttl")
+    ttl = float(marker.args[0]) if marker else 2.0
     http, raft = free_ports(2)
     master = Master(ServerConfig(
         id="t1", data_dir=str(tmp_path / "server"), http=f"127.0.0.1:{http}",
-        raft=f"127.0.0.1:{raft}", secret=SECRET, token=API_TOKEN, heartbeat_ttl=2.0))
+        raft=f"127.0.0.1:{raft}", secret=SECRET, token=API_TOKEN, heartbeat_ttl=ttl))
     master.start()
     try:
         wait_for(lambda: master.raft is not None and master.raft.leader_addr(), 15, "a leader")
