@@ -285,12 +285,16 @@ def test_job_scale_sets_a_groups_count(master, tmp_path):
 
 
 def test_shell_completion_completes_commands():
-    script = subprocess.run([sys.executable, "-m", "federation.cli.main", "--show-completion",
-                             "bash"], capture_output=True, text=True, timeout=60)
-    assert "_federation_completion" in script.stdout or "complete" in script.stdout
+    federation_bin = str(Path(sys.executable).parent / "federation")
+    # The script `--show-completion` prints, asked for by shell name (the option itself
+    # guesses the shell from the parent processes, which a test cannot rely on).
+    script = subprocess.run([federation_bin], env={**os.environ,
+                                                   "_FEDERATION_COMPLETE": "source_bash"},
+                            capture_output=True, text=True, timeout=60)
+    assert "_federation_completion" in script.stdout and "complete " in script.stdout
     env = {**os.environ, "COMP_WORDS": "federation alloc st", "COMP_CWORD": "2",
            "_FEDERATION_COMPLETE": "complete_bash"}
-    words = subprocess.run([str(Path(sys.executable).parent / "federation")], env=env,
+    words = subprocess.run([federation_bin], env=env,
                            capture_output=True, text=True, timeout=60).stdout.split()
     assert {"status", "stop"} <= set(words)
 
