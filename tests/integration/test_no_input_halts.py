@@ -181,7 +181,9 @@ def test_a_per_second_cron_keeps_a_bounded_number_of_children(
         # finished before the next collection (every second).
         assert most <= 3 + 2, f"{most} children at once"
         finished = [j for j in children() if j["status"] in ("complete", "failed")]
-        assert len(finished) <= 3 + 1
+        # 3 kept, and what finished since the last collection (a second: one child, two
+        # when the collection runs late on a busy machine).
+        assert len(finished) <= 3 + 2, f"{len(finished)} finished children kept"
         for server in cluster.servers:  # collected on every server alike
             ids = {j["id"] for j in server.get("/v1/jobs", params={"consistent": "true"}
                                                ).json() if j.get("parent") == "tick"}
