@@ -105,7 +105,8 @@ def test_pods_not_owned_by_federation_reduce_capacity_and_a_full_node_gets_nothi
         return node["capacity"] if node and node["status"] == "ready" else None
     wait_for(lambda: capacity("east.east-1") == {"cpu_milli": 1500, "memory_mib": 3072,
                                                  "gpu": 0}, 60, "east-1 at 1500m")
-    assert capacity("east.east-2") == {"cpu_milli": 2000, "memory_mib": 4096, "gpu": 0}
+    wait_for(lambda: capacity("east.east-2") == {"cpu_milli": 2000, "memory_mib": 4096,
+                                                 "gpu": 0}, 30, "east-2 at 2000m")
 
     # Another team fills east-2: federation sees it and places nothing more there.
     east.add_pod("hog", "east-2", cpu="2", memory="1Gi", namespace="other")
@@ -113,7 +114,9 @@ def test_pods_not_owned_by_federation_reduce_capacity_and_a_full_node_gets_nothi
              "east-2 full")
     _service(url, 4, cpu=500, spread=None)
     wait_for(lambda: len(_running(url)) == 3, 60, "three replicas running")
-    time.sleep(2)  # a scheduling pass or two more: the fourth stays unplaced
+    # The scheduler has judged the fourth: it reports it unplaced (a pass that found no room).
+    wait_for(lambda: httpx.get(url + "/v1/jobs/web", timeout=5).json()["unplaced"].get("web"),
+             30, "the fourth replica reported unplaced")
     allocs = [a for a in _allocs(url, "web") if a["desired_status"] == "run"]
     assert len(allocs) == 3
     names = {n["id"]: n["name"] for n in _nodes(url)}
