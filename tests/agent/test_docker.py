@@ -133,3 +133,6 @@ def test_exec_and_signal_reach_the_container(fed: Fed, agents,
     signalled = fed.http.post(f"/v1/allocations/{alloc['id']}/signal", json={"signal": "HUP"})
     assert signalled.status_code == 200, signalled.text
     wait_for(lambda: "got HUP" in cli_logs(fed, alloc["id"]), 20, "the trap to run")
+    # Stopped, the container goes (the engine is shared by the whole test session).
+    assert fed.http.delete("/v1/jobs/poked").status_code == 200
+    wait_for(lambda: not containers(docker_engine, alloc["id"]), 30, "the container removed")
