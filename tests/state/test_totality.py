@@ -115,7 +115,7 @@ def well_formed(draw: st.DrawFn, sm: StateMachine) -> dict[str, Any]:
         "plan.apply", "alloc.update_status", "job.deregister", "node.drain",
         "node.mark_down", "node.heartbeat", "job.blocked", "gc", "state.restore",
         "alloc.stop", "noop", "server.upsert", "queue.apply", "pool.apply",
-        "job.revert"]))
+        "job.revert", "cluster.apply", "cluster.delete"]))
     command: dict[str, Any] = {"type": kind}
     if kind == "node.register":
         name = draw(st.sampled_from(NODE_NAMES))
