@@ -38,7 +38,7 @@ from typing import Any
 from opentelemetry import trace
 
 from federation.autoscaler.decide import decide
-from federation.autoscaler.lifecycle import LaunchRequest, Lifecycle
+from federation.autoscaler.lifecycle import Lifecycle
 from federation.autoscaler.observe import (
     DRAIN_ACTION,
     busy_nodes,
@@ -413,12 +413,8 @@ class Executor:
                 return
             token = uuid.uuid4().hex
             span.set_attribute("federation.token", token)
-            request = LaunchRequest(
-                pool=up.pool, provider=up.provider, instance_type=up.instance_type,
-                count=up.count, spot=up.spot, zones=tuple(up.zones),
-                price_per_hour=up.price_per_hour, hourly_cost=up.hourly_cost, reason=up.reason)
             tracked = self.lifecycle.begin_launch(
-                token, request, format(span.get_span_context().trace_id, "032x"))
+                token, up, format(span.get_span_context().trace_id, "032x"))
             if tracked is None:
                 return  # not committed: the provider is never called for it
             log.info("launch %s committed: %d x %s in pool %s (%s)", token, up.count,

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 from opentelemetry import trace
 
+from federation.autoscaler.planner import ScaleUp
 from federation.errors import CapacityError, FederationError, QuotaError
 from federation.providers.base import Bootstrap, Provider
 from federation.specs.pool import PoolSpec
@@ -128,21 +129,6 @@ class Commit(Protocol):
     def __call__(self, command: dict[str, Any]) -> dict[str, Any] | None: ...
 
 
-@dataclass(frozen=True)
-class LaunchRequest:
-    """A scale-up decision: what to launch and why (the ``launch.begin`` fields)."""
-
-    pool: str
-    provider: str
-    instance_type: str
-    count: int
-    spot: bool
-    zones: tuple[str, ...]
-    price_per_hour: float
-    hourly_cost: float
-    reason: str
-
-
 class Lifecycle:
     """Walks launches and terminations through :data:`TRANSITIONS`: commits each step
     through ``commit`` (None when the state machine rejected it) and calls the provider
@@ -163,7 +149,7 @@ class Lifecycle:
         self._shortfall = on_capacity_shortfall
 
     # -- launch ------------------------------------------------------------------------
-    def begin_launch(self, token: str, request: LaunchRequest, decision: str) -> Tracked | None:
+    def begin_launch(self, token: str, request: ScaleUp, decision: str) -> Tracked | None:
         """REQUESTED → LAUNCHING by committing ``launch.begin``; None when the commit was
         rejected or found the token already recorded (nothing to call then)."""
         tracked = Tracked(token, Status.REQUESTED)

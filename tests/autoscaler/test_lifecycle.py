@@ -12,13 +12,13 @@ from opentelemetry import trace
 from federation.autoscaler.lifecycle import (
     TRANSITIONS,
     IllegalTransition,
-    LaunchRequest,
     Lifecycle,
     Status,
     Tracked,
     advance,
     instance_status,
 )
+from federation.autoscaler.planner import ScaleUp
 from federation.providers.base import Bootstrap
 from federation.specs.pool import parse_pool
 from tests.autoscaler.test_executor import MemoryProvider
@@ -74,7 +74,7 @@ def lifecycle(provider: MemoryProvider, log: list[dict[str, Any]]) -> Lifecycle:
 
 
 POOL = parse_pool({"name": "cloud", "provider": "memory", "max_nodes": 10})
-REQUEST = LaunchRequest(pool="cloud", provider="memory", instance_type="small", count=1,
+REQUEST = ScaleUp(pool="cloud", provider="memory", instance_type="small", count=1,
                         spot=False, zones=(), price_per_hour=0.1, hourly_cost=0.1,
                         reason="test")
 
