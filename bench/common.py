@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -45,3 +50,30 @@ def cluster(extra_args: list[str] | None = None, size: int = 3) -> Cluster:
     for server in c.servers:
         server.extra_args = list(extra_args or [])
     return c
+
+
+@contextlib.contextmanager
+def sampled(pids: list[int], out_dir: str | None) -> Iterator[None]:
+    """While the block runs, sample what holds each process's GIL with py-spy (collapsed stacks in
+    ``out_dir/PID.txt``); does nothing when ``out_dir`` is not given."""
+    if not out_dir:
+        yield
+        return
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        raise SystemExit("--profile needs py-spy: pip install py-spy")
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    samplers = [subprocess.Popen(
+        [spy, "record", "--pid", str(pid), "--rate", "100", "--format", "raw", "--gil",
+         "--output", f"{out_dir}/{pid}.txt"], stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL) for pid in pids]
+    try:
+        yield
+    finally:
+        for sampler in samplers:
+            sampler.send_signal(signal.SIGINT)
+        for sampler in samplers:
+            try:
+                sampler.wait(30)
+            except subprocess.TimeoutExpired:
+                sampler.kill()

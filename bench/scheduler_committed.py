@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx  # noqa: E402
 
-from bench.common import cluster, machine, median  # noqa: E402
+from bench.common import cluster, machine, median, sampled  # noqa: E402
 from bench.workload import job_spec, make_groups, make_nodes, node_registration  # noqa: E402
 
 CLIENTS = 8
@@ -77,10 +77,10 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 def one_run(registrations: list[dict[str, Any]], jobs: list[dict[str, Any]],
-            tasks: int, cpu: list[float]) -> float:
+            tasks: int, cpu: list[float], profile: str | None = None) -> float:
     """Seconds from the first submission until every placement is visible on a follower;
     appends the processor seconds the three servers used meanwhile to ``cpu``."""
-    c = cluster(["--log-level", "warning", "--heartbeat-ttl", "600"]).start()
+    c = cluster(["--log-level", os.environ.get("BENCH_LOG_LEVEL", "warning"), "--heartbeat-ttl", "600"]).start()
     try:
         leader = c.wait_leader(60)  # three servers starting on a loaded machine
         follower = next(s for s in c.servers if s is not leader)
@@ -100,15 +100,16 @@ def one_run(registrations: list[dict[str, Any]], jobs: list[dict[str, Any]],
             list(pool.map(lambda body: post("/v1/nodes", body), registrations))
             pids = [s.proc.pid for s in c.servers if s.proc is not None]
             cpu_before = cpu_seconds(pids)
-            started = time.perf_counter()
-            list(pool.map(lambda body: post("/v1/jobs", body), jobs))
-            deadline = time.monotonic() + 600
-            while time.monotonic() < deadline:
-                if placed(http, follower.url) >= tasks:
-                    elapsed = time.perf_counter() - started
-                    cpu.append(cpu_seconds(pids) - cpu_before)
-                    return elapsed
-                time.sleep(0.02)
+            with sampled(pids, profile):
+                started = time.perf_counter()
+                list(pool.map(lambda body: post("/v1/jobs", body), jobs))
+                deadline = time.monotonic() + 600
+                while time.monotonic() < deadline:
+                    if placed(http, follower.url) >= tasks:
+                        elapsed = time.perf_counter() - started
+                        cpu.append(cpu_seconds(pids) - cpu_before)
+                        return elapsed
+                    time.sleep(0.02)
             raise RuntimeError(f"not all {tasks} placements visible within 600 s")
     finally:
         c.kill_all()
@@ -121,13 +122,17 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=200)
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--profile", metavar="DIR",
+                        help="sample the servers with py-spy during the submission (the "
+                             "figures then include its overhead)")
     args = parser.parse_args()
     if args.workload == "mix":
         registrations, jobs = mix_work(args.nodes, args.tasks, args.seed)
     else:
         registrations, jobs = uniform_work(args.nodes, args.tasks)
     cpu: list[float] = []
-    times = [one_run(registrations, jobs, args.tasks, cpu) for _ in range(args.runs)]
+    times = [one_run(registrations, jobs, args.tasks, cpu, args.profile)
+             for _ in range(args.runs)]
     print(f"machine: {machine()}; load average at the end: {os.getloadavg()[0]:.1f}")
     print(f"{args.workload}: submit {args.tasks} placements in {len(jobs)} job(s) on "
           f"{args.nodes} nodes -> all placed and visible on a follower: median "
