@@ -80,7 +80,8 @@ def one_run(registrations: list[dict[str, Any]], jobs: list[dict[str, Any]],
             tasks: int, cpu: list[float], profile: str | None = None) -> float:
     """Seconds from the first submission until every placement is visible on a follower;
     appends the processor seconds the three servers used meanwhile to ``cpu``."""
-    c = cluster(["--log-level", os.environ.get("BENCH_LOG_LEVEL", "warning"), "--heartbeat-ttl", "600"]).start()
+    level = os.environ.get("BENCH_LOG_LEVEL", "warning")
+    c = cluster(["--log-level", level, "--heartbeat-ttl", "600"]).start()
     try:
         leader = c.wait_leader(60)  # three servers starting on a loaded machine
         follower = next(s for s in c.servers if s is not leader)

@@ -17,6 +17,7 @@ from federation.api.agent_address import parse_networks
 from federation.errors import FederationError, ValidationError
 from federation.providers.base import Provider
 from federation.raft.node import RaftSettings
+from federation.server import collector
 from federation.server.config import GcSettings, ServerConfig, read_secret_file
 from federation.server.master import Master
 from federation.state.gc import Policy as GcPolicy
@@ -80,6 +81,7 @@ def _run(config: ServerConfig, providers: Mapping[str, Provider] | None = None) 
         configure_tracing(f"federation-server-{config.id}")
         master = Master(config, providers=providers)
         master.start()
+        collector.tune_for_server()
     except (FederationError, ValueError) as exc:
         field = getattr(exc, "field", None)
         _fail(f"{field}: {exc}" if field and not str(exc).startswith(field) else str(exc))

@@ -132,10 +132,20 @@ class ConstraintCache:
     def __init__(self, constraints: Sequence[Constraint]) -> None:
         self.per_node = [c for c in constraints if c.attribute == "node.id"]
         self.per_class = [c for c in constraints if c.attribute != "node.id"]
+        self.empty = not constraints  # most groups: nothing to evaluate
         self._by_class: dict[tuple[object, ...], Constraint | None] = {}
+        # node id -> its answer: a node's class key is a tuple hashed again on every
+        # lookup, while the id is a string whose hash Python keeps.
+        self._by_node: dict[str, Constraint | None] = {}
         self.class_hits = 0
 
     def first_failing(self, node: HasAttributes) -> Constraint | None:
+        if self.empty:
+            return None
+        by_node = self._by_node
+        node_id = node.id
+        if node_id in by_node:
+            return by_node[node_id]
         key = node.class_key
         if key in self._by_class:
             self.class_hits += 1
@@ -144,6 +154,7 @@ class ConstraintCache:
             failing = next((c for c in self.per_class
                             if not c.matches(node.attribute(c.attribute))), None)
             self._by_class[key] = failing
-        if failing is not None:
-            return failing
-        return next((c for c in self.per_node if not c.matches(node.id)), None)
+        if failing is None:
+            failing = next((c for c in self.per_node if not c.matches(node_id)), None)
+        by_node[node_id] = failing
+        return failing

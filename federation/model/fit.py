@@ -16,7 +16,7 @@ server, so a log written under other rules never silently means something else.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from federation.model.allocations import AllocationView
 from federation.model.constraints import ConstraintCache
@@ -89,6 +89,38 @@ def rejection(
     if short is not None:
         return f"resource:{short}" if explain else REJECTED
     return None
+
+
+def admission(resources: Resources, usage: Usage, constraints: ConstraintCache,
+              limit: int | None = None, here: Callable[[str], int] | None = None,
+              ) -> Callable[[NodeView], bool]:
+    """``rejection(...) is None`` for many nodes against one ask: what does not change from
+    node to node is bound once (the planner's sampling loop asks this hundreds of thousands
+    of times a pass). ``here(node_id)`` counts the group's instances on a node, checked
+    against ``limit``. ``usage`` is read as it is at each call (the planner's overlay grows
+    while it samples)."""
+    cpu_ask, memory_ask = resources.cpu_milli, resources.memory_mib
+    devices = bool(resources.gpu or resources.gpu_share_milli)
+    used_cpu, used_memory = usage.cpu_milli, usage.memory_mib
+    constrained = not constraints.empty
+    counted = limit is not None and here is not None
+
+    def admits(node: NodeView) -> bool:
+        if node.status != "ready" or node.draining:
+            return False
+        if constrained and constraints.first_failing(node) is not None:
+            return False
+        node_id = node.id
+        if counted and here(node_id) >= limit:  # type: ignore[misc, operator]
+            return False
+        capacity, allocated = node.capacity, node.allocated
+        if capacity.cpu_milli - allocated.cpu_milli - used_cpu.get(node_id, 0) < cpu_ask:
+            return False
+        if (capacity.memory_mib - allocated.memory_mib - used_memory.get(node_id, 0)
+                < memory_ask):
+            return False
+        return not devices or resource_shortfall(node, resources, usage) is None
+    return admits
 
 
 def devices_free(node: NodeView, resources: Resources, devices: Sequence[int],

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import heapq
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -21,7 +21,6 @@ from federation.scheduler.feasibility import (
     ConstraintCache,
     Usage,
     add_instance,
-    can_take,
     count_existing,
     feasible_nodes,
 )
@@ -56,6 +55,7 @@ def _sample(
     cache: ConstraintCache,
     rng: random.Random,
     limit: int,
+    admits: Callable[[NodeView], bool],
 ) -> list[NodeView]:
     """``limit`` random feasible candidates plus up to ``limit`` of the nodes this plan used
     last. The recent nodes are the partly filled ones bin-packing wants; random draws alone
@@ -69,7 +69,7 @@ def _sample(
             if i is None or i in seen:
                 continue
             seen.add(i)
-            if can_take(nodes[i], group, usage, existing, cache):
+            if admits(nodes[i]):
                 found.append(nodes[i])
             recent += 1
             if recent >= limit:
@@ -81,7 +81,7 @@ def _sample(
         if i in seen:
             continue
         seen.add(i)
-        if can_take(nodes[i], group, usage, existing, cache):
+        if admits(nodes[i]):
             found.append(nodes[i])
         if len(found) >= wanted:
             return found
@@ -168,6 +168,10 @@ def plan_group(
     fast = indexed and frag and fast_path_applies(group, profile, affinities)
     gpu_index = index_for(nodes, work) if fast else None
     per_node = fit.per_node_limit(group.distinct_hosts, group.max_per_node)
+    group_key = (group.job_id, group.name)
+    admits = fit.admission(
+        group.resources, work, cache, per_node,
+        lambda node_id: existing.get(node_id, 0) + work.group_count.get((*group_key, node_id), 0))
     at_limit = allowed = np.zeros(0, bool)
     if gpu_index is not None:
         allowed = gpu_index.allowed(cache)
@@ -218,13 +222,13 @@ def plan_group(
             else:
                 best = _best_of_pool(pool, group, value_counts, known_values)
         else:
-            if last is not None and can_take(last.node, group, work, existing, cache):
+            if last is not None and admits(last.node):
                 best = rank_now([last.node])[0]  # scored again after the last placement
                 if runner_up is not None and best.sort_key() > runner_up:
                     best = None
             if best is None:
                 rng = rng if rng is not None else random.Random(seed)
-                candidates = _sample(nodes, group, work, existing, cache, rng, limit)
+                candidates = _sample(nodes, group, work, existing, cache, rng, limit, admits)
                 ranked_sample = rank_now(candidates)
                 best = ranked_sample[0] if ranked_sample else None
                 runner_up = ranked_sample[1].sort_key() if len(ranked_sample) > 1 else None

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from federation.model import AllocationView, Constraint, ConstraintCache, NodeView, Resources
-from federation.model.fit import node_takes, per_node_limit, rejection
+from federation.model.fit import admission, node_takes, per_node_limit, rejection
 from federation.model.usage import Usage
 
 
@@ -55,3 +57,31 @@ def test_the_plan_check_wants_the_right_number_of_distinct_devices() -> None:
     assert not node_takes(node(), [("j", "g", two, (0, 0))])
     assert not node_takes(node(), [("j", "g", two, (0,))])
     assert node_takes(node(), [("j", "g", two, (0, 1))])
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    status=st.sampled_from(["ready", "down"]), draining=st.booleans(),
+    zone=st.sampled_from(["a", "b"]), gpus=st.integers(0, 2),
+    gpu_used=st.lists(st.sampled_from([0, 100, 400, 700, 1000]), min_size=2, max_size=2),
+    # Coarse steps, so that asks meet the free room exactly as often as they miss it.
+    cpu_used=st.sampled_from(range(0, 5001, 500)),
+    memory_used=st.sampled_from(range(0, 5121, 512)),
+    ask_cpu=st.sampled_from([*range(0, 4001, 500), *range(1, 4001, 500)]),
+    ask_memory=st.sampled_from([*range(0, 4097, 512), *range(1, 4097, 512)]),
+    ask_gpu=st.sampled_from([(0, 0), (1, 0), (2, 0), (0, 300), (0, 900)]),
+    constraints=st.sampled_from([(), (Constraint("zone", "=", "a"),),
+                                 (Constraint("node.id", "!=", "n1"),)]),
+    limit=st.sampled_from([None, 1, 2]), here=st.integers(0, 3),
+    overlay_cpu=st.sampled_from([0, 500, 1000]), overlay_memory=st.sampled_from([0, 512, 1024]),
+)
+def test_the_bound_admission_answers_as_the_fit_check_does(
+        status, draining, zone, gpus, gpu_used, cpu_used, memory_used, ask_cpu, ask_memory,
+        ask_gpu, constraints, limit, here, overlay_cpu, overlay_memory) -> None:
+    view = NodeView("n1", Resources(4000, 4096, gpus), Resources(cpu_used, memory_used),
+                    tuple(gpu_used[:gpus]), zone=zone, status=status, draining=draining)
+    ask = Resources(ask_cpu, ask_memory, ask_gpu[0], ask_gpu[1])
+    usage = Usage({"n1": overlay_cpu}, {"n1": overlay_memory})
+    expected = rejection(view, ask, usage, ConstraintCache(constraints), limit, here) is None
+    admits = admission(ask, usage, ConstraintCache(constraints), limit, lambda _: here)
+    assert admits(view) is expected
