@@ -198,14 +198,24 @@ def affinity_score(node: NodeView, affinities: Sequence[Affinity]) -> float:
     return total
 
 
-@dataclass(frozen=True)
 class RankedNode:
-    node: NodeView
-    score: float
-    devices: tuple[int, ...]
+    """A candidate scored for one instance (higher is better) and the GPU devices it would
+    take. Its sort key (best first; ties: cheaper, then node id) is computed once: sorting and
+    the planner's heap compare it many times."""
+
+    __slots__ = ("node", "score", "devices", "_key")
+
+    def __init__(self, node: NodeView, score: float, devices: tuple[int, ...]) -> None:
+        self.node = node
+        self.score = score
+        self.devices = devices
+        self._key = (-round(score, 9), node.price_per_hour, node.id)
 
     def sort_key(self) -> tuple[float, float, str]:
-        return (-round(self.score, 9), self.node.price_per_hour, self.node.id)
+        return self._key
+
+    def __repr__(self) -> str:
+        return f"RankedNode({self.node.id!r}, {self.score!r}, {self.devices!r})"
 
 
 def rank(
@@ -231,6 +241,7 @@ def rank(
     ranked = []
     frag = bool(res.gpu_milli) if fragmentation is None else fragmentation
     gpu = gpu_choices(candidates, res, usage, profile) if frag else []
+    spreading = include_spread and group.spread is not None
     for i, node in enumerate(candidates):
         devices: tuple[int, ...] = ()
         if frag:
@@ -241,9 +252,11 @@ def rank(
             if group.algorithm == "spread":
                 fit = 1.0 - fit
         score = fit
-        if include_spread:
+        if spreading:
             score += spread_score(node, group, counts, known_values)
-        score += anti_affinity_score(mine.get(node.id, 0), group)
+        on_node = mine.get(node.id, 0)
+        if on_node:
+            score += anti_affinity_score(on_node, group)
         if affinities:
             score += affinity_score(node, affinities)
         ranked.append(RankedNode(node, score, devices))

@@ -6,6 +6,7 @@ Reads a ``StateMachine`` (plain data, no I/O) and builds the immutable inputs of
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -83,11 +84,15 @@ def _job_views(machine: Any, ids: Iterable[str], priority: int,
                previous: _JobViews | None) -> _JobViews:
     known = previous.views if previous is not None else {}
     allocations = machine.allocations
-    records = sorted((a for a in (allocations.get(i) for i in ids) if a is not None),
-                     key=lambda a: (a.get("create_index", 0), a["id"]))
+    records = [a for a in (allocations.get(i) for i in ids) if a is not None]
+    try:
+        records.sort(key=_CREATED)
+    except KeyError:  # a record from before creation indexes were kept
+        records.sort(key=lambda a: (a.get("create_index", 0), a["id"]))
     live = []
     views: dict[str, tuple[int, AllocationView]] = {}
-    total = ResourceTotals()
+    asks: dict[int, Resources] = {}  # id of a resources mapping -> its ask (groups share one)
+    cpu = memory = gpu_milli = 0
     for alloc in records:
         if not is_live(alloc):
             continue
@@ -95,14 +100,24 @@ def _job_views(machine: Any, ids: Iterable[str], priority: int,
         if seen is not None and seen[0] == alloc["modify_index"] and seen[1].priority == priority:
             view = seen[1]
         else:
+            res = alloc.get("resources") or {}
+            ask = asks.get(id(res))
+            if ask is None:
+                ask = asks[id(res)] = alloc_resources(alloc)
             view = AllocationView(
-                alloc["id"], alloc["job_id"], alloc["group"], alloc["node_id"],
-                alloc_resources(alloc), priority,
-                tuple(int(d) for d in (alloc.get("resources") or {}).get("gpu_devices") or ()))
+                alloc["id"], alloc["job_id"], alloc["group"], alloc["node_id"], ask, priority,
+                tuple(int(d) for d in res.get("gpu_devices") or ()))
         views[alloc["id"]] = (alloc["modify_index"], view)
         live.append(view)
-        total = total + view.resources
-    return _JobViews(None, tuple(records), tuple(live), total, views)
+        held = view.resources
+        cpu += held.cpu_milli
+        memory += held.memory_mib
+        gpu_milli += held.gpu_milli
+    return _JobViews(None, tuple(records), tuple(live), ResourceTotals(cpu, memory, gpu_milli),
+                     views)
+
+
+_CREATED = operator.itemgetter("create_index", "id")
 
 
 def take(machine: Any, now: float | None = None, cache: ViewCache | None = None) -> Snapshot:
