@@ -82,7 +82,10 @@ def reconcile_job(job: Mapping[str, Any], allocations: Iterable[Mapping[str, Any
             if index >= count:
                 gw.stop.extend(a["id"] for a in by_index[index])
         for index in range(count):
-            here = by_index.get(index, [])
+            here = by_index.get(index)
+            if here is None:  # never placed (most of a new job)
+                gw.place.append(index)
+                continue
             live = [a for a in here if a["client_status"] in LIVE]
             done = [a for a in here if a["client_status"] == "complete"]
             if live:
