@@ -36,6 +36,10 @@ class ServerMetrics:
             "federation_commit_seconds", "time from submit to applied result",
             buckets=_LATENCY_BUCKETS, registry=r,
         )
+        self.autoscaler_ticks = Counter(
+            "federation_autoscaler_ticks", "autoscaler passes this server ran as leader",
+            registry=r,
+        )
         self.request_latency = Histogram(
             "federation_http_request_seconds", "HTTP request latency",
             ["method", "route", "status"], buckets=_LATENCY_BUCKETS, registry=r,

@@ -178,8 +178,10 @@ class Executor:
         settings: ExecutorSettings | None = None,
         providers: Mapping[str, Provider] | None = None,
         bootstrap: Callable[[StateMachine, PoolSpec], Bootstrap] | None = None,
+        on_tick: Callable[[], None] | None = None,
     ) -> None:
         self.context = context
+        self._on_tick = on_tick  # told after every tick, failed ones too (a metric counts)
         self.tracer = tracer or trace.get_tracer("federation.autoscaler")
         self._tick: _TickSpan | None = None
         self.settings = settings or ExecutorSettings()
@@ -211,6 +213,8 @@ class Executor:
                 log.warning("autoscaler tick failed: %s", exc)
             except Exception:  # noqa: BLE001 - not one pool's fault (those are set aside)
                 log.exception("autoscaler tick failed")
+            if self._on_tick is not None:
+                self._on_tick()
             stop.wait(self.settings.interval)
 
     def tick(self) -> TickReport:

@@ -131,7 +131,8 @@ class Master:
         executor = Executor(
             self, tracer=self.tracer, settings=self._autoscaler, providers=self._providers,
             # The join secret, never the management token: a launched machine can only join.
-            bootstrap=default_bootstrap(self.join_token))
+            bootstrap=default_bootstrap(self.join_token),
+            on_tick=self.metrics.autoscaler_ticks.inc)
         self.scheduler = Scheduler(self)
         return [
             ("node-health", node_health_loop(self, self.config.heartbeat_ttl, self.liveness,

@@ -5,7 +5,9 @@ agents that register and heart-beat one node per bought instance, as the agent o
 
 from __future__ import annotations
 
+import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,14 +66,27 @@ def terminated(server: ServerProcess) -> list[dict[str, Any]]:
     return [a for a in activities(server) if a["kind"] == "terminate" and a["status"] == "done"]
 
 
-def stays(predicate: Any, seconds: float) -> None:
-    """``predicate`` holds for ``seconds`` (checked every 0.2 s): nothing more happens."""
+def ticks(server: ServerProcess) -> int:
+    """Autoscaler passes ``server`` has run as leader (its metric)."""
+    found = _TICKS.search(server.get("/metrics").text)
+    return int(float(found.group(1))) if found else 0
+
+
+_TICKS = re.compile(r"^federation_autoscaler_ticks_total (\S+)$", re.M)
+
+
+def stays(server: ServerProcess, predicate: Any, passes: int = 2, timeout: float = 60) -> None:
+    """``predicate`` holds while the leader ``server`` runs ``passes`` more autoscaler
+    passes: nothing more happens, whatever the machine's speed (a fixed sleep may end before
+    the autoscaler even looked)."""
+    until = ticks(server) + passes
     done = threading.Event()
-    left = seconds
-    while left > 0:
+    deadline = time.monotonic() + timeout
+    while ticks(server) < until:
         assert predicate()
+        assert time.monotonic() < deadline, f"the autoscaler ran fewer than {passes} passes"
         done.wait(0.2)
-        left -= 0.2
+    assert predicate()
 
 
 @dataclass(frozen=True)

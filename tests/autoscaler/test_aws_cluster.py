@@ -113,7 +113,7 @@ def test_min_nodes_launch_exactly_the_planned_instances_then_idle_ones_go(
     assert launch["hourly_cost"] == pytest.approx(0.192)
     (pool,) = leader.get("/v1/pools").json()
     assert (pool["launching"], pool["hourly_cost"]) == (2, pytest.approx(0.192))
-    stays(lambda: len(alive(ec2)) == 2 and len(launches(leader)) == 1, 2.0)
+    stays(leader, lambda: len(alive(ec2)) == 2 and len(launches(leader)) == 1, passes=6)
 
     agents = ec2_agents(cluster)
     try:
@@ -129,7 +129,7 @@ def test_min_nodes_launch_exactly_the_planned_instances_then_idle_ones_go(
         gone = term["node_ids"][0]
         # Drained, terminated, and gone from the node table.
         assert leader.get(f"/v1/nodes/{gone}").status_code == 404
-        stays(lambda: len(alive(ec2)) == 1, 3.0)  # min_nodes 1 holds
+        stays(leader, lambda: len(alive(ec2)) == 1, passes=9)  # min_nodes 1 holds
     finally:
         agents.stop()
 
@@ -146,7 +146,7 @@ def test_blocked_demand_buys_what_fits_and_releases_it_when_the_job_stops(
     (launch,) = launches(leader)
     assert "2 pending task(s)" in launch["reason"]
     assert {tags(i)["federation:request"] for i in instances} == {launch["token"]}
-    stays(lambda: len(alive(ec2)) == 2 and len(launches(leader)) == 1, 2.0)
+    stays(leader, lambda: len(alive(ec2)) == 2 and len(launches(leader)) == 1, passes=6)
 
     agents = ec2_agents(cluster)
     try:
@@ -192,7 +192,7 @@ def test_killing_the_leader_mid_launch_never_launches_twice(
     assert [a["token"] for a in done] == [pending["token"]]
     assert f"resuming launch {pending['token']}" in survivor.log()
     wait_for(lambda: len(alive(ec2)) == 3, 10, "three instances")
-    stays(lambda: len(alive(ec2)) == 3 and len(launches(survivor)) == 1, 3.0)
+    stays(survivor, lambda: len(alive(ec2)) == 3 and len(launches(survivor)) == 1, passes=9)
     assert {tags(i)["federation:request"] for i in alive(ec2)} == {pending["token"]}
 
 
@@ -237,4 +237,4 @@ def test_cli_applies_a_dry_run_pool_and_shows_what_would_be_bought(
         leader.url, "autoscaler", "activities").stdout, 15, "the dry-run decision")
     shown = json.loads(cli(leader.url, "autoscaler", "activities", "-o", "json").stdout)
     assert [(a["action"], a["dry_run"]) for a in shown] == [("launch", True)]
-    stays(lambda: alive(ec2) == [], 1.0)
+    stays(leader, lambda: alive(ec2) == [], passes=4)

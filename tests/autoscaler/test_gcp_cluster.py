@@ -107,7 +107,7 @@ def test_blocked_demand_buys_gce_instances_in_the_next_zone_and_releases_them_wh
         assert "FEDERATION_TOKEN=" in item["value"]
     with gce.lock:
         assert not [k for k in gce.instances if k[1] == "us-central1-a"]
-    stays(lambda: len(instances(gce)) == 2 and len(launches(leader)) == 1, 2.0)
+    stays(leader, lambda: len(instances(gce)) == 2 and len(launches(leader)) == 1, passes=6)
 
     agents = Agents(cluster.urls, "gcp", "us-central1", gce_identity)
     try:
