@@ -22,7 +22,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import cluster, machine, median, percentile  # noqa: E402
+from bench.common import cluster, machine, median, percentile, stop_all  # noqa: E402
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -111,13 +111,7 @@ def main() -> None:
               f"{traffic['heartbeat']:.2f} heartbeats, {traffic['status']:.2f} status reports, "
               f"{traffic['watch']:.2f} allocation reads; agent RSS {busy_rss:.1f} MiB")
     finally:
-        for proc in agents:
-            proc.send_signal(signal.SIGTERM)
-        for proc in agents:
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(agents, signal.SIGTERM, 60)
         c.kill_all()
 
 

@@ -70,10 +70,16 @@ def sampled(pids: list[int], out_dir: str | None) -> Iterator[None]:
     try:
         yield
     finally:
-        for sampler in samplers:
-            sampler.send_signal(signal.SIGINT)
-        for sampler in samplers:
-            try:
-                sampler.wait(30)
-            except subprocess.TimeoutExpired:
-                sampler.kill()
+        stop_all(samplers, signal.SIGINT, 30)  # py-spy writes its file on SIGINT
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]], sig: int, grace: float) -> None:
+    """Send ``sig`` to every process, then wait up to ``grace`` seconds for each before
+    killing it."""
+    for proc in procs:
+        proc.send_signal(sig)
+    for proc in procs:
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
