@@ -61,11 +61,20 @@ def _asks_of(job: Mapping[str, Any], work: JobWork) -> Counter[Resources]:
 
 def pass_profile(snapshot: Snapshot, candidates: Iterable[tuple[Mapping[str, Any], JobWork]]
                  ) -> WorkloadProfile | None:
-    """The live and pending mix of a pass, or ``None`` when the pass places no GPU work
-    (nothing would read it)."""
+    """The live and pending mix of a pass, or ``None`` when nothing would read it: the pass
+    places nothing, or no node has a GPU. CPU-only work reads it too where nodes have GPUs
+    (the CPU it takes from a GPU node can strand that node's GPUs): a pass of CPU-only work
+    ranked without it would pack by CPU alone."""
     pending = pending_asks(candidates)
-    if not any(res.gpu_milli for res in pending):
+    if not pending or not _has_gpus(snapshot.nodes):
         return None
     counts: Counter[Resources] = Counter(a.resources for a in snapshot.allocations)
     counts.update(pending)
     return profile_of(counts)
+
+
+def _has_gpus(nodes: Iterable[Any]) -> bool:
+    has_gpus = getattr(nodes, "has_gpus", None)  # a NodeSet knows (and keeps the answer)
+    if has_gpus is not None:
+        return bool(has_gpus())
+    return any(n.capacity.gpu for n in nodes)

@@ -50,6 +50,34 @@ def test_the_pass_profile_is_the_live_and_pending_mix() -> None:
     assert weights[500] > weights[300]
 
 
-def test_a_pass_without_gpu_work_builds_no_profile() -> None:
-    job = share_job("cpu", 0)
-    assert pass_profile(cluster(), [(job, reconcile_job(job, []))]) is None
+def cpu_job(job_id: str, cpu: int) -> dict:
+    return {"id": job_id, "version": 1, "stopped": False, "spec": {
+        "id": job_id, "type": "batch", "priority": 50, "groups": [{
+            "name": "g", "count": 1, "resources": {"cpu": cpu, "memory": 1024},
+            "task": {"command": ["true"]}}]}}
+
+
+def test_cpu_only_work_on_gpu_nodes_is_ranked_against_the_mix_too() -> None:
+    # "gpu" runs one half-GPU task taking 2 cores of its 8; "cpu" has 32 cores and no GPU.
+    # Packing by CPU alone puts a 5-core task on "gpu" (fuller afterwards), leaving it 1 core:
+    # its free half GPU is stranded for the 2-core half-GPU tasks the cluster runs.
+    nodes = (NodeView("gpu", Resources(8000, 65536, gpu=1), Resources(2000, 1024),
+                      gpu_used_milli=(500,)),
+             NodeView("cpu", Resources(32000, 65536)))
+    running = (AllocationView("a", "other", "g", "gpu", Resources(2000, 1024,
+                                                                   gpu_share_milli=500)),)
+    snapshot = Snapshot(nodes, running, {}, {})
+    job = cpu_job("batch-cpu", 5000)
+    work = reconcile_job(job, [])
+    assert plan_work(snapshot, job, work).allocations[0]["node_id"] == "gpu"
+    profile = pass_profile(snapshot, [(job, work)])
+    assert profile is not None
+    chosen = plan_work(snapshot, job, work, profile=profile).allocations[0]["node_id"]
+    assert chosen == "cpu"
+
+
+def test_no_profile_where_no_node_has_a_gpu_or_nothing_is_placed() -> None:
+    job = cpu_job("cpu", 1000)
+    without_gpus = Snapshot((NodeView("n", Resources(8000, 8192)),), (), {}, {})
+    assert pass_profile(without_gpus, [(job, reconcile_job(job, []))]) is None
+    assert pass_profile(cluster(), []) is None
