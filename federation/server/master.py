@@ -104,6 +104,7 @@ class Master:
         ))
         for name, loop in self.leader_loops():
             self.loops.add(name, loop)
+        self.raft.on_leadership(lambda _leads: self.relay.reset())
         self.raft.on_leadership(self.loops.on_leadership)
         self.raft.on_change(self._on_applied)
         threading.Thread(target=self._announce, name="announce", daemon=True).start()
