@@ -186,7 +186,6 @@ class Scheduler:
                 if plan is None:
                     continue
                 if stop is not None and stop.is_set():
-                    self._retry.add(job["id"])
                     break
                 planned += 1
                 try:
@@ -215,8 +214,13 @@ class Scheduler:
                     failure = failure or exc
             if failure is not None:
                 raise failure
-        self._seen_index = start_index
         self.placed += placed
+        if stop is not None and stop.is_set():
+            # Cut short: the jobs of this pass are looked at again by the next one (in a
+            # later term), those planned included (a refused plan adds nothing).
+            self._retry |= dirty
+            return placed
+        self._seen_index = start_index
         log.debug("pass %d: %d job(s) planned, %d placed in %.3f s (snapshot %.3f s)",
                   self.passes, planned, placed, time.perf_counter() - started,
                   snapshot_taken - started)
