@@ -522,6 +522,12 @@ def main() -> None:
         if starts:
             out["failover_long_gaps_start_after_kill_s"] = [
                 round(percentile(starts, p), 1) for p in (0, 50, 100)]
+        # Gaps that end after the kill: the silences the failover itself caused or prolonged
+        # (the window above also holds the tail of the batch, when busy servers answer late).
+        across = [max((b2 - b1 for b1, b2 in zip(ts, ts[1:], strict=False) if b2 >= k[0]),
+                      default=float("inf")) for ts in (sorted(v) for v in by_node.values())]
+        out["failover_max_gap_across_kill_s"] = round(max(across), 2) if across else None
+        out["failover_nodes_gap_across_kill_over_ttl"] = sum(1 for g in across if g > args.ttl)
         out["failover_nodes_beating"] = len(by_node)
         out["failover_max_gap_s"] = round(max(gaps), 2) if gaps else None
         out["failover_nodes_gap_over_ttl"] = sum(1 for g in gaps if g > args.ttl)
