@@ -2,7 +2,8 @@
 
 Three real `federation server` processes; load-generator processes each run many simulated
 agents on one asyncio loop (aiohttp). Each agent does what `federation agent` does over HTTP:
-register, heart-beat every TTL/3 (moving to the next server when one fails), follow its work
+register, heart-beat every TTL/3 (moving to the next server when one fails, and trying a
+beat no server took again within a second), follow its work
 list with a blocking query (``?index=&wait=30``), and report ``running`` for each allocation
 it is given. The run has four phases:
 
@@ -51,25 +52,34 @@ class Sim:
         self.calls: list[tuple[float, float, str]] = []  # (time, latency, kind) non-blocking
         self.errors: dict[str, int] = {}
         self.running: set[str] = set()
+        # Failed heartbeat attempts: (time, node id, server index, what) - why a gap was.
+        self.beat_failures: list[tuple[float, str, int, str]] = []
 
     def _error(self, what: str) -> None:
         self.errors[what] = self.errors.get(what, 0) + 1
 
     async def call(self, session: Any, home: list[int], method: str, path: str,
-                   kind: str | None, **kwargs: Any) -> tuple[int, Any, Any]:
-        """One call, moving to the next server on a connection failure or a 5xx."""
+                   kind: str | None, node_id: str = "", rounds: int = 3,
+                   **kwargs: Any) -> tuple[int, Any, Any]:
+        """One call, moving to the next server on a connection failure or a 5xx, at most
+        ``rounds`` times round the servers."""
         import aiohttp
 
-        for _ in range(3 * len(self.urls)):
-            url = self.urls[home[0] % len(self.urls)]
+        for _ in range(rounds * len(self.urls)):
+            server = home[0] % len(self.urls)
+            url = self.urls[server]
             started = time.time()
             try:
                 async with session.request(method, url + path, **kwargs) as response:
                     body = await response.read()
                     status = response.status
                     headers = response.headers.copy()  # case-insensitive
-            except (TimeoutError, aiohttp.ClientError):
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 self._error(f"{kind or 'watch'}:connect")
+                if kind == "heartbeat":
+                    self.beat_failures.append((started, node_id, server,
+                                               f"{type(exc).__name__} after "
+                                               f"{time.time() - started:.1f}s"))
                 home[0] += 1
                 await asyncio.sleep(0.05)
                 continue
@@ -77,6 +87,8 @@ class Sim:
                 self.calls.append((started, time.time() - started, kind))
             if status >= 500:
                 self._error(f"{kind or 'watch'}:{status}")
+                if kind == "heartbeat":
+                    self.beat_failures.append((started, node_id, server, f"HTTP {status}"))
                 home[0] += 1
                 await asyncio.sleep(0.05)
                 continue
@@ -100,17 +112,21 @@ class Sim:
     async def heartbeats(self, session: Any, where: list[int], node_id: str,
                          headers: dict[str, str]) -> None:
         interval = self.ttl / 3
+        retry = min(1.0, interval / 3)
         await asyncio.sleep(random.uniform(0, interval))
         while not self.stop.is_set():
             started = time.time()
             status, _, _ = await self.call(session, where, "POST",
                                            f"/v1/nodes/{node_id}/heartbeat", "heartbeat",
-                                           json={}, headers=headers)
+                                           node_id, rounds=1, json={}, headers=headers)
             if status == 200:
                 self.beats.append((started, time.time() - started, node_id))
+                await asyncio.sleep(max(0.0, interval - (time.time() - started)))
             else:
+                # As the agent does: a beat no server took (each tried once) is tried again
+                # soon rather than an interval later.
                 self._error(f"heartbeat:{status}")
-            await asyncio.sleep(max(0.0, interval - (time.time() - started)))
+                await asyncio.sleep(random.uniform(retry / 2, retry))
 
     async def watch(self, session: Any, where: list[int], node_id: str,
                     headers: dict[str, str]) -> None:
@@ -167,7 +183,7 @@ def worker(urls: list[str], ttl: float, names: list[str], capacity: dict[str, in
             await asyncio.gather(*tasks, return_exceptions=True)
         Path(out_path).write_text(json.dumps({
             "beats": sim.beats, "calls": sim.calls, "errors": sim.errors,
-            "running": len(sim.running)}))
+            "running": len(sim.running), "beat_failures": sim.beat_failures}))
 
     try:
         import uvloop
@@ -244,6 +260,36 @@ def running_total(server: Any, job_ids: list[str]) -> int:
         job = httpx.get(f"{server.url}/v1/jobs/{job_id}", timeout=30).json()
         total += job["allocations"]["running"]
     return total
+
+
+def placement_audit(server: Any, job_ids: list[str],
+                    detail: list[dict[str, Any]] | None = None) -> dict[str, int]:
+    """What the jobs' "running" counts are made of. ``running`` counts every allocation whose
+    agent last reported it running, including copies the servers told to stop (a simulated
+    agent never stops anything); ``live_duplicates`` are instances (job, group, index) with
+    more than one allocation meant to run, pending or running: a real double placement."""
+    out = {"running": 0, "running_told_to_stop": 0, "live_duplicates": 0, "lost": 0,
+           "instances_live": 0}
+    for job_id in job_ids:
+        allocs = httpx.get(f"{server.url}/v1/allocations", params={"job": job_id},
+                           timeout=60).json()
+        live: dict[tuple[str, int], int] = {}
+        for a in allocs:
+            out["running"] += a["client_status"] == "running"
+            out["lost"] += a["client_status"] == "lost"
+            if a["desired_status"] != "run":
+                out["running_told_to_stop"] += a["client_status"] == "running"
+            elif a["client_status"] in ("pending", "running"):
+                key = (a["group"], a.get("index", 0))
+                live[key] = live.get(key, 0) + 1
+        out["instances_live"] += len(live)
+        out["live_duplicates"] += sum(1 for n in live.values() if n > 1)
+        if detail is not None:
+            twice = {k for k, n in live.items() if n > 1}
+            detail.extend({k: a.get(k) for k in ("job_id", "group", "index", "id", "node_id",
+                                                  "create_index", "client_status")}
+                          for a in allocs if (a["group"], a.get("index", 0)) in twice)
+    return out
 
 
 def main() -> None:
@@ -377,11 +423,19 @@ def main() -> None:
         out["batch_running_at_end"] = last
         out["window_batch"] = (tb0, tb1)
         out["batch_leader_elections"] = leader_changes(c, since=tb0)
+        out["batch_marked_down"] = marked_down(c, since=tb0)
+        if args.jobs:
+            twice: list[dict[str, Any]] = []
+            out["batch_audit"] = placement_audit(leader_of(c), job_ids, twice)
+            if twice and args.json:
+                Path(args.json + ".duplicates.json").write_text(json.dumps(twice))
+            print(f"  audit: {out['batch_audit']}", flush=True)
         out["probe_latencies"] = probe_lat
 
         # -- failover --
         if not args.no_kill:
             leader = leader_of(c)
+            out["killed_server"] = c.servers.index(leader)
             tk = time.time()
             leader.kill()
             deadline = time.time() + 60
@@ -399,6 +453,8 @@ def main() -> None:
             if new is not None:
                 out["failover_marked_down_by_new_leader"] = marked_down(c, since=tk)
                 out["failover_down_now"] = down_nodes(new)
+                if args.jobs:
+                    out["failover_audit"] = placement_audit(new, job_ids)
             out["window_kill"] = (tk, time.time())
     finally:
         stop.set()
@@ -406,7 +462,7 @@ def main() -> None:
             proc.join(60)
         c.kill_all()
 
-    beats, calls, errors, running = [], [], {}, 0
+    beats, calls, errors, running, failures = [], [], {}, 0, []
     for path in files:
         try:
             data = json.loads(Path(path).read_text())
@@ -416,9 +472,11 @@ def main() -> None:
         beats += data["beats"]
         calls += data["calls"]
         running += data["running"]
+        failures += data["beat_failures"]
         for k, v in data["errors"].items():
             errors[k] = errors.get(k, 0) + v
     out["errors"] = errors
+    out["sim_allocations_reported_running"] = running
 
     def lat(window: tuple[float, float], kinds: set[str] | None) -> list[float]:
         return [d for t, d, k in calls if window[0] <= t <= window[1]
@@ -441,12 +499,41 @@ def main() -> None:
         for t, d, node_id in beats:
             if k[0] - 2 * args.ttl <= t <= k[1]:
                 by_node.setdefault(node_id, []).append(t + d)
-        gaps = [max(b2 - b1 for b1, b2 in zip(ts, ts[1:], strict=False)) if len(ts) > 1
-                else float("inf") for ts in (sorted(v) for v in by_node.values())]
+        gaps = []
+        long_gaps: list[tuple[str, float, float]] = []  # node, gap start, gap end
+        for node_id, ts in ((n, sorted(v)) for n, v in by_node.items()):
+            if len(ts) < 2:
+                gaps.append(float("inf"))
+                continue
+            gap, start = max((b2 - b1, b1) for b1, b2 in zip(ts, ts[1:], strict=False))
+            gaps.append(gap)
+            if gap > args.ttl / 2:
+                long_gaps.append((node_id, start, start + gap))
+        # Why the long gaps were: the failed attempts inside each, by kind.
+        reasons: dict[str, int] = {}
+        inside = {n: (a, b) for n, a, b in long_gaps}
+        for t, node_id, server, what in failures:
+            span = inside.get(node_id)
+            if span and span[0] <= t <= span[1]:
+                key = f"{what.split(' after ')[0]} from server {server}"
+                reasons[key] = reasons.get(key, 0) + 1
+        out["failover_long_gap_failures"] = dict(sorted(reasons.items()))
+        starts = sorted(a - k[0] for _, a, _ in long_gaps)
+        if starts:
+            out["failover_long_gaps_start_after_kill_s"] = [
+                round(percentile(starts, p), 1) for p in (0, 50, 100)]
+        # Gaps that end after the kill: the silences the failover itself caused or prolonged
+        # (the window above also holds the tail of the batch, when busy servers answer late).
+        across = [max((b2 - b1 for b1, b2 in zip(ts, ts[1:], strict=False) if b2 >= k[0]),
+                      default=float("inf")) for ts in (sorted(v) for v in by_node.values())]
+        out["failover_max_gap_across_kill_s"] = round(max(across), 2) if across else None
+        out["failover_nodes_gap_across_kill_over_ttl"] = sum(1 for g in across if g > args.ttl)
         out["failover_nodes_beating"] = len(by_node)
         out["failover_max_gap_s"] = round(max(gaps), 2) if gaps else None
         out["failover_nodes_gap_over_ttl"] = sum(1 for g in gaps if g > args.ttl)
         out["failover_heartbeat_p99_ms"] = round(1000 * percentile(lat(k, {"heartbeat"}), 99), 1)
+        out["failover_heartbeat_max_ms"] = round(1000 * max(lat(k, {"heartbeat"}) or [0]), 1)
+        out["killed_server"] = out.pop("killed_server", None)
     for key in [k for k in out if k.startswith("window_")]:
         out.pop(key)
     print(json.dumps(out, indent=1))

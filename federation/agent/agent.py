@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import resource
 import socket
 import threading
@@ -358,13 +359,24 @@ class Agent:
 
     # -- heartbeat -----------------------------------------------------------------------
     def _heartbeat_loop(self) -> None:
+        """A beat every TTL/3, counted from the start of the last one that was answered.
+        A beat no server took (a leader change: the dead server, followers that cannot
+        reach a leader yet) is tried again within a second or so, not a whole interval
+        later: waiting out the interval after the call's own retries had let a failover
+        of a few seconds stretch the gap between two answered beats past the TTL."""
         interval = max(0.1, self.ttl / 3)
-        while not self.stop.wait(interval):
+        retry = min(1.0, interval / 3)
+        due = time.monotonic() + interval
+        while not self.stop.wait(max(0.0, due - time.monotonic())):
+            started = time.monotonic()
             try:
                 self._call_as_node("POST", "/heartbeat", json_body={},
                                    deadline=max(1.0, interval), timeout=max(1.0, interval))
             except FederationError as exc:
                 log.warning("heartbeat failed: %s", exc.message)
+                due = time.monotonic() + random.uniform(retry / 2, retry)
+                continue
+            due = started + interval
 
     # -- allocations ---------------------------------------------------------------------
     def _watch_loop(self) -> None:

@@ -32,6 +32,7 @@ from federation.members.manager import member_clusters_loop
 from federation.providers.base import Provider
 from federation.raft.node import RaftConfig, RaftNode, wait_result
 from federation.server.config import ServerConfig, split_host_port
+from federation.server.fence import Fenced
 from federation.server.gc_loop import gc_loop
 from federation.server.leader import LeaderLoops, Loop
 from federation.server.liveness import Liveness
@@ -76,7 +77,8 @@ class Master:
         # every master accepts what the autoscaler hands to the machines it launches.
         self.join_token = config.join_token or self.node_token("agent-join")
         self.raft: RaftNode | None = None
-        self.loops = LeaderLoops()
+        self.loops = LeaderLoops(catch_up=self._caught_up)
+        self.leader_claim: str | None = None  # this server's, from when it last gained leadership
         self.scheduler: Scheduler | None = None  # built with the leader loops, at start
         # Heartbeats this server received (the leader judges by them): never committed.
         self.liveness = Liveness()
@@ -104,6 +106,7 @@ class Master:
         ))
         for name, loop in self.leader_loops():
             self.loops.add(name, loop)
+        self.raft.on_leadership(lambda _leads: self.relay.reset())
         self.raft.on_leadership(self.loops.on_leadership)
         self.raft.on_change(self._on_applied)
         threading.Thread(target=self._announce, name="announce", daemon=True).start()
@@ -127,19 +130,21 @@ class Master:
                  self.config.raft)
 
     def leader_loops(self) -> list[tuple[str, Loop]]:
-        """Every leader-only loop, built with this master as its context."""
+        """Every leader-only loop, built with a fenced view of this master as its context
+        (``federation.server.fence``)."""
+        fenced = Fenced(self)  # what the loops commit carries this term's leader claim
         executor = Executor(
-            self, tracer=self.tracer, settings=self._autoscaler, providers=self._providers,
+            fenced, tracer=self.tracer, settings=self._autoscaler, providers=self._providers,
             # The join secret, never the management token: a launched machine can only join.
             bootstrap=default_bootstrap(self.join_token),
             on_tick=self.metrics.autoscaler_ticks.inc)
-        self.scheduler = Scheduler(self)
+        self.scheduler = Scheduler(fenced)
         return [
-            ("node-health", node_health_loop(self, self.config.heartbeat_ttl, self.liveness,
+            ("node-health", node_health_loop(fenced, self.config.heartbeat_ttl, self.liveness,
                                              self.config.heartbeat_grace)),
             ("autoscaler", executor.run),
             ("scheduler", self.scheduler.run),
-            ("gc", gc_loop(self, self.config.gc)),
+            ("gc", gc_loop(fenced, self.config.gc)),
             ("member-clusters", member_clusters_loop(self)),
         ]
 
@@ -420,6 +425,25 @@ class Master:
             await self.commit({"type": "noop"})
         except FederationError as exc:
             raise self._with_hint(exc) from None
+
+    def _caught_up(self, stop: threading.Event) -> bool:
+        """Whether this new leader has applied everything committed before it led, having
+        claimed its leadership: a ``leader.claim`` of its own term is applied (so is every
+        entry before it), and from then on what its loops commit carries the claim."""
+        if self.raft is None or not self.raft.is_leader():
+            return False
+        claim = f"{self.config.id}:{uuid.uuid4().hex}"
+        try:
+            result = self.commit_sync({"type": "leader.claim", "id": f"leader-claim:{claim}",
+                                       "leader": claim})
+        except FederationError as exc:
+            log.info("leader loops wait for the log to be applied: %s", exc)
+            return False
+        if not result.get("ok"):
+            log.warning("claiming leadership was refused: %s", result.get("error"))
+            return False
+        self.leader_claim = claim
+        return True
 
     def barrier_sync(self) -> None:
         if self.raft is None:

@@ -10,6 +10,10 @@ A follower that could not reach the leader recently answers heartbeats with 503 
 leader it knows), so an agent moves on to another server rather than believe a beat that
 never arrived counted.
 
+The failure clock restarts whenever this server's role changes: a server that leads relays
+nothing (beats it received as a follower are already in its own memory), and one that
+steps down is judged by its batches to the next leader, not by its time leading.
+
 The batch is signed with a key derived from the cluster secret (only servers hold it) and
 carries the time it was sent: the leader refuses a batch older than ``MAX_AGE`` seconds, so
 a replayed batch cannot keep a dead node alive.
@@ -101,6 +105,14 @@ class Relay:
         with self._lock:
             self._pending[node_id] = at
 
+    def reset(self) -> None:
+        """This server's role changed (it leads now, or stopped leading): beats waiting are
+        dropped and the failure clock restarts. Every beat it received is already in its own
+        memory; as a leader it judges by them, and as a follower it relays from now on."""
+        with self._lock:
+            self._pending = {}
+        self._healthy_again()
+
     def healthy(self) -> bool:
         """Whether beats relayed now are likely to reach the leader: batches go through, or
         have failed only for a moment (an election: the beats wait and go to the new
@@ -157,13 +169,21 @@ class Relay:
             log.debug("relaying %d heartbeats to %s failed: %r", len(beats), url, exc)
             ok = False
         if ok:
-            self.failing_since = None
+            self._healthy_again()
             self.sent_batches += 1
         else:
             self._put_back(beats)
-            self._failed()
+            self._failed(url)
         return ok
 
-    def _failed(self) -> None:
+    def _failed(self, url: str | None = None) -> None:
         if self.failing_since is None:
             self.failing_since = time.monotonic()
+            log.info("cannot relay heartbeats to the leader (%s): they wait for the next "
+                     "batch", url or "none known")
+
+    def _healthy_again(self) -> None:
+        since, self.failing_since = self.failing_since, None
+        if since is not None:
+            log.info("relaying heartbeats to the leader again after %.1fs",
+                     time.monotonic() - since)

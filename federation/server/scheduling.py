@@ -63,18 +63,27 @@ class Scheduler:
 
     def run(self, stop: threading.Event) -> None:
         seen = -1
+        unsure = False  # the last pass ended with plan entries of unknown outcome
         while not stop.is_set():
             machine = self.context.machine
             if machine.index == seen:
                 with self.context.changed:
                     self.context.changed.wait(self._idle_wait(self.context.now()))
             stop.wait(self._gather_delay())
-            seen = self.context.machine.index
             try:
+                if unsure:
+                    # A plan entry whose wait failed may still be applied: planning again
+                    # before it is (or is known dropped) would place its work twice. The
+                    # log is ordered, so once this no-op is applied so is every entry
+                    # submitted before it.
+                    self.context.commit_sync({"type": "noop"})
+                    unsure = False
+                seen = self.context.machine.index
                 self.dispatch_periodic()
-                self.schedule_pass()
+                self.schedule_pass(stop)
             except FederationError as exc:  # no leader, a commit timed out: the cluster's
                 log.warning("scheduling pass interrupted: %s", exc)
+                unsure = True
                 stop.wait(0.2)
             except Exception:  # noqa: BLE001 - not one job's fault (those are set aside)
                 log.exception("scheduling pass failed; next pass in 1s")
@@ -142,9 +151,10 @@ class Scheduler:
                     grew = True
         return dirty | self._retry | self._due_jobs(self.context.now())
 
-    def schedule_pass(self) -> int:
+    def schedule_pass(self, stop: threading.Event | None = None) -> int:
         """Place what the jobs changed since the last pass need; returns how many
-        allocations were committed."""
+        allocations were committed. Once ``stop`` is set (leadership lost) no further plan
+        is submitted; the pass returns when every plan it submitted has an outcome."""
         self.passes += 1
         machine = self.context.machine
         start_index = machine.index
@@ -182,6 +192,8 @@ class Scheduler:
                 plan = decision.plan
                 if plan is None:
                     continue
+                if stop is not None and stop.is_set():
+                    break
                 planned += 1
                 try:
                     command = plan.command()
@@ -199,10 +211,23 @@ class Scheduler:
                     while len(in_flight) >= MAX_PLANS_IN_FLIGHT:
                         placed += self._settle(*in_flight.popleft())
         finally:
+            # Every submitted plan is waited for, even after one failed: a pass that left
+            # some unsettled would let the next one plan their work again.
+            failure: FederationError | None = None
             while in_flight:
-                placed += self._settle(*in_flight.popleft())
-        self._seen_index = start_index
+                try:
+                    placed += self._settle(*in_flight.popleft())
+                except FederationError as exc:
+                    failure = failure or exc
+            if failure is not None:
+                raise failure
         self.placed += placed
+        if stop is not None and stop.is_set():
+            # Cut short: the jobs of this pass are looked at again by the next one (in a
+            # later term), those planned included (a refused plan adds nothing).
+            self._retry |= dirty
+            return placed
+        self._seen_index = start_index
         self.pass_seconds = time.perf_counter() - started
         log.debug("pass %d: %d job(s) planned, %d placed in %.3f s (snapshot %.3f s)",
                   self.passes, planned, placed, time.perf_counter() - started,

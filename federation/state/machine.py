@@ -85,6 +85,8 @@ class StateMachine:
         # Member Kubernetes clusters, their kubeconfig sealed: see federation.state.clusters.
         self.clusters: dict[str, dict[str, Any]] = Table()
         self.applied: OrderedDict[str, tuple[float, Result]] = OrderedDict()
+        # The claim of the latest server to gain leadership (see ``leader.claim``).
+        self.leader_claim: str | None = None
         # ACL policies and tokens (hashes of secrets only): see federation.state.acl.
         self.acl_policies: dict[str, dict[str, Any]] = Table()
         self.acl_tokens: dict[str, dict[str, Any]] = Table()
@@ -173,6 +175,8 @@ class StateMachine:
             if handler is None:
                 raise ValidationError(f"unknown command type {str(kind)[:100]!r}", field="type")
             checks.number(command.get("time", 0.0), "time")
+            if "claim" in command:
+                _check_claim(self, command["claim"])
             value = handler(self, command)
             result: Result = {"ok": True, "index": self.index, "value": value}
             entries = self.journal.end()
@@ -485,6 +489,21 @@ def _require(command: Command, key: str, kind: type | tuple[type, ...]) -> Any:
 # -- handlers: validate first, then change state (a failed command changes nothing) -------
 def _noop(sm: StateMachine, command: Command) -> dict[str, Any]:
     return {"index": sm.index}
+
+
+def _leader_claim(sm: StateMachine, command: Command) -> dict[str, Any]:
+    """A server that gained leadership claims it, before its leader loops act: from here on,
+    a command carrying an older claim (decided by a leader since replaced, and forwarded
+    by it to this one once it found itself a follower) is refused."""
+    claim = checks.text(command.get("leader"), "leader")
+    sm.leader_claim = claim
+    return {"leader": claim}
+
+
+def _check_claim(sm: StateMachine, claim: Any) -> None:
+    current = getattr(sm, "leader_claim", None)  # absent from states made before claims
+    if current is not None and claim != current:
+        raise Conflict("decided by a leader that has since been replaced", field="claim")
 
 
 def _server_upsert(sm: StateMachine, command: Command) -> dict[str, Any]:
@@ -970,6 +989,7 @@ def _state_restore(sm: StateMachine, command: Command) -> dict[str, Any]:
 
 _HANDLERS: dict[str, Callable[[StateMachine, Command], dict[str, Any]]] = {
     "noop": _noop,
+    "leader.claim": _leader_claim,
     "server.upsert": _server_upsert,
     "node.register": _node_register,
     "node.heartbeat": _node_heartbeat,

@@ -131,3 +131,19 @@ def test_beats_the_leader_refused_wait_for_the_next_batch_and_health_fades() -> 
     relay.flush(relay_to(200, received)[1])
     assert list(received[-1]) == ["a"]
     assert relay.healthy()
+
+
+def test_a_change_of_role_restarts_the_relay_s_failure_clock() -> None:
+    import time as clock
+
+    received: list = []
+    relay, http = relay_to(503, received)
+    # Failing for long: as a leader (nobody to relay to), or towards a leader now gone.
+    relay.add("a", clock.time())
+    relay.failing_since = clock.monotonic() - 30
+    assert not relay.healthy()
+    relay.reset()  # gained or lost leadership
+    assert relay.healthy()  # judged by its batches to the next leader, not by the past
+    # What waited is already in this server's own memory: not relayed again.
+    assert relay.flush(relay_to(200, received)[1]) is True
+    assert received == []

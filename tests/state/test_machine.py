@@ -321,6 +321,28 @@ def test_a_plan_for_an_older_job_version_is_refused(log: Log) -> None:
     assert "x" not in log.sm.allocations
 
 
+def test_a_decision_of_a_replaced_leader_is_refused(log: Log) -> None:
+    log("job.register", spec=spec())
+    log("node.register", node=node())
+    log("leader.claim", leader="s1:a")
+    log("leader.claim", leader="s2:b")  # s2 took over; s1 has not noticed yet
+    late = log("plan.apply", claim="s1:a", job_id="etl", job_version=1, allocations=[
+        {"id": "x", "job_id": "etl", "group": "w", "index": 0, "node_id": "id-n1"}])
+    assert late["status"] == 409 and late["error"]["field"] == "claim"
+    assert "x" not in log.sm.allocations
+    current = log("plan.apply", claim="s2:b", job_id="etl", job_version=1, allocations=[
+        {"id": "y", "job_id": "etl", "group": "w", "index": 0, "node_id": "id-n1"}])
+    assert current["ok"] and "y" in log.sm.allocations
+    # Commands that carry no claim (users', agents') are not leaders' decisions.
+    assert log("noop")["ok"]
+
+
+def test_a_claim_survives_a_raft_snapshot(log: Log) -> None:
+    log("leader.claim", leader="s2:b")
+    copy_ = pickle.loads(pickle.dumps(log.sm))
+    assert copy_.apply({"id": "z", "type": "noop", "claim": "s1:a"})["status"] == 409
+
+
 def test_a_batch_index_out_of_attempts_fails_the_job(log: Log) -> None:
     log("job.register", spec=spec())
     log("plan.apply", job_id="etl", job_version=1, exhausted={"w": [0]})
