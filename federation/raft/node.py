@@ -450,4 +450,3 @@ def wait_result(future: Future[dict[str, Any]], timeout: float) -> dict[str, Any
             f"the command was not committed within {timeout:g}s: its outcome is unknown; "
             "retrying with the same command id is safe"
         ) from None
-
