@@ -162,6 +162,10 @@ def register(app: typer.Typer, *, providers: Mapping[str, Provider] | None = Non
             RaftSettings.compaction_min_entries, "--raft-snapshot-entries",
             help="journal entries after which a server snapshots its state (bounds what a "
                  "restarted server replays; see docs/operations.md)"),
+        raft_snapshot_mib: float = typer.Option(
+            RaftSettings.compaction_max_bytes / (1 << 20), "--raft-snapshot-mib",
+            help="MiB of applied journal entries after which a server snapshots its state "
+                 "(entries hold from one command to a batch; see docs/operations.md)"),
     ) -> None:
         """Run one master of a cluster (3 or 5 of them, one --peers list each)."""
         _setup_logging(log_level)
@@ -197,7 +201,9 @@ def register(app: typer.Typer, *, providers: Mapping[str, Provider] | None = Non
             raft_settings=replace(RaftSettings(), max_batch=max(1, raft_max_batch),
                                   max_inflight_batches=max(1, raft_max_inflight),
                                   fsync=raft_fsync,
-                                  compaction_min_entries=max(100, raft_snapshot_entries)),
+                                  compaction_min_entries=max(100, raft_snapshot_entries),
+                                  compaction_max_bytes=max(1 << 16,
+                                                           int(raft_snapshot_mib * (1 << 20)))),
         )
         _run(config, providers)
 

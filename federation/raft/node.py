@@ -78,7 +78,12 @@ class RaftSettings:
     # entry must stay small enough to apply well within an election timeout.
     max_batch_bytes: int = 2 << 20
     max_inflight_batches: int = 4
-    compaction_min_entries: int = 20_000
+    # Snapshot cadence: a server snapshots its state once its journal holds more than this
+    # many entries, or more than this many bytes of applied entries, or 120 s after its
+    # last snapshot if anything was applied since. What a restarted server replays from its
+    # own journal is bounded by the first two (docs/operations.md#snapshot-cadence).
+    compaction_min_entries: int = 5_000
+    compaction_max_bytes: int = 4 << 20
     compaction_min_seconds: float = 120.0
     # fsync the journal once per group-commit batch, term and vote before they are sent,
     # snapshots before they replace the old one. Off: a process crash loses nothing, a power
@@ -205,6 +210,7 @@ class RaftNode:
         # A single-server cluster sends nothing: entries added in a tick are made durable at
         # its end, before the next tick can count them committed.
         self._sync.addOnTickCallback(journal.sync)
+        self._sync.addOnTickCallback(self._snapshot_if_journal_large)
         self._committer = threading.Thread(
             target=self._commit_loop, name="raft-committer", daemon=True
         )
@@ -380,6 +386,18 @@ class RaftNode:
                 listener(is_leader)
             except Exception:
                 log.exception("leadership listener failed")
+
+    def _snapshot_if_journal_large(self) -> None:
+        """pysyncobj counts entries only; an entry holds from one command to a whole group-
+        commit batch, so the bytes of applied entries bound the replay as well. (On the
+        Raft thread, where pysyncobj reads the flag at its next tick; it snapshots only if
+        something was applied since its last snapshot.)"""
+        sync = self._sync
+        if not sync._SyncObj__serializer.idle():
+            return  # the flag would start another snapshot as soon as this one is done
+        limit = self.config.settings.compaction_max_bytes
+        if self._journal.bytes_through(sync.raftLastApplied) > limit:
+            sync._SyncObj__forceLogCompaction = True
 
     def _on_rejected(self, peer: str) -> None:
         self.rejected_connections += 1
