@@ -3,6 +3,8 @@
 Planning a job asks the same questions of the node list for each of its groups (where is
 node X in the list, which zones have ready nodes); over thousands of groups against one
 snapshot, answering them once per snapshot instead of once per group is most of the cost.
+The answers depend on the nodes, not on what is allocated on them: a snapshot whose nodes
+differ from the previous one's only by their usage keeps the previous answers (``like``).
 """
 
 from __future__ import annotations
@@ -10,19 +12,40 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import overload
 
+from federation.model.resources import ResourceTotals
 from federation.scheduler.types import NodeView
 
 
 class NodeSet(Sequence[NodeView]):
     """An immutable sequence of node views with cached lookups."""
 
-    __slots__ = ("_has_gpus", "_nodes", "_position", "_ready_values")
+    __slots__ = ("_has_gpus", "_nodes", "_position", "_ready_capacity", "_ready_values")
 
-    def __init__(self, nodes: Iterable[NodeView] = ()) -> None:
+    def __init__(self, nodes: Iterable[NodeView] = (), like: NodeSet | None = None) -> None:
+        """``like``: a node set of the same nodes in the same order, differing only in what
+        is allocated on them, whose answers hold for this one too."""
         self._nodes = tuple(nodes)
         self._position: dict[str, int] | None = None
         self._ready_values: dict[str, list[str]] = {}
         self._has_gpus: bool | None = None
+        self._ready_capacity: ResourceTotals | None = None
+        if like is not None and len(like) == len(self._nodes):
+            self._position = like._position
+            self._ready_values = like._ready_values
+            self._has_gpus = like._has_gpus
+            self._ready_capacity = like._ready_capacity
+
+    def ready_capacity(self) -> ResourceTotals:
+        """What the ready nodes hold in all (fair share divides it)."""
+        if self._ready_capacity is None:
+            cpu = memory = gpu_milli = 0
+            for node in self._nodes:
+                if node.status == "ready":
+                    cpu += node.capacity.cpu_milli
+                    memory += node.capacity.memory_mib
+                    gpu_milli += node.capacity.gpu_milli
+            self._ready_capacity = ResourceTotals(cpu, memory, gpu_milli)
+        return self._ready_capacity
 
     def has_gpus(self) -> bool:
         """Whether any node has a GPU (then placing even CPU-only work can strand GPUs)."""

@@ -147,6 +147,7 @@ def take(machine: Any, now: float | None = None, cache: ViewCache | None = None)
     totals = {job_id: entry.total for job_id, entry in kept_jobs.items() if entry.live}
     usage = machine.node_usage
     node_views = []
+    reshaped = False  # a node joined, left or changed more than its usage
     known_nodes = cache.nodes
     kept_nodes: dict[str, tuple[tuple[Any, ...], NodeView]] = {}
     for node in list(machine.nodes.values()):
@@ -173,6 +174,7 @@ def take(machine: Any, now: float | None = None, cache: ViewCache | None = None)
                 if gpu_used else {"cpu_milli": cpu, "memory_mib": memory, "gpu": 0}),
                 gpu_used_milli=gpu_used)
         else:
+            reshaped = True
             view_of_node = node_view({
                 **node, "allocated": {"cpu_milli": cpu, "memory_mib": memory, "gpu": 0},
                 "gpu_used_milli": gpu_used})
@@ -183,7 +185,9 @@ def take(machine: Any, now: float | None = None, cache: ViewCache | None = None)
     previous = cache.node_set
     if len(previous) != len(node_views) or any(
             a is not b for a, b in zip(previous, node_views, strict=True)):
-        cache.node_set = NodeSet(node_views)  # reused as is, it keeps its lookups too
+        # Reused as is when nothing moved; when only usage did, its answers carry over.
+        same_nodes = not reshaped and len(kept_nodes) == len(known_nodes) == len(previous)
+        cache.node_set = NodeSet(node_views, like=previous if same_nodes else None)
     draining = frozenset(n.id for n in node_views if n.draining)
     expired = expired_drains(machine, now) if now is not None else frozenset()
     return Snapshot(cache.node_set, views, by_job, priorities, draining, expired, index,

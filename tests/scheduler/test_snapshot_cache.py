@@ -29,10 +29,17 @@ def alloc(alloc_id: str, job_id: str, node_id: str = "n1") -> dict:
             "resources": {"cpu_milli": 100, "memory_mib": 64}}
 
 
+def answers(nodes) -> tuple:
+    """What a node set answers about its nodes (kept across snapshots that only differ by
+    usage)."""
+    return (nodes.has_gpus(), nodes.ready_capacity(), nodes.ready_values("zone"),
+            [nodes.position(n.id) for n in nodes])
+
+
 def same(a: snap.Snapshot, b: snap.Snapshot) -> bool:
     return (list(a.nodes) == list(b.nodes) and sorted(a.allocations, key=lambda v: v.id)
             == sorted(b.allocations, key=lambda v: v.id) and a.by_job == b.by_job
-            and a.live_totals == b.live_totals)
+            and a.live_totals == b.live_totals and answers(a.nodes) == answers(b.nodes))
 
 
 def test_a_cached_snapshot_follows_every_kind_of_change() -> None:
@@ -47,6 +54,12 @@ def test_a_cached_snapshot_follows_every_kind_of_change() -> None:
         lambda: log("alloc.update_status", updates=[{"id": "a0", "client_status": "running"}]),
         lambda: log("job.register", spec=job("b", priority=90)),  # priority of live views
         lambda: log("alloc.update_status", updates=[{"id": "b0", "client_status": "failed"}]),
+        lambda: log("node.register", node={
+            "id": "n2", "name": "n2", "token_hash": "h", "zone": "z2",
+            "capacity": {"cpu_milli": 8000, "memory_mib": 8192, "gpu": 1}}),
+        lambda: log("plan.apply", job_id="a", job_version=1,
+                    allocations=[{**alloc("a1", "a", "n2"), "index": 1}]),
+        lambda: log("node.mark_down", node_id="n2", last_heartbeat_seen=1e12),
         lambda: log("node.drain", node_id="n1", draining=True),
         lambda: log("state.restore", snapshot=log.sm.snapshot()),
     ]
