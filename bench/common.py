@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.harness import Cluster  # noqa: E402
+from tests.harness import Cluster, stop_all  # noqa: E402
 
 
 def machine() -> str:
@@ -72,14 +72,3 @@ def sampled(pids: list[int], out_dir: str | None) -> Iterator[None]:
     finally:
         stop_all(samplers, signal.SIGINT, 30)  # py-spy writes its file on SIGINT
 
-
-def stop_all(procs: list[subprocess.Popen[bytes]], sig: int, grace: float) -> None:
-    """Send ``sig`` to every process, then wait up to ``grace`` seconds for each before
-    killing it."""
-    for proc in procs:
-        proc.send_signal(sig)
-    for proc in procs:
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()

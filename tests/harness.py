@@ -215,3 +215,17 @@ class Cluster:
 
     def followers(self, leader: ServerProcess) -> list[ServerProcess]:
         return [s for s in self.alive() if s is not leader]
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]], sig: int, grace: float) -> None:
+    """Send ``sig`` to every process, then wait up to ``grace`` seconds for each before
+    killing it."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(sig)
+    for proc in procs:
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)

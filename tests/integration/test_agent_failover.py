@@ -8,6 +8,7 @@ within a third of an interval, not a whole interval later.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness import Cluster, ServerProcess, wait_for
+from tests.harness import Cluster, ServerProcess, stop_all, wait_for
 
 TTL = 3.0
 
@@ -44,17 +45,6 @@ def start_agents(cluster: Cluster, root: Path, count: int) -> list[subprocess.Po
                  "--data-dir", str(root / f"agent-{i}"), "--name", f"a{i}",
                  "--cpu", "1000", "--memory", "512"], stdout=log, stderr=log, env=env))
     return agents
-
-
-def stop_agents(agents: list[subprocess.Popen]) -> None:
-    for agent in agents:
-        agent.terminate()
-    for agent in agents:
-        try:
-            agent.wait(20)
-        except subprocess.TimeoutExpired:
-            agent.kill()
-            agent.wait(5)
 
 
 def beats_seen(servers: list[ServerProcess]) -> dict[str, tuple[str, float | None]]:
@@ -116,7 +106,7 @@ def test_agents_keep_beating_within_the_ttl_across_a_leader_kill(
         assert new is not leader
         assert "marked down" not in new.log()
     finally:
-        stop_agents(agents)
+        stop_all(agents, signal.SIGTERM, 20)
     # Every agent had its heartbeats answered within one TTL of each other throughout.
     for i in range(len(names)):
         answered = [t for t in log_times(tmp_path / f"agent-{i}.log", "/heartbeat \"HTTP/1.1 200")
@@ -150,4 +140,4 @@ def test_a_beat_no_server_took_is_tried_again_within_about_a_second(
         # 1.5-2 s apart.
         assert spacing[len(spacing) // 2] < 1.45, spacing
     finally:
-        stop_agents(agents)
+        stop_all(agents, signal.SIGTERM, 20)
