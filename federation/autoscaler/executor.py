@@ -272,7 +272,9 @@ class Executor:
         for kept in decision.blocked:
             self._note(f"keep:{kept.node_id}", "keep", kept.pool, kept.reason, 0.0,
                        self._dry(specs[kept.pool]), report)
-        for item in result.unplaceable:
+        # Without any pool there is nothing to buy: every pending task would be noted (one
+        # Raft write each) for what its job's status already says.
+        for item in result.unplaceable if specs else ():
             self._note(
                 f"unplaceable:{item.task_id}",
                 "unplaceable",

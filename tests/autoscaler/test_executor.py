@@ -198,6 +198,17 @@ def test_blocked_demand_buys_the_cheapest_fit(h, provider):
     assert "2 pending task(s)" in record["reason"]
 
 
+def test_pending_work_is_noted_unplaceable_only_where_some_pool_exists(h, provider):
+    h.job("etl", cpu=64000, count=2)  # no pool at all: nothing to buy, nothing to note
+    h.executor.tick()
+    assert h.records("note") == []
+    h.pool(max_nodes=1)  # a pool, but no instance type holds 64 cores
+    h.now += 5
+    h.executor.tick()
+    (note,) = h.records("note")
+    assert note["action"] == "unplaceable" and "etl" in note["reason"]
+
+
 def test_a_task_pinned_to_one_provider_is_never_bought_elsewhere():
     cheap, pinned = MemoryProvider("cheapcloud"), MemoryProvider("aws")
     h = Harness({"cheapcloud": cheap, "aws": pinned})
