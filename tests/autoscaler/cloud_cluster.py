@@ -16,21 +16,25 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.harness import Cluster, ServerProcess
+from tests.harness import Cluster, ServerProcess, wait_for
 
 
 def start_cluster(root: Path, monkeypatch: pytest.MonkeyPatch,
                   launcher: list[str] | None = None, **env: str) -> Cluster:
     """Three servers under ``root`` whose autoscaler ticks every 0.3 s and reconciles every
     second, with ``env`` set too (and started by ``launcher`` when given); started once a
-    leader is elected, all killed otherwise."""
+    leader is elected and every server has announced its address, all killed otherwise."""
     monkeypatch.setenv("FEDERATION_AUTOSCALER_INTERVAL", "0.3")
     monkeypatch.setenv("FEDERATION_AUTOSCALER_RECONCILE", "1")
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     cluster = Cluster(root, launcher=launcher).start()
     try:
-        cluster.wait_leader()
+        leader = cluster.wait_leader()
+        # A launched machine is given the servers that announced themselves: wait for all
+        # three, or a launch right after start hands out two.
+        wait_for(lambda: all(s["http"] for s in leader.status()["servers"]), 30,
+                 "every server's announcement")
     except BaseException:
         cluster.kill_all()
         raise
