@@ -87,6 +87,7 @@ def assert_invariants(sm: StateMachine) -> None:
 # -- commands ----------------------------------------------------------------------------
 NODE_NAMES = ["n1", "n2", "n3"]
 JOB_IDS = ["a", "b", "c", "p"]
+CLAIMS = ["s1:a", "s2:b"]  # the claims of two servers that gained leadership in turn
 JUNK = [None, "", "x", -1, 0, 1.5, True, 10**40, float("nan"), float("inf"), [], {},
         ["x"], {"x": 1}, "x" * 5000]
 
@@ -115,9 +116,11 @@ def well_formed(draw: st.DrawFn, sm: StateMachine) -> dict[str, Any]:
         "plan.apply", "alloc.update_status", "job.deregister", "node.drain",
         "node.mark_down", "node.heartbeat", "job.blocked", "gc", "state.restore",
         "alloc.stop", "noop", "server.upsert", "queue.apply", "pool.apply",
-        "job.revert", "cluster.apply", "cluster.delete"]))
+        "job.revert", "cluster.apply", "cluster.delete", "leader.claim"]))
     command: dict[str, Any] = {"type": kind}
-    if kind == "node.register":
+    if kind == "leader.claim":
+        command["leader"] = draw(st.sampled_from(CLAIMS))
+    elif kind == "node.register":
         name = draw(st.sampled_from(NODE_NAMES))
         command["node"] = {
             "id": draw(st.sampled_from([f"id-{name}", "id-n1"])), "name": name,
@@ -228,6 +231,8 @@ def damaged(draw: st.DrawFn, command: dict[str, Any]) -> dict[str, Any]:
 @st.composite
 def step(draw: st.DrawFn, sm: StateMachine, n: int) -> dict[str, Any]:
     command = draw(well_formed(sm))
+    if draw(st.integers(0, 3)) == 0:  # a leader loop's command: it carries a claim
+        command["claim"] = draw(st.sampled_from(CLAIMS))
     if draw(st.integers(0, 2)) == 0:
         command = draw(damaged(command))
     command["id"] = f"c{n}"
@@ -364,6 +369,7 @@ def test_a_plan_that_fails_late_changes_nothing_not_even_the_index() -> None:
     {"type": "state.restore", "snapshot": None},
     {"type": ["list"]},
     {"type": "noop", "time": "late"},
+    {"type": "leader.claim", "leader": 7},
 ])
 def test_a_malformed_command_is_a_4xx_and_changes_nothing(command) -> None:
     sm = _machine_with_work()
