@@ -15,6 +15,7 @@ from typing import Any
 
 from federation.model import MILLI_PER_GPU, Resources
 from federation.scheduler.fragmentation import TaskShape, WorkloadProfile, build_profile
+from federation.scheduler.nodeset import NodeSet
 from federation.scheduler.reconcile import JobWork
 from federation.scheduler.snapshot import Snapshot
 
@@ -66,15 +67,9 @@ def pass_profile(snapshot: Snapshot, candidates: Iterable[tuple[Mapping[str, Any
     (the CPU it takes from a GPU node can strand that node's GPUs): a pass of CPU-only work
     ranked without it would pack by CPU alone."""
     pending = pending_asks(candidates)
-    if not pending or not _has_gpus(snapshot.nodes):
+    if not pending or not NodeSet.of(snapshot.nodes).has_gpus():
         return None
     counts: Counter[Resources] = Counter(a.resources for a in snapshot.allocations)
     counts.update(pending)
     return profile_of(counts)
 
-
-def _has_gpus(nodes: Iterable[Any]) -> bool:
-    has_gpus = getattr(nodes, "has_gpus", None)  # a NodeSet knows (and keeps the answer)
-    if has_gpus is not None:
-        return bool(has_gpus())
-    return any(n.capacity.gpu for n in nodes)
