@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx  # noqa: E402
 
-from bench.common import cluster, machine, percentile  # noqa: E402
+from bench.common import cluster, machine, percentile, sampled  # noqa: E402
 
 WATCH_WAIT = 30.0
 
@@ -306,6 +306,8 @@ def main() -> None:
                         help="run the servers from this source tree instead")
     parser.add_argument("--label", default="")
     parser.add_argument("--json", default=None, help="write the figures here too")
+    parser.add_argument("--profile", metavar="DIR", default=None,
+                        help="sample the servers with py-spy (--gil) during the batch")
     args = parser.parse_args()
     if args.baseline_src:
         # `python -m` puts the working directory first on the path: run from the tree.
@@ -365,6 +367,8 @@ def main() -> None:
         counts = [args.instances // args.jobs + (1 if i < args.instances % args.jobs else 0)
                   for i in range(args.jobs)]
         probe_lat: list[tuple[float, float]] = []
+        profiling = sampled([s.proc.pid for s in c.servers], args.profile)
+        profiling.__enter__()
         tb0 = time.time()
         http = httpx.Client(timeout=60)
         submit_retries = 0
@@ -418,6 +422,7 @@ def main() -> None:
             time.sleep(1.0)
         http.close()
         tb1 = time.time()
+        profiling.__exit__(None, None, None)
         out["batch_instances"] = args.instances
         out["batch_all_running_s"] = round(done_at - tb0, 1) if done_at else None
         out["batch_running_at_end"] = last
@@ -488,7 +493,15 @@ def main() -> None:
     out["steady_heartbeat_p50_ms"] = round(1000 * percentile(hb, 50), 1)
     out["steady_heartbeat_p99_ms"] = round(1000 * percentile(hb, 99), 1)
     b = out["window_batch"]
-    api = lat(b, None) + [d for t, d in out.pop("probe_latencies")]
+    probes = [d for t, d in out.pop("probe_latencies")]
+    api = lat(b, None) + probes
+    kinds = {k for t, d, k in calls if b[0] <= t <= b[1]}
+    by_kind = {kind: lat(b, {kind}) for kind in sorted(kinds)}
+    by_kind["prober and submissions"] = probes
+    out["batch_api_by_kind"] = {
+        kind: {"calls": len(v), "p50_ms": round(1000 * percentile(v, 50), 1),
+               "p99_ms": round(1000 * percentile(v, 99), 1)}
+        for kind, v in by_kind.items() if v}
     out["batch_api_calls"] = len(api)
     out["batch_api_p50_ms"] = round(1000 * percentile(api, 50), 1)
     out["batch_api_p99_ms"] = round(1000 * percentile(api, 99), 1)

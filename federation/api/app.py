@@ -11,6 +11,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 import federation
 from federation.acl.authorizer import Need
+from federation.api.admission import AdmissionGate
 from federation.api import (
     routes_acl,
     routes_agent,
@@ -82,4 +83,6 @@ def create_app(master: Any) -> FastAPI:
     # Outermost: a body over the cap is refused before any other layer reads it.
     app.add_middleware(BodyLimit, max_body_bytes=getattr(
         master.config, "max_body_bytes", MAX_BODY_BYTES))
+    # Before everything: a queued request costs nothing until its turn; liveness never waits.
+    app.add_middleware(AdmissionGate, budget=master.admission)
     return app

@@ -18,7 +18,12 @@ from federation.errors import FederationError, ValidationError
 from federation.providers.base import Provider
 from federation.raft.node import RaftSettings
 from federation.server import collector
-from federation.server.config import GcSettings, ServerConfig, read_secret_file
+from federation.server.config import (
+    DEFAULT_REQUESTS_PER_TURN,
+    GcSettings,
+    ServerConfig,
+    read_secret_file,
+)
 from federation.server.master import Master
 from federation.state.gc import Policy as GcPolicy
 from federation.tls import private_dir, write_private
@@ -136,6 +141,10 @@ def register(app: typer.Typer, *, providers: Mapping[str, Provider] | None = Non
         max_body_bytes: int = typer.Option(
             1 << 20, "--max-body-bytes",
             help="largest API request body accepted (snapshot restore: 32 MiB)"),
+        requests_per_turn: int = typer.Option(
+            DEFAULT_REQUESTS_PER_TURN, "--requests-per-turn",
+            help="API requests started per turn of the server's event loop when it is "
+                 "saturated (heartbeats are never held back)"),
         gc_interval: float = typer.Option(
             GcSettings.interval, "--gc-interval",
             help="seconds between garbage collections of finished work (0 disables)"),
@@ -190,7 +199,7 @@ def register(app: typer.Typer, *, providers: Mapping[str, Provider] | None = Non
             id=id, data_dir=str(data_dir), http=http, raft=raft, secret=secret,
             peers=[p.strip() for p in peers.split(",") if p.strip()], token=token,
             insecure=insecure, heartbeat_ttl=heartbeat_ttl, heartbeat_grace=heartbeat_grace,
-            max_body_bytes=max_body_bytes,
+            max_body_bytes=max_body_bytes, requests_per_turn=requests_per_turn,
             join_token=join, agent_networks=networks,
             tls_cert=str(tls_cert) if tls_cert else None,
             tls_key=str(tls_key) if tls_key else None,

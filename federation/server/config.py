@@ -47,6 +47,10 @@ class GcSettings:
     policy: GcPolicy = field(default_factory=GcPolicy)
 
 
+# API requests started per turn of a saturated server's event loop (federation.api.admission).
+DEFAULT_REQUESTS_PER_TURN = 16
+
+
 @dataclass
 class ServerConfig:
     id: str
@@ -61,6 +65,7 @@ class ServerConfig:
     # A new leader judges no node before this long after gaining leadership (None: one TTL).
     heartbeat_grace: float | None = None
     max_body_bytes: int = 1 << 20
+    requests_per_turn: int = DEFAULT_REQUESTS_PER_TURN  # federation.api.admission
     raft_settings: RaftSettings = field(default_factory=RaftSettings)
     # Credentials and transport security (docs/security.md).
     join_token: str | None = None  # may only register nodes
@@ -108,6 +113,9 @@ class ServerConfig:
         if self.heartbeat_grace is not None and self.heartbeat_grace < 0:
             raise ValidationError("--heartbeat-grace cannot be negative",
                                   field="--heartbeat-grace")
+        if not 1 <= self.requests_per_turn <= 10_000:
+            raise ValidationError("--requests-per-turn must be between 1 and 10000",
+                                  field="--requests-per-turn")
         if not 1024 <= self.max_body_bytes <= 32 << 20:
             raise ValidationError("--max-body-bytes must be between 1024 and 33554432",
                                   field="--max-body-bytes")

@@ -24,6 +24,7 @@ import uvicorn
 from opentelemetry import trace
 from opentelemetry.trace import TracerProvider
 
+from federation.api.admission import TurnBudget
 from federation.api.app import create_app
 from federation.api.metrics import ServerMetrics
 from federation.autoscaler.executor import Executor, ExecutorSettings, default_bootstrap
@@ -82,6 +83,8 @@ class Master:
         self.scheduler: Scheduler | None = None  # built with the leader loops, at start
         # Heartbeats this server received (the leader judges by them): never committed.
         self.liveness = Liveness()
+        # Paces the API's requests per turn of its event loop; heartbeats are never paced.
+        self.admission = TurnBudget(config.requests_per_turn)
         self.relay_key = relay_key(config.secret)
         self.relay = Relay(config.id, self.relay_key, self._leader_http,
                            interval=min(1.0, config.heartbeat_ttl / 10),
@@ -329,6 +332,7 @@ class Master:
                     timeout: float) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        waited = False
         while current() <= index and not self._stop.is_set():
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -341,6 +345,7 @@ class Master:
             try:
                 if current() > index:
                     break
+                waited = True
                 await asyncio.wait_for(future, remaining)
             except TimeoutError:
                 pass
@@ -352,6 +357,9 @@ class Master:
                             waiting.discard(entry)
                             if not waiting:
                                 del self._waiters[key]
+        if waited:
+            # One change wakes every query on it at once: their answers take turns.
+            await self.admission.readmit()
 
     # -- committing ----------------------------------------------------------------------
     def _unwrap(self, command: dict[str, Any], result: dict[str, Any], started: float) -> Any:
@@ -388,6 +396,8 @@ class Master:
             span.set_attribute("federation.command.type", command["type"])
             try:
                 result = await self._commit_through_election(raft, command, started)
+                # One batch commits many requests' commands: their replies take turns.
+                await self.admission.readmit()
             except TimeoutError:
                 exc = CommitTimeout(
                     "the command was not committed in time: its outcome is unknown; retrying "

@@ -20,8 +20,11 @@ STATIC_MOUNTS = {"/ui/static"}
 def app(token: str | None):
     config = ServerConfig(id="t", data_dir="/nonexistent", http="127.0.0.1:1",
                           raft="127.0.0.1:2", secret=SECRET, token=token)
-    master = SimpleNamespace(config=config, tracer_provider=None, metrics=None)
+    from federation.api.admission import TurnBudget
     from federation.api.metrics import ServerMetrics
+
+    master = SimpleNamespace(config=config, tracer_provider=None, metrics=None,
+                             admission=TurnBudget())
 
     master.metrics = ServerMetrics()
     return create_app(master)
