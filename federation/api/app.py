@@ -11,7 +11,6 @@ from opentelemetry.sdk.trace import TracerProvider
 
 import federation
 from federation.acl.authorizer import Need
-from federation.api.admission import AdmissionGate
 from federation.api import (
     routes_acl,
     routes_agent,
@@ -26,6 +25,7 @@ from federation.api import (
     routes_queues,
 )
 from federation.api.acl import require
+from federation.api.admission import AdmissionGate
 from federation.api.bodies import MAX_BODY_BYTES, BodyLimit
 from federation.api.errors import install_error_handlers
 from federation.api.kube import routes as kube_routes
