@@ -65,6 +65,7 @@ def sampled(pids: list[int], out_dir: str | None) -> Iterator[None]:
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     samplers = [subprocess.Popen(
         [spy, "record", "--pid", str(pid), "--rate", "100", "--format", "raw", "--gil",
+         "--nonblocking",
          "--output", f"{out_dir}/{pid}.txt"], stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL) for pid in pids]
     try:

@@ -21,6 +21,13 @@ from starlette.concurrency import run_in_threadpool
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
+def encode_small(value: Any) -> bytes:
+    """A small answer (one record, a node's work list) in one call of the C encoder, on the
+    loop: it takes microseconds, and splitting it as :func:`encode` does would cost more than
+    the encoding (a work list of 10 allocations: about 4 ms split, 0.1 ms whole)."""
+    return _ENCODER.encode(value).encode("utf-8")
+
+
 def encode(value: Any, depth: int = 0) -> bytes:
     """The same output as Starlette's JSONResponse (compact, no NaN), encoded record by
     record down to the second level: the C encoder holds the GIL for a whole call, so one

@@ -23,7 +23,7 @@ from federation.agent.signing import sign
 from federation.api.acl import check, record_namespace, require
 from federation.api.auth import check_node_token
 from federation.api.deps import command_id, document, master
-from federation.api.offload import encode, json_off_loop
+from federation.api.offload import encode_small, json_off_loop
 from federation.api.reports import StatusReport, parse_report
 from federation.errors import FederationError, Forbidden, NotFound
 
@@ -75,7 +75,7 @@ async def node_allocations(
     headers = {"X-Federation-Index": str(changed)}
     if len(allocs) > SMALL_ANSWER:
         return await json_off_loop(lambda: allocs, headers=headers)  # type: ignore[return-value]
-    return Response(encode(allocs), headers=headers,  # type: ignore[return-value]
+    return Response(encode_small(allocs), headers=headers,  # type: ignore[return-value]
                     media_type="application/json")
 
 

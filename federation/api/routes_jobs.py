@@ -18,7 +18,7 @@ from federation.api.kube.manifests import (
     translate,
 )
 from federation.api.kube.objects import iso
-from federation.api.offload import encode, json_off_loop
+from federation.api.offload import encode_small, json_off_loop
 from federation.api.pages import LimitQuery, NextQuery, decode_token, page
 from federation.api.views import alloc_view, job_view, versions_view
 from federation.errors import NotFound, ValidationError
@@ -193,7 +193,7 @@ async def get_job(request: Request, job_id: str, consistent: bool = False,
     job = machine.jobs.get(key)
     if job is None:
         raise NotFound(f"no job {job_id!r} in namespace {ns!r}")
-    return Response(encode(job_view(machine, job)),  # type: ignore[return-value]
+    return Response(encode_small(job_view(machine, job)),  # type: ignore[return-value]
                     media_type="application/json", headers={"X-Federation-Index": str(at)})
 
 

@@ -15,7 +15,7 @@ from federation.api.acl import require
 from federation.api.agent_address import validate_agent_address
 from federation.api.auth import token_hash
 from federation.api.deps import before_read, command_id, document, master
-from federation.api.offload import encode, json_off_loop
+from federation.api.offload import encode_small, json_off_loop
 from federation.api.pages import LimitQuery, NextQuery, decode_token, page
 from federation.api.schemas import NodeRegistration, validate_model
 from federation.api.views import allocated_by_node, heartbeat_reply, node_view
@@ -151,7 +151,7 @@ async def get_node(request: Request, node_id: str, consistent: bool = False,
     node = _node_or_404(request, node_id)
     view = node_view(node, allocated_by_node(m.machine).get(node_id),
                      m.liveness.last_seen(node_id))
-    return Response(encode(view), media_type="application/json",  # type: ignore[return-value]
+    return Response(encode_small(view), media_type="application/json",  # type: ignore[return-value]
                     headers={"X-Federation-Index": str(at)})
 
 
