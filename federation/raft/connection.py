@@ -191,7 +191,9 @@ class BoundedConnection:
         if event & POLL_EVENT_TYPE.ERROR:
             self.disconnect()
             return
-        if time.monotonic() - self._last_read > self._timeout:
+        # Silent for the timeout: the peer is gone. Not when there is something to read: a
+        # process that was not scheduled for a while finds its peers' messages waiting.
+        if not event & POLL_EVENT_TYPE.READ and time.monotonic() - self._last_read > self._timeout:
             self.disconnect()
             return
         sock = self._socket

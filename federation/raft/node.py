@@ -62,6 +62,35 @@ def _durable_storage(journal: DurableJournal, fsync: bool) -> Iterator[None]:
             pysyncobj_module.createJournal, pysyncobj_module.Serializer = saved
 
 
+class _StallAwareSyncObj(SyncObj):
+    """pysyncobj's node, reading what its peers sent before it judges them after a stall.
+
+    pysyncobj checks the election deadline at the start of a tick and reads its sockets at
+    the end. A follower whose tick thread did not run for longer than the election timeout
+    (a long apply of a large plan, a CPU shared with busy processes, the interpreter lock
+    held by the API) would start an election at once, with the leader's append-entries
+    waiting unread in its socket: on a loaded machine that deposed healthy leaders again
+    and again, and every change of leader sends the writes in flight back to their
+    callers. After a gap of more than ``stall_after`` between two ticks this node reads its
+    sockets first; a leader that really went silent is still found one timeout later."""
+
+    def __init__(self, *args: Any, stall_after: float, **kwargs: Any) -> None:
+        # Set before SyncObj starts its tick thread.
+        self.stall_after = stall_after
+        self.stalls = 0  # ticks that began late enough to read first (tests, logs)
+        self._tick_started = 0.0
+        super().__init__(*args, **kwargs)
+
+    def _onTick(self, timeToWait: float = 0.0) -> None:
+        now = time.monotonic()
+        stalled = self._tick_started > 0 and now - self._tick_started > self.stall_after
+        self._tick_started = now
+        if stalled and not self._isLeader() and self._SyncObj__transport.ready:  # type: ignore[attr-defined]
+            self.stalls += 1
+            self._poller.poll(0)
+        super()._onTick(timeToWait)
+
+
 @dataclass(frozen=True)
 class RaftSettings:
     """Timings tuned for failover in about a second (see docs/architecture.md)."""
@@ -157,7 +186,6 @@ class RaftNode:
         os.makedirs(config.data_dir, exist_ok=True)
         self.config = config
         self._change_listeners: list[Callable[[], None]] = []
-        self._apply_run = (0.0, 0.0)  # (start, end) of the latest run of applied batches
         self.state = ReplicatedState(on_applied=self._notify_applied)
         self.rejected_connections = 0
         self._listeners: list[Callable[[bool], None]] = []
@@ -203,9 +231,9 @@ class RaftNode:
             "port_limits": s.port,
         })
         with _durable_storage(journal, s.fsync):
-            self._sync = SyncObj(
+            self._sync = _StallAwareSyncObj(
                 config.self_addr, list(config.peers), conf=conf, consumers=[self.state],
-                transportClass=transport,
+                transportClass=transport, stall_after=s.election_timeout_min / 2,
             )
         # A single-server cluster sends nothing: entries added in a tick are made durable at
         # its end, before the next tick can count them committed.
@@ -246,33 +274,8 @@ class RaftNode:
         self._change_listeners.append(listener)
 
     def _notify_applied(self, started: float | None) -> None:
-        if started is not None:
-            self._after_apply(started)
         for listener in self._change_listeners:
             listener()
-
-    def _after_apply(self, started: float) -> None:
-        """A follower that spent long applying entries gives the leader a fresh election
-        timeout. pysyncobj checks the election deadline at the start of a tick, before it
-        reads the append-entries messages waiting for it, and applies entries within the
-        tick: after an apply longer than the timeout it would start an election although the
-        leader's messages are waiting unread (seen as leaders lost again and again while
-        large plans were applied). Liveness only: a leader that did die is found one
-        minimum timeout later."""
-        now = time.monotonic()
-        # Batches applied back to back belong to one tick: time the run, not each batch.
-        if started - self._apply_run[1] > 0.005:
-            self._apply_run = (started, now)
-        else:
-            self._apply_run = (self._apply_run[0], now)
-        sync = getattr(self, "_sync", None)
-        if sync is None or sync._isLeader() \
-                or now - self._apply_run[0] < self.config.settings.election_timeout_min / 2:
-            return
-        deadline = getattr(sync, "_SyncObj__raftElectionDeadline", None)
-        if isinstance(deadline, float):
-            sync._SyncObj__raftElectionDeadline = max(
-                deadline, now + self.config.settings.election_timeout_min)
 
     def on_leadership(self, listener: Callable[[bool], None]) -> None:
         """Call ``listener(is_leader)`` (on a background thread) whenever this node gains

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -157,3 +158,29 @@ def test_a_cancelled_future_is_left_alone_and_never_raises_into_the_raft_tick() 
     _settle(cancelled, exc=RuntimeError("late"))
     _settle(waiting, result={"ok": True})
     assert cancelled.cancelled() and waiting.result(0) == {"ok": True}
+
+
+def test_a_follower_whose_tick_thread_stalled_reads_the_leader_before_calling_an_election(
+        nodes) -> None:
+    """A follower's tick thread that did not run for longer than the election timeout (CPU
+    starvation, a long apply) does not depose a leader whose messages wait in its socket."""
+    leader = leader_of(nodes)
+    follower = next(n for n in nodes if n is not leader)
+    terms = [n.term() for n in nodes]
+    poller = follower._sync._poller
+    poll = poller.poll
+    stalled = threading.Event()
+    stall = 3 * follower.config.settings.election_timeout_max
+
+    def poll_then_stall(timeout: float) -> None:
+        poll(timeout)
+        if not stalled.is_set():
+            stalled.set()
+            time.sleep(stall)  # the tick thread stops between two ticks
+
+    poller.poll = poll_then_stall
+    wait_for(stalled.is_set, 5, "the follower's tick thread stalled")
+    wait_for(lambda: follower._sync.stalls >= 1, 5 + stall, "a tick after the stall")
+    time.sleep(0.5)
+    assert [n.term() for n in nodes] == terms
+    assert leader.is_leader()

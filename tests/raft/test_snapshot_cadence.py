@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import gzip
 import pickle
+import uuid
 import weakref
 from pathlib import Path
 
@@ -19,7 +20,6 @@ from federation.raft.storage import (
     read_snapshot,
     write_snapshot,
 )
-from federation.state.journal import Table
 from federation.state.machine import StateMachine
 from tests import placing
 from tests.harness import SECRET, free_ports, wait_for
@@ -127,7 +127,7 @@ def test_loading_freezes_what_it_loaded_and_leaves_the_collector_as_it_was(
         gc.unfreeze()
 
 
-def populated() -> StateMachine:
+def populated(node_id: str = "id-n1") -> StateMachine:
     sm = StateMachine()
     n = 0
 
@@ -137,14 +137,14 @@ def populated() -> StateMachine:
         return sm.apply({"id": f"c{n}", "time": 100.0, **command})
 
     apply({"type": "node.register", "node": {
-        "id": "id-n1", "name": "n1", "token_hash": "h",
+        "id": node_id, "name": "n1", "token_hash": "h",
         "capacity": {"cpu_milli": 4000, "memory_mib": 4096, "gpu": 0}}})
     for j in range(5):
         apply({"type": "job.register", "spec": {
             "id": f"job{j}", "type": "service", "depends_on": [],
             "groups": [{"name": "w", "count": 2}]}})
         placing.place(apply, [{"id": f"a{j}-{i}", "job_id": f"job{j}", "group": "w",
-                               "index": i, "node_id": "id-n1",
+                               "index": i, "node_id": node_id,
                                "resources": {"cpu": 100, "memory": 64},
                                "client_status": "running"} for i in range(2)])
     assert len(sm.allocations) == 10
@@ -156,7 +156,10 @@ def test_a_loaded_state_holds_no_reference_cycles_so_freezing_it_leaks_nothing(
     """Frozen objects are freed by reference counting only: a cycle in a replaced state
     would stay in memory for good."""
     path = tmp_path / "raft.snapshot"
-    write_snapshot(str(path), ({"machine": populated()}, (b"", 2, 1)), fsync=False)
+    # Only this state's objects count: other tests' threads may drop garbage of their own
+    # at any moment.
+    marker = f"id-{uuid.uuid4().hex}"
+    write_snapshot(str(path), ({"machine": populated(marker)}, (b"", 2, 1)), fsync=False)
     gc.collect()  # earlier tests' garbage (a stopped node and its pysyncobj cycles)
     data = read_snapshot(str(path))
     machine = data[0]["machine"]
@@ -168,8 +171,9 @@ def test_a_loaded_state_holds_no_reference_cycles_so_freezing_it_leaks_nothing(
         del data, machine
         assert gone() is None  # freed by reference counting alone
         gc.collect()
-        leaked = [o for o in gc.garbage if isinstance(o, StateMachine | Table)
-                  or (isinstance(o, dict) and {"job_id", "node_id"} <= o.keys())]
+        leaked = [o for o in gc.garbage
+                  if (isinstance(o, StateMachine) and marker in o.nodes)
+                  or (isinstance(o, dict) and o.get("node_id") == marker)]
         assert leaked == []
     finally:
         gc.set_debug(0)
