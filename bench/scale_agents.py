@@ -48,6 +48,7 @@ WATCH_WAIT = 30.0
 class Sim:
     def __init__(self, urls: list[str], ttl: float, stop: Any, capacity: dict[str, int]):
         self.urls, self.ttl, self.stop, self.capacity = urls, ttl, stop, capacity
+        self.told = ttl  # the longest TTL the servers told any agent
         self.beats: list[tuple[float, float, str]] = []  # (time, latency, node id)
         self.calls: list[tuple[float, float, str]] = []  # (time, latency, kind) non-blocking
         self.errors: dict[str, int] = {}
@@ -111,15 +112,18 @@ class Sim:
 
     async def heartbeats(self, session: Any, where: list[int], node_id: str,
                          headers: dict[str, str]) -> None:
-        interval = self.ttl / 3
+        interval = self.ttl / 3  # until the servers tell another TTL, as the agent does
         retry = min(1.0, interval / 3)
         await asyncio.sleep(random.uniform(0, interval))
         while not self.stop.is_set():
             started = time.time()
-            status, _, _ = await self.call(session, where, "POST",
-                                           f"/v1/nodes/{node_id}/heartbeat", "heartbeat",
-                                           node_id, rounds=1, json={}, headers=headers)
+            status, reply, _ = await self.call(session, where, "POST",
+                                               f"/v1/nodes/{node_id}/heartbeat", "heartbeat",
+                                               node_id, rounds=1, json={}, headers=headers)
             if status == 200:
+                told = float((reply or {}).get("heartbeat_ttl") or self.ttl)
+                self.told = max(self.told, told)
+                interval = told / 3
                 self.beats.append((started, time.time() - started, node_id))
                 await asyncio.sleep(max(0.0, interval - (time.time() - started)))
             else:
@@ -183,7 +187,8 @@ def worker(urls: list[str], ttl: float, names: list[str], capacity: dict[str, in
             await asyncio.gather(*tasks, return_exceptions=True)
         Path(out_path).write_text(json.dumps({
             "beats": sim.beats, "calls": sim.calls, "errors": sim.errors,
-            "running": len(sim.running), "beat_failures": sim.beat_failures}))
+            "running": len(sim.running), "beat_failures": sim.beat_failures,
+            "told": sim.told}))
 
     try:
         import uvloop
@@ -243,6 +248,15 @@ def leader_changes(c: Any, since: float = 0.0) -> int:
     return count
 
 
+def told_ttl(server: Any, default: float) -> float:
+    """The TTL the servers tell agents now (longer than --ttl in a large cluster)."""
+    try:
+        return float(httpx.get(server.url + "/v1/agent/settings", timeout=60)
+                     .json()["heartbeat_ttl"])
+    except (httpx.HTTPError, KeyError, ValueError, TypeError):
+        return default
+
+
 def down_nodes(server: Any) -> int:
     nodes = httpx.get(server.url + "/v1/nodes", timeout=60).json()
     return sum(1 for n in nodes if n["status"] == "down")
@@ -297,6 +311,9 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--ttl", type=float, default=10.0)
+    parser.add_argument("--max-heartbeats-per-second", type=float, default=None,
+                        help="passed to the servers (default: theirs; 0: the TTL never "
+                             "scales with the number of nodes)")
     parser.add_argument("--steady", type=float, default=60.0)
     parser.add_argument("--jobs", type=int, default=50)
     parser.add_argument("--instances", type=int, default=50_000)
@@ -313,11 +330,15 @@ def main() -> None:
         # `python -m` puts the working directory first on the path: run from the tree.
         os.environ["PYTHONPATH"] = os.path.abspath(args.baseline_src)
         os.chdir(args.baseline_src)
-    c = cluster(["--log-level", "info", "--heartbeat-ttl", str(args.ttl)])
+    server_args = ["--log-level", "info", "--heartbeat-ttl", str(args.ttl)]
+    if args.max_heartbeats_per_second is not None:
+        server_args += ["--max-heartbeats-per-second", str(args.max_heartbeats_per_second)]
+    c = cluster(server_args)
     c.start()
     out: dict[str, Any] = {"label": args.label or ("baseline" if args.baseline_src else "this"),
                            "nodes": args.nodes, "ttl": args.ttl, "machine": machine()}
     procs: list[Any] = []
+    ttl = args.ttl
     stop = mp.Event()
     try:
         leader = leader_of(c)
@@ -343,8 +364,12 @@ def main() -> None:
             registered += ready_queue.get(timeout=600)
         out["register_s"] = round(time.time() - t_reg, 1)
         print(f"{args.nodes} nodes registered in {out['register_s']} s", flush=True)
+        ttl = told_ttl(leader_of(c), args.ttl)
+        out["ttl_told_s"] = ttl
+        if ttl != args.ttl:
+            print(f"the servers tell the agents a TTL of {ttl:g} s", flush=True)
         # Let every node beat at least once before measuring.
-        time.sleep(args.ttl)
+        time.sleep(ttl)
         leader = leader_of(c)
         pid = leader.proc.pid
         t0, cpu0, ci0 = time.time(), cpu_seconds(pid), commit_index(leader)
@@ -454,7 +479,7 @@ def main() -> None:
                 except AssertionError:
                     pass
             out["failover_new_leader_s"] = round(time.time() - tk, 2) if new else None
-            time.sleep(2 * args.ttl + 2)
+            time.sleep(2 * ttl + 2)
             if new is not None:
                 out["failover_marked_down_by_new_leader"] = marked_down(c, since=tk)
                 out["failover_down_now"] = down_nodes(new)
@@ -510,7 +535,7 @@ def main() -> None:
         k = out["window_kill"]
         by_node: dict[str, list[float]] = {}
         for t, d, node_id in beats:
-            if k[0] - 2 * args.ttl <= t <= k[1]:
+            if k[0] - 2 * ttl <= t <= k[1]:
                 by_node.setdefault(node_id, []).append(t + d)
         gaps = []
         long_gaps: list[tuple[str, float, float]] = []  # node, gap start, gap end
@@ -520,7 +545,7 @@ def main() -> None:
                 continue
             gap, start = max((b2 - b1, b1) for b1, b2 in zip(ts, ts[1:], strict=False))
             gaps.append(gap)
-            if gap > args.ttl / 2:
+            if gap > ttl / 2:
                 long_gaps.append((node_id, start, start + gap))
         # Why the long gaps were: the failed attempts inside each, by kind.
         reasons: dict[str, int] = {}
@@ -540,10 +565,10 @@ def main() -> None:
         across = [max((b2 - b1 for b1, b2 in zip(ts, ts[1:], strict=False) if b2 >= k[0]),
                       default=float("inf")) for ts in (sorted(v) for v in by_node.values())]
         out["failover_max_gap_across_kill_s"] = round(max(across), 2) if across else None
-        out["failover_nodes_gap_across_kill_over_ttl"] = sum(1 for g in across if g > args.ttl)
+        out["failover_nodes_gap_across_kill_over_ttl"] = sum(1 for g in across if g > ttl)
         out["failover_nodes_beating"] = len(by_node)
         out["failover_max_gap_s"] = round(max(gaps), 2) if gaps else None
-        out["failover_nodes_gap_over_ttl"] = sum(1 for g in gaps if g > args.ttl)
+        out["failover_nodes_gap_over_ttl"] = sum(1 for g in gaps if g > ttl)
         out["failover_heartbeat_p99_ms"] = round(1000 * percentile(lat(k, {"heartbeat"}), 99), 1)
         out["failover_heartbeat_max_ms"] = round(1000 * max(lat(k, {"heartbeat"}) or [0]), 1)
         out["killed_server"] = out.pop("killed_server", None)

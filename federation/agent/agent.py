@@ -365,18 +365,32 @@ class Agent:
         later: waiting out the interval after the call's own retries had let a failover
         of a few seconds stretch the gap between two answered beats past the TTL."""
         interval = max(0.1, self.ttl / 3)
-        retry = min(1.0, interval / 3)
         due = time.monotonic() + interval
         while not self.stop.wait(max(0.0, due - time.monotonic())):
             started = time.monotonic()
             try:
-                self._call_as_node("POST", "/heartbeat", json_body={},
-                                   deadline=max(1.0, interval), timeout=max(1.0, interval))
+                reply, _ = self._call_as_node("POST", "/heartbeat", json_body={},
+                                              deadline=max(1.0, interval),
+                                              timeout=max(1.0, interval))
             except FederationError as exc:
                 log.warning("heartbeat failed: %s", exc.message)
+                retry = min(1.0, interval / 3)
                 due = time.monotonic() + random.uniform(retry / 2, retry)
                 continue
+            self._follow_ttl(reply)
+            interval = max(0.1, self.ttl / 3)
             due = started + interval
+
+    def _follow_ttl(self, reply: Any) -> None:
+        """The servers tell a large cluster a longer TTL (``--max-heartbeats-per-second``):
+        beat at the rhythm they ask, unless this agent was given a TTL of its own."""
+        told = reply.get("heartbeat_ttl") if isinstance(reply, dict) else None
+        if self.config.heartbeat_ttl is not None or isinstance(told, bool) \
+                or not isinstance(told, int | float) or not 0 < told <= 3600:
+            return
+        if told != self.ttl:
+            log.info("heartbeat TTL %gs (was %gs): beating every %gs", told, self.ttl, told / 3)
+            self.ttl = float(told)
 
     # -- allocations ---------------------------------------------------------------------
     def _watch_loop(self) -> None:

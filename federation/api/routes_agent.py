@@ -45,7 +45,8 @@ class AgentUnreachable(FederationError):
 @router.get("/v1/agent/settings", dependencies=[Depends(require(Need("agent")))])
 async def agent_settings(request: Request) -> dict[str, Any]:
     """What an agent needs to know about the servers (its heartbeat interval is ttl/3)."""
-    return {"heartbeat_ttl": master(request).config.heartbeat_ttl}
+    m = master(request)
+    return {"heartbeat_ttl": m.rhythm.told(len(m.machine.nodes))}
 
 
 @router.get("/v1/nodes/{node_id}/allocations", dependencies=NODE_SELF)

@@ -93,7 +93,8 @@ async def heartbeat(request: Request, node_id: str) -> dict[str, Any]:
         await m.commit({"type": "node.heartbeat",
                         "id": command_id(request, f"heartbeat:{node_id}"), "node_id": node_id})
         node = _node_or_404(request, node_id)
-    return heartbeat_reply(node, m.liveness.last_seen(node_id), m.config.heartbeat_ttl)
+    return heartbeat_reply(node, m.liveness.last_seen(node_id),
+                           m.rhythm.told(len(m.machine.nodes)))
 
 
 @router.post(relay.PATH, include_in_schema=False, dependencies=[Depends(require(PUBLIC))])

@@ -19,6 +19,7 @@ from federation.providers.base import Provider
 from federation.raft.node import RaftSettings
 from federation.server import collector
 from federation.server.config import (
+    DEFAULT_MAX_HEARTBEATS_PER_SECOND,
     DEFAULT_REQUESTS_PER_TURN,
     GcSettings,
     ServerConfig,
@@ -137,6 +138,10 @@ def register(app: typer.Typer, *, providers: Mapping[str, Provider] | None = Non
         heartbeat_grace: float | None = typer.Option(
             None, "--heartbeat-grace",
             help="seconds a new leader waits before it judges any node (default: one TTL)"),
+        max_heartbeats_per_second: float = typer.Option(
+            DEFAULT_MAX_HEARTBEATS_PER_SECOND, "--max-heartbeats-per-second",
+            help="heartbeats per second the whole cluster may send: a larger cluster is told "
+                 "a longer TTL than --heartbeat-ttl (0: never)"),
         log_level: str = typer.Option("info", "--log-level"),
         max_body_bytes: int = typer.Option(
             1 << 20, "--max-body-bytes",
@@ -199,6 +204,7 @@ def register(app: typer.Typer, *, providers: Mapping[str, Provider] | None = Non
             id=id, data_dir=str(data_dir), http=http, raft=raft, secret=secret,
             peers=[p.strip() for p in peers.split(",") if p.strip()], token=token,
             insecure=insecure, heartbeat_ttl=heartbeat_ttl, heartbeat_grace=heartbeat_grace,
+            max_heartbeats_per_second=max_heartbeats_per_second,
             max_body_bytes=max_body_bytes, requests_per_turn=requests_per_turn,
             join_token=join, agent_networks=networks,
             tls_cert=str(tls_cert) if tls_cert else None,

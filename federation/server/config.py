@@ -47,6 +47,9 @@ class GcSettings:
     policy: GcPolicy = field(default_factory=GcPolicy)
 
 
+# Up to 1,666 nodes keep a 10 s TTL; 10,000 nodes are told 60 s.
+DEFAULT_MAX_HEARTBEATS_PER_SECOND = 500.0
+
 # API requests started per turn of a saturated server's event loop (federation.api.admission).
 DEFAULT_REQUESTS_PER_TURN = 16
 
@@ -64,6 +67,9 @@ class ServerConfig:
     heartbeat_ttl: float = 10.0
     # A new leader judges no node before this long after gaining leadership (None: one TTL).
     heartbeat_grace: float | None = None
+    # Heartbeats per second the cluster may receive in all: a larger cluster is told a
+    # longer TTL (federation.server.liveness.rate_scaled_ttl); 0: the TTL is never scaled.
+    max_heartbeats_per_second: float = DEFAULT_MAX_HEARTBEATS_PER_SECOND
     max_body_bytes: int = 1 << 20
     requests_per_turn: int = DEFAULT_REQUESTS_PER_TURN  # federation.api.admission
     raft_settings: RaftSettings = field(default_factory=RaftSettings)
@@ -113,6 +119,9 @@ class ServerConfig:
         if self.heartbeat_grace is not None and self.heartbeat_grace < 0:
             raise ValidationError("--heartbeat-grace cannot be negative",
                                   field="--heartbeat-grace")
+        if not 0 <= self.max_heartbeats_per_second <= 1_000_000:
+            raise ValidationError("--max-heartbeats-per-second must be between 0 and 1000000",
+                                  field="--max-heartbeats-per-second")
         if not 1 <= self.requests_per_turn <= 10_000:
             raise ValidationError("--requests-per-turn must be between 1 and 10000",
                                   field="--requests-per-turn")

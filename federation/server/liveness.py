@@ -12,11 +12,59 @@ received and this one did not.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+# Agents beat every TTL / BEATS_PER_TTL seconds.
+BEATS_PER_TTL = 3
+
+
+def rate_scaled_ttl(base: float, nodes: int, max_beats_per_second: float) -> float:
+    """The TTL that keeps ``nodes`` agents within ``max_beats_per_second`` heartbeats, never
+    below ``base`` (whole seconds once scaled, so it changes rarely). As Nomad does with
+    ``max_heartbeats_per_second``: a large cluster is told a longer TTL, so the heartbeat
+    load on the servers stays bounded and a dead node is found later. 0: never scaled."""
+    if max_beats_per_second <= 0:
+        return base
+    return max(base, float(math.ceil(BEATS_PER_TTL * nodes / max_beats_per_second)))
+
+
+class Rhythm:
+    """The TTL a server tells agents (scaled with the number of nodes) and the TTL its judge
+    uses: the longest told within the last such TTL, so a node still beating at an older,
+    slower rhythm is never judged by a shorter one. Thread-safe."""
+
+    def __init__(self, base: float, max_beats_per_second: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.base = base
+        self.max_beats_per_second = max_beats_per_second
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._current = base
+        self._earlier: list[tuple[float, float]] = []  # (judged until, ttl) of older values
+
+    def told(self, nodes: int) -> float:
+        """The TTL to tell agents now, for a cluster of ``nodes`` nodes."""
+        ttl = rate_scaled_ttl(self.base, nodes, self.max_beats_per_second)
+        if ttl != self._current:
+            with self._lock:
+                if ttl != self._current:
+                    now = self._clock()
+                    self._earlier = [(u, t) for u, t in self._earlier if u > now]
+                    self._earlier.append((now + self._current, self._current))
+                    self._current = ttl
+        return ttl
+
+    def judging(self) -> float:
+        """The TTL to judge silence by: the current one, or longer while an older, longer
+        one may still be what some agents beat by."""
+        now = self._clock()
+        with self._lock:
+            return max([self._current] + [t for until, t in self._earlier if until > now])
 
 
 @dataclass(frozen=True)

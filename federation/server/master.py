@@ -36,7 +36,7 @@ from federation.server.config import ServerConfig, split_host_port
 from federation.server.fence import Fenced
 from federation.server.gc_loop import gc_loop
 from federation.server.leader import LeaderLoops, Loop
-from federation.server.liveness import Liveness
+from federation.server.liveness import Liveness, Rhythm
 from federation.server.node_health import node_health_loop
 from federation.server.relay import Relay, relay_key
 from federation.server.scheduling import Scheduler
@@ -83,6 +83,8 @@ class Master:
         self.scheduler: Scheduler | None = None  # built with the leader loops, at start
         # Heartbeats this server received (the leader judges by them): never committed.
         self.liveness = Liveness()
+        # The TTL agents are told, scaled with the number of nodes, and the one judged by.
+        self.rhythm = Rhythm(config.heartbeat_ttl, config.max_heartbeats_per_second)
         # Paces the API's requests per turn of its event loop; heartbeats are never paced.
         self.admission = TurnBudget(config.requests_per_turn)
         self.relay_key = relay_key(config.secret)
@@ -143,7 +145,7 @@ class Master:
             on_tick=self.metrics.autoscaler_ticks.inc)
         self.scheduler = Scheduler(fenced)
         return [
-            ("node-health", node_health_loop(fenced, self.config.heartbeat_ttl, self.liveness,
+            ("node-health", node_health_loop(fenced, self.rhythm, self.liveness,
                                              self.config.heartbeat_grace)),
             ("autoscaler", executor.run),
             ("scheduler", self.scheduler.run),

@@ -15,25 +15,33 @@ from collections.abc import Callable
 
 from federation.errors import FederationError
 from federation.ports import LeaderContext
-from federation.server.liveness import Liveness, silent_nodes
+from federation.server.liveness import Liveness, Rhythm, silent_nodes
 
 log = logging.getLogger("federation.health")
 
 
 def node_health_loop(
     context: LeaderContext,
-    ttl: float,
+    ttl: float | Rhythm,
     liveness: Liveness,
     grace: float | None = None,
 ) -> Callable[[threading.Event], None]:
-    grace = ttl if grace is None else grace
+    """``ttl``: a fixed TTL, or the server's ``Rhythm`` (the TTL scaled with the number of
+    nodes, judged by the longest recently told)."""
+    rhythm = ttl if isinstance(ttl, Rhythm) else Rhythm(ttl, 0)
+
+    def current_ttl() -> float:
+        rhythm.told(len(context.machine.nodes))
+        return rhythm.judging()
 
     def loop(stop: threading.Event) -> None:
-        liveness.arm(ttl, grace)
-        period = max(0.2, min(ttl / 4, 2.0))
+        first = current_ttl()
+        liveness.arm(first, first if grace is None else grace)
+        period = max(0.2, min(rhythm.base / 4, 2.0))
         rounds = 0
         while not stop.wait(period):
             state = context.machine
+            ttl = current_ttl()
             found = silent_nodes(list(state.nodes.values()), liveness.seen(),
                                  liveness.armed_at, time.time(), ttl)
             for silent in found:

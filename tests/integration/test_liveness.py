@@ -165,3 +165,24 @@ def test_a_new_leader_marks_no_heart_beating_node_down(cluster: Cluster) -> None
     # Every node kept beating within one TTL across the failover.
     assert set(gaps) == {n[0] for n in nodes}
     assert max(gaps.values()) < TTL, gaps
+
+
+def test_a_large_cluster_is_told_a_longer_ttl_and_judged_by_it(tmp_path) -> None:
+    """``--max-heartbeats-per-second``: 5 nodes at 3 beats per TTL within 3 beats/s are told
+    a 5 s TTL, not the configured 1 s, and a silent one is marked down after 5 s, not 1 s."""
+    c = Cluster(tmp_path / "c", size=1, extra_args=[
+        "--heartbeat-ttl", "1", "--max-heartbeats-per-second", "3"]).start()
+    try:
+        server = c.wait_leader()
+        nodes = [register(server, f"n{i}") for i in range(5)]
+        beats = [beat(server, node) for node in nodes]
+        last = time.monotonic()
+        assert {b.json()["heartbeat_ttl"] for b in beats} == {5.0}
+        assert server.get("/v1/agent/settings").json() == {"heartbeat_ttl": 5.0}
+        time.sleep(3.0)  # three configured TTLs
+        assert {server.get(f"/v1/nodes/{n[0]}").json()["status"] for n in nodes} == {"ready"}
+        wait_for(lambda: all(server.get(f"/v1/nodes/{n[0]}").json()["status"] == "down"
+                             for n in nodes), 15, "the silent nodes marked down")
+        assert time.monotonic() - last > 5.0
+    finally:
+        c.stop()

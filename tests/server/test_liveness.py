@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from federation.server.liveness import Liveness, silent_nodes
+from federation.server.liveness import Liveness, Rhythm, rate_scaled_ttl, silent_nodes
 from federation.server.relay import BatchRefused, decode_batch, encode_batch, relay_key, sign
 
 TTL = 10.0
@@ -147,3 +147,33 @@ def test_a_change_of_role_restarts_the_relay_s_failure_clock() -> None:
     # What waited is already in this server's own memory: not relayed again.
     assert relay.flush(relay_to(200, received)[1]) is True
     assert received == []
+
+
+@pytest.mark.parametrize(("nodes", "max_rate", "ttl"), [
+    (100, 500.0, 10.0),       # 30 beats/s: the configured TTL
+    (1_666, 500.0, 10.0),     # 499.8 beats/s: still 10 s
+    (3_000, 500.0, 18.0),     # 3 beats per TTL x 3,000 nodes / 500 per s
+    (10_000, 500.0, 60.0),
+    (10_001, 500.0, 61.0),    # whole seconds, rounded up: never over the rate
+    (10_000, 0.0, 10.0),      # 0: never scaled
+])
+def test_a_large_cluster_is_told_a_ttl_that_keeps_its_heartbeats_within_the_rate(
+        nodes, max_rate, ttl) -> None:
+    assert rate_scaled_ttl(10.0, nodes, max_rate) == ttl
+    if max_rate:
+        assert 3 * nodes / rate_scaled_ttl(10.0, nodes, max_rate) <= max_rate
+
+
+def test_the_judge_keeps_a_longer_ttl_it_told_until_every_agent_can_have_heard_the_new_one(
+        ) -> None:
+    now = [1000.0]
+    rhythm = Rhythm(10.0, 500.0, clock=lambda: now[0])
+    assert rhythm.told(10_000) == 60.0
+    assert rhythm.judging() == 60.0
+    assert rhythm.told(1_000) == 10.0  # most nodes left: agents are told 10 s from now on
+    now[0] += 59.0
+    assert rhythm.judging() == 60.0  # an agent may still beat every 20 s
+    now[0] += 2.0
+    assert rhythm.judging() == 10.0
+    assert rhythm.told(3_000) == 18.0  # a longer TTL applies at once
+    assert rhythm.judging() == 18.0
