@@ -76,7 +76,7 @@ class Sim:
                     status = response.status
                     headers = response.headers.copy()  # case-insensitive
             except (TimeoutError, aiohttp.ClientError) as exc:
-                self._error(f"{kind or 'watch'}:connect")
+                self._error(f"{kind or 'watch'}:connect:{type(exc).__name__}")
                 if kind == "heartbeat":
                     self.beat_failures.append((started, node_id, server,
                                                f"{type(exc).__name__} after "
@@ -166,7 +166,10 @@ def worker(urls: list[str], ttl: float, names: list[str], capacity: dict[str, in
 
     async def main() -> None:
         sim = Sim(urls, ttl, stop, capacity)
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, force_close=False)
+        # Idle connections kept as long as the servers keep them (75 s): a beat every 20 s
+        # or more reuses its connection.
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, force_close=False,
+                                         keepalive_timeout=70)
         timeout = aiohttp.ClientTimeout(total=WATCH_WAIT + 15, sock_connect=5)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             registered = 0
@@ -373,12 +376,22 @@ def main() -> None:
         leader = leader_of(c)
         pid = leader.proc.pid
         t0, cpu0, ci0 = time.time(), cpu_seconds(pid), commit_index(leader)
+        others0 = ([cpu_seconds(x.proc.pid) for x in c.servers],
+                   [cpu_seconds(p.pid) for p in procs])
         downs0 = marked_down(c)
         time.sleep(args.steady)
         t1, cpu1, ci1 = time.time(), cpu_seconds(pid), commit_index(leader)
         out["steady_s"] = round(t1 - t0, 1)
         out["steady_leader_cpu_pct"] = round(100 * (cpu1 - cpu0) / (t1 - t0), 1)
         out["steady_commits_per_s"] = round((ci1 - ci0) / (t1 - t0), 2)
+        # Where the 2 cores went: every server, and the load generators (the simulated
+        # agents, which on real hardware would be other machines).
+        out["steady_servers_cpu_pct"] = [
+            round(100 * (cpu_seconds(x.proc.pid) - before) / (t1 - t0), 1)
+            for x, before in zip(c.servers, others0[0], strict=True)]
+        out["steady_load_generators_cpu_pct"] = round(100 * sum(
+            cpu_seconds(p.pid) - before for p, before in zip(procs, others0[1], strict=True))
+            / (t1 - t0), 1)
         out["steady_marked_down"] = marked_down(c) - downs0
         out["steady_down_now"] = down_nodes(leader)
         out["steady_leader_elections"] = leader_changes(c, since=t0)

@@ -43,6 +43,8 @@ from federation.server.scheduling import Scheduler
 from federation.state.machine import WATCH_ALL, StateMachine
 from federation.tls import agent_name, client_context, private_dir
 
+KEEP_ALIVE_SECONDS = 75.0
+
 log = logging.getLogger("federation.server")
 
 
@@ -121,6 +123,9 @@ class Master:
         self._http = uvicorn.Server(uvicorn.Config(
             app, host=host, port=port, log_level="warning", access_log=False,
             lifespan="off", timeout_graceful_shutdown=2, **self._tls_options(),
+            # Idle connections stay open longer than the slowest heartbeat rhythm (a large
+            # cluster beats every 20 s or more): no new TCP and TLS handshake per beat.
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
         ))
         self._http_thread = threading.Thread(target=self._http.run, name="http", daemon=True)
         self._http_thread.start()
