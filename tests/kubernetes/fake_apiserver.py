@@ -660,6 +660,10 @@ class FakeKubeAPIServer:
                         events = list(watch.queue)
                         watch.queue.clear()
                         closed = watch.closed
+                    # A cut stream delivers nothing more (a handler that raced the cut must
+                    # not send what changed meanwhile): the client resumes from history.
+                    if closed or fake.offline:
+                        return
                     for rv, event, obj in events:
                         obj = dict(obj, metadata={k: v for k, v in obj["metadata"].items()
                                                   if not k.startswith("_")})
