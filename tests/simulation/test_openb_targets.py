@@ -48,5 +48,4 @@ def test_the_production_planner_beats_fgd_and_bestfit_on_openb() -> None:
     same_seeds = [default[s] for s in BESTFIT_SEEDS]
     ratio = statistics.median(same_seeds) / statistics.median(bestfit.values())
     assert ratio <= 0.7, (default, bestfit)
-    cpu = statistics.median(cpu for _, _, _, cpu, _ in results)
-    assert cpu < 5.0, f"the median run took {cpu:.2f} s of CPU"
+    # Its CPU time is a benchmark figure (bench/), not asserted: it follows the machine.
