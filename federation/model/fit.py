@@ -24,8 +24,9 @@ from federation.model.nodes import NodeView
 from federation.model.resources import MILLI_PER_GPU, Resources
 from federation.model.usage import Usage, free_cpu, free_gpu_devices, free_memory
 
-CHECK_VERSION = 1
-KNOWN_CHECK_VERSIONS = frozenset({CHECK_VERSION})
+# 1: fit per node. 2: also no second live allocation for an instance (plan_check).
+CHECK_VERSION = 2
+KNOWN_CHECK_VERSIONS = frozenset({1, CHECK_VERSION})
 
 
 def per_node_limit(distinct_hosts: bool, max_per_node: int | None) -> int | None:

@@ -174,6 +174,8 @@ def _migrate(gw: GroupWork, index: int, live: list[Mapping[str, Any]],
     if not staying:
         gw.previous[index] = {**leaving[0], "client_status": "lost"}  # no attempt used
         gw.place.append(index)
+        # More than one copy leaving is a copy too many: the replacement names one.
+        gw.stop.extend(a["id"] for a in leaving[1:])
     elif any(_up(a, checked) for a in staying):
         gw.stop.extend(a["id"] for a in leaving)
 

@@ -43,7 +43,7 @@ from federation.server.scheduling import Scheduler
 from federation.state.machine import WATCH_ALL, StateMachine
 from federation.tls import agent_name, client_context, private_dir
 
-KEEP_ALIVE_SECONDS = 75.0
+KEEP_ALIVE_SECONDS = 75
 
 log = logging.getLogger("federation.server")
 

@@ -247,8 +247,9 @@ class Scheduler:
         value = result["value"]
         if value["refused"]:
             self._retry.add(job_id)
-            log.info("%d of %d placements for %s no longer fit nodes %s; re-planning them",
-                     value["refused"], planned, job_id, value["refused_nodes"])
+            log.info("%d of %d placements for %s refused (nodes that no longer fit them: "
+                     "%s; instances that already run: %d); re-planning them", value["refused"],
+                     planned, job_id, value["refused_nodes"], value.get("duplicates", 0))
         return int(value["placed"])
 
     def _order_failed(self, reason: str, exc: Exception) -> None:

@@ -30,7 +30,7 @@ from federation.model.usage import NodeUsage
 from federation.specs.namespace import key_consistent
 from federation.state import acl, capacity, checks, clusters, gc, namespaces, queues
 from federation.state.journal import MISSING, Journal, Table
-from federation.state.plan_check import fitting_placements
+from federation.state.plan_check import duplicate_placements, fitting_placements
 
 Command = dict[str, Any]
 Result = dict[str, Any]
@@ -873,8 +873,9 @@ def _plan_apply(sm: StateMachine, command: Command) -> dict[str, Any]:
     job_id = _require(command, "job_id", str)
     # The fit rules a plan was made under: an entry from before versions existed was made
     # under version 1; a version this server does not know is refused on every server.
-    if command.get("check_version", 1) not in KNOWN_CHECK_VERSIONS:
-        raise ValidationError(f"unknown plan check version {command.get('check_version')!r}",
+    check_version = command.get("check_version", 1)
+    if check_version not in KNOWN_CHECK_VERSIONS:
+        raise ValidationError(f"unknown plan check version {check_version!r}",
                               field="check_version")
     job = sm.jobs.get(job_id)
     if job is None:
@@ -918,6 +919,10 @@ def _plan_apply(sm: StateMachine, command: Command) -> dict[str, Any]:
         if alloc.get("job_id") != job_id:
             raise ValidationError("an allocation of another job",
                                   field=f"allocations[{i}].job_id")
+        if type(instance := alloc.get("index", 0)) is not int \
+                or not 0 <= instance <= checks.MAX_INT:
+            raise ValidationError("an instance index is a whole number from 0",
+                                  field=f"allocations[{i}].index")
         if alloc["id"] in sm.allocations or alloc["id"] in fresh:
             raise Conflict("allocation id already used", field=f"allocations[{i}].id")
         fresh.add(alloc["id"])
@@ -929,8 +934,13 @@ def _plan_apply(sm: StateMachine, command: Command) -> dict[str, Any]:
     stopping = dict.fromkeys(stops)
     stops = list(stopping)
     evictions = [a for a in dict.fromkeys(evictions) if a not in stopping]
+    released = [*stops, *evictions]
+    # An entry replayed from an older log is applied by the rules it was written under.
+    duplicates = duplicate_placements(sm.allocations, sm.alloc_ids_by_job.get(job_id, ()),
+                                      allocations, released) if check_version >= 2 else []
+    candidates = _without(allocations, duplicates, job) if duplicates else allocations
     accepted, refused = fitting_placements(sm.nodes, sm.allocations, sm.node_usage, job,
-                                           allocations, [*stops, *evictions])
+                                           candidates, released)
     index = sm._bump()
     # Every placement is a dict this handler built (its entry merged with its group's
     # fields above), so it becomes the record itself.
@@ -947,7 +957,17 @@ def _plan_apply(sm: StateMachine, command: Command) -> dict[str, Any]:
     sm.jobs[job_id] = {**job, "unplaced": unplaced, "exhausted": exhausted,
                        "modify_index": index}
     return {"placed": len(accepted), "stopped": len(stops), "evicted": len(evictions),
-            "refused_nodes": refused, "refused": len(allocations) - len(accepted)}
+            "refused_nodes": refused, "refused": len(allocations) - len(accepted),
+            "duplicates": len(duplicates)}
+
+
+def _without(placements: list[dict[str, Any]], positions: list[int],
+             job: dict[str, Any]) -> list[dict[str, Any]]:
+    """``placements`` less those at ``positions``; a gang group that loses one loses all."""
+    dropped = set(positions)
+    gangs = {g["name"] for g in job["spec"]["groups"] if g.get("gang")}
+    broken = {placements[i]["group"] for i in dropped} & gangs
+    return [p for i, p in enumerate(placements) if i not in dropped and p["group"] not in broken]
 
 
 def _job_blocked(sm: StateMachine, command: Command) -> dict[str, Any]:

@@ -6,6 +6,12 @@ It runs inside the state machine, so it sees the latest state by construction an
 same answer on every server. A node that fails the check loses all of the plan's placements
 on it; a gang group that loses any instance loses all of them; the rest of the plan lands and
 the scheduler re-plans what was dropped.
+
+It also keeps an instance from running twice: a placement for a job's group and index that
+already has a live allocation is dropped, unless the plan releases that allocation (a rolling
+update, a drain deadline) or the placement names it as the copy it replaces (a service moved
+off a draining node runs both until the replacement is up). Plans made before a leader change
+or from a stale view are caught here whatever their origin.
 """
 
 from __future__ import annotations
@@ -67,6 +73,44 @@ def fitting_placements(
     broken = {p["group"] for p in placements if p["group"] in gangs and p["node_id"] in refused}
     kept = [p for p in placements if p["node_id"] not in refused and p["group"] not in broken]
     return kept, sorted(refused)
+
+
+def duplicate_placements(
+    allocations: Mapping[str, Mapping[str, Any]],
+    job_alloc_ids: Iterable[str],
+    placements: list[dict[str, Any]],
+    released: Iterable[str],
+) -> list[int]:
+    """The positions in ``placements`` of those that would run an instance twice: another
+    placement of the plan took its group and index first, or the job (whose allocation ids
+    are ``job_alloc_ids``) has a live allocation there that the plan does not release and
+    the placement does not name as ``previous_alloc``.
+
+    Costs one look at each of the job's allocations, only when the plan places work."""
+    if not placements:
+        return []
+    wanted: dict[tuple[str, int], int] = {}
+    duplicates: list[int] = []
+    for position, p in enumerate(placements):
+        key = (p["group"], p.get("index", 0))
+        if key in wanted:
+            duplicates.append(position)
+        else:
+            wanted[key] = position
+    released = set(released)
+    holders: dict[tuple[str, int], list[str]] = {}
+    for alloc_id in job_alloc_ids:
+        alloc = allocations[alloc_id]
+        if alloc_id in released or not is_live(alloc):
+            continue
+        key = (alloc["group"], alloc.get("index", 0))
+        if key in wanted:
+            holders.setdefault(key, []).append(alloc_id)
+    for key, ids in holders.items():
+        position = wanted[key]
+        if any(alloc_id != placements[position].get("previous_alloc") for alloc_id in ids):
+            duplicates.append(position)
+    return sorted(duplicates)
 
 
 def _careful_check(

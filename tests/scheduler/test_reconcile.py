@@ -62,6 +62,14 @@ def test_a_service_on_a_draining_node_gets_a_replacement_before_it_stops() -> No
     assert running.groups[0].stop == ["a0-old-running"] and not running.groups[0].place
 
 
+def test_two_copies_leaving_draining_nodes_get_one_replacement_naming_one_of_them() -> None:
+    work = reconcile_job(job(count=1), [alloc(0, node="old"), alloc(0, node="older")],
+                         frozenset({"old", "older"}))
+    group = work.groups[0]
+    assert group.place == [0] and group.previous[0]["id"] == "a0-old-running"
+    assert group.stop == ["a0-older-running"]
+
+
 def test_a_new_version_replaces_old_instances_max_parallel_at_a_time() -> None:
     spec = job(count=3, version=2)
     spec["spec"]["update"] = {"max_parallel": 2}

@@ -306,7 +306,7 @@ def test_a_plan_places_stops_and_records_what_did_not_fit(log: Log) -> None:
                                "node_id": "id-n1"}],
                  stops=["old"], unplaced={"w": {"unplaced": 1}})
     assert result["value"] == {"placed": 1, "stopped": 1, "evicted": 0, "refused": 0,
-                               "refused_nodes": []}
+                               "refused_nodes": [], "duplicates": 0}
     assert log.sm.allocations["old"]["desired_status"] == "stop"
     assert log.sm.jobs["etl"]["unplaced"] == {"w": {"unplaced": 1}}
 
