@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from federation.specs.job import parse_duration
+from federation.specs.duration import parse_duration
 
 
 @dataclass(frozen=True)

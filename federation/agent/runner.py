@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from federation.agent import drivers
 from federation.agent.health import HealthSpec, check
 from federation.agent.marks import ALLOC_MARKER
-from federation.specs.job import parse_duration
+from federation.specs.duration import parse_duration
 
 if TYPE_CHECKING:
     from federation.agent.agent import Agent

@@ -24,7 +24,6 @@ from federation.cli.common import (
 )
 from federation.errors import ValidationError
 from federation.specs.documents import decode
-from federation.specs.pool import parse_pool
 
 pool_app = typer.Typer(help="Pools: where nodes come from (providers).", no_args_is_help=True)
 autoscaler_app = typer.Typer(help="The autoscaler: what it decided and why.",
@@ -47,6 +46,8 @@ def load_pool(path: str) -> dict[str, Any]:
         fail(f"{name}: {exc.message}")
     if not isinstance(data, dict):
         fail(f"{name}: a pool spec is a mapping (name, provider, ...)")
+    from federation.specs.pool import parse_pool  # pydantic models: only when a spec is read
+
     try:
         parse_pool(data)
     except ValidationError as exc:

@@ -25,10 +25,8 @@ from federation.server.config import (
     ServerConfig,
     read_secret_file,
 )
-from federation.server.master import Master
 from federation.state.gc import Policy as GcPolicy
 from federation.tls import private_dir, write_private
-from federation.tracing import configure_tracing
 
 DEV_ADDRESS = "127.0.0.1:4780"
 DEV_RAFT = "127.0.0.1:4790"
@@ -83,6 +81,11 @@ def _setup_logging(level: str) -> None:
 
 
 def _run(config: ServerConfig, providers: Mapping[str, Provider] | None = None) -> None:
+    # Imported here, not at the top: every other command (an agent, a CLI call) starts
+    # without the server's web stack and scheduler.
+    from federation.server.master import Master
+    from federation.tracing import configure_tracing
+
     try:
         configure_tracing(f"federation-server-{config.id}")
         master = Master(config, providers=providers)
@@ -272,6 +275,9 @@ def register(app: typer.Typer, *, providers: Mapping[str, Provider] | None = Non
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
+        from federation.server.master import Master
+        from federation.tracing import configure_tracing
+
         try:
             configure_tracing("federation-dev")  # the OTEL_* settings `server` honours
             master = Master(config)

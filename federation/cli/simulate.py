@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from federation import simulation as sim
 from federation.cli.common import (
     Output,
     OutputOption,
@@ -61,6 +60,8 @@ def simulate(
     output: OutputOption = None,
 ) -> None:
     """Simulate placing a task trace on a set of machines and report how well it packs."""
+    from federation import simulation as sim  # numpy and the planner: only for this command
+
     if policy not in sim.POLICIES:
         fail(f"policy: unknown policy {policy!r}; one of {', '.join(sim.POLICIES)}")
     try:
