@@ -121,8 +121,9 @@ def catchup_only(c: Cluster, args: argparse.Namespace) -> tuple[list[float], lis
         if args.profile:
             # py-spy samples from the very start of the process.
             spy = str(Path(sys.executable).parent / "py-spy")
-            follower.launcher = [spy, "record", "--rate", "200", "--format", "raw",
-                                 "--output", f"{args.profile}/round{round_}.txt", "--",
+            follower.launcher = [spy, "record", "--rate", "200", "--nonblocking",
+                                 "--format", "raw", "--output",
+                                 f"{args.profile}/round{round_}.txt", "--",
                                  sys.executable, "-m", "federation.cli.main"]
             Path(args.profile).mkdir(parents=True, exist_ok=True)
         total, api = time_catchup(follower, target)

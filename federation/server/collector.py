@@ -23,7 +23,11 @@ THRESHOLDS = (50_000, 20, 100)
 
 
 def tune_for_server() -> None:
-    """Apply :data:`THRESHOLDS` and freeze what exists now (call once the server started)."""
-    gc.collect()
+    """Apply :data:`THRESHOLDS` and freeze what exists now (call once the server started).
+
+    Only the young generations are collected first: a full collection walks the restored
+    state and every module (0.1-0.2 s with a 20,000-job state, while the server catches up),
+    and the few cycles the imports left behind are not worth it."""
+    gc.collect(1)
     gc.freeze()
     gc.set_threshold(*THRESHOLDS)

@@ -10,6 +10,7 @@ sign-in needs the session's CSRF token (header ``X-CSRF-Token`` or form field
 from __future__ import annotations
 
 import codecs
+import functools
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,7 +21,6 @@ from urllib.parse import parse_qs, quote, urlencode
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from federation.acl.authorizer import Need
@@ -45,7 +45,6 @@ from federation.ui.session import (
 HERE = Path(__file__).parent
 MAX_FORM_BYTES = 1 << 20
 POLL = "every 2s"
-templates = Jinja2Templates(directory=str(HERE / "templates"))
 # Pages authorize by the session cookie (``viewer``/``acting`` ask the ACL authorizer per
 # page and action), not by a bearer header: to the API's route check they are public.
 router = APIRouter(prefix="/ui", include_in_schema=False,
@@ -70,9 +69,17 @@ def _ago(value: Any) -> str:
     return f"{delta / 3600:.1f}h ago"
 
 
-templates.env.filters["when"] = _when
-templates.env.filters["ago"] = _ago
-templates.env.globals["urlencode"] = urlencode
+@functools.cache
+def _templates() -> Any:
+    """The page templates, loaded on the first page served: Jinja2 costs a server's start
+    about 0.1 s, and most servers never serve a page."""
+    from fastapi.templating import Jinja2Templates
+
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    templates.env.filters["when"] = _when
+    templates.env.filters["ago"] = _ago
+    templates.env.globals["urlencode"] = urlencode
+    return templates
 
 
 # -- who is asking ---------------------------------------------------------------------------
@@ -153,7 +160,7 @@ def render(request: Request, who: Viewer | None, template_name: str,
     """The whole page, or for an htmx poll only its live fragment."""
     name = (fragment_name if fragment_name is not None and _htmx(request)
             else template_name)
-    return templates.TemplateResponse(request, name, {
+    return _templates().TemplateResponse(request, name, {
         "who": who, "csrf": who.session.csrf if who else "", "poll": POLL,
         "path": request.url.path, "authz": authz,
         "here": request.url.path + (f"?{request.url.query}" if request.url.query else ""),

@@ -170,3 +170,20 @@ def test_snapshots_are_verified_whole(tmp_path: Path) -> None:
     flip(path, path.stat().st_size // 2)
     with pytest.raises(StorageDamaged, match=str(path)):
         verify_snapshot(str(path))
+
+
+def test_the_load_after_a_verify_uses_that_reading_unless_the_file_changed(
+        tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "raft.snapshot"
+    write_snapshot(str(path), {"state": "verified"}, fsync=False)
+    verify_snapshot(str(path))
+    decompressions = []
+    real = storage.gzip.decompress
+    monkeypatch.setattr(storage.gzip, "decompress",
+                        lambda data: decompressions.append(1) or real(data))
+    assert storage.read_snapshot(str(path)) == {"state": "verified"}
+    assert decompressions == []  # decompressed once, by the verify
+    verify_snapshot(str(path))
+    write_snapshot(str(path), {"state": "newer"}, fsync=False)  # a leader sent another
+    assert storage.read_snapshot(str(path)) == {"state": "newer"}
+    assert storage.read_snapshot(str(path)) == {"state": "newer"}  # nothing kept from before
