@@ -271,10 +271,16 @@ def batch_spec(job_id: str, count: int) -> dict[str, Any]:
         "task": {"command": ["sleep", "3600"]}}]}
 
 
-def running_total(server: Any, job_ids: list[str]) -> int:
+def running_total(server: Any, job_ids: list[str],
+                  timed: list[tuple[float, float]] | None = None) -> int:
+    """Instances reported running, one GET per job; each call's (start, seconds) goes to
+    ``timed``: one API call is one latency, not the sum of ten."""
     total = 0
     for job_id in job_ids:
+        started = time.time()
         job = httpx.get(f"{server.url}/v1/jobs/{job_id}", timeout=30).json()
+        if timed is not None:
+            timed.append((started, time.time() - started))
         total += job["allocations"]["running"]
     return total
 
@@ -405,6 +411,7 @@ def main() -> None:
         counts = [args.instances // args.jobs + (1 if i < args.instances % args.jobs else 0)
                   for i in range(args.jobs)]
         probe_lat: list[tuple[float, float]] = []
+        submit_lat: list[tuple[float, float]] = []
         profiling = sampled([s.proc.pid for s in c.servers], args.profile)
         profiling.__enter__()
         tb0 = time.time()
@@ -422,7 +429,7 @@ def main() -> None:
                 except httpx.HTTPError:
                     continue
                 finally:
-                    probe_lat.append((started, time.time() - started))
+                    submit_lat.append((started, time.time() - started))
                 if r.status_code == 201:
                     break
                 if r.status_code != 503:
@@ -436,13 +443,11 @@ def main() -> None:
         done_at = None
         last = -1
         while time.time() - tb0 < args.batch_timeout:
-            started = time.time()
             try:
                 leader = leader_of(c)
-                total = running_total(leader, job_ids)
+                total = running_total(leader, job_ids, probe_lat)
             except (httpx.HTTPError, AssertionError, KeyError, ValueError):
                 total = last
-            probe_lat.append((started, time.time() - started))
             for path in ("/v1/nodes?limit=100", "/v1/status"):
                 started = time.time()
                 try:
@@ -474,6 +479,7 @@ def main() -> None:
                 Path(args.json + ".duplicates.json").write_text(json.dumps(twice))
             print(f"  audit: {out['batch_audit']}", flush=True)
         out["probe_latencies"] = probe_lat
+        out["submit_latencies"] = submit_lat
 
         # -- failover --
         if not args.no_kill:
@@ -532,10 +538,12 @@ def main() -> None:
     out["steady_heartbeat_p99_ms"] = round(1000 * percentile(hb, 99), 1)
     b = out["window_batch"]
     probes = [d for t, d in out.pop("probe_latencies")]
-    api = lat(b, None) + probes
+    submits = [d for t, d in out.pop("submit_latencies")]
+    api = lat(b, None) + probes + submits
     kinds = {k for t, d, k in calls if b[0] <= t <= b[1]}
     by_kind = {kind: lat(b, {kind}) for kind in sorted(kinds)}
-    by_kind["prober and submissions"] = probes
+    by_kind["prober reads"] = probes
+    by_kind["job submissions"] = submits
     out["batch_api_by_kind"] = {
         kind: {"calls": len(v), "p50_ms": round(1000 * percentile(v, 50), 1),
                "p99_ms": round(1000 * percentile(v, 99), 1)}

@@ -180,6 +180,21 @@ def _migrate(gw: GroupWork, index: int, live: list[Mapping[str, Any]],
         gw.stop.extend(a["id"] for a in leaving)
 
 
+def settled(job: Mapping[str, Any], work: JobWork, allocations: Iterable[Mapping[str, Any]],
+            draining: frozenset[str]) -> bool:
+    """Whether ``job`` can need nothing more until an allocation of it ends, a node changes
+    or the job itself changes: its work is empty (nothing delayed, nothing exhausted,
+    nothing unplaced) and no copy meant to run is of an older version or on a draining node
+    (those wait for their replacements to come up). A copy of a settled job that goes from
+    pending to running, or changes its health, changes none of the decisions above."""
+    if not work.empty or work.wake_at is not None or job.get("unplaced") \
+            or any(g.exhausted for g in work.groups):
+        return False
+    return all(a.get("job_version") == job["version"] and a["node_id"] not in draining
+               for a in allocations
+               if a["desired_status"] == "run" and a["client_status"] in LIVE)
+
+
 def dependencies_ready(job: Mapping[str, Any], status_of: Mapping[str, str]) -> str | None:
     """None when every job this one depends on completed, else why it waits."""
     for parent in job["spec"].get("depends_on") or []:

@@ -17,7 +17,7 @@ from typing import Any
 from federation.scheduler.feasibility import Usage
 from federation.scheduler.jobplan import JobPlan, plan_work
 from federation.scheduler.order import order_jobs
-from federation.scheduler.reconcile import JobWork, dependencies_ready, reconcile_job
+from federation.scheduler.reconcile import JobWork, dependencies_ready, reconcile_job, settled
 from federation.scheduler.snapshot import Snapshot, take
 from federation.scheduler.workload import pass_profile
 
@@ -75,6 +75,7 @@ def plan_pass(machine: Any, jobs: Sequence[Mapping[str, Any]], snapshot: Snapsho
               seed: int, status_of: Mapping[str, str] | None = None, skip_idle: bool = True,
               on_order_error: Callable[[str, Exception], None] | None = None,
               on_wake: Callable[[str, float], None] | None = None,
+              on_settled: Callable[[str], None] | None = None,
               ) -> Iterator[Decision]:
     """One scheduling pass over ``jobs`` (in priority order) against ``snapshot``: the
     leader's loop commits what this yields, ``POST /v1/jobs/plan`` shows it. A job waits
@@ -84,7 +85,9 @@ def plan_pass(machine: Any, jobs: Sequence[Mapping[str, Any]], snapshot: Snapsho
     are made, so the caller can commit each plan while the next is being planned. With
     ``skip_idle`` a job with nothing to do and nothing to report yields nothing.
     ``on_wake(job_id, at)`` hears of a job whose failed copies are replaced only at ``at``
-    (their reschedule delay), so the caller can look again then."""
+    (their reschedule delay), so the caller can look again then; ``on_settled(job_id)``
+    of a job that needs nothing until one of its allocations ends, a node changes or the
+    job changes (:func:`federation.scheduler.reconcile.settled`)."""
     status_of = status_of if status_of is not None else StatusOf(machine)
     candidates = []
     for job in jobs:
@@ -100,6 +103,9 @@ def plan_pass(machine: Any, jobs: Sequence[Mapping[str, Any]], snapshot: Snapsho
             continue
         if work.wake_at is not None and on_wake is not None:
             on_wake(job["id"], work.wake_at)
+        if on_settled is not None and settled(job, work, snapshot.by_job.get(job["id"], ()),
+                                              snapshot.draining):
+            on_settled(job["id"])
         if skip_idle and work.empty and not job.get("unplaced") and not any(
                 g.exhausted for g in work.groups):
             continue

@@ -50,6 +50,7 @@ class Scheduler:
         self.context = context
         self.passes = 0
         self.placed = 0
+        self.considered = 0  # jobs the passes looked at, in all
         self._seen_index = -1  # state index the previous pass looked at
         self._retry: set[str] = set()  # jobs whose plan was refused: look again
         self._expired_seen: frozenset[str] = frozenset()  # drains already past deadline
@@ -59,6 +60,9 @@ class Scheduler:
         self._order_error = ""  # the last fair-share failure logged
         self._epoch = 0  # the state's alloc_epoch the previous pass saw (moves on restore)
         self._wake: dict[str, float] = {}  # job id -> when a delayed replacement falls due
+        # Jobs the last pass that looked at them found settled: a copy of theirs coming up
+        # (pending -> running, a health change) does not make them worth another look.
+        self._settled: set[str] = set()
 
     def run(self, stop: threading.Event) -> None:
         seen = -1
@@ -126,7 +130,9 @@ class Scheduler:
             self._epoch = machine.alloc_epoch
             since = -1
         if since < 0:
+            self._settled.clear()
             return set(jobs)
+        self._settled.intersection_update(jobs)  # forget jobs that are gone
         dirty = {job_id for job_id, job in jobs.items() if job["modify_index"] > since}
         changed_nodes = {n["id"] for n in list(machine.nodes.values())
                          if n["modify_index"] > since}
@@ -134,10 +140,15 @@ class Scheduler:
         changed_nodes |= expired - self._expired_seen  # a deadline passing is a change too
         self._expired_seen = expired
         freed = False  # an allocation that ended gives capacity and quota back
+        settled = self._settled
         for alloc in list(machine.allocations.values()):
             if alloc["modify_index"] > since or alloc["node_id"] in changed_nodes:
+                live = snap.is_live(alloc)
+                if (live and alloc["job_id"] in settled and alloc["node_id"] not in changed_nodes
+                        and alloc.get("create_index", since + 1) <= since):
+                    continue  # a settled job's copy coming up: nothing to decide
                 dirty.add(alloc["job_id"])
-                freed = freed or not snap.is_live(alloc)
+                freed = freed or not live
         if changed_nodes or freed:
             dirty.update(job_id for job_id, job in jobs.items() if job.get("unplaced"))
         waiting = [job for job in jobs.values() if job["spec"].get("depends_on")]
@@ -159,11 +170,13 @@ class Scheduler:
         start_index = machine.index
         dirty = self._dirty_jobs(machine)
         self._retry = set()
+        self._settled -= dirty  # looked at again below: settled only if found so again
         jobs = sorted((j for j in (machine.jobs.get(i) for i in dirty)
                        if j is not None and not j["stopped"]), key=_job_order)
         if not jobs:  # heartbeats and other writes that leave every job as it was
             self._seen_index = start_index
             return 0
+        self.considered += len(jobs)
         placed = 0
         started = time.perf_counter()
         snapshot = snap.take(machine, self.context.now(), self._views)
@@ -180,7 +193,8 @@ class Scheduler:
             for decision in plan_pass(machine, jobs, snapshot, seed=self.passes,
                                       status_of=StatusOf(machine),
                                       on_order_error=self._order_failed,
-                                      on_wake=self._wake.__setitem__):
+                                      on_wake=self._wake.__setitem__,
+                                      on_settled=self._settled.add):
                 job = decision.job
                 if decision.failed is not None:
                     self._set_aside(job, *decision.failed)

@@ -234,6 +234,61 @@ def test_a_failed_batch_task_is_retried_then_fails_the_job(master: Master) -> No
              "the job to fail")
 
 
+def test_copies_of_a_settled_job_coming_up_cost_no_pass_but_one_ending_does(
+        master: Master) -> None:
+    _commit(master, {"type": "node.register", "node": {
+        "id": "n1", "name": "n1", "token_hash": "x",
+        "capacity": {"cpu_milli": 4000, "memory_mib": 4096, "gpu": 0}}})
+    from federation.specs.job import validate_job
+
+    _commit(master, {"type": "job.register", "spec": validate_job(job("steady", 3))})
+    allocs = wait_for(lambda: [a for a in master.machine.allocations.values()
+                               if a["job_id"] == "steady"] or None, 10, "placed")
+    assert len(allocs) == 3
+    later_passes(master)  # the pass after the plan found the job settled
+    assert master.scheduler is not None
+    before = master.scheduler.considered
+    _commit(master, {"type": "alloc.update_status", "updates": [
+        {"id": a["id"], "client_status": "running", "healthy": True} for a in allocs]})
+    later_passes(master)
+    assert master.scheduler.considered == before
+    _commit(master, {"type": "alloc.update_status", "updates": [
+        {"id": allocs[0]["id"], "client_status": "failed", "exit_code": 1}]})
+    wait_for(lambda: len(master.machine.alloc_ids_by_job["steady"]) == 4, 10, "a replacement")
+    assert master.scheduler.considered > before
+
+
+def test_a_rolling_update_moves_on_as_each_new_copy_comes_up(master: Master) -> None:
+    _commit(master, {"type": "node.register", "node": {
+        "id": "n1", "name": "n1", "token_hash": "x",
+        "capacity": {"cpu_milli": 4000, "memory_mib": 4096, "gpu": 0}}})
+    from federation.specs.job import validate_job
+
+    def live(version: int) -> list[dict]:
+        return [a for a in master.machine.allocations.values()
+                if a["job_id"] == "web" and a["job_version"] == version
+                and a["desired_status"] == "run" and a["client_status"] in ("pending", "running")]
+
+    def come_up(allocs: list[dict]) -> None:
+        _commit(master, {"type": "alloc.update_status", "updates": [
+            {"id": a["id"], "client_status": "running"} for a in allocs]})
+
+    spec = {**job("web", 2), "update": {"max_parallel": 1}}
+    _commit(master, {"type": "job.register", "spec": validate_job(spec)})
+    come_up(wait_for(lambda: live(1) if len(live(1)) == 2 else None, 10, "version 1"))
+    later_passes(master)
+    spec["groups"][0]["task"] = {"command": ["sleep", "601"]}
+    _commit(master, {"type": "job.register", "spec": validate_job(spec)})
+    for step in (1, 2):
+        new = wait_for(lambda s=step: live(2) if len(live(2)) == s else None, 10,
+                       f"new copy {step}")
+        assert len(live(1)) == 2 - step  # one old copy stopped per new one
+        later_passes(master)
+        assert len(live(2)) == step  # no further step until the new copy is up
+        come_up([a for a in new if a["client_status"] == "pending"])
+    wait_for(lambda: not live(1) and len(live(2)) == 2, 10, "every copy replaced")
+
+
 def test_a_cron_job_launches_a_child_run_per_tick(master: Master) -> None:
     _commit(master, {"type": "node.register", "node": {
         "id": "n1", "name": "n1", "token_hash": "x",

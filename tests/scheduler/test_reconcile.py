@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from federation.scheduler.reconcile import dependencies_ready, reconcile_job
+from federation.scheduler.reconcile import dependencies_ready, reconcile_job, settled
 
 
 def job(type_: str = "service", count: int = 2, version: int = 1, **group) -> dict:
@@ -101,3 +101,18 @@ def test_a_rolling_update_waits_for_new_instances_to_be_up() -> None:
     one_new_running = [alloc(0, "running", version=2), alloc(1), alloc(2)]
     work = reconcile_job(spec, one_new_running)
     assert work.groups[0].place == [1] and work.groups[0].stop == ["a1-n1-running"]
+
+
+def test_a_job_is_settled_only_when_no_copy_waits_for_another_to_come_up() -> None:
+    def is_settled(spec: dict, allocs: list[dict], draining: frozenset[str] = frozenset()):
+        return settled(spec, reconcile_job(spec, allocs, draining), allocs, draining)
+
+    assert is_settled(job(count=2), [alloc(0, "pending"), alloc(1)])
+    assert not is_settled(job(count=2), [alloc(0)])  # an index to place
+    # A rolling update waiting for the new copy to run: its coming up is a decision.
+    assert not is_settled(job(count=1, version=2),
+                          [alloc(0, version=1), alloc(0, "pending", node="n2", version=2)])
+    # A migration waiting for the replacement off a draining node, likewise.
+    assert not is_settled(job(count=1), [alloc(0, node="old"), alloc(0, "pending", "new")],
+                          frozenset({"old"}))
+    assert not is_settled({**job(count=1), "unplaced": {"g": {"count": 1}}}, [alloc(0)])
