@@ -63,6 +63,10 @@ class Scheduler:
         # Jobs the last pass that looked at them found settled: a copy of theirs coming up
         # (pending -> running, a health change) does not make them worth another look.
         self._settled: set[str] = set()
+        # Allocation writes per job as the last completed pass saw them, and as this one
+        # does (kept once the pass completes: an interrupted pass's changes are read again).
+        self._writes: dict[str, int] = {}
+        self._pending_writes: dict[str, int] = {}
 
     def run(self, stop: threading.Event) -> None:
         seen = -1
@@ -131,6 +135,7 @@ class Scheduler:
             since = -1
         if since < 0:
             self._settled.clear()
+            self._pending_writes = dict(machine.alloc_writes)
             return set(jobs)
         self._settled.intersection_update(jobs)  # forget jobs that are gone
         dirty = {job_id for job_id, job in jobs.items() if job["modify_index"] > since}
@@ -141,14 +146,31 @@ class Scheduler:
         self._expired_seen = expired
         freed = False  # an allocation that ended gives capacity and quota back
         settled = self._settled
-        for alloc in list(machine.allocations.values()):
-            if alloc["modify_index"] > since or alloc["node_id"] in changed_nodes:
+        allocations = machine.allocations
+        # Only the allocations of jobs written since the last pass (the state counts writes
+        # per job) and those on changed nodes are read, not every allocation of the cluster.
+        writes = dict(machine.alloc_writes)
+        seen_writes = self._writes
+        for job_id, count in writes.items():
+            if seen_writes.get(job_id) == count:
+                continue
+            for alloc_id in list(machine.alloc_ids_by_job.get(job_id, ())):
+                alloc = allocations.get(alloc_id)
+                if alloc is None or alloc["modify_index"] <= since:
+                    continue
                 live = snap.is_live(alloc)
-                if (live and alloc["job_id"] in settled and alloc["node_id"] not in changed_nodes
+                if (live and job_id in settled and alloc["node_id"] not in changed_nodes
                         and alloc.get("create_index", since + 1) <= since):
                     continue  # a settled job's copy coming up: nothing to decide
-                dirty.add(alloc["job_id"])
+                dirty.add(job_id)
                 freed = freed or not live
+        for node_id in changed_nodes:
+            for alloc_id in list(machine.alloc_ids_by_node.get(node_id, ())):
+                alloc = allocations.get(alloc_id)
+                if alloc is not None:
+                    dirty.add(alloc["job_id"])
+                    freed = freed or not snap.is_live(alloc)
+        self._pending_writes = writes
         if changed_nodes or freed:
             dirty.update(job_id for job_id, job in jobs.items() if job.get("unplaced"))
         waiting = [job for job in jobs.values() if job["spec"].get("depends_on")]
@@ -174,7 +196,7 @@ class Scheduler:
         jobs = sorted((j for j in (machine.jobs.get(i) for i in dirty)
                        if j is not None and not j["stopped"]), key=_job_order)
         if not jobs:  # heartbeats and other writes that leave every job as it was
-            self._seen_index = start_index
+            self._seen_index, self._writes = start_index, self._pending_writes
             return 0
         self.considered += len(jobs)
         placed = 0
@@ -240,7 +262,7 @@ class Scheduler:
             # later term), those planned included (a refused plan adds nothing).
             self._retry |= dirty
             return placed
-        self._seen_index = start_index
+        self._seen_index, self._writes = start_index, self._pending_writes
         log.debug("pass %d: %d job(s) planned, %d placed in %.3f s (snapshot %.3f s)",
                   self.passes, planned, placed, time.perf_counter() - started,
                   snapshot_taken - started)

@@ -7,6 +7,7 @@ import threading
 from concurrent.futures import Future
 from typing import Any
 
+from federation.errors import NoLeader
 from federation.server.scheduling import Scheduler
 from federation.state.machine import StateMachine
 
@@ -59,3 +60,77 @@ def test_a_pass_cut_short_submits_nothing_more_and_leaves_the_rest_to_the_next()
     while scheduler.schedule_pass(context.stop):
         context.stop = threading.Event()
     assert {job_id: live(sm, job_id) for job_id in ("a", "b", "c")} == {"a": 2, "b": 2, "c": 2}
+
+
+class Leading:
+    """A leader context over a bare state machine; ``fail_next`` submissions fail as a lost
+    quorum would."""
+
+    def __init__(self, sm: StateMachine) -> None:
+        self.machine, self.changed = sm, threading.Condition()
+        self.ids = itertools.count()
+        self.fail_next = 0
+        self.clock = 10.0
+
+    def commit_sync(self, command: dict[str, Any]) -> dict[str, Any]:
+        return self.machine.apply({"id": f"ctx-{next(self.ids)}", "time": 10.0, **command})
+
+    def submit(self, command: dict[str, Any]) -> Future[dict[str, Any]]:
+        future: Future[dict[str, Any]] = Future()
+        if self.fail_next:
+            self.fail_next -= 1
+            future.set_exception(NoLeader("no leader"))
+        else:
+            future.set_result(self.commit_sync(command))
+        return future
+
+    def now(self) -> float:
+        return self.clock
+
+
+def test_a_pass_looks_only_at_jobs_whose_allocations_or_nodes_changed() -> None:
+    sm = StateMachine()
+    for node in ("n1", "n2"):
+        sm.apply({"id": node, "type": "node.register", "time": 1.0, "node": {
+            "id": node, "name": node, "token_hash": "h",
+            "capacity": {"cpu_milli": 8000, "memory_mib": 8192, "gpu": 0}}})
+    for job_id in ("a", "b"):
+        sm.apply({"id": f"j-{job_id}", "type": "job.register", "time": 2.0, "spec": {
+            "id": job_id, "type": "service", "groups": [{
+                "name": "g", "count": 2, "resources": {"cpu": 100, "memory": 64},
+                "constraints": [{"attribute": "node.id", "operator": "=",
+                                 "value": "n1" if job_id == "a" else "n2"}],
+                "task": {"command": ["sleep", "60"]}}]}})
+    context = Leading(sm)
+    scheduler = Scheduler(context)
+    assert scheduler.schedule_pass() == 4
+    scheduler.schedule_pass()  # the pass after the plans: both found settled
+    looked = scheduler.considered
+    assert scheduler.schedule_pass() == 0 and scheduler.considered == looked
+
+    def fail_one(job_id: str) -> None:
+        alloc = next(a for a in sm.allocations.values() if a["job_id"] == job_id
+                     and a["client_status"] == "pending")
+        assert context.commit_sync({"type": "alloc.update_status", "updates": [
+            {"id": alloc["id"], "client_status": "failed", "exit_code": 1}]})["ok"]
+        context.clock += 3600  # past any reschedule delay
+
+    fail_one("a")
+    assert scheduler.schedule_pass() == 1  # its replacement
+    assert scheduler.considered == looked + 1  # job a, not b
+
+    # A pass that fails to commit leaves its changes to the next one.
+    fail_one("b")
+    context.fail_next = 1
+    try:
+        scheduler.schedule_pass()
+    except NoLeader:
+        pass
+    assert scheduler.schedule_pass() == 1
+
+    # A node that changes (here: drains; no allocation is written) wakes the jobs on it.
+    scheduler.schedule_pass()
+    looked = scheduler.considered
+    assert context.commit_sync({"type": "node.drain", "node_id": "n2", "draining": True})["ok"]
+    scheduler.schedule_pass()
+    assert scheduler.considered == looked + 1
