@@ -10,6 +10,7 @@ from typing import Any
 from federation.errors import NoLeader
 from federation.server.scheduling import Scheduler
 from federation.state.machine import StateMachine
+from tests.scheduler.test_service import StateContext
 
 
 class LosesLeadership:
@@ -62,30 +63,21 @@ def test_a_pass_cut_short_submits_nothing_more_and_leaves_the_rest_to_the_next()
     assert {job_id: live(sm, job_id) for job_id in ("a", "b", "c")} == {"a": 2, "b": 2, "c": 2}
 
 
-class Leading:
+class Leading(StateContext):
     """A leader context over a bare state machine; ``fail_next`` submissions fail as a lost
     quorum would."""
 
     def __init__(self, sm: StateMachine) -> None:
-        self.machine, self.changed = sm, threading.Condition()
-        self.ids = itertools.count()
+        super().__init__(sm, now=10.0)
         self.fail_next = 0
-        self.clock = 10.0
-
-    def commit_sync(self, command: dict[str, Any]) -> dict[str, Any]:
-        return self.machine.apply({"id": f"ctx-{next(self.ids)}", "time": 10.0, **command})
 
     def submit(self, command: dict[str, Any]) -> Future[dict[str, Any]]:
+        if not self.fail_next:
+            return super().submit(command)
+        self.fail_next -= 1
         future: Future[dict[str, Any]] = Future()
-        if self.fail_next:
-            self.fail_next -= 1
-            future.set_exception(NoLeader("no leader"))
-        else:
-            future.set_result(self.commit_sync(command))
+        future.set_exception(NoLeader("no leader"))
         return future
-
-    def now(self) -> float:
-        return self.clock
 
 
 def test_a_pass_looks_only_at_jobs_whose_allocations_or_nodes_changed() -> None:
@@ -113,7 +105,7 @@ def test_a_pass_looks_only_at_jobs_whose_allocations_or_nodes_changed() -> None:
                      and a["client_status"] == "pending")
         assert context.commit_sync({"type": "alloc.update_status", "updates": [
             {"id": alloc["id"], "client_status": "failed", "exit_code": 1}]})["ok"]
-        context.clock += 3600  # past any reschedule delay
+        context._now += 3600  # past any reschedule delay
 
     fail_one("a")
     assert scheduler.schedule_pass() == 1  # its replacement
