@@ -30,7 +30,7 @@ from federation.model.usage import NodeUsage
 from federation.specs.namespace import key_consistent
 from federation.state import acl, capacity, checks, clusters, gc, namespaces, queues
 from federation.state.journal import MISSING, Journal, Table
-from federation.state.plan_check import duplicate_placements, fitting_placements
+from federation.state.plan_check import duplicate_placements, fitting_placements, without
 
 Command = dict[str, Any]
 Result = dict[str, Any]
@@ -938,7 +938,7 @@ def _plan_apply(sm: StateMachine, command: Command) -> dict[str, Any]:
     # An entry replayed from an older log is applied by the rules it was written under.
     duplicates = duplicate_placements(sm.allocations, sm.alloc_ids_by_job.get(job_id, ()),
                                       allocations, released) if check_version >= 2 else []
-    candidates = _without(allocations, duplicates, job) if duplicates else allocations
+    candidates = without(allocations, duplicates, job) if duplicates else allocations
     accepted, refused = fitting_placements(sm.nodes, sm.allocations, sm.node_usage, job,
                                            candidates, released)
     index = sm._bump()
@@ -959,15 +959,6 @@ def _plan_apply(sm: StateMachine, command: Command) -> dict[str, Any]:
     return {"placed": len(accepted), "stopped": len(stops), "evicted": len(evictions),
             "refused_nodes": refused, "refused": len(allocations) - len(accepted),
             "duplicates": len(duplicates)}
-
-
-def _without(placements: list[dict[str, Any]], positions: list[int],
-             job: dict[str, Any]) -> list[dict[str, Any]]:
-    """``placements`` less those at ``positions``; a gang group that loses one loses all."""
-    dropped = set(positions)
-    gangs = {g["name"] for g in job["spec"]["groups"] if g.get("gang")}
-    broken = {placements[i]["group"] for i in dropped} & gangs
-    return [p for i, p in enumerate(placements) if i not in dropped and p["group"] not in broken]
 
 
 def _job_blocked(sm: StateMachine, command: Command) -> dict[str, Any]:

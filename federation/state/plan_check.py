@@ -69,10 +69,18 @@ def fitting_placements(
     if not rejected:
         return placements, []
     refused = set(rejected)
-    gangs = {g["name"] for g in job["spec"]["groups"] if g.get("gang")}
-    broken = {p["group"] for p in placements if p["group"] in gangs and p["node_id"] in refused}
-    kept = [p for p in placements if p["node_id"] not in refused and p["group"] not in broken]
+    kept = without(placements, [i for i, p in enumerate(placements) if p["node_id"] in refused],
+                   job)
     return kept, sorted(refused)
+
+
+def without(placements: list[dict[str, Any]], positions: Iterable[int],
+            job: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``placements`` less those at ``positions``; a gang group that loses one loses all."""
+    dropped = set(positions)
+    gangs = {g["name"] for g in job["spec"]["groups"] if g.get("gang")}
+    broken = {placements[i]["group"] for i in dropped} & gangs
+    return [p for i, p in enumerate(placements) if i not in dropped and p["group"] not in broken]
 
 
 def duplicate_placements(
