@@ -95,6 +95,8 @@ def plan_pass(machine: Any, jobs: Sequence[Mapping[str, Any]], snapshot: Snapsho
             continue  # a periodic template: its children run
         try:
             work = job_work(job, snapshot, status_of)
+            quiet = on_settled is not None and not isinstance(work, str) and settled(
+                job, work, snapshot.by_job.get(job["id"], ()), snapshot.draining)
         except Exception as exc:  # noqa: BLE001 - one job's failure is its own
             yield Decision(job, failed=("reconciling", exc))
             continue
@@ -103,8 +105,7 @@ def plan_pass(machine: Any, jobs: Sequence[Mapping[str, Any]], snapshot: Snapsho
             continue
         if work.wake_at is not None and on_wake is not None:
             on_wake(job["id"], work.wake_at)
-        if on_settled is not None and settled(job, work, snapshot.by_job.get(job["id"], ()),
-                                              snapshot.draining):
+        if quiet and on_settled is not None:
             on_settled(job["id"])
         if skip_idle and work.empty and not job.get("unplaced") and not any(
                 g.exhausted for g in work.groups):

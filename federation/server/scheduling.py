@@ -63,10 +63,9 @@ class Scheduler:
         # Jobs the last pass that looked at them found settled: a copy of theirs coming up
         # (pending -> running, a health change) does not make them worth another look.
         self._settled: set[str] = set()
-        # Allocation writes per job as the last completed pass saw them, and as this one
-        # does (kept once the pass completes: an interrupted pass's changes are read again).
+        # Allocation writes per job as the last completed pass saw them (an interrupted
+        # pass keeps the older counts, so its changes are read again).
         self._writes: dict[str, int] = {}
-        self._pending_writes: dict[str, int] = {}
 
     def run(self, stop: threading.Event) -> None:
         seen = -1
@@ -120,12 +119,14 @@ class Scheduler:
             del self._wake[job_id]
         return due
 
-    def _dirty_jobs(self, machine: Any) -> set[str]:
+    def _dirty_jobs(self, machine: Any) -> tuple[set[str], dict[str, int]]:
         """Jobs that may need work since the last pass: changed jobs, jobs whose allocations
         changed, jobs that depend on those, jobs running on a node that changed (joined,
         went down, drains, passed its drain deadline), and, when a node changed or an
         allocation ended (capacity or quota came back), every job with something unplaced.
-        Heartbeats do not change a node record's modify_index, so they wake nothing."""
+        Heartbeats do not change a node record's modify_index, so they wake nothing.
+        Also returns the allocation writes per job it went by, for the pass to keep once
+        it completes."""
         since = self._seen_index
         jobs = dict(machine.jobs)
         if machine.alloc_epoch != self._epoch:
@@ -135,8 +136,7 @@ class Scheduler:
             since = -1
         if since < 0:
             self._settled.clear()
-            self._pending_writes = dict(machine.alloc_writes)
-            return set(jobs)
+            return set(jobs), dict(machine.alloc_writes)
         self._settled.intersection_update(jobs)  # forget jobs that are gone
         dirty = {job_id for job_id, job in jobs.items() if job["modify_index"] > since}
         changed_nodes = {n["id"] for n in list(machine.nodes.values())
@@ -159,8 +159,8 @@ class Scheduler:
                 if alloc is None or alloc["modify_index"] <= since:
                     continue
                 live = snap.is_live(alloc)
-                if (live and job_id in settled and alloc["node_id"] not in changed_nodes
-                        and alloc.get("create_index", since + 1) <= since):
+                # (A copy on a changed node wakes its job below whatever its job.)
+                if live and job_id in settled and alloc.get("create_index", since + 1) <= since:
                     continue  # a settled job's copy coming up: nothing to decide
                 dirty.add(job_id)
                 freed = freed or not live
@@ -170,7 +170,6 @@ class Scheduler:
                 if alloc is not None:
                     dirty.add(alloc["job_id"])
                     freed = freed or not snap.is_live(alloc)
-        self._pending_writes = writes
         if changed_nodes or freed:
             dirty.update(job_id for job_id, job in jobs.items() if job.get("unplaced"))
         waiting = [job for job in jobs.values() if job["spec"].get("depends_on")]
@@ -181,7 +180,7 @@ class Scheduler:
                 if job["id"] not in dirty and dirty.intersection(job["spec"]["depends_on"]):
                     dirty.add(job["id"])
                     grew = True
-        return dirty | self._retry | self._due_jobs(self.context.now())
+        return dirty | self._retry | self._due_jobs(self.context.now()), writes
 
     def schedule_pass(self, stop: threading.Event | None = None) -> int:
         """Place what the jobs changed since the last pass need; returns how many
@@ -190,13 +189,13 @@ class Scheduler:
         self.passes += 1
         machine = self.context.machine
         start_index = machine.index
-        dirty = self._dirty_jobs(machine)
+        dirty, writes = self._dirty_jobs(machine)
         self._retry = set()
         self._settled -= dirty  # looked at again below: settled only if found so again
         jobs = sorted((j for j in (machine.jobs.get(i) for i in dirty)
                        if j is not None and not j["stopped"]), key=_job_order)
         if not jobs:  # heartbeats and other writes that leave every job as it was
-            self._seen_index, self._writes = start_index, self._pending_writes
+            self._seen_index, self._writes = start_index, writes
             return 0
         self.considered += len(jobs)
         placed = 0
@@ -262,7 +261,7 @@ class Scheduler:
             # later term), those planned included (a refused plan adds nothing).
             self._retry |= dirty
             return placed
-        self._seen_index, self._writes = start_index, self._pending_writes
+        self._seen_index, self._writes = start_index, writes
         log.debug("pass %d: %d job(s) planned, %d placed in %.3f s (snapshot %.3f s)",
                   self.passes, planned, placed, time.perf_counter() - started,
                   snapshot_taken - started)
